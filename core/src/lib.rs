@@ -1,0 +1,44 @@
+//! # digits-core
+//!
+//! A small neural network for handwritten digits, written once for every platform: `#![no_std]`,
+//! no allocator, fixed-size arrays whose shapes are in the types, and `libm` for the math, so the
+//! same code (and the same bits) trains on a PC and runs on a microcontroller.
+//!
+//! - [`Mlp`]: dense -> ReLU -> dense, softmax cross-entropy; [`MnistMlp`] is `Mlp<784, 128, 10>`.
+//! - Gradients two ways, both first-class: [`Mlp::backprop`] and central differences
+//!   ([`numgrad`]), compared tensor by tensor by [`gradcheck`].
+//! - Training parts: [`Rng`] (seeded, platform-independent), [`Init`], [`Sgd`] with momentum
+//!   and weight decay, [`Schedule`], batch normalization ([`MlpBn`], foldable into an [`Mlp`]).
+//!
+//! Every computation is generic over [`Scalar`] (`f32` and `f64`): `f32` to train and deploy,
+//! `f64` to check gradients.
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod activation;
+pub mod batchnorm;
+pub mod dense;
+pub mod gradcheck;
+pub mod init;
+pub mod loss;
+pub mod mlp;
+pub mod mlp_bn;
+pub mod numgrad;
+pub mod optim;
+pub mod params;
+pub mod rng;
+pub mod scalar;
+pub mod schedule;
+pub mod softmax;
+
+pub use batchnorm::BatchNorm;
+pub use dense::Dense;
+pub use init::Init;
+pub use mlp::{Activations, Mlp, MnistMlp};
+pub use mlp_bn::{BnScratch, MlpBn};
+pub use optim::Sgd;
+pub use params::Params;
+pub use rng::Rng;
+pub use scalar::Scalar;
+pub use schedule::Schedule;
