@@ -1,6 +1,9 @@
 //! Batch normalization of the hidden layer: train and eval modes, forward and backward, and
 //! folding into the preceding dense layer for deployment.
 
+// Per-feature formulas index several arrays in parallel; indices read like the math.
+#![allow(clippy::needless_range_loop)]
+
 use crate::{Dense, Scalar};
 
 /// Added to the variance before the square root, as in PyTorch.

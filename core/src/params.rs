@@ -115,3 +115,25 @@ impl<S: Scalar> Params<S> for [S] {
         self[i] = v;
     }
 }
+
+/// Copies every parameter of `src` into `dst` (same tensors), converting the scalar type:
+/// an `f64` model made `f32` for deployment, or the reverse for a gradient check.
+pub fn convert<S: Scalar, T: Scalar>(
+    src: &(impl Params<S> + ?Sized),
+    dst: &mut (impl Params<T> + ?Sized),
+) {
+    assert_eq!(src.tensor_count(), dst.tensor_count(), "tensor count");
+    for k in 0..src.tensor_count() {
+        let s = src.tensor(k);
+        let d = dst.tensor_mut(k);
+        assert_eq!(
+            s.data.len(),
+            d.data.len(),
+            "tensor {} differs in size",
+            s.name
+        );
+        for (d, &s) in d.data.iter_mut().zip(s.data) {
+            *d = T::from_f64(s.to_f64());
+        }
+    }
+}

@@ -47,9 +47,6 @@ pub trait Scalar:
     fn sqrt(self) -> Self;
     /// Absolute value.
     fn abs(self) -> Self;
-    /// Cosine.
-    fn cos(self) -> Self;
-    /// Fused multiply-add is deliberately absent: `a * b + c` rounds the same way everywhere.
     /// Larger of two values; NaN-propagating is not required, callers check finiteness.
     fn max(self, other: Self) -> Self {
         if other > self { other } else { self }
@@ -63,7 +60,7 @@ pub trait Scalar:
 }
 
 macro_rules! impl_scalar {
-    ($t:ty, $name:literal, $exp:path, $ln:path, $sqrt:path, $abs:path, $cos:path) => {
+    ($t:ty, $name:literal, $exp:path, $ln:path, $sqrt:path, $abs:path) => {
         impl Scalar for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -94,10 +91,6 @@ macro_rules! impl_scalar {
                 $abs(self)
             }
             #[inline]
-            fn cos(self) -> Self {
-                $cos(self)
-            }
-            #[inline]
             fn is_finite(self) -> bool {
                 <$t>::is_finite(self)
             }
@@ -105,21 +98,5 @@ macro_rules! impl_scalar {
     };
 }
 
-impl_scalar!(
-    f32,
-    "f32",
-    libm::expf,
-    libm::logf,
-    libm::sqrtf,
-    libm::fabsf,
-    libm::cosf
-);
-impl_scalar!(
-    f64,
-    "f64",
-    libm::exp,
-    libm::log,
-    libm::sqrt,
-    libm::fabs,
-    libm::cos
-);
+impl_scalar!(f32, "f32", libm::expf, libm::logf, libm::sqrtf, libm::fabsf);
+impl_scalar!(f64, "f64", libm::exp, libm::log, libm::sqrt, libm::fabs);
