@@ -1,0 +1,403 @@
+//! The model file: a postcard-encoded envelope with a magic, a format version, the architecture,
+//! the precision, metadata and the tensors, followed by a CRC-32 of everything before it.
+//!
+//! ```text
+//! "DIGITSNN" | version (varint) | envelope (postcard) ... | CRC-32 (4 bytes, little-endian)
+//! ```
+//!
+//! Decoding checks, in order: length, magic, version, checksum, envelope, architecture,
+//! precision, tensor sizes, finiteness, and says what is wrong and what to do. No heap: tensors
+//! are borrowed from the input and copied into a model the caller owns.
+
+use core::fmt;
+
+use heapless::Vec as HVec;
+use serde::{Deserialize, Serialize};
+
+use crate::params::Params;
+use crate::{Mlp, Scalar};
+
+/// First bytes of every model file.
+pub const MAGIC: [u8; 8] = *b"DIGITSNN";
+/// The format version this build writes and reads.
+pub const FORMAT_VERSION: u16 = 1;
+/// Most tensors an envelope may carry.
+pub const MAX_TENSORS: usize = 8;
+const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+
+/// Layer sizes of an [`Mlp`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Architecture {
+    /// Inputs (784 for 28x28 images).
+    pub input: u32,
+    /// Hidden units.
+    pub hidden: u32,
+    /// Classes.
+    pub output: u32,
+}
+
+impl fmt::Display for Architecture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}-{}", self.input, self.hidden, self.output)
+    }
+}
+
+/// How the weights are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Precision {
+    /// 32-bit floats, little-endian.
+    F32,
+    /// 8-bit integers with per-channel scales.
+    Int8,
+}
+
+impl fmt::Display for Precision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Precision::F32 => "f32",
+            Precision::Int8 => "int8",
+        })
+    }
+}
+
+/// Where a model came from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Metadata<'a> {
+    /// Dataset trained on, e.g. `"mnist"`.
+    pub dataset: &'a str,
+    /// Accuracy on the dataset's test split, if measured.
+    pub test_accuracy: Option<f32>,
+    /// Seed of the training run.
+    pub seed: u64,
+    /// Epochs trained.
+    pub epochs: u32,
+    /// The training options, as text (e.g. JSON).
+    pub options: &'a str,
+}
+
+/// One tensor's bytes, borrowed from the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TensorBlob<'a> {
+    /// Name, e.g. `"W1"`.
+    pub name: &'a str,
+    /// Values, little-endian.
+    pub bytes: &'a [u8],
+}
+
+/// The envelope after the magic and version.
+#[derive(Serialize, Deserialize)]
+struct Body<'a> {
+    architecture: Architecture,
+    precision: Precision,
+    #[serde(borrow)]
+    metadata: Metadata<'a>,
+    #[serde(borrow)]
+    tensors: HVec<TensorBlob<'a>, MAX_TENSORS>,
+}
+
+/// A decoded (and verified) model file; tensors still borrow the input.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelFile<'a> {
+    /// Layer sizes.
+    pub architecture: Architecture,
+    /// Storage precision.
+    pub precision: Precision,
+    /// Provenance.
+    pub metadata: Metadata<'a>,
+    /// The tensors, in model order.
+    pub tensors: HVec<TensorBlob<'a>, MAX_TENSORS>,
+}
+
+/// What can be wrong with a model file. Every message says what to do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ModelFileError {
+    /// Shorter than magic + version + checksum.
+    TooShort {
+        /// File length.
+        len: usize,
+    },
+    /// Does not start with [`MAGIC`].
+    BadMagic {
+        /// The first bytes found.
+        found: [u8; 8],
+    },
+    /// Written by another format version.
+    UnsupportedVersion {
+        /// Version in the file.
+        found: u16,
+    },
+    /// The CRC-32 does not match.
+    BadChecksum {
+        /// Stored in the file.
+        stored: u32,
+        /// Computed over the contents.
+        computed: u32,
+    },
+    /// The envelope does not decode.
+    Malformed,
+    /// The buffer given to [`encode`] is too small.
+    BufferTooSmall,
+    /// Architecture differs from the one expected.
+    WrongArchitecture {
+        /// In the file.
+        found: Architecture,
+        /// Expected by the caller.
+        expected: Architecture,
+    },
+    /// Precision differs from the one expected.
+    WrongPrecision {
+        /// In the file.
+        found: Precision,
+        /// Expected by the caller.
+        expected: Precision,
+    },
+    /// A tensor is missing, misnamed or of the wrong size.
+    BadTensor {
+        /// Index of the tensor.
+        index: usize,
+        /// Its length in bytes.
+        len: usize,
+        /// Expected length in bytes.
+        expected: usize,
+    },
+    /// A weight is NaN or infinite.
+    NonFinite {
+        /// Index of the tensor.
+        index: usize,
+    },
+}
+
+impl fmt::Display for ModelFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use ModelFileError::*;
+        match self {
+            TooShort { len } => write!(
+                f,
+                "{len} bytes is too short for a digits model file (truncated?); export it again"
+            ),
+            BadMagic { found } => write!(
+                f,
+                "not a digits model file (it starts with {found:02x?}, a model starts with \"DIGITSNN\"); \
+                 train one with `digits train` or pass the right file"
+            ),
+            UnsupportedVersion { found } => write!(
+                f,
+                "model file format version {found}, but this build reads version {FORMAT_VERSION}; \
+                 re-export the model with this version of digits"
+            ),
+            BadChecksum { stored, computed } => write!(
+                f,
+                "checksum mismatch (stored {stored:08x}, computed {computed:08x}): the file is \
+                 corrupt or truncated; export or copy it again"
+            ),
+            Malformed => write!(
+                f,
+                "the model envelope does not decode although its checksum matches; \
+                 it was written by an incompatible tool: export it again"
+            ),
+            BufferTooSmall => write!(f, "output buffer too small for the model file"),
+            WrongArchitecture { found, expected } => write!(
+                f,
+                "the model is {found} but {expected} is expected; use a model trained for {expected}"
+            ),
+            WrongPrecision { found, expected } => write!(
+                f,
+                "the model is stored as {found} but {expected} is expected; export it with the \
+                 matching precision"
+            ),
+            BadTensor {
+                index,
+                len,
+                expected,
+            } => write!(
+                f,
+                "tensor {index} has {len} bytes, {expected} expected: the file does not match \
+                 its architecture; export it again"
+            ),
+            NonFinite { index } => write!(
+                f,
+                "tensor {index} holds NaN or infinite weights: the model diverged in training; \
+                 retrain it (lower the learning rate)"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for ModelFileError {}
+
+/// Architecture of an `Mlp<IN, HIDDEN, OUT>`.
+pub const fn architecture_of<const IN: usize, const HIDDEN: usize, const OUT: usize>()
+-> Architecture {
+    Architecture {
+        input: IN as u32,
+        hidden: HIDDEN as u32,
+        output: OUT as u32,
+    }
+}
+
+/// Bytes needed to encode an `f32` model with this much metadata text.
+pub const fn encoded_len_bound(num_params: usize, metadata_text: usize) -> usize {
+    // Floats, plus per tensor a name and a length prefix, plus header, metadata, checksum.
+    num_params * 4 + MAX_TENSORS * 16 + metadata_text + 128
+}
+
+/// Writes `model` with `metadata` as an `f32` model file into `buf`; returns the length used.
+pub fn encode<const IN: usize, const HIDDEN: usize, const OUT: usize>(
+    model: &Mlp<IN, HIDDEN, OUT, f32>,
+    metadata: &Metadata<'_>,
+    buf: &mut [u8],
+) -> Result<usize, ModelFileError> {
+    // Serialize the tensors' little-endian bytes without a heap: the floats are written
+    // through postcard's byte-sequence encoding (a length, then the bytes).
+    struct LeBytes<'a>(&'a [f32]);
+    impl Serialize for LeBytes<'_> {
+        fn serialize<Z: serde::Serializer>(&self, s: Z) -> Result<Z::Ok, Z::Error> {
+            s.collect_seq(self.0.iter().flat_map(|v| v.to_le_bytes()))
+        }
+    }
+    #[derive(Serialize)]
+    struct NamedTensor<'a> {
+        name: &'a str,
+        bytes: LeBytes<'a>,
+    }
+    #[derive(Serialize)]
+    struct File<'a> {
+        magic: [u8; 8],
+        version: u16,
+        architecture: Architecture,
+        precision: Precision,
+        metadata: &'a Metadata<'a>,
+        tensors: &'a [NamedTensor<'a>],
+    }
+    let tensor = |k: usize| {
+        let t = model.tensor(k);
+        NamedTensor {
+            name: t.name,
+            bytes: LeBytes(t.data),
+        }
+    };
+    let file = File {
+        magic: MAGIC,
+        version: FORMAT_VERSION,
+        architecture: architecture_of::<IN, HIDDEN, OUT>(),
+        precision: Precision::F32,
+        metadata,
+        tensors: &[tensor(0), tensor(1), tensor(2), tensor(3)],
+    };
+    if buf.len() < 4 {
+        return Err(ModelFileError::BufferTooSmall);
+    }
+    let body_room = buf.len() - 4;
+    let used = postcard::to_slice(&file, &mut buf[..body_room])
+        .map_err(|_| ModelFileError::BufferTooSmall)?
+        .len();
+    let crc = CRC.checksum(&buf[..used]);
+    buf[used..used + 4].copy_from_slice(&crc.to_le_bytes());
+    Ok(used + 4)
+}
+
+/// Verifies and decodes a model file.
+pub fn decode(bytes: &[u8]) -> Result<ModelFile<'_>, ModelFileError> {
+    // Magic (8) + version (at least 1) + checksum (4).
+    if bytes.len() < 13 {
+        if bytes.len() >= 8 && bytes[..8] != MAGIC {
+            return Err(ModelFileError::BadMagic {
+                found: bytes[..8].try_into().expect("8 bytes"),
+            });
+        }
+        return Err(ModelFileError::TooShort { len: bytes.len() });
+    }
+    if bytes[..8] != MAGIC {
+        return Err(ModelFileError::BadMagic {
+            found: bytes[..8].try_into().expect("8 bytes"),
+        });
+    }
+    let (version, _) =
+        postcard::take_from_bytes::<u16>(&bytes[8..]).map_err(|_| ModelFileError::Malformed)?;
+    if version != FORMAT_VERSION {
+        return Err(ModelFileError::UnsupportedVersion { found: version });
+    }
+    let (content, stored) = bytes.split_at(bytes.len() - 4);
+    let stored = u32::from_le_bytes(stored.try_into().expect("4 bytes"));
+    let computed = CRC.checksum(content);
+    if stored != computed {
+        return Err(ModelFileError::BadChecksum { stored, computed });
+    }
+    #[derive(Deserialize)]
+    struct File<'a> {
+        _magic: [u8; 8],
+        _version: u16,
+        #[serde(borrow)]
+        body: Body<'a>,
+    }
+    let file: File<'_> = match postcard::take_from_bytes(content) {
+        Ok((file, [])) => file,
+        _ => return Err(ModelFileError::Malformed),
+    };
+    let body = file.body;
+    Ok(ModelFile {
+        architecture: body.architecture,
+        precision: body.precision,
+        metadata: body.metadata,
+        tensors: body.tensors,
+    })
+}
+
+impl ModelFile<'_> {
+    /// Copies the weights into `model`, after checking architecture, precision, tensor sizes
+    /// and that every weight is finite. `model` is untouched on error.
+    pub fn load_into<const IN: usize, const HIDDEN: usize, const OUT: usize, S: Scalar>(
+        &self,
+        model: &mut Mlp<IN, HIDDEN, OUT, S>,
+    ) -> Result<(), ModelFileError> {
+        let expected = architecture_of::<IN, HIDDEN, OUT>();
+        if self.architecture != expected {
+            return Err(ModelFileError::WrongArchitecture {
+                found: self.architecture,
+                expected,
+            });
+        }
+        if self.precision != Precision::F32 {
+            return Err(ModelFileError::WrongPrecision {
+                found: self.precision,
+                expected: Precision::F32,
+            });
+        }
+        if self.tensors.len() != model.tensor_count() {
+            return Err(ModelFileError::BadTensor {
+                index: self.tensors.len().min(model.tensor_count()),
+                len: 0,
+                expected: 0,
+            });
+        }
+        // Check everything before writing anything.
+        for (k, blob) in self.tensors.iter().enumerate() {
+            let expected = model.tensor(k).data.len() * 4;
+            if blob.bytes.len() != expected || blob.name != model.tensor(k).name {
+                return Err(ModelFileError::BadTensor {
+                    index: k,
+                    len: blob.bytes.len(),
+                    expected,
+                });
+            }
+            if blob.bytes.chunks_exact(4).any(|c| !f32_le(c).is_finite()) {
+                return Err(ModelFileError::NonFinite { index: k });
+            }
+        }
+        for (k, blob) in self.tensors.iter().enumerate() {
+            for (w, c) in model
+                .tensor_mut(k)
+                .data
+                .iter_mut()
+                .zip(blob.bytes.chunks_exact(4))
+            {
+                *w = S::from_f64(f32_le(c) as f64);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn f32_le(c: &[u8]) -> f32 {
+    f32::from_le_bytes(c.try_into().expect("4 bytes"))
+}
