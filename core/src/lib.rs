@@ -33,6 +33,7 @@ pub mod rng;
 pub mod scalar;
 pub mod schedule;
 pub mod softmax;
+pub mod structured_numgrad;
 
 pub use batchnorm::BatchNorm;
 pub use dense::Dense;

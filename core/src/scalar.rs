@@ -43,6 +43,10 @@ pub trait Scalar:
     fn exp(self) -> Self;
     /// Natural logarithm.
     fn ln(self) -> Self;
+    /// `e^self - 1`, accurate for small arguments.
+    fn exp_m1(self) -> Self;
+    /// `ln(1 + self)`, accurate for small arguments.
+    fn ln_1p(self) -> Self;
     /// Square root.
     fn sqrt(self) -> Self;
     /// Absolute value.
@@ -60,7 +64,7 @@ pub trait Scalar:
 }
 
 macro_rules! impl_scalar {
-    ($t:ty, $name:literal, $exp:path, $ln:path, $sqrt:path, $abs:path) => {
+    ($t:ty, $name:literal, $exp:path, $ln:path, $expm1:path, $log1p:path, $sqrt:path, $abs:path) => {
         impl Scalar for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -83,6 +87,14 @@ macro_rules! impl_scalar {
                 $ln(self)
             }
             #[inline]
+            fn exp_m1(self) -> Self {
+                $expm1(self)
+            }
+            #[inline]
+            fn ln_1p(self) -> Self {
+                $log1p(self)
+            }
+            #[inline]
             fn sqrt(self) -> Self {
                 $sqrt(self)
             }
@@ -98,5 +110,23 @@ macro_rules! impl_scalar {
     };
 }
 
-impl_scalar!(f32, "f32", libm::expf, libm::logf, libm::sqrtf, libm::fabsf);
-impl_scalar!(f64, "f64", libm::exp, libm::log, libm::sqrt, libm::fabs);
+impl_scalar!(
+    f32,
+    "f32",
+    libm::expf,
+    libm::logf,
+    libm::expm1f,
+    libm::log1pf,
+    libm::sqrtf,
+    libm::fabsf
+);
+impl_scalar!(
+    f64,
+    "f64",
+    libm::exp,
+    libm::log,
+    libm::expm1,
+    libm::log1p,
+    libm::sqrt,
+    libm::fabs
+);

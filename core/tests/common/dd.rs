@@ -181,6 +181,26 @@ impl Scalar for Dd {
         y
     }
 
+    fn exp_m1(self) -> Self {
+        if self.hi.abs() < 1e-3 {
+            // Taylor series: no cancellation for small arguments.
+            let mut term = self;
+            let mut sum = self;
+            for n in 2..=14 {
+                term = term * self / Dd::from_f64(n as f64);
+                sum += term;
+            }
+            sum
+        } else {
+            self.exp() - Dd::ONE
+        }
+    }
+
+    fn ln_1p(self) -> Self {
+        // 1 + x keeps every digit of a small x in double-double (down to 1e-32 absolute).
+        (Dd::ONE + self).ln()
+    }
+
     fn sqrt(self) -> Self {
         if self.hi <= 0.0 {
             return Dd::ZERO;

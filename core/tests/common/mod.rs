@@ -20,8 +20,8 @@ pub fn mnist_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/mnist")
 }
 
-/// The first `n` test images (scaled to [0, 1]) and labels of the real MNIST.
-pub fn mnist_test_batch(n: usize) -> (Vec<[f64; 784]>, Vec<u8>) {
+/// The first `n` test images (as pixels) and labels of the real MNIST.
+pub fn mnist_test_pixels(n: usize) -> (Vec<[u8; 784]>, Vec<u8>) {
     let read = |name: &str| {
         let file = std::fs::File::open(mnist_dir().join(name)).unwrap_or_else(|e| {
             panic!("{name}: {e} (the real MNIST is expected in ../shared/data/mnist)")
@@ -34,10 +34,23 @@ pub fn mnist_test_batch(n: usize) -> (Vec<[f64; 784]>, Vec<u8>) {
     };
     let images = read("t10k-images-idx3-ubyte.gz");
     let labels = read("t10k-labels-idx1-ubyte.gz");
-    let xs = (0..n)
-        .map(|k| core::array::from_fn(|i| images[16 + k * 784 + i] as f64 / 255.0))
+    let pixels = (0..n)
+        .map(|k| images[16 + k * 784..16 + (k + 1) * 784].try_into().unwrap())
         .collect();
-    (xs, labels[8..8 + n].to_vec())
+    (pixels, labels[8..8 + n].to_vec())
+}
+
+/// The first `n` test images (scaled to [0, 1]) and labels of the real MNIST.
+pub fn mnist_test_batch(n: usize) -> (Vec<[f64; 784]>, Vec<u8>) {
+    let (pixels, labels) = mnist_test_pixels(n);
+    (pixels.iter().map(normalized).collect(), labels)
+}
+
+/// Pixels scaled as the network sees them.
+pub fn normalized<const N: usize>(pixels: &[u8; N]) -> [f64; N] {
+    let mut x = [0.0; N];
+    digits_core::input::normalize(pixels, &mut x);
+    x
 }
 
 /// A random input with about `zero_fraction` exact zeros (as MNIST's background).
