@@ -138,9 +138,9 @@ impl<const IN: usize, const HIDDEN: usize, const OUT: usize, S: Scalar> Mlp<IN, 
                     let da_minus = (p - d).max(S::ZERO) - a;
                     let mut s_plus = S::ZERO;
                     let mut s_minus = S::ZERO;
-                    for k in 0..OUT {
-                        s_plus += st.probs[k] * (da_plus * w2[k]).exp_m1();
-                        s_minus += st.probs[k] * (da_minus * w2[k]).exp_m1();
+                    for (&pk, &w) in st.probs.iter().zip(w2) {
+                        s_plus += pk * (da_plus * w).exp_m1();
+                        s_minus += pk * (da_minus * w).exp_m1();
                     }
                     log_ratio(s_plus, s_minus) - (da_plus - da_minus) * w_label
                 }
