@@ -30,6 +30,21 @@ impl Rng {
         Self { state }
     }
 
+    /// The generator's whole state, to save (e.g. in a training checkpoint).
+    pub fn state(&self) -> [u64; 4] {
+        self.state
+    }
+
+    /// A generator continuing from a saved state. An all-zero state (which xoshiro cannot
+    /// leave) is replaced by the state of seed 0.
+    pub fn from_state(state: [u64; 4]) -> Self {
+        if state == [0; 4] {
+            Self::new(0)
+        } else {
+            Self { state }
+        }
+    }
+
     /// Next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         let s = &mut self.state;

@@ -1,7 +1,7 @@
 //! Learning-rate schedules, as a function of the epoch (or any step counter).
 
 /// How the learning rate changes over training.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Schedule {
     /// The base rate throughout.
     Constant,

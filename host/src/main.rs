@@ -1,1 +1,403 @@
-fn main() {}
+//! `digits`: train, evaluate and check the handwritten-digit network of `digits-core`.
+
+mod augment;
+mod bench;
+mod boxed;
+mod checkpoint;
+mod data;
+mod gradcheck;
+mod model_io;
+mod train;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use digits_core::Schedule;
+
+use crate::data::{Dataset, DatasetKind};
+use crate::train::{GradMethod, TrainConfig, evaluate, hold_out};
+
+/// Handwritten-digit recognition with a small network written once for PC and microcontroller.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train the 784-128-10 network and write the best model (by validation accuracy).
+    Train(TrainArgs),
+    /// Compare numerical gradients with backprop, per tensor, in f64 and f32.
+    Gradcheck(GradcheckArgs),
+    /// Measure: one full numerical gradient, the definition vs the structured version.
+    Bench(BenchArgs),
+    /// Print what a model file holds.
+    Inspect {
+        /// The model file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Batch sizes to measure.
+    #[arg(long, value_delimiter = ',', default_value = "32,64")]
+    batch: Vec<usize>,
+    /// Repetitions of the fast methods (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
+    /// Central-difference step.
+    #[arg(long, default_value_t = 1e-2)]
+    step: f32,
+}
+
+#[derive(Args)]
+struct GradcheckArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Model file to check; a freshly initialized network when absent.
+    #[arg(long, value_name = "FILE")]
+    model: Option<PathBuf>,
+    /// Seed of the fresh network and of the parameter sample.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Test images in the batch.
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// First test image of the batch.
+    #[arg(long, default_value_t = 0)]
+    offset: usize,
+    /// Parameters per tensor checked against the definition (slow: two full losses each).
+    #[arg(long, default_value_t = 500)]
+    sample: usize,
+    /// Also write the results as JSON here.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+/// Where the data is.
+#[derive(Args)]
+struct DataArgs {
+    /// Directory with the four IDX files (gzipped or raw); else $MNIST_DIR, else data/mnist/.
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Which dataset.
+    #[arg(long, value_enum, default_value_t = DatasetArg::Mnist)]
+    dataset: DatasetArg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DatasetArg {
+    /// Handwritten digits.
+    Mnist,
+    /// Zalando's Fashion-MNIST (Debian package dataset-fashion-mnist).
+    Fashion,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ScheduleArg {
+    /// The base learning rate throughout.
+    Constant,
+    /// Divided by 10 after each third of the epochs.
+    Step,
+    /// Multiplied by 0.9 every epoch.
+    Exp,
+    /// Half a cosine from the base rate to 0.
+    Cosine,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Passes over the training images.
+    #[arg(long, default_value_t = 20)]
+    epochs: u32,
+    /// Images per SGD step.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Base learning rate.
+    #[arg(long, default_value_t = 0.05)]
+    lr: f64,
+    /// SGD momentum.
+    #[arg(long, default_value_t = 0.9)]
+    momentum: f64,
+    /// L2 weight decay (weights only).
+    #[arg(long, default_value_t = 1e-4)]
+    weight_decay: f64,
+    /// Learning-rate schedule.
+    #[arg(long, value_enum, default_value_t = ScheduleArg::Cosine)]
+    schedule: ScheduleArg,
+    /// Randomly rotate, scale, shear and shift the training images every epoch.
+    #[arg(long)]
+    augment: bool,
+    /// Batch normalization on the hidden layer (folded into the weights at the end).
+    #[arg(long)]
+    batchnorm: bool,
+    /// Seed of initialization and shuffling: same seed and options, same model.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Training images held out to pick the best epoch.
+    #[arg(long, default_value_t = 5000)]
+    validation: usize,
+    /// Use only the first N training images (before the validation split): quick runs.
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    /// How to compute gradients: backprop, or central differences (structured).
+    #[arg(long, value_enum, default_value_t = GradMethod::Backprop)]
+    grad: GradMethod,
+    /// Central-difference step h for `--grad numeric`.
+    #[arg(long, default_value_t = 1e-2)]
+    step: f64,
+    /// Write per-epoch metrics here as JSON lines.
+    #[arg(long, value_name = "FILE")]
+    metrics: Option<PathBuf>,
+    /// Where to write the model file.
+    #[arg(long, value_name = "FILE", default_value = "model.digits")]
+    out: PathBuf,
+    /// Checkpoint file, rewritten after every epoch [default: the model file + ".ckpt"].
+    #[arg(long, value_name = "FILE")]
+    checkpoint: Option<PathBuf>,
+    /// Continue an interrupted run from its checkpoint (same options).
+    #[arg(long)]
+    resume: bool,
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Train(args) => train_command(args),
+        Command::Gradcheck(args) => gradcheck_command(args),
+        Command::Bench(args) => {
+            let dataset = load(&args.data)?;
+            if args
+                .batch
+                .iter()
+                .any(|&b| b == 0 || b > dataset.test.labels.len())
+            {
+                anyhow::bail!("--batch sizes must be between 1 and the number of test images");
+            }
+            bench::numgrad(&dataset.test, &args.batch, args.repeats.max(1), args.step);
+            Ok(())
+        }
+        Command::Inspect { file } => inspect_command(&file),
+    }
+}
+
+fn load(args: &DataArgs) -> Result<Dataset> {
+    let kind = match args.dataset {
+        DatasetArg::Mnist => DatasetKind::Mnist,
+        DatasetArg::Fashion => DatasetKind::Fashion,
+    };
+    let dir = data::resolve_dir(args.data.as_deref(), kind);
+    let start = Instant::now();
+    let dataset = Dataset::load(&dir.path, kind)?;
+    eprintln!(
+        "{kind}: {} training and {} test images from {} ({}) in {:.2} s",
+        dataset.train.labels.len(),
+        dataset.test.labels.len(),
+        dir.path.display(),
+        dir.source,
+        start.elapsed().as_secs_f64()
+    );
+    Ok(dataset)
+}
+
+fn train_command(args: TrainArgs) -> Result<()> {
+    let dataset = load(&args.data)?;
+    let schedule = match args.schedule {
+        ScheduleArg::Constant => Schedule::Constant,
+        ScheduleArg::Step => Schedule::Step {
+            every: (args.epochs / 3).max(1),
+            gamma: 0.1,
+        },
+        ScheduleArg::Exp => Schedule::Exponential { gamma: 0.9 },
+        ScheduleArg::Cosine => Schedule::Cosine {
+            total: args.epochs,
+            floor: 0.0,
+        },
+    };
+    let cfg = TrainConfig {
+        epochs: args.epochs,
+        batch: args.batch,
+        lr: args.lr,
+        momentum: args.momentum,
+        weight_decay: args.weight_decay,
+        schedule,
+        seed: args.seed,
+        batchnorm: args.batchnorm,
+        validation: args.validation,
+        grad: args.grad,
+        step: args.step,
+        augment: args.augment.then(augment::Augment::default),
+        limit: args.limit,
+    };
+    let mut all_train = dataset.train;
+    if let Some(n) = args.limit {
+        all_train.images.truncate(n);
+        all_train.labels.truncate(n);
+    }
+    let (train_split, val_split) = hold_out(&all_train, cfg.validation)?;
+    let checkpoint = args.checkpoint.clone().unwrap_or_else(|| {
+        let mut p = args.out.clone().into_os_string();
+        p.push(".ckpt");
+        PathBuf::from(p)
+    });
+    let resume = train::Resume {
+        checkpoint: Some(&checkpoint),
+        resume: args.resume,
+    };
+    let start = Instant::now();
+    let outcome = train::train(&train_split, &val_split, &cfg, &resume, |history| {
+        let r = history.last().expect("called after an epoch");
+        println!(
+            "epoch {:>3}  lr {:.4}  train loss {:.4} acc {:6.2}%  val loss {:.4} acc {:6.2}%  {:.1} s ({:.0} img/s)",
+            r.epoch,
+            r.lr,
+            r.train_loss,
+            100.0 * r.train_accuracy,
+            r.val_loss,
+            100.0 * r.val_accuracy,
+            r.seconds,
+            r.samples_per_second
+        );
+        if let Some(path) = &args.metrics {
+            // Rewritten whole and atomically: never a half-written line.
+            let mut lines = String::new();
+            for r in history {
+                lines.push_str(&serde_json::to_string(r)?);
+                lines.push('\n');
+            }
+            model_io::write_atomically(path, lines.as_bytes())?;
+        }
+        Ok(())
+    })?;
+    let test = evaluate(&outcome.model, &dataset.test);
+    println!(
+        "best epoch {} of {}: test accuracy {:.2}% (loss {:.4}), {:.1} s in all",
+        outcome.best_epoch,
+        cfg.epochs,
+        100.0 * test.accuracy,
+        test.loss,
+        start.elapsed().as_secs_f64()
+    );
+    let provenance = model_io::Provenance {
+        dataset: dataset.kind.to_string(),
+        test_accuracy: Some(test.accuracy as f32),
+        seed: cfg.seed,
+        epochs: outcome.best_epoch,
+        options: serde_json::to_string(&cfg)?,
+    };
+    model_io::save(&args.out, &outcome.model, &provenance)?;
+    println!("model written to {}", args.out.display());
+    Ok(())
+}
+
+fn gradcheck_command(args: GradcheckArgs) -> Result<()> {
+    let dataset = load(&args.data)?;
+    let test = &dataset.test;
+    let end = args
+        .offset
+        .checked_add(args.batch)
+        .filter(|&e| e <= test.labels.len());
+    let Some(end) = end.filter(|_| args.batch > 0) else {
+        anyhow::bail!(
+            "--offset {} --batch {} is outside the {} test images",
+            args.offset,
+            args.batch,
+            test.labels.len()
+        );
+    };
+    let pixels = &test.images[args.offset..end];
+    let labels = &test.labels[args.offset..end];
+    let model = match &args.model {
+        Some(path) => model_io::load(path)?.model,
+        None => {
+            let mut m: Box<digits_core::MnistMlp> = boxed::zeroed();
+            m.init(&mut digits_core::Rng::new(args.seed));
+            m
+        }
+    };
+    let results = [
+        gradcheck::structured::<f64>(&model, pixels, labels, gradcheck::F64_TOLERANCE),
+        gradcheck::definition::<f64>(
+            &model,
+            pixels,
+            labels,
+            gradcheck::F64_TOLERANCE,
+            args.sample,
+            args.seed,
+        ),
+        gradcheck::structured::<f32>(&model, pixels, labels, gradcheck::F32_TOLERANCE),
+        gradcheck::definition::<f32>(
+            &model,
+            pixels,
+            labels,
+            gradcheck::F32_TOLERANCE,
+            args.sample,
+            args.seed,
+        ),
+    ];
+    for r in &results {
+        gradcheck::print(r);
+    }
+    if let Some(path) = &args.json {
+        model_io::write_atomically(path, serde_json::to_string_pretty(&results)?.as_bytes())?;
+    }
+    let failed: Vec<String> = results
+        .iter()
+        .flat_map(|r| {
+            r.tensors
+                .iter()
+                .filter(|t| t.failures > 0)
+                .map(move |t| format!("{} {} ({})", r.precision, t.name, r.method))
+        })
+        .collect();
+    if failed.is_empty() {
+        println!("all tensors within tolerance");
+        Ok(())
+    } else {
+        anyhow::bail!("gradient check failed for: {}", failed.join("; "))
+    }
+}
+
+fn inspect_command(path: &std::path::Path) -> Result<()> {
+    let loaded = model_io::load(path)?;
+    let p = &loaded.provenance;
+    println!("file          {} ({} bytes)", path.display(), loaded.bytes);
+    println!(
+        "format        digits model, version {}",
+        digits_core::model_file::FORMAT_VERSION
+    );
+    println!("architecture  {}", loaded.architecture);
+    println!("precision     {}", loaded.precision);
+    println!("dataset       {}", p.dataset);
+    match p.test_accuracy {
+        Some(a) => println!("test accuracy {:.2}%", 100.0 * a),
+        None => println!("test accuracy (not measured)"),
+    }
+    println!("seed          {}", p.seed);
+    println!("epochs        {}", p.epochs);
+    println!("options       {}", p.options);
+    use digits_core::Params;
+    for k in 0..loaded.model.tensor_count() {
+        let t = loaded.model.tensor(k);
+        let (lo, hi) = t
+            .data
+            .iter()
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
+                (a.min(v), b.max(v))
+            });
+        println!(
+            "tensor {:<3}   {:>6} values in [{lo:+.4}, {hi:+.4}]",
+            t.name,
+            t.data.len()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,138 @@
+//! Training checkpoints: everything needed to continue a run exactly where it stopped.
+//!
+//! ```text
+//! "DIGITSCK" | version (u16) | postcard(Checkpoint) | CRC-32 of everything before it (LE)
+//! ```
+//! Written atomically at the end of every epoch, so a killed run loses at most that epoch.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use digits_core::Params;
+use serde::{Deserialize, Serialize};
+
+use crate::model_io::write_atomically;
+use crate::train::EpochReport;
+
+const MAGIC: [u8; 8] = *b"DIGITSCK";
+const VERSION: u16 = 1;
+const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+
+/// The state of a training run after a whole number of epochs.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Checkpoint {
+    /// The run's options (JSON); a resume must use the same.
+    pub config: String,
+    /// Epochs completed.
+    pub epochs_done: u32,
+    /// Shuffling generator state.
+    pub rng: [u64; 4],
+    /// Parameters of the network being trained, tensor by tensor.
+    pub model: Vec<Vec<f32>>,
+    /// Batch-norm running mean and variance (empty without batch norm).
+    pub running: Vec<Vec<f32>>,
+    /// Momentum buffers, tensor by tensor.
+    pub velocity: Vec<Vec<f32>>,
+    /// Best validation accuracy so far, its epoch, and that model (deployable form).
+    pub best_accuracy: f64,
+    /// Epoch of the best model.
+    pub best_epoch: u32,
+    /// The best model's tensors.
+    pub best_model: Vec<Vec<f32>>,
+    /// Metrics of the epochs done.
+    pub history: Vec<EpochReport>,
+}
+
+/// Copies out every tensor.
+pub fn tensors_of<P: Params<f32> + ?Sized>(p: &P) -> Vec<Vec<f32>> {
+    (0..p.tensor_count())
+        .map(|k| p.tensor(k).data.to_vec())
+        .collect()
+}
+
+/// Copies tensors back in, checking their number and sizes first.
+pub fn restore<P: Params<f32> + ?Sized>(p: &mut P, tensors: &[Vec<f32>]) -> Result<()> {
+    if tensors.len() != p.tensor_count()
+        || (0..p.tensor_count()).any(|k| p.tensor(k).data.len() != tensors[k].len())
+    {
+        bail!("the checkpoint's tensors do not fit this network");
+    }
+    for (k, t) in tensors.iter().enumerate() {
+        p.tensor_mut(k).data.copy_from_slice(t);
+    }
+    Ok(())
+}
+
+impl Checkpoint {
+    /// Writes the checkpoint atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&VERSION.to_le_bytes());
+        bytes.extend(postcard::to_stdvec(self).context("cannot encode the checkpoint")?);
+        let crc = CRC.checksum(&bytes);
+        bytes.extend_from_slice(&crc.to_le_bytes());
+        write_atomically(path, &bytes)
+    }
+
+    /// Reads and verifies a checkpoint.
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("cannot read checkpoint {}", path.display()))?;
+        Self::decode(&bytes).with_context(|| format!("checkpoint {}", path.display()))
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        if bytes.len() < 14 || bytes[..8] != MAGIC {
+            bail!("not a digits training checkpoint; start without --resume");
+        }
+        let version = u16::from_le_bytes([bytes[8], bytes[9]]);
+        if version != VERSION {
+            bail!(
+                "checkpoint format version {version}, this build reads {VERSION}; \
+                 start the run again without --resume"
+            );
+        }
+        let (content, crc) = bytes.split_at(bytes.len() - 4);
+        if CRC.checksum(content) != u32::from_le_bytes(crc.try_into().expect("4 bytes")) {
+            bail!("checksum mismatch: the checkpoint is damaged; start again without --resume");
+        }
+        postcard::from_bytes(&content[10..])
+            .context("the checkpoint does not decode; start again without --resume")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Checkpoint {
+        Checkpoint {
+            config: "{}".into(),
+            epochs_done: 3,
+            rng: [1, 2, 3, 4],
+            model: vec![vec![1.0, -2.5], vec![0.25]],
+            running: vec![],
+            velocity: vec![vec![0.0, 0.1], vec![0.2]],
+            best_accuracy: 0.97,
+            best_epoch: 2,
+            best_model: vec![vec![1.0, 2.0], vec![3.0]],
+            history: vec![],
+        }
+    }
+
+    #[test]
+    fn round_trip_and_damage_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.ckpt");
+        sample().save(&path).unwrap();
+        assert_eq!(Checkpoint::load(&path).unwrap(), sample());
+        let bytes = std::fs::read(&path).unwrap();
+        for cut in [0, 9, bytes.len() / 2, bytes.len() - 1] {
+            assert!(Checkpoint::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut flipped = bytes.clone();
+        flipped[20] ^= 4;
+        let err = Checkpoint::decode(&flipped).unwrap_err().to_string();
+        assert!(err.contains("checksum"), "{err}");
+    }
+}

@@ -1,0 +1,254 @@
+//! `digits gradcheck`: numerical gradients against backprop, per tensor, in f64 and f32.
+
+use digits_core::gradcheck::ErrorStats;
+use digits_core::input::normalize;
+use digits_core::numgrad::central_difference_at;
+use digits_core::params::convert;
+use digits_core::structured_numgrad::SampleState;
+use digits_core::{Mlp, MnistMlp, Params, Rng, Scalar};
+use serde::Serialize;
+
+use crate::boxed::{Zeroable, zeroed};
+
+/// Tolerances in the manner of `torch.autograd.gradcheck`: every element must satisfy
+/// `|backprop - numeric| <= atol + rtol * |numeric|`.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Tolerance {
+    /// Central-difference step.
+    pub eps: f64,
+    /// Absolute tolerance.
+    pub atol: f64,
+    /// Relative tolerance.
+    pub rtol: f64,
+}
+
+/// torch's defaults for double precision.
+pub const F64_TOLERANCE: Tolerance = Tolerance {
+    eps: 1e-6,
+    atol: 1e-5,
+    rtol: 1e-3,
+};
+
+/// For single precision the step must be larger (rounding of a loss of order 1 is ~1e-7) and
+/// the bounds looser.
+pub const F32_TOLERANCE: Tolerance = Tolerance {
+    eps: 1e-3,
+    atol: 1e-3,
+    rtol: 1e-2,
+};
+
+/// One tensor's comparison.
+#[derive(Clone, Debug, Serialize)]
+pub struct TensorResult {
+    /// Tensor name.
+    pub name: &'static str,
+    /// Parameters compared.
+    pub checked: usize,
+    /// Largest absolute difference.
+    pub max_abs: f64,
+    /// Largest relative difference `|a-b| / max(|a|, |b|, 1e-8)`.
+    pub max_rel: f64,
+    /// Parameters outside `atol + rtol * |numeric|`.
+    pub failures: usize,
+    /// Index (within the tensor) of the parameter furthest outside (or closest to) its bound.
+    pub worst_index: usize,
+    /// Backprop value there.
+    pub worst_backprop: f64,
+    /// Numerical value there.
+    pub worst_numeric: f64,
+}
+
+/// A full check in one precision.
+#[derive(Clone, Debug, Serialize)]
+pub struct PrecisionResult {
+    /// "f64" or "f32".
+    pub precision: &'static str,
+    /// What numerical method was compared.
+    pub method: &'static str,
+    /// Tolerances applied.
+    pub tolerance: Tolerance,
+    /// Per tensor.
+    pub tensors: Vec<TensorResult>,
+}
+
+impl PrecisionResult {
+    /// True when no parameter is outside its bound.
+    pub fn passed(&self) -> bool {
+        self.tensors.iter().all(|t| t.failures == 0)
+    }
+}
+
+struct Accumulator {
+    stats: ErrorStats,
+    failures: usize,
+    worst_ratio: f64,
+    worst: (usize, f64, f64),
+}
+
+fn compare<S: Scalar, P: Params<S>>(
+    backprop: &P,
+    numeric: impl Fn(usize) -> Option<f64>,
+    tol: Tolerance,
+) -> Vec<TensorResult> {
+    let mut acc: Vec<Accumulator> = (0..backprop.tensor_count())
+        .map(|_| Accumulator {
+            stats: ErrorStats::default(),
+            failures: 0,
+            worst_ratio: -1.0,
+            worst: (0, 0.0, 0.0),
+        })
+        .collect();
+    let mut flat = 0;
+    for (k, a) in acc.iter_mut().enumerate() {
+        let t = backprop.tensor(k);
+        for (j, &b) in t.data.iter().enumerate() {
+            if let Some(n) = numeric(flat + j) {
+                let b = b.to_f64();
+                a.stats.record(j, b, n);
+                let ratio = (b - n).abs() / (tol.atol + tol.rtol * n.abs());
+                // NaN counts as a failure.
+                if ratio.is_nan() || ratio > 1.0 {
+                    a.failures += 1;
+                }
+                if ratio > a.worst_ratio || ratio.is_nan() {
+                    a.worst_ratio = if ratio.is_nan() { f64::INFINITY } else { ratio };
+                    a.worst = (j, b, n);
+                }
+            }
+        }
+        flat += t.data.len();
+    }
+    acc.into_iter()
+        .enumerate()
+        .map(|(k, a)| TensorResult {
+            name: backprop.tensor(k).name,
+            checked: a.stats.checked,
+            max_abs: a.stats.max_abs,
+            max_rel: a.stats.max_rel,
+            failures: a.failures,
+            worst_index: a.worst.0,
+            worst_backprop: a.worst.1,
+            worst_numeric: a.worst.2,
+        })
+        .collect()
+}
+
+/// Structured numerical gradient (every parameter) against backprop, in precision `S`.
+pub fn structured<S: Scalar>(
+    model: &MnistMlp<f32>,
+    pixels: &[[u8; 784]],
+    labels: &[u8],
+    tol: Tolerance,
+) -> PrecisionResult
+where
+    MnistMlp<S>: Zeroable,
+{
+    let mut m: Box<MnistMlp<S>> = zeroed();
+    convert(model, &mut *m);
+    let mut numeric: Box<MnistMlp<S>> = zeroed();
+    let mut states = vec![SampleState::default(); labels.len()];
+    m.numeric_gradient(
+        pixels,
+        labels,
+        S::from_f64(tol.eps),
+        &mut states,
+        &mut numeric,
+    );
+    let xs = inputs::<S>(pixels);
+    let mut backprop: Box<MnistMlp<S>> = zeroed();
+    m.backprop(&xs, labels, &mut backprop);
+    PrecisionResult {
+        precision: S::NAME,
+        method: "structured central differences, every parameter",
+        tolerance: tol,
+        tensors: compare(&*backprop, |i| Some(numeric.param(i).to_f64()), tol),
+    }
+}
+
+/// The definition (one pair of full loss evaluations per parameter) at `sample` random
+/// parameters of each tensor (all of a tensor if it is smaller), against backprop.
+pub fn definition<S: Scalar>(
+    model: &MnistMlp<f32>,
+    pixels: &[[u8; 784]],
+    labels: &[u8],
+    tol: Tolerance,
+    sample: usize,
+    seed: u64,
+) -> PrecisionResult
+where
+    MnistMlp<S>: Zeroable,
+{
+    let mut m: Box<MnistMlp<S>> = zeroed();
+    convert(model, &mut *m);
+    let xs = inputs::<S>(pixels);
+    let mut backprop: Box<MnistMlp<S>> = zeroed();
+    m.backprop(&xs, labels, &mut backprop);
+    let mut rng = Rng::new(seed);
+    let mut wanted = vec![false; m.num_params()];
+    let mut start = 0;
+    for k in 0..m.tensor_count() {
+        let len = m.tensor(k).data.len();
+        if len <= sample {
+            wanted[start..start + len].fill(true);
+        } else {
+            for _ in 0..sample {
+                wanted[start + rng.below(len as u64) as usize] = true;
+            }
+        }
+        start += len;
+    }
+    let h = S::from_f64(tol.eps);
+    let mut loss = |m: &Mlp<784, 128, 10, S>| m.loss(&xs, labels);
+    let values: Vec<Option<f64>> = (0..wanted.len())
+        .map(|i| wanted[i].then(|| central_difference_at(&mut *m, i, h, &mut loss).to_f64()))
+        .collect();
+    PrecisionResult {
+        precision: S::NAME,
+        method: "central differences by the definition, sampled parameters",
+        tolerance: tol,
+        tensors: compare(&*backprop, |i| values[i], tol),
+    }
+}
+
+fn inputs<S: Scalar>(pixels: &[[u8; 784]]) -> Vec<[S; 784]> {
+    pixels
+        .iter()
+        .map(|p| {
+            let mut x = [S::ZERO; 784];
+            normalize(p, &mut x);
+            x
+        })
+        .collect()
+}
+
+/// Prints one precision's table.
+pub fn print(result: &PrecisionResult) {
+    let t = result.tolerance;
+    println!(
+        "{} — {} (eps {:e}, atol {:e}, rtol {:e}): {}",
+        result.precision,
+        result.method,
+        t.eps,
+        t.atol,
+        t.rtol,
+        if result.passed() { "PASS" } else { "FAIL" }
+    );
+    println!(
+        "  {:<6} {:>8} {:>11} {:>11} {:>8}   worst parameter (backprop, numeric)",
+        "tensor", "checked", "max abs", "max rel", "failed"
+    );
+    for r in &result.tensors {
+        println!(
+            "  {:<6} {:>8} {:>11.3e} {:>11.3e} {:>8}   {}[{}] ({:+.6e}, {:+.6e})",
+            r.name,
+            r.checked,
+            r.max_abs,
+            r.max_rel,
+            r.failures,
+            r.name,
+            r.worst_index,
+            r.worst_backprop,
+            r.worst_numeric
+        );
+    }
+}

@@ -1,0 +1,115 @@
+//! Model files on disk: written atomically, read with errors that name the file.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use digits_core::MnistMlp;
+use digits_core::model_file::{self, Metadata};
+use digits_core::params::Params;
+
+use crate::boxed::zeroed;
+
+/// Provenance of a model, owned.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Provenance {
+    /// Dataset trained on.
+    pub dataset: String,
+    /// Test accuracy, if measured.
+    pub test_accuracy: Option<f32>,
+    /// Training seed.
+    pub seed: u64,
+    /// Epochs trained.
+    pub epochs: u32,
+    /// Training options (JSON).
+    pub options: String,
+}
+
+/// A model read from a file, with what the file says about it.
+pub struct Loaded {
+    /// The weights.
+    pub model: Box<MnistMlp>,
+    /// The metadata.
+    pub provenance: Provenance,
+    /// Architecture, e.g. "784-128-10".
+    pub architecture: String,
+    /// Precision, e.g. "f32".
+    pub precision: String,
+    /// File size in bytes.
+    pub bytes: usize,
+}
+
+/// Encodes a model file in memory.
+pub fn encode(model: &MnistMlp, p: &Provenance) -> Result<Vec<u8>> {
+    let meta = Metadata {
+        dataset: &p.dataset,
+        test_accuracy: p.test_accuracy,
+        seed: p.seed,
+        epochs: p.epochs,
+        options: &p.options,
+    };
+    let mut buf =
+        vec![
+            0u8;
+            model_file::encoded_len_bound(model.num_params(), p.dataset.len() + p.options.len())
+        ];
+    let n = model_file::encode(model, &meta, &mut buf)?;
+    buf.truncate(n);
+    Ok(buf)
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory, synced, then
+/// renamed over the target, so a reader never sees half a file.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    // Readable like any file the user creates (tempfile's default is owner-only).
+    let mut builder = tempfile::Builder::new();
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+    let mut tmp = builder
+        .prefix(".digits-")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    tmp.write_all(bytes)
+        .and_then(|_| tmp.as_file().sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("cannot move the new file into place at {}", path.display()))?;
+    Ok(())
+}
+
+/// Saves a model file atomically.
+pub fn save(path: &Path, model: &MnistMlp, p: &Provenance) -> Result<()> {
+    write_atomically(path, &encode(model, p)?)
+}
+
+/// Reads and verifies a model file.
+pub fn load(path: &Path) -> Result<Loaded> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read model file {}", path.display()))?;
+    decode(&bytes).with_context(|| format!("model file {}", path.display()))
+}
+
+/// Verifies and decodes model-file bytes.
+pub fn decode(bytes: &[u8]) -> Result<Loaded> {
+    let file = model_file::decode(bytes)?;
+    let mut model: Box<MnistMlp> = zeroed();
+    file.load_into(&mut *model)?;
+    Ok(Loaded {
+        model,
+        provenance: Provenance {
+            dataset: file.metadata.dataset.to_string(),
+            test_accuracy: file.metadata.test_accuracy,
+            seed: file.metadata.seed,
+            epochs: file.metadata.epochs,
+            options: file.metadata.options.to_string(),
+        },
+        architecture: file.architecture.to_string(),
+        precision: file.precision.to_string(),
+        bytes: bytes.len(),
+    })
+}
