@@ -32,7 +32,7 @@ pub const F64_TOLERANCE: Tolerance = Tolerance {
 /// For single precision the step must be larger (rounding of a loss of order 1 is ~1e-7) and
 /// the bounds looser.
 pub const F32_TOLERANCE: Tolerance = Tolerance {
-    eps: 1e-3,
+    eps: 1e-4,
     atol: 1e-3,
     rtol: 1e-2,
 };
@@ -250,5 +250,57 @@ pub fn print(result: &PrecisionResult) {
             r.worst_backprop,
             r.worst_numeric
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(n: usize) -> (Vec<[u8; 784]>, Vec<u8>) {
+        let mut rng = Rng::new(3);
+        let pixels = (0..n)
+            .map(|_| {
+                std::array::from_fn(|_| {
+                    if rng.uniform() < 0.8 {
+                        0
+                    } else {
+                        rng.below(256) as u8
+                    }
+                })
+            })
+            .collect();
+        (pixels, (0..n).map(|i| (i % 10) as u8).collect())
+    }
+
+    #[test]
+    fn a_correct_gradient_passes_in_both_precisions() {
+        let (pixels, labels) = batch(8);
+        let mut model: Box<MnistMlp> = zeroed();
+        model.init(&mut Rng::new(1));
+        for r in [
+            structured::<f64>(&model, &pixels, &labels, F64_TOLERANCE),
+            definition::<f64>(&model, &pixels, &labels, F64_TOLERANCE, 50, 1),
+            structured::<f32>(&model, &pixels, &labels, F32_TOLERANCE),
+        ] {
+            assert!(r.passed(), "{r:#?}");
+            assert_eq!(r.tensors.len(), 4);
+        }
+    }
+
+    #[test]
+    fn a_wrong_gradient_fails_and_names_the_parameter() {
+        let mut backprop: Box<MnistMlp<f64>> = zeroed();
+        backprop.output.w[3][7] = 0.5;
+        // Numerical values all zero except where the "bug" is not: W2[3][7] disagrees.
+        let r = compare(&*backprop, |_| Some(0.0), F64_TOLERANCE);
+        let w2 = &r[2];
+        assert_eq!(w2.name, "W2");
+        assert_eq!(w2.failures, 1);
+        assert_eq!(w2.worst_index, 3 * 10 + 7);
+        assert!(r.iter().filter(|t| t.name != "W2").all(|t| t.failures == 0));
+        // NaN is a failure, never a pass.
+        let r = compare(&*backprop, |_| Some(f64::NAN), F64_TOLERANCE);
+        assert!(r.iter().all(|t| t.failures == t.checked));
     }
 }

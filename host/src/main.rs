@@ -117,10 +117,10 @@ struct TrainArgs {
     #[command(flatten)]
     data: DataArgs,
     /// Passes over the training images.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 30)]
     epochs: u32,
     /// Images per SGD step.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 32)]
     batch: usize,
     /// Base learning rate.
     #[arg(long, default_value_t = 0.05)]
