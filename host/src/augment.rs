@@ -53,36 +53,41 @@ impl Augment {
             [-a[1][0] / det, a[0][0] / det],
         ];
         let centre = 13.5;
+        // The source with a one-pixel zero border, so bilinear reads need no bounds checks.
+        let mut padded = [0f32; 30 * 30];
+        for (y, row) in image.chunks_exact(28).enumerate() {
+            for (x, &v) in row.iter().enumerate() {
+                padded[(y + 1) * 30 + x + 1] = v as f32;
+            }
+        }
+        let inv = inv.map(|r| r.map(|v| v as f32));
+        let (dx, dy, centre) = (dx as f32, dy as f32, centre as f32);
         let mut out = [0u8; 784];
         for y in 0..28 {
+            let v = y as f32 - centre - dy;
             for x in 0..28 {
-                let u = x as f64 - centre - dx;
-                let v = y as f64 - centre - dy;
+                let u = x as f32 - centre - dx;
                 let sx = inv[0][0] * u + inv[0][1] * v + centre;
                 let sy = inv[1][0] * u + inv[1][1] * v + centre;
-                out[y * 28 + x] = bilinear(image, sx, sy);
+                out[y * 28 + x] = bilinear(&padded, sx, sy);
             }
         }
         out
     }
 }
 
-/// Bilinear sample with zero (background) outside the image.
-fn bilinear(image: &[u8; 784], x: f64, y: f64) -> u8 {
-    let x0 = x.floor();
-    let y0 = y.floor();
+/// Bilinear sample of the padded source at (x, y) in source coordinates; zero outside.
+#[inline]
+fn bilinear(padded: &[f32; 900], x: f32, y: f32) -> u8 {
+    if !(x > -1.0 && x < 28.0 && y > -1.0 && y < 28.0) {
+        return 0;
+    }
+    let (x0, y0) = (x.floor(), y.floor());
     let (fx, fy) = (x - x0, y - y0);
-    let px = |xi: f64, yi: f64| -> f64 {
-        if (0.0..28.0).contains(&xi) && (0.0..28.0).contains(&yi) {
-            image[yi as usize * 28 + xi as usize] as f64
-        } else {
-            0.0
-        }
-    };
-    let v = px(x0, y0) * (1.0 - fx) * (1.0 - fy)
-        + px(x0 + 1.0, y0) * fx * (1.0 - fy)
-        + px(x0, y0 + 1.0) * (1.0 - fx) * fy
-        + px(x0 + 1.0, y0 + 1.0) * fx * fy;
+    let i = (y0 as isize + 1) as usize * 30 + (x0 as isize + 1) as usize;
+    let top = padded[i] * (1.0 - fx) + padded[i + 1] * fx;
+    let bottom = padded[i + 30] * (1.0 - fx) + padded[i + 31] * fx;
+    let v = top * (1.0 - fy) + bottom * fy;
     v.round().clamp(0.0, 255.0) as u8
 }
 

@@ -5,8 +5,11 @@ mod bench;
 mod boxed;
 mod checkpoint;
 mod data;
+mod eval;
 mod gradcheck;
 mod model_io;
+mod predict;
+mod preprocess;
 mod train;
 
 use std::path::PathBuf;
@@ -35,10 +38,28 @@ enum Command {
     Gradcheck(GradcheckArgs),
     /// Measure: one full numerical gradient, the definition vs the structured version.
     Bench(BenchArgs),
+    /// Evaluate a model on the test split: accuracy, per-class precision/recall/F1, confusion matrix.
+    Eval(eval::EvalArgs),
+    /// Recognize your own pictures of digits (PNG/JPEG), preprocessed the way MNIST was made.
+    Predict(predict::PredictArgs),
+    /// Work with the dataset files.
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
     /// Print what a model file holds.
     Inspect {
         /// The model file.
         file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Verify the SHA-256 of the four files' contents against the official values.
+    Check {
+        #[command(flatten)]
+        data: DataArgs,
     },
 }
 
@@ -116,9 +137,9 @@ enum ScheduleArg {
 struct TrainArgs {
     #[command(flatten)]
     data: DataArgs,
-    /// Passes over the training images.
-    #[arg(long, default_value_t = 30)]
-    epochs: u32,
+    /// Passes over the training images [default: 30, or 50 with --augment].
+    #[arg(long)]
+    epochs: Option<u32>,
     /// Images per SGD step.
     #[arg(long, default_value_t = 32)]
     batch: usize,
@@ -169,8 +190,19 @@ struct TrainArgs {
     resume: bool,
 }
 
-fn main() -> Result<()> {
-    match Cli::parse().command {
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse().command) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The whole chain of causes, without a backtrace: messages are written for users.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<()> {
+    match command {
         Command::Train(args) => train_command(args),
         Command::Gradcheck(args) => gradcheck_command(args),
         Command::Bench(args) => {
@@ -185,15 +217,24 @@ fn main() -> Result<()> {
             bench::numgrad(&dataset.test, &args.batch, args.repeats.max(1), args.step);
             Ok(())
         }
+        Command::Eval(args) => eval::run(args),
+        Command::Predict(args) => predict::run(args),
+        Command::Data {
+            command: DataCommand::Check { data: args },
+        } => data_check_command(&args),
         Command::Inspect { file } => inspect_command(&file),
     }
 }
 
-fn load(args: &DataArgs) -> Result<Dataset> {
-    let kind = match args.dataset {
+fn dataset_kind(arg: DatasetArg) -> DatasetKind {
+    match arg {
         DatasetArg::Mnist => DatasetKind::Mnist,
         DatasetArg::Fashion => DatasetKind::Fashion,
-    };
+    }
+}
+
+fn load(args: &DataArgs) -> Result<Dataset> {
+    let kind = dataset_kind(args.dataset);
     let dir = data::resolve_dir(args.data.as_deref(), kind);
     let start = Instant::now();
     let dataset = Dataset::load(&dir.path, kind)?;
@@ -210,20 +251,22 @@ fn load(args: &DataArgs) -> Result<Dataset> {
 
 fn train_command(args: TrainArgs) -> Result<()> {
     let dataset = load(&args.data)?;
+    // Distorted images take longer to learn from.
+    let epochs = args.epochs.unwrap_or(if args.augment { 50 } else { 30 });
     let schedule = match args.schedule {
         ScheduleArg::Constant => Schedule::Constant,
         ScheduleArg::Step => Schedule::Step {
-            every: (args.epochs / 3).max(1),
+            every: (epochs / 3).max(1),
             gamma: 0.1,
         },
         ScheduleArg::Exp => Schedule::Exponential { gamma: 0.9 },
         ScheduleArg::Cosine => Schedule::Cosine {
-            total: args.epochs,
+            total: epochs,
             floor: 0.0,
         },
     };
     let cfg = TrainConfig {
-        epochs: args.epochs,
+        epochs,
         batch: args.batch,
         lr: args.lr,
         momentum: args.momentum,
@@ -364,6 +407,34 @@ fn gradcheck_command(args: GradcheckArgs) -> Result<()> {
     } else {
         anyhow::bail!("gradient check failed for: {}", failed.join("; "))
     }
+}
+
+fn data_check_command(args: &DataArgs) -> Result<()> {
+    let kind = dataset_kind(args.dataset);
+    let dir = data::resolve_dir(args.data.as_deref(), kind);
+    println!("{kind} in {} ({})", dir.path.display(), dir.source);
+    let checks = data::check(&dir.path, kind)?;
+    for c in &checks {
+        if c.ok {
+            println!("  ok        {}  {}", c.sha256, c.file.display());
+        } else {
+            println!(
+                "  MISMATCH  {}  {} (expected {})",
+                c.sha256,
+                c.file.display(),
+                c.expected
+            );
+        }
+    }
+    let bad = checks.iter().filter(|c| !c.ok).count();
+    if bad > 0 {
+        anyhow::bail!(
+            "{bad} of {} files do not match the official checksums: fetch them again (`digits data fetch`)",
+            checks.len()
+        );
+    }
+    println!("all {} files match the official checksums", checks.len());
+    Ok(())
 }
 
 fn inspect_command(path: &std::path::Path) -> Result<()> {

@@ -1,93 +1,29 @@
-//! Temporary minimal MNIST loader (to be replaced by the validated loader).
-use std::path::{Path, PathBuf};
+//! The MNIST data layer: finds, reads and validates the four IDX files of MNIST or
+//! Fashion-MNIST, and verifies them against the official SHA-256 checksums.
+//!
+//! Layout of a data directory: `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`,
+//! `t10k-images-idx3-ubyte` and `t10k-labels-idx1-ubyte`, each raw or gzipped with a `.gz`
+//! suffix. When both forms of a file exist the raw one is read (see [`Dataset::load`]).
+//! Whether a file is gzipped is decided by its first bytes, not by its name.
+//!
+//! Every file is validated completely before it is used: IDX magic number, 28x28 images,
+//! exact length (neither truncated nor followed by extra bytes), labels 0-9, and as many
+//! labels as images. No file may exceed 100 MiB once decompressed, so a corrupt header or a
+//! gzip bomb is refused instead of exhausting memory.
 
-/// Images and labels.
-pub struct Split {
-    /// 28x28 images.
-    pub images: Vec<[u8; 784]>,
-    /// Labels 0-9.
-    pub labels: Vec<u8>,
-}
-/// Train and test splits.
-pub struct Dataset {
-    /// Training split.
-    pub train: Split,
-    /// Test split.
-    pub test: Split,
-    /// Where it was read from.
-    #[allow(dead_code)]
-    pub dir: PathBuf,
-    /// Which dataset.
-    pub kind: DatasetKind,
-}
-/// Which dataset.
-#[derive(Clone, Copy)]
-pub enum DatasetKind {
-    /// MNIST.
-    Mnist,
-    /// Fashion-MNIST.
-    Fashion,
-}
-impl std::fmt::Display for DatasetKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            DatasetKind::Mnist => "mnist",
-            DatasetKind::Fashion => "fashion-mnist",
-        })
-    }
-}
-/// A resolved directory.
-pub struct DataDir {
-    /// Path.
-    pub path: PathBuf,
-    /// How it was chosen.
-    pub source: String,
-}
-/// Resolves the data directory.
-pub fn resolve_dir(explicit: Option<&Path>, _kind: DatasetKind) -> DataDir {
-    match explicit {
-        Some(p) => DataDir {
-            path: p.to_path_buf(),
-            source: "--data".into(),
-        },
-        None => match std::env::var_os("MNIST_DIR") {
-            Some(p) => DataDir {
-                path: p.into(),
-                source: "$MNIST_DIR".into(),
-            },
-            None => DataDir {
-                path: "data/mnist".into(),
-                source: "default".into(),
-            },
-        },
-    }
-}
-impl Dataset {
-    /// Loads the four files.
-    pub fn load(dir: &Path, kind: DatasetKind) -> anyhow::Result<Dataset> {
-        use std::io::Read;
-        let read = |name: &str| -> anyhow::Result<Vec<u8>> {
-            let mut v = Vec::new();
-            flate2::read::GzDecoder::new(std::fs::File::open(dir.join(name))?)
-                .read_to_end(&mut v)?;
-            Ok(v)
-        };
-        let split = |i: &str, l: &str| -> anyhow::Result<Split> {
-            let im = read(i)?;
-            let lb = read(l)?;
-            Ok(Split {
-                images: im[16..]
-                    .chunks_exact(784)
-                    .map(|c| c.try_into().unwrap())
-                    .collect(),
-                labels: lb[8..].to_vec(),
-            })
-        };
-        Ok(Dataset {
-            train: split("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")?,
-            test: split("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")?,
-            dir: dir.to_path_buf(),
-            kind,
-        })
-    }
-}
+mod checksum;
+mod error;
+mod idx;
+mod mnist;
+mod source;
+#[cfg(test)]
+mod tests;
+
+// The whole API is exported even where the CLI uses only part of it so far.
+#[allow(unused_imports, reason = "public API not yet called by the CLI")]
+pub use {
+    checksum::{FileCheck, check},
+    error::DataError,
+    idx::{IMAGE_PIXELS, read_idx_images, read_idx_labels},
+    mnist::{DataDir, Dataset, DatasetKind, Split, resolve_dir},
+};

@@ -1,0 +1,236 @@
+//! `digits predict`: recognizes a person's own pictures of digits (PNG or JPEG, any size).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use digits_core::MnistMlp;
+use digits_core::input::normalize;
+use digits_core::softmax::softmax;
+use image::GrayImage;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::model_io;
+use crate::preprocess::{self, SIDE};
+
+/// Options of `digits predict`.
+#[derive(Args)]
+pub struct PredictArgs {
+    /// Pictures of one digit each: PNG or JPEG, any size, dark ink on light paper or the reverse.
+    #[arg(required = true, value_name = "IMAGE")]
+    images: Vec<PathBuf>,
+    /// The model file.
+    #[arg(long, value_name = "FILE", default_value = "model.digits")]
+    model: PathBuf,
+    /// Save the 28x28 picture the network saw, as DIR/<stem>.28x28.png, and enlarged 8 times
+    /// as DIR/<stem>.28x28@8x.png.
+    #[arg(long, value_name = "DIR")]
+    show: Option<PathBuf>,
+    /// Print a JSON array (one object per image) instead of lines of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One digit and its probability.
+#[derive(Clone, Copy, Serialize)]
+struct Guess {
+    digit: u8,
+    probability: f32,
+}
+
+/// What became of one image: JSON output, and the source of the text output.
+#[derive(Serialize)]
+struct Outcome {
+    file: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    digit: Option<u8>,
+    /// The three most probable digits, most probable first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top3: Option<[Guess; 3]>,
+    /// Probability of each digit 0-9.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    probabilities: Option<[f32; 10]>,
+    /// Where the 28x28 picture was saved (`--show`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shown: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// Runs `digits predict`. Each image succeeds or fails on its own; the result is an error
+/// (non-zero exit status) if any failed.
+pub fn run(args: PredictArgs) -> Result<()> {
+    let model = model_io::load(&args.model)
+        .context("train one with `digits train`, or name one with --model FILE")?
+        .model;
+    if let Some(dir) = &args.show {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the --show directory {}", dir.display()))?;
+    }
+    let names = show_names(&args.images);
+    // Decoding dominates and the images are independent; collect keeps the order.
+    let outcomes: Vec<Outcome> = args
+        .images
+        .par_iter()
+        .zip(&names)
+        .map(|(path, name)| {
+            let show = args.show.as_deref().map(|dir| (dir, name.as_str()));
+            let file = path.display().to_string();
+            match predict_file(&model, path, show) {
+                Ok((probabilities, shown)) => {
+                    let top3 = top3(&probabilities);
+                    Outcome {
+                        file,
+                        digit: Some(top3[0].digit),
+                        top3: Some(top3),
+                        probabilities: Some(probabilities),
+                        shown,
+                        error: None,
+                    }
+                }
+                Err(e) => Outcome {
+                    file,
+                    digit: None,
+                    top3: None,
+                    probabilities: None,
+                    shown: None,
+                    error: Some(format!("{e:#}")),
+                },
+            }
+        })
+        .collect();
+
+    for o in &outcomes {
+        match (&o.error, &o.top3) {
+            (Some(e), _) => eprintln!("error: {e}"),
+            (None, Some(t)) if !args.json => println!(
+                "{}: {}  (top-3: {} {:.1}%, {} {:.1}%, {} {:.1}%)",
+                o.file,
+                t[0].digit,
+                t[0].digit,
+                100.0 * t[0].probability,
+                t[1].digit,
+                100.0 * t[1].probability,
+                t[2].digit,
+                100.0 * t[2].probability
+            ),
+            _ => {}
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&outcomes)?);
+    }
+    let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
+    if failed > 0 {
+        anyhow::bail!(
+            "{failed} of {} images could not be recognized",
+            outcomes.len()
+        );
+    }
+    Ok(())
+}
+
+/// Reads, preprocesses and classifies one image; saves what the network saw when asked.
+fn predict_file(
+    model: &MnistMlp,
+    path: &Path,
+    show: Option<(&Path, &str)>,
+) -> Result<([f32; 10], Option<String>)> {
+    let gray = preprocess::load_gray(path)?;
+    let pixels = preprocess::to_mnist(&gray).with_context(|| path.display().to_string())?;
+    let shown = match show {
+        Some((dir, name)) => Some(save_view(&pixels, dir, name)?),
+        None => None,
+    };
+    Ok((classify(model, &pixels), shown))
+}
+
+/// Probabilities of the ten digits for a 28x28 picture.
+pub fn classify(model: &MnistMlp, pixels: &[u8; SIDE * SIDE]) -> [f32; 10] {
+    let mut x = [0.0f32; SIDE * SIDE];
+    normalize(pixels, &mut x);
+    let mut p = [0.0f32; 10];
+    softmax(&model.logits(&x), &mut p);
+    p
+}
+
+/// The three most probable digits, most probable first (the lower digit first on ties).
+fn top3(p: &[f32; 10]) -> [Guess; 3] {
+    let mut order: Vec<u8> = (0..10).collect();
+    order.sort_by(|&a, &b| p[b as usize].total_cmp(&p[a as usize]).then(a.cmp(&b)));
+    order[..3]
+        .iter()
+        .map(|&d| Guess {
+            digit: d,
+            probability: p[d as usize],
+        })
+        .collect::<Vec<_>>()
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("ten digits give three"))
+}
+
+/// File stems for `--show`, made unique (`7`, `7-2`, ...) when two images share one.
+fn show_names(images: &[PathBuf]) -> Vec<String> {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    images
+        .iter()
+        .map(|p| {
+            let stem = p
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "image".into());
+            let n = seen.entry(stem.clone()).or_default();
+            *n += 1;
+            if *n == 1 { stem } else { format!("{stem}-{n}") }
+        })
+        .collect()
+}
+
+/// Writes the 28x28 picture and an 8x enlargement (each pixel a sharp 8x8 square, so the
+/// pixels can be seen); returns the path of the 28x28 one.
+fn save_view(pixels: &[u8; SIDE * SIDE], dir: &Path, name: &str) -> Result<String> {
+    let small = GrayImage::from_raw(SIDE as u32, SIDE as u32, pixels.to_vec())
+        .expect("784 pixels make 28x28");
+    let path = dir.join(format!("{name}.28x28.png"));
+    let big = image::imageops::resize(
+        &small,
+        8 * SIDE as u32,
+        8 * SIDE as u32,
+        image::imageops::FilterType::Nearest,
+    );
+    let big_path = dir.join(format!("{name}.28x28@8x.png"));
+    for (img, p) in [(&small, &path), (&big, &big_path)] {
+        img.save(p)
+            .with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    Ok(path.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top3_is_sorted_and_names_digits() {
+        let mut p = [0.01f32; 10];
+        p[7] = 0.6;
+        p[1] = 0.2;
+        p[3] = 0.12;
+        let t = top3(&p);
+        assert_eq!([t[0].digit, t[1].digit, t[2].digit], [7, 1, 3]);
+        assert_eq!(t[0].probability, 0.6);
+    }
+
+    #[test]
+    fn show_names_are_unique() {
+        let names = show_names(&[
+            PathBuf::from("a/7.png"),
+            PathBuf::from("b/7.jpg"),
+            PathBuf::from("c/3.png"),
+            PathBuf::from("7.png"),
+        ]);
+        assert_eq!(names, ["7", "7-2", "3", "7-3"]);
+    }
+}
