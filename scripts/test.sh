@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The project's one test command: installs what the checks need (idempotent, fresh Debian with
+# rustup), then runs every check, stopping at the first failure. CI runs it through .ci/run.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+DEVICE=thumbv7em-none-eabihf
+started=$SECONDS
+step() { printf '\n==> [%4ds] %s\n' "$((SECONDS - started))" "$*"; }
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null; then
+        sudo "$@"
+    else
+        echo "error: need root (or sudo) for: $*" >&2
+        return 1
+    fi
+}
+
+# A non-login shell (as in CI) may lack rustup's PATH entry.
+if ! command -v cargo >/dev/null && [ -f "$HOME/.cargo/env" ]; then
+    # shellcheck source=/dev/null
+    . "$HOME/.cargo/env"
+fi
+
+step "install: rust targets and components"
+rustup target add "$DEVICE" thumbv7m-none-eabi
+rustup component add clippy rustfmt llvm-tools
+
+# qemu-system-arm runs the firmware; dataset-fashion-mnist is the second dataset the loader is
+# tested on (/usr/share/datasets/fashion-mnist).
+packages=()
+command -v qemu-system-arm >/dev/null || packages+=(qemu-system-arm)
+[ -d /usr/share/datasets/fashion-mnist ] || packages+=(dataset-fashion-mnist)
+if [ ${#packages[@]} -gt 0 ]; then
+    step "install: ${packages[*]}"
+    # Recommends would pull in a GUI stack and other machines' firmware: not needed here.
+    as_root apt-get update
+    as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y --no-install-recommends "${packages[@]}"
+fi
+qemu-system-arm --version | head -n 1
+
+step "cargo fmt --all --check"
+cargo fmt --all --check
+
+step "cargo clippy --workspace --all-targets (host)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo clippy -p firmware --target $DEVICE"
+cargo clippy -p firmware --target "$DEVICE" -- -D warnings
+
+# Device targets have no `alloc` crate unless asked for, so these builds prove the core needs no
+# heap: on the Cortex-M4F, and on a Cortex-M3 without FPU (soft float).
+step "digits-core builds without alloc for $DEVICE and thumbv7m-none-eabi"
+cargo build -p digits-core --target "$DEVICE"
+cargo build -p digits-core --target thumbv7m-none-eabi
+
+# The same build the end-to-end test makes (so it finds it done), and the memory it takes:
+# text+rodata in 1 MiB of flash, data+bss (plus the stack) in 192 KiB of RAM (memory.x).
+step "firmware builds for $DEVICE, within memory.x"
+cargo build -p firmware --release --target "$DEVICE" --bins
+sysroot=$(rustc --print sysroot)
+host=$(rustc -vV | sed -n 's/^host: //p')
+"$sysroot/lib/rustlib/$host/bin/llvm-size" "${CARGO_TARGET_DIR:-target}/$DEVICE/release/boot"
+
+step "cargo test --workspace (includes the firmware in QEMU: tests/tests/firmware_boot.rs)"
+cargo test --workspace
+
+step "cargo doc --workspace --no-deps (warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+
+step "all checks passed"
