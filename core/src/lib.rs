@@ -19,6 +19,7 @@
 pub mod activation;
 pub mod batchnorm;
 pub mod dense;
+pub mod frame;
 pub mod gradcheck;
 pub mod init;
 pub mod input;
@@ -29,6 +30,7 @@ pub mod model_file;
 pub mod numgrad;
 pub mod optim;
 pub mod params;
+pub mod protocol;
 pub mod rng;
 pub mod scalar;
 pub mod schedule;

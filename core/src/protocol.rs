@@ -1,0 +1,162 @@
+//! The host <-> device messages, shared by both sides. Carried in [`crate::frame`] frames.
+
+use serde::{Deserialize, Serialize};
+
+use crate::frame::FrameError;
+use crate::model_file::{Architecture, Precision};
+
+/// Bumped whenever a message changes shape.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Pixels of one image in a [`Request::Classify`].
+pub const IMAGE_BYTES: usize = 784;
+
+/// What the host asks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Request<'a> {
+    /// Are you there? Echoes `nonce`.
+    Ping {
+        /// Any number; returned as is.
+        nonce: u32,
+    },
+    /// Firmware, model and memory figures.
+    Info,
+    /// Classify one 28x28 image of 8-bit pixels (row-major, ink bright).
+    Classify {
+        /// Exactly [`IMAGE_BYTES`] bytes.
+        #[serde(borrow)]
+        pixels: &'a [u8],
+    },
+    /// Counters since boot.
+    Stats,
+}
+
+/// Index of the last [`Request`] variant: a frame naming a higher one is an unknown request.
+const LAST_REQUEST: u8 = 3;
+
+/// What the device answers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Response<'a> {
+    /// Answer to [`Request::Ping`].
+    Pong {
+        /// The request's nonce.
+        nonce: u32,
+    },
+    /// Answer to [`Request::Info`].
+    #[serde(borrow)]
+    Info(DeviceInfo<'a>),
+    /// Answer to [`Request::Classify`].
+    Classified(Classification),
+    /// Answer to [`Request::Stats`].
+    Stats(Stats),
+    /// The request could not be served; the device carries on.
+    Error(DeviceError),
+}
+
+/// The result of classifying one image.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Classification {
+    /// The predicted digit (argmax of the logits).
+    pub digit: u8,
+    /// The logits, bit for bit as computed (compare them with the host's).
+    pub logits: [f32; 10],
+}
+
+/// The model the device runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelSummary<'a> {
+    /// Layer sizes.
+    pub architecture: Architecture,
+    /// Weight precision.
+    pub precision: Precision,
+    /// Dataset it was trained on.
+    pub dataset: &'a str,
+    /// Its test accuracy as recorded in the model file.
+    pub test_accuracy: Option<f32>,
+}
+
+/// Who the device is and what it has.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeviceInfo<'a> {
+    /// [`PROTOCOL_VERSION`] of the firmware.
+    pub protocol: u16,
+    /// Firmware version.
+    pub firmware: &'a str,
+    /// Board name, e.g. "mps2-an386".
+    pub board: &'a str,
+    /// The embedded model.
+    #[serde(borrow)]
+    pub model: ModelSummary<'a>,
+    /// Flash used by code and constants (.text + .rodata), bytes.
+    pub flash_bytes: u32,
+    /// Static RAM (.data + .bss), bytes.
+    pub static_ram_bytes: u32,
+    /// Stack reserved, bytes.
+    pub stack_bytes: u32,
+    /// Deepest stack use measured so far (painted stack), bytes.
+    pub stack_peak_bytes: u32,
+}
+
+/// Counters since boot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Valid requests served.
+    pub requests: u32,
+    /// Images classified.
+    pub classified: u32,
+    /// Frames rejected (corrupt, bad checksum, oversized, malformed).
+    pub bad_frames: u32,
+    /// Well-formed frames with an unknown request.
+    pub unknown_requests: u32,
+}
+
+/// Why a request was not served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeviceError {
+    /// The frame itself was bad.
+    Frame(FrameError),
+    /// A request this firmware does not know (newer host?).
+    UnknownRequest {
+        /// The variant index received.
+        tag: u8,
+    },
+    /// An image of the wrong size.
+    BadImageLength {
+        /// Bytes received.
+        got: u32,
+    },
+}
+
+impl core::fmt::Display for DeviceError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            DeviceError::Frame(e) => write!(f, "the device rejected a frame: {e}"),
+            DeviceError::UnknownRequest { tag } => write!(
+                f,
+                "the device does not know request #{tag}: update the firmware to this host's version"
+            ),
+            DeviceError::BadImageLength { got } => {
+                write!(f, "image of {got} bytes, {IMAGE_BYTES} expected")
+            }
+        }
+    }
+}
+
+/// Decodes a request from a frame's payload, telling an unknown request from a damaged one.
+pub fn decode_request(payload: &[u8]) -> Result<Request<'_>, DeviceError> {
+    match crate::frame::decode::<Request<'_>>(payload) {
+        Ok(Request::Classify { pixels }) if pixels.len() != IMAGE_BYTES => {
+            Err(DeviceError::BadImageLength {
+                got: pixels.len() as u32,
+            })
+        }
+        Ok(request) => Ok(request),
+        // The variant index is the first byte (a varint; one byte for small indices).
+        Err(_) => match payload.first() {
+            Some(&tag) if tag > LAST_REQUEST && tag < 0x80 => {
+                Err(DeviceError::UnknownRequest { tag })
+            }
+            _ => Err(DeviceError::Frame(FrameError::Malformed)),
+        },
+    }
+}

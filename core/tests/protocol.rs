@@ -1,0 +1,172 @@
+//! Frames and messages: round trips, exact bytes, and a reader that survives anything.
+
+use digits_core::frame::{Feed, FrameError, FrameReader, MAX_FRAME, decode, encode};
+use digits_core::protocol::{
+    Classification, DeviceError, IMAGE_BYTES, Request, Response, Stats, decode_request,
+};
+use proptest::prelude::*;
+
+fn frame_of<T: serde::Serialize>(message: &T) -> Vec<u8> {
+    let mut scratch = [0u8; MAX_FRAME];
+    let mut out = [0u8; MAX_FRAME];
+    encode(message, &mut scratch, &mut out).unwrap().to_vec()
+}
+
+/// Feeds a stream; returns every outcome that is not `Pending`, payloads copied out.
+fn feed_all(reader: &mut FrameReader<MAX_FRAME>, bytes: &[u8]) -> Vec<Result<Vec<u8>, FrameError>> {
+    let mut out = Vec::new();
+    for &b in bytes {
+        match reader.push(b) {
+            Feed::Pending => {}
+            Feed::Frame(p) => out.push(Ok(p.to_vec())),
+            Feed::Error(e) => out.push(Err(e)),
+        }
+    }
+    out
+}
+
+#[test]
+fn ping_frame_has_these_exact_bytes() {
+    // postcard: variant 0, varint 0x12345678 = 0xf8 0xac 0xd1 0x91 0x01; then CRC-32; COBS; 0.
+    let frame = frame_of(&Request::Ping { nonce: 0x1234_5678 });
+    assert_eq!(frame.last(), Some(&0));
+    assert!(
+        !frame[..frame.len() - 1].contains(&0),
+        "COBS leaves no zero inside"
+    );
+    let mut reader = FrameReader::<MAX_FRAME>::new();
+    let got = feed_all(&mut reader, &frame);
+    assert_eq!(got.len(), 1);
+    let payload = got[0].clone().unwrap();
+    assert_eq!(payload, [0x00, 0xf8, 0xac, 0xd1, 0x91, 0x01]);
+}
+
+#[test]
+fn every_message_round_trips() {
+    let pixels = [7u8; IMAGE_BYTES];
+    let requests = [
+        Request::Ping { nonce: 9 },
+        Request::Info,
+        Request::Classify { pixels: &pixels },
+        Request::Stats,
+    ];
+    let mut reader = FrameReader::<MAX_FRAME>::new();
+    for r in &requests {
+        let got = feed_all(&mut reader, &frame_of(r));
+        let payload = got[0].clone().unwrap();
+        assert_eq!(&decode_request(&payload).unwrap(), r);
+    }
+    let responses = [
+        Response::Pong { nonce: 1 },
+        Response::Classified(Classification {
+            digit: 3,
+            logits: [
+                1.5,
+                -2.0,
+                f32::MIN_POSITIVE,
+                0.0,
+                -0.0,
+                1e30,
+                3.0,
+                4.0,
+                5.0,
+                6.0,
+            ],
+        }),
+        Response::Stats(Stats {
+            requests: 5,
+            classified: 4,
+            bad_frames: 2,
+            unknown_requests: 1,
+        }),
+        Response::Error(DeviceError::Frame(FrameError::Checksum)),
+    ];
+    for r in &responses {
+        let got = feed_all(&mut reader, &frame_of(r));
+        let payload = got[0].clone().unwrap();
+        let back: Response<'_> = decode(&payload).unwrap();
+        assert_eq!(&back, r);
+    }
+}
+
+#[test]
+fn garbage_corruption_and_oversized_frames_are_reported_and_skipped() {
+    let good = frame_of(&Request::Ping { nonce: 42 });
+    let mut corrupt = frame_of(&Request::Ping { nonce: 43 });
+    corrupt[2] ^= 0x10;
+    let mut stream = b"garbage without zeros\x00".to_vec();
+    stream.extend(&good);
+    stream.extend(&corrupt);
+    stream.extend(std::iter::repeat_n(0x55u8, 3 * MAX_FRAME));
+    stream.push(0);
+    stream.extend(&good);
+    let mut reader = FrameReader::<MAX_FRAME>::new();
+    let got = feed_all(&mut reader, &stream);
+    assert_eq!(got.len(), 5, "{got:?}");
+    assert!(got[0].is_err());
+    assert_eq!(
+        decode_request(got[1].as_ref().unwrap()),
+        Ok(Request::Ping { nonce: 42 })
+    );
+    assert!(matches!(
+        got[2],
+        Err(FrameError::Checksum | FrameError::Corrupt)
+    ));
+    assert_eq!(got[3], Err(FrameError::Oversized));
+    assert_eq!(
+        decode_request(got[4].as_ref().unwrap()),
+        Ok(Request::Ping { nonce: 42 })
+    );
+}
+
+#[test]
+fn unknown_requests_and_wrong_image_sizes_are_told_apart() {
+    // A well-formed frame with request tag 9, as a newer host might send.
+    let payload = [9u8, 1, 2];
+    assert_eq!(
+        decode_request(&payload),
+        Err(DeviceError::UnknownRequest { tag: 9 })
+    );
+    let short = [1u8; 100];
+    let f = frame_of(&Request::Classify { pixels: &short });
+    let mut r = FrameReader::<MAX_FRAME>::new();
+    let payload = feed_all(&mut r, &f)[0].clone().unwrap();
+    assert_eq!(
+        decode_request(&payload),
+        Err(DeviceError::BadImageLength { got: 100 })
+    );
+    assert_eq!(
+        decode_request(&[0u8]),
+        Err(DeviceError::Frame(FrameError::Malformed))
+    );
+}
+
+#[test]
+fn a_frame_too_large_to_send_is_an_error_not_a_panic() {
+    let big = [1u8; 2 * MAX_FRAME];
+    let mut scratch = [0u8; MAX_FRAME];
+    let mut out = [0u8; MAX_FRAME];
+    assert_eq!(
+        encode(&Request::Classify { pixels: &big }, &mut scratch, &mut out),
+        Err(FrameError::BufferTooSmall)
+    );
+}
+
+proptest! {
+    #[test]
+    fn any_bytes_then_a_frame_recovers(garbage in prop::collection::vec(any::<u8>(), 0..3000)) {
+        let mut reader = FrameReader::<MAX_FRAME>::new();
+        for outcome in feed_all(&mut reader, &garbage) {
+            if let Ok(payload) = outcome {
+                let _ = decode_request(&payload);
+                let _ = decode::<Response<'_>>(&payload);
+            }
+        }
+        // After a delimiter, the reader is in sync whatever came before.
+        let mut tail = vec![0u8];
+        tail.extend(frame_of(&Request::Ping { nonce: 7 }));
+        let got = feed_all(&mut reader, &tail);
+        let last = got.last().unwrap().clone().unwrap();
+        prop_assert_eq!(decode_request(&last), Ok(Request::Ping { nonce: 7 }));
+    }
+}
