@@ -6,6 +6,7 @@ mod boxed;
 mod checkpoint;
 mod data;
 mod eval;
+mod fetch;
 mod gradcheck;
 mod model_io;
 mod predict;
@@ -60,6 +61,14 @@ enum DataCommand {
     Check {
         #[command(flatten)]
         data: DataArgs,
+    },
+    /// Download the four files where missing or damaged, with the official checksums verified
+    /// before any file is moved into place.
+    Fetch {
+        #[command(flatten)]
+        data: DataArgs,
+        #[command(flatten)]
+        fetch: fetch::FetchArgs,
     },
 }
 
@@ -222,6 +231,12 @@ fn run(command: Command) -> Result<()> {
         Command::Data {
             command: DataCommand::Check { data: args },
         } => data_check_command(&args),
+        Command::Data {
+            command: DataCommand::Fetch { data: args, fetch },
+        } => {
+            let kind = dataset_kind(args.dataset);
+            fetch::run(&data::resolve_dir(args.data.as_deref(), kind), kind, &fetch)
+        }
         Command::Inspect { file } => inspect_command(&file),
     }
 }

@@ -24,8 +24,8 @@ pub struct PredictArgs {
     /// The model file.
     #[arg(long, value_name = "FILE", default_value = "model.digits")]
     model: PathBuf,
-    /// Save the 28x28 picture the network saw, as DIR/<stem>.28x28.png, and enlarged 8 times
-    /// as DIR/<stem>.28x28@8x.png.
+    /// Save the 28x28 picture the network saw as DIR/STEM.28x28.png, and enlarged 8 times as
+    /// DIR/STEM.28x28@8x.png (STEM: the image's file name without its extension).
     #[arg(long, value_name = "DIR")]
     show: Option<PathBuf>,
     /// Print a JSON array (one object per image) instead of lines of text.

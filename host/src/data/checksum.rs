@@ -79,6 +79,13 @@ pub fn check(dir: &Path, kind: DatasetKind) -> Result<Vec<FileCheck>, DataError>
         .collect()
 }
 
+/// Verifies one file, `file` (raw or gzipped), against the official SHA-256 of `name`, one of
+/// [`FILES`] of dataset `kind`: lets `digits data fetch` check each file on its own, whether
+/// or not the other three are there yet.
+pub fn check_one(file: &Path, kind: DatasetKind, name: &str) -> Result<FileCheck, DataError> {
+    check_file(file.to_path_buf(), expected_sha256(kind, name))
+}
+
 /// Hashes one file's decompressed content and compares it with `expected`.
 fn check_file(file: PathBuf, expected: &'static str) -> Result<FileCheck, DataError> {
     let content = read_content(&file)?;
@@ -92,8 +99,13 @@ fn check_file(file: PathBuf, expected: &'static str) -> Result<FileCheck, DataEr
     })
 }
 
-/// The official checksum of file `name` of dataset `kind`.
-fn expected_sha256(kind: DatasetKind, name: &str) -> &'static str {
+/// The official SHA-256 of the decompressed content of file `name` (one of [`FILES`]) of
+/// dataset `kind`, lowercase hex.
+///
+/// # Panics
+///
+/// If `name` is not one of [`FILES`].
+pub fn expected_sha256(kind: DatasetKind, name: &str) -> &'static str {
     let table = match kind {
         DatasetKind::Mnist => &MNIST_SHA256,
         DatasetKind::Fashion => &FASHION_SHA256,

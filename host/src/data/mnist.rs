@@ -16,7 +16,7 @@ pub(super) const TEST_IMAGES: &str = "t10k-images-idx3-ubyte";
 /// Test labels.
 pub(super) const TEST_LABELS: &str = "t10k-labels-idx1-ubyte";
 /// The four files, in the order [`locate`] returns them.
-pub(super) const FILES: [&str; 4] = [TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS];
+pub const FILES: [&str; 4] = [TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS];
 
 /// The environment variable naming the MNIST directory.
 const MNIST_DIR_VAR: &str = "MNIST_DIR";

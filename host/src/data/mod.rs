@@ -22,8 +22,8 @@ mod tests;
 // The whole API is exported even where the CLI uses only part of it so far.
 #[allow(unused_imports, reason = "public API not yet called by the CLI")]
 pub use {
-    checksum::{FileCheck, check},
+    checksum::{FileCheck, check, check_one, expected_sha256},
     error::DataError,
     idx::{IMAGE_PIXELS, read_idx_images, read_idx_labels},
-    mnist::{DataDir, Dataset, DatasetKind, Split, resolve_dir},
+    mnist::{DataDir, Dataset, DatasetKind, FILES, Split, resolve_dir},
 };
