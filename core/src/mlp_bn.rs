@@ -138,11 +138,7 @@ impl<const IN: usize, const HIDDEN: usize, const OUT: usize, S: Scalar> MlpBn<IN
             self.hidden.backward_params(x, dpre, &mut grad.hidden);
         }
         let inv = S::ONE / S::from_f64(xs.len() as f64);
-        for k in 0..grad.tensor_count() {
-            for g in grad.tensor_mut(k).data.iter_mut() {
-                *g *= inv;
-            }
-        }
+        grad.scale(inv);
         (sum * inv, stats)
     }
 

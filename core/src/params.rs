@@ -84,6 +84,15 @@ pub trait Params<S: Scalar> {
         }
     }
 
+    /// Multiplies every parameter by `factor`.
+    fn scale(&mut self, factor: S) {
+        for k in 0..self.tensor_count() {
+            for v in self.tensor_mut(k).data.iter_mut() {
+                *v *= factor;
+            }
+        }
+    }
+
     /// True when every parameter is finite.
     fn all_finite(&self) -> bool {
         (0..self.tensor_count()).all(|k| self.tensor(k).data.iter().all(|v| v.is_finite()))
