@@ -166,3 +166,60 @@ fn numeric_gradient_training_learns() {
         .unwrap_or_else(|| panic!("no test accuracy in:\n{text}"));
     assert!(acc > 85.0, "numeric training reached only {acc}%");
 }
+
+#[test]
+fn a_diverging_run_stops_with_a_clear_message_and_writes_no_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("nan.digits");
+    let res = digits()
+        .args([
+            "--limit",
+            "3000",
+            "--validation",
+            "500",
+            "--epochs",
+            "2",
+            "--lr",
+            "1e4",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!res.status.success());
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(err.contains("training diverged in epoch 1"), "{err}");
+    assert!(err.contains("Lower --lr"), "{err}");
+    assert!(!out.exists(), "a diverged run must not write a model");
+}
+
+#[test]
+fn batchnorm_training_learns_and_folds_into_a_plain_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bn.digits");
+    let text = run_ok(
+        digits()
+            .args(QUICK)
+            .arg("--batchnorm")
+            .arg("--out")
+            .arg(&out),
+    );
+    let acc: f64 = text
+        .split("test accuracy ")
+        .nth(1)
+        .and_then(|s| s.split('%').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no test accuracy in:\n{text}"));
+    assert!(acc > 90.0, "batch-norm training reached only {acc}%");
+    // The folded model is an ordinary 784-128-10 model file.
+    let inspect = Command::new(env!("CARGO_BIN_EXE_digits"))
+        .arg("inspect")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let info = String::from_utf8_lossy(&inspect.stdout);
+    assert!(
+        info.contains("784-128-10") && info.contains("\"batchnorm\":true"),
+        "{info}"
+    );
+}
