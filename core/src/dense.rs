@@ -8,7 +8,11 @@ use crate::{Init, Rng, Scalar};
 /// Input-major layout: row `i` of `w` holds the weights leaving input `i`. The forward pass is
 /// then a sum of contiguous rows scaled by the inputs, and a zero input (about 81% of MNIST
 /// pixels) skips its whole row, in the forward pass and in the weight gradient alike.
+///
+/// `#[repr(C)]`: the layout is fixed (`w` row by row, then `b`, no padding), so a model can be
+/// laid out in flash at build time and used in place (see the firmware's `model` module).
 #[derive(Clone, Debug, PartialEq)]
+#[repr(C)]
 pub struct Dense<const IN: usize, const OUT: usize, S: Scalar = f32> {
     /// Weights, `w[i][o]` from input `i` to output `o`.
     pub w: [[S; OUT]; IN],

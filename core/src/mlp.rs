@@ -10,7 +10,11 @@ use crate::{Dense, Init, Rng, Scalar};
 ///
 /// `Mlp<784, 128, 10>` is the MNIST model (101,770 parameters). The scalar defaults to `f32`;
 /// `Mlp<784, 128, 10, f64>` is used to check gradients.
+///
+/// `#[repr(C)]`: `hidden` then `output`, each laid out as [`Dense`] is, so the parameters sit in
+/// memory in the order of the model file's tensors (`W1`, `b1`, `W2`, `b2`).
 #[derive(Clone, Debug, PartialEq)]
+#[repr(C)]
 pub struct Mlp<const IN: usize, const HIDDEN: usize, const OUT: usize, S: Scalar = f32> {
     /// First layer, `W1: [IN][HIDDEN]`, `b1: [HIDDEN]`.
     pub hidden: Dense<IN, HIDDEN, S>,

@@ -1,4 +1,5 @@
-//! Device glue: semihosting output, QEMU exit status, panic and fault reporting, stack use.
+//! Device glue: semihosting output, QEMU exit status, panic and fault reporting, stack use,
+//! the PSRAM where QEMU loads data, and SysTick as a stopwatch.
 //!
 //! Every way a run can end goes through [`exit`], so QEMU's exit status is 0 only for a run
 //! that finished and passed; a panic, a HardFault or any unexpected exception exits 1 after
@@ -52,6 +53,78 @@ pub fn run(job: impl FnOnce(&mut HostStream) -> Result<(), &'static str>) -> ! {
             exit(false)
         }
     }
+}
+
+/// Where QEMU's mps2-an386 has its 16 MiB of PSRAM.
+pub const PSRAM_START: usize = 0x2100_0000;
+/// Bytes of PSRAM.
+pub const PSRAM_LEN: usize = 16 << 20;
+
+/// The PSRAM, where the host has QEMU load data before the CPU starts:
+/// `-device loader,file=BLOB,addr=0x21000000,force-raw=on`. (QEMU's board only: `memory.x`
+/// stands for a part without it.)
+pub fn psram() -> &'static [u8] {
+    // SAFETY: mps2-an386 maps 16 MiB of RAM at PSRAM_START. memory.x gives the linker nothing
+    // there, so no Rust object lives in it and this program never writes it: a shared slice of
+    // it stays valid and unchanged for the whole run.
+    unsafe { core::slice::from_raw_parts(PSRAM_START as *const u8, PSRAM_LEN) }
+}
+
+/// SysTick, clocked by the core clock (25 MHz on mps2-an386), as a
+/// [`Stopwatch`](crate::eval::Stopwatch).
+///
+/// Under `qemu -icount shift=N` every instruction advances virtual time by 2^N ns, so ticks
+/// count instructions: one tick per 40 instructions at `shift=0`, per 5 at `shift=3`
+/// ([`calibrate`] measures the ratio). Without `-icount` ticks follow the host's wall clock.
+pub struct SysTick {
+    start: u32,
+}
+
+impl SysTick {
+    /// Takes SysTick over and starts it, free-running over its whole 24-bit range.
+    pub fn new(mut syst: cortex_m::peripheral::SYST) -> Self {
+        use cortex_m::peripheral::syst::SystClkSource;
+        syst.set_clock_source(SystClkSource::Core);
+        syst.set_reload(0x00FF_FFFF);
+        syst.clear_current();
+        syst.enable_counter();
+        Self { start: 0 }
+    }
+}
+
+impl crate::eval::Stopwatch for SysTick {
+    fn start(&mut self) {
+        self.start = cortex_m::peripheral::SYST::get_current();
+    }
+
+    /// Ticks since `start`; right while under 2^24 ticks (0.67 s at 25 MHz).
+    fn stop(&mut self) -> u32 {
+        // The counter counts down and wraps from 0 to the reload value.
+        self.start
+            .wrapping_sub(cortex_m::peripheral::SYST::get_current())
+            & 0x00FF_FFFF
+    }
+}
+
+/// Instructions of the calibration loop.
+pub const CALIBRATION_INSTRUCTIONS: u32 = 2_000_000;
+
+/// Ticks of `stopwatch` for a loop of exactly [`CALIBRATION_INSTRUCTIONS`] instructions, to
+/// turn ticks into instructions.
+pub fn calibrate(stopwatch: &mut impl crate::eval::Stopwatch) -> u32 {
+    let iterations = CALIBRATION_INSTRUCTIONS / 2;
+    stopwatch.start();
+    // SAFETY: a register-only countdown loop: two instructions per iteration (subs, bne).
+    unsafe {
+        core::arch::asm!(
+            "2:",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            n = inout(reg) iterations => _,
+            options(nomem, nostack),
+        );
+    }
+    stopwatch.stop()
 }
 
 #[panic_handler]

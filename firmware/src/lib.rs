@@ -8,6 +8,11 @@
 //! [`DIGIT_1`], computes the logits again, checks them and prints every number as the hex bits
 //! of its `f32` over semihosting ([`Report::write`]).
 //!
+//! The `eval` binary classifies a batch of images, loaded by QEMU into the PSRAM, with the
+//! project's MNIST model ([`model::MODEL`], embedded at build time and read in place from
+//! flash) and reports every prediction, a digest of all logits and the instructions per
+//! inference ([`eval`]).
+//!
 //! This library also compiles on the host, where `tests/tests/firmware_boot.rs` redoes the same
 //! computation with `digits-core` and asserts that QEMU printed the very same bits. The glue that
 //! only makes sense on the device (semihosting, exit status, panic and fault reporting) is in
@@ -18,6 +23,8 @@
 #[cfg(target_os = "none")]
 pub mod device;
 pub mod digits;
+pub mod eval;
+pub mod model;
 
 pub use digits::{DIGIT_1, DIGIT_7};
 

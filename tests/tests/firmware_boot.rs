@@ -6,163 +6,15 @@
 //! both). Without QEMU the tests are skipped with a notice, except under `CI=true`, where they
 //! fail.
 
+mod common;
+
+use common::{firmware_elf, have_qemu, parse, run_in_qemu};
 use digits_core::{Mlp, Rng};
 use firmware::{BATCH, HIDDEN, LEARNING_RATE, SEED, SGD};
-use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::{Once, OnceLock};
-use std::time::{Duration, Instant};
-use std::{env, thread};
+use std::time::Duration;
 
-const TARGET: &str = "thumbv7em-none-eabihf";
-const QEMU: &str = "qemu-system-arm";
 /// A boot takes well under a second; a hung device must not hang the test suite.
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Whether QEMU is there; panics under CI when it is not, so CI can't pass by skipping.
-fn have_qemu() -> bool {
-    let found = Command::new(QEMU)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        let hint = "install it with `apt-get install -y qemu-system-arm` (scripts/test.sh does)";
-        assert!(
-            env::var("CI").as_deref() != Ok("true"),
-            "{QEMU} not found and CI=true: {hint}"
-        );
-        // Straight to stderr: libtest would swallow an eprintln! of a passing test.
-        static NOTICE: Once = Once::new();
-        NOTICE.call_once(|| {
-            let notice = format!("SKIPPED firmware tests: {QEMU} not found; {hint}\n");
-            std::io::stderr().write_all(notice.as_bytes()).ok();
-        });
-    }
-    found
-}
-
-/// Builds the firmware binaries (once per test process) and returns the path of `bin`.
-fn firmware_elf(bin: &str) -> PathBuf {
-    static ELFS: OnceLock<Result<HashMap<String, PathBuf>, String>> = OnceLock::new();
-    let elfs = ELFS.get_or_init(build_firmware);
-    match elfs {
-        Ok(elfs) => elfs
-            .get(bin)
-            .unwrap_or_else(|| panic!("no firmware binary {bin}"))
-            .clone(),
-        Err(e) => panic!("{e}"),
-    }
-}
-
-fn build_firmware() -> Result<HashMap<String, PathBuf>, String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ is in the workspace");
-    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    // The executables' paths come from cargo's messages, wherever the target directory is.
-    let out = Command::new(cargo)
-        .current_dir(root)
-        // Flags meant for the host build (e.g. `-C target-cpu=native`) must not reach the device.
-        .env_remove("RUSTFLAGS")
-        .args(["build", "-p", "firmware", "--release", "--bins"])
-        .args([
-            "--target",
-            TARGET,
-            "--message-format=json-render-diagnostics",
-        ])
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "building the firmware failed ({}); is the target installed? \
-             `rustup target add {TARGET}`",
-            out.status
-        ));
-    }
-    let mut elfs = HashMap::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        if let (Some(name), Some(exe)) =
-            (msg["target"]["name"].as_str(), msg["executable"].as_str())
-        {
-            elfs.insert(name.to_owned(), PathBuf::from(exe));
-        }
-    }
-    Ok(elfs)
-}
-
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `elf` in QEMU, the way the cargo runner does, and waits at most [`TIMEOUT`].
-fn run_in_qemu(elf: &Path) -> Run {
-    let mut child = Command::new(QEMU)
-        .args(["-M", "mps2-an386", "-cpu", "cortex-m4", "-nographic"])
-        .args(["-semihosting-config", "enable=on,target=native", "-kernel"])
-        .arg(elf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start qemu-system-arm");
-    // Drain both pipes on threads so a chatty device can't block on a full pipe.
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        thread::spawn(move || {
-            let mut s = String::new();
-            pipe.read_to_string(&mut s).ok();
-            s
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().expect("piped")));
-    let stderr = drain(Box::new(child.stderr.take().expect("piped")));
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for qemu") {
-            break Some(status);
-        }
-        if start.elapsed() > TIMEOUT {
-            child.kill().ok();
-            child.wait().ok();
-            break None;
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    let run = Run {
-        code: status.and_then(|s| s.code()),
-        stdout: stdout.join().expect("stdout reader"),
-        stderr: stderr.join().expect("stderr reader"),
-    };
-    assert!(
-        status.is_some(),
-        "{} timed out after {TIMEOUT:?}\nstdout:\n{}\nstderr:\n{}",
-        elf.display(),
-        run.stdout,
-        run.stderr
-    );
-    run
-}
-
-/// The firmware's lines `key v1 v2 ... # comment` as key -> values.
-fn parse(stdout: &str) -> HashMap<&str, Vec<&str>> {
-    stdout
-        .lines()
-        .filter_map(|line| {
-            let data = line.split('#').next().unwrap_or_default();
-            let mut words = data.split_whitespace();
-            Some((words.next()?, words.collect()))
-        })
-        .collect()
-}
 
 fn hex(values: &[f32]) -> Vec<String> {
     values
@@ -176,7 +28,7 @@ fn firmware_computes_the_same_bits_as_the_host() {
     if !have_qemu() {
         return;
     }
-    let run = run_in_qemu(&firmware_elf("boot"));
+    let run = run_in_qemu(&firmware_elf("boot"), &[], TIMEOUT);
     assert_eq!(
         run.code,
         Some(0),
@@ -232,7 +84,7 @@ fn a_panic_exits_qemu_non_zero() {
     if !have_qemu() {
         return;
     }
-    let run = run_in_qemu(&firmware_elf("panic"));
+    let run = run_in_qemu(&firmware_elf("panic"), &[], TIMEOUT);
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     assert!(run.stderr.contains("deliberate panic"), "{}", run.stderr);
 }
@@ -242,7 +94,7 @@ fn a_hardfault_exits_qemu_non_zero() {
     if !have_qemu() {
         return;
     }
-    let run = run_in_qemu(&firmware_elf("hardfault"));
+    let run = run_in_qemu(&firmware_elf("hardfault"), &[], TIMEOUT);
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     assert!(run.stderr.contains("HardFault"), "{}", run.stderr);
 }

@@ -1,0 +1,285 @@
+//! Batch inference: classify every image of a data blob with the model in flash and report
+//! what a host needs to check the device bit for bit.
+//!
+//! # The data blob
+//!
+//! ```text
+//! offset  size         field
+//!      0     8         magic "DIGITSEV"
+//!      8     4         count: images, little-endian u32, at least 1
+//!     12     4         flags: little-endian u32; bit 0 labels follow the images,
+//!                      bit 1 print every image's logits; other bits must be 0
+//!     16     count*784 images: 28x28 pixels, row by row, one byte each (as in MNIST's IDX)
+//!      .     count     labels (0-9), if flag bit 0
+//!      .     8         end mark "DIGITEND" (catches a truncated blob or a wrong count)
+//! ```
+//!
+//! On the device, QEMU loads it into the PSRAM at `0x2100_0000`:
+//! `-device loader,file=BLOB,addr=0x21000000,force-raw=on`.
+//!
+//! # The report
+//!
+//! One `key values... # comment` line each ([`evaluate`]); every image goes through
+//! `normalize` and `Mlp::logits` of `digits-core`, the host's code, and the report carries:
+//! - `model`: the architecture and the FNV-1a digest of the parameters as read from flash;
+//! - `logits I Z0..Z9`, with flag bit 1: image I's logits as `f32` bits in hex;
+//! - `digits FIRST DDDD...`: the predicted digit of every image, 100 to a line;
+//! - `logits_fnv64`: FNV-1a over the bits of all logits, image by image (40 bytes each);
+//! - `correct`, with labels; `inference_ticks`: the clock's ticks spent in inference.
+
+use core::fmt::{self, Write};
+use core::hint::black_box;
+use digits_core::MnistMlp;
+use digits_core::input::normalize;
+use digits_core::softmax::argmax;
+
+use crate::model::{Fnv64, params_digest};
+
+/// First bytes of a data blob.
+pub const MAGIC: [u8; 8] = *b"DIGITSEV";
+/// Last bytes of a data blob.
+pub const END_MARK: [u8; 8] = *b"DIGITEND";
+/// Bytes before the first image.
+pub const HEADER_LEN: usize = 16;
+/// Pixels (bytes) of one image, 28x28.
+pub const IMAGE_LEN: usize = 784;
+/// Flag: `count` labels follow the images.
+pub const FLAG_LABELS: u32 = 1 << 0;
+/// Flag: print every image's logits.
+pub const FLAG_LOGITS: u32 = 1 << 1;
+/// Predicted digits per `digits` line.
+pub const DIGITS_PER_LINE: usize = 100;
+
+/// The fixed-size start of a data blob.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// Images in the blob.
+    pub count: u32,
+    /// [`FLAG_LABELS`], [`FLAG_LOGITS`].
+    pub flags: u32,
+}
+
+impl Header {
+    /// The header's bytes.
+    pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
+        let mut b = [0; HEADER_LEN];
+        b[..8].copy_from_slice(&MAGIC);
+        b[8..12].copy_from_slice(&self.count.to_le_bytes());
+        b[12..].copy_from_slice(&self.flags.to_le_bytes());
+        b
+    }
+
+    /// Bytes of the whole blob this header describes.
+    pub fn blob_len(&self) -> u64 {
+        let labels = if self.flags & FLAG_LABELS != 0 { 1 } else { 0 };
+        HEADER_LEN as u64 + self.count as u64 * (IMAGE_LEN as u64 + labels) + END_MARK.len() as u64
+    }
+}
+
+/// A validated data blob, borrowed from memory.
+#[derive(Clone, Copy, Debug)]
+pub struct Blob<'a> {
+    /// The header.
+    pub header: Header,
+    /// The images.
+    pub images: &'a [[u8; IMAGE_LEN]],
+    /// The labels, with [`FLAG_LABELS`].
+    pub labels: Option<&'a [u8]>,
+}
+
+impl<'a> Blob<'a> {
+    /// Finds a blob at the start of `memory` (which may be longer than the blob) and checks it:
+    /// magic, flags, a count of at least one image, the whole blob inside `memory`, the end
+    /// mark where the count puts it, labels 0-9.
+    pub fn parse(memory: &'a [u8]) -> Result<Self, &'static str> {
+        if memory.len() < HEADER_LEN || memory[..8] != MAGIC {
+            return Err(
+                "bad data blob: it does not start with \"DIGITSEV\" (was one loaded? \
+                        -device loader,file=BLOB,addr=0x21000000,force-raw=on)",
+            );
+        }
+        let word = |at: usize| u32::from_le_bytes(memory[at..at + 4].try_into().expect("4"));
+        let header = Header {
+            count: word(8),
+            flags: word(12),
+        };
+        if header.flags & !(FLAG_LABELS | FLAG_LOGITS) != 0 {
+            return Err("bad data blob: unknown flags (known: 1 labels, 2 logits)");
+        }
+        if header.count == 0 {
+            return Err("bad data blob: it holds no images (count 0)");
+        }
+        if header.blob_len() > memory.len() as u64 {
+            return Err("bad data blob: count says more images than the memory holds");
+        }
+        let (count, len) = (header.count as usize, header.blob_len() as usize);
+        let (body, end) = memory[HEADER_LEN..len].split_at(len - HEADER_LEN - END_MARK.len());
+        if end != END_MARK {
+            return Err(
+                "bad data blob: no \"DIGITEND\" where its count says it ends \
+                        (truncated, or a wrong count)",
+            );
+        }
+        let (pixels, labels) = body.split_at(count * IMAGE_LEN);
+        let (images, rest) = pixels.as_chunks::<IMAGE_LEN>();
+        debug_assert!(rest.is_empty());
+        let labels = (header.flags & FLAG_LABELS != 0).then_some(labels);
+        if labels.is_some_and(|l| l.iter().any(|&y| y > 9)) {
+            return Err("bad data blob: a label is not a digit 0-9");
+        }
+        Ok(Self {
+            header,
+            images,
+            labels,
+        })
+    }
+}
+
+/// Measures time (or, under `qemu -icount`, instructions) around each inference.
+pub trait Stopwatch {
+    /// Starts a measurement.
+    fn start(&mut self);
+    /// Ticks since the last [`Stopwatch::start`].
+    fn stop(&mut self) -> u32;
+}
+
+/// A stopwatch that always reads 0 (on the host).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoStopwatch;
+
+impl Stopwatch for NoStopwatch {
+    fn start(&mut self) {}
+    fn stop(&mut self) -> u32 {
+        0
+    }
+}
+
+/// What [`evaluate`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Summary {
+    /// Images classified.
+    pub images: u32,
+    /// Correct predictions, if the blob has labels.
+    pub correct: Option<u32>,
+    /// FNV-1a over the bits of all logits.
+    pub logits_fnv64: u64,
+    /// Stopwatch ticks spent in `normalize` + `logits`, all images together.
+    pub inference_ticks: u64,
+}
+
+/// Classifies every image of `blob` with `model` and writes the report (see the module docs)
+/// to `out`. Only `normalize` + `logits` are timed, not the bookkeeping and printing.
+pub fn evaluate(
+    model: &MnistMlp,
+    blob: &Blob<'_>,
+    stopwatch: &mut impl Stopwatch,
+    out: &mut impl Write,
+) -> Result<Summary, fmt::Error> {
+    let mut out = Buffered::new(out);
+    let out = &mut out;
+    writeln!(
+        out,
+        "model 784-128-10 f32 params_fnv64 {:016x}",
+        params_digest(model)
+    )?;
+    let with_labels = if blob.labels.is_some() { "yes" } else { "no" };
+    writeln!(out, "images {} labels {with_labels}", blob.images.len())?;
+
+    let print_logits = blob.header.flags & FLAG_LOGITS != 0;
+    let mut digest = Fnv64::new();
+    let mut correct = 0u32;
+    let mut ticks = 0u64;
+    let mut digits = [b'0'; DIGITS_PER_LINE];
+    let mut x = [0.0f32; IMAGE_LEN];
+    for (i, pixels) in blob.images.iter().enumerate() {
+        // black_box keeps the work between the two clock readings.
+        stopwatch.start();
+        normalize(black_box(pixels), &mut x);
+        let z = black_box(model.logits(black_box(&x)));
+        ticks += stopwatch.stop() as u64;
+
+        let digit = argmax(&z);
+        digest.write_f32s(&z);
+        if let Some(labels) = blob.labels {
+            correct += (labels[i] as usize == digit) as u32;
+        }
+        if print_logits {
+            write!(out, "logits {i}")?;
+            for v in z {
+                write!(out, " {:08x}", v.to_bits())?;
+            }
+            writeln!(out)?;
+        }
+        digits[i % DIGITS_PER_LINE] = b'0' + digit as u8;
+        let n = i % DIGITS_PER_LINE + 1;
+        if n == DIGITS_PER_LINE || i + 1 == blob.images.len() {
+            let line = core::str::from_utf8(&digits[..n]).expect("ASCII digits");
+            writeln!(out, "digits {} {line}", i + 1 - n)?;
+        }
+    }
+    let summary = Summary {
+        images: blob.images.len() as u32,
+        correct: blob.labels.map(|_| correct),
+        logits_fnv64: digest.finish(),
+        inference_ticks: ticks,
+    };
+    writeln!(out, "logits_fnv64 {:016x}", summary.logits_fnv64)?;
+    if let Some(correct) = summary.correct {
+        let n = summary.images;
+        // Basis points, rounded, in integers: no float formatting needed.
+        let bp = (correct as u64 * 10_000 + n as u64 / 2) / n as u64;
+        let (whole, frac) = (bp / 100, bp % 100);
+        writeln!(
+            out,
+            "correct {correct} of {n} # accuracy {whole}.{frac:02}%"
+        )?;
+    }
+    writeln!(
+        out,
+        "inference_ticks {ticks} # normalize + logits, all images"
+    )?;
+    out.flush()?;
+    Ok(summary)
+}
+
+/// Collects output in a buffer and writes it on in pieces of up to 1 KiB: over semihosting
+/// every `write_str` is a trap to the host, and a report is thousands of small pieces.
+pub struct Buffered<'w, W: Write> {
+    inner: &'w mut W,
+    buf: [u8; 1024],
+    len: usize,
+}
+
+impl<'w, W: Write> Buffered<'w, W> {
+    /// An empty buffer in front of `inner`.
+    pub fn new(inner: &'w mut W) -> Self {
+        Self {
+            inner,
+            buf: [0; 1024],
+            len: 0,
+        }
+    }
+
+    /// Writes out what is buffered.
+    pub fn flush(&mut self) -> fmt::Result {
+        // Only whole `&str`s are ever copied in, so the buffer is valid UTF-8.
+        let s = core::str::from_utf8(&self.buf[..self.len]).map_err(|_| fmt::Error)?;
+        self.inner.write_str(s)?;
+        self.len = 0;
+        Ok(())
+    }
+}
+
+impl<W: Write> Write for Buffered<'_, W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if self.len + s.len() > self.buf.len() {
+            self.flush()?;
+        }
+        if s.len() > self.buf.len() {
+            return self.inner.write_str(s);
+        }
+        self.buf[self.len..self.len + s.len()].copy_from_slice(s.as_bytes());
+        self.len += s.len();
+        Ok(())
+    }
+}

@@ -1,0 +1,93 @@
+//! The MNIST model, embedded at build time and read in place from flash.
+//!
+//! `build.rs` decodes the model file with `digits-core` (`models/mnist.digits`, or the file
+//! `DIGITS_MODEL` names; a wrong or corrupt file stops the build with the core's message) and
+//! writes its parameters in the memory layout of [`MnistMlp`]. Here those bytes become
+//! [`MODEL`], a `static` without interior mutability, which the linker puts in `.rodata`, that
+//! is in flash: nothing is copied to RAM, inference reads the weights where they are.
+//!
+//! # Why a byte image and not generated Rust source
+//!
+//! Two designs were possible: (a) the build script writes the raw bytes and the firmware views
+//! them as an `Mlp`, or (b) it generates Rust source with 101,770 `f32::from_bits(0x...)`
+//! constants. (b) needs no `unsafe`, but makes rustc parse, type-check and const-evaluate a
+//! 101,770-element expression on every model change; (a) costs one `include_bytes!` and one
+//! `transmute`, both checked by the compiler:
+//!
+//! - `Dense` and `Mlp` are `#[repr(C)]` in `digits-core`, so the layout is defined: `W1` row by
+//!   row, `b1`, `W2`, `b2`, all `f32`, no padding, which is the order `build.rs` writes;
+//! - the bytes are included as an array of exactly `size_of::<MnistMlp>()` bytes: a blob of
+//!   any other size is a type error at compile time;
+//! - the `transmute` happens by value in the `static`'s initializer, that is at compile time:
+//!   the result is a properly aligned `MnistMlp` (no alignment question as with a pointer cast),
+//!   and every bit pattern is a valid `f32` (the build script has rejected NaN and infinities).
+//!
+//! So the one `unsafe` below is as small as it gets, and there is no runtime cost at all.
+
+use digits_core::{MnistMlp, Params};
+
+mod info {
+    include!(concat!(env!("OUT_DIR"), "/model_info.rs"));
+}
+pub use info::{DATASET, EPOCHS, SOURCE, TEST_ACCURACY, TRAINING_SEED};
+
+/// Bytes of [`MODEL`]: 101,770 `f32` parameters, 407,080 bytes.
+pub const MODEL_BYTES: usize = size_of::<MnistMlp>();
+
+/// The parameters as `build.rs` laid them out (the target's byte order).
+const IMAGE: &[u8; MODEL_BYTES] = include_bytes!(concat!(env!("OUT_DIR"), "/model.bin"));
+
+/// The embedded model, in flash (`.rodata`).
+pub static MODEL: MnistMlp = {
+    // SAFETY: `MnistMlp` is `#[repr(C)]` and made only of `f32` arrays (no padding, no
+    // invalid bit patterns), and `IMAGE` is exactly its size (checked by the type above) and
+    // holds its fields in declaration order in the target's byte order (build.rs).
+    unsafe { core::mem::transmute::<[u8; MODEL_BYTES], MnistMlp>(*IMAGE) }
+};
+
+/// FNV-1a (64-bit), the digest the firmware reports for the model and for the logits.
+///
+/// Not a cryptographic hash: it tells whether two sequences of numbers are the same.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fnv64(u64);
+
+impl Fnv64 {
+    /// The empty digest (FNV offset basis).
+    pub const fn new() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+
+    /// Adds `bytes`.
+    pub fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    /// Adds the bits of `values`, each as 4 little-endian bytes.
+    pub fn write_f32s(&mut self, values: &[f32]) {
+        for v in values {
+            self.write(&v.to_bits().to_le_bytes());
+        }
+    }
+
+    /// The digest so far.
+    pub const fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl Default for Fnv64 {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// FNV-1a over every parameter of `model`, tensor by tensor (`W1`, `b1`, `W2`, `b2`).
+pub fn params_digest(model: &MnistMlp) -> u64 {
+    let mut h = Fnv64::new();
+    for k in 0..model.tensor_count() {
+        h.write_f32s(model.tensor(k).data);
+    }
+    h.finish()
+}

@@ -1,0 +1,175 @@
+//! Shared by the firmware tests: find QEMU, build the firmware, run it in QEMU.
+// Each test file uses its own part of this module.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Once, OnceLock};
+use std::time::{Duration, Instant};
+use std::{env, thread};
+
+pub const TARGET: &str = "thumbv7em-none-eabihf";
+pub const QEMU: &str = "qemu-system-arm";
+
+/// The workspace root.
+pub fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is in the workspace")
+}
+
+/// Whether we are under CI (`CI=true`), where a missing tool or data set fails instead of
+/// skipping.
+pub fn under_ci() -> bool {
+    env::var("CI").as_deref() == Ok("true")
+}
+
+/// Writes `message` straight to stderr, once per `once`: libtest would swallow an `eprintln!`
+/// of a passing test.
+pub fn notice(once: &Once, message: &str) {
+    once.call_once(|| {
+        std::io::stderr().write_all(message.as_bytes()).ok();
+    });
+}
+
+/// Whether QEMU is there; panics under CI when it is not, so CI can't pass by skipping.
+pub fn have_qemu() -> bool {
+    let found = Command::new(QEMU)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        let hint = "install it with `apt-get install -y qemu-system-arm` (scripts/test.sh does)";
+        assert!(!under_ci(), "{QEMU} not found and CI=true: {hint}");
+        static NOTICE: Once = Once::new();
+        notice(
+            &NOTICE,
+            &format!("SKIPPED firmware tests: {QEMU} not found; {hint}\n"),
+        );
+    }
+    found
+}
+
+/// Builds the firmware binaries (once per test process) and returns the path of `bin`.
+pub fn firmware_elf(bin: &str) -> PathBuf {
+    static ELFS: OnceLock<Result<HashMap<String, PathBuf>, String>> = OnceLock::new();
+    let elfs = ELFS.get_or_init(build_firmware);
+    match elfs {
+        Ok(elfs) => elfs
+            .get(bin)
+            .unwrap_or_else(|| panic!("no firmware binary {bin}"))
+            .clone(),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn build_firmware() -> Result<HashMap<String, PathBuf>, String> {
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    // The executables' paths come from cargo's messages, wherever the target directory is.
+    let out = Command::new(cargo)
+        .current_dir(workspace_root())
+        // Flags meant for the host build (e.g. `-C target-cpu=native`) must not reach the device.
+        .env_remove("RUSTFLAGS")
+        .args(["build", "-p", "firmware", "--release", "--bins"])
+        .args([
+            "--target",
+            TARGET,
+            "--message-format=json-render-diagnostics",
+        ])
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "building the firmware failed ({}); is the target installed? \
+             `rustup target add {TARGET}`",
+            out.status
+        ));
+    }
+    let mut elfs = HashMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if let (Some(name), Some(exe)) =
+            (msg["target"]["name"].as_str(), msg["executable"].as_str())
+        {
+            elfs.insert(name.to_owned(), PathBuf::from(exe));
+        }
+    }
+    Ok(elfs)
+}
+
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `elf` in QEMU, the way the cargo runner does, with `extra` arguments before
+/// `-kernel`, and waits at most `timeout` (a hung device must not hang the test suite).
+pub fn run_in_qemu(elf: &Path, extra: &[&str], timeout: Duration) -> Run {
+    let mut child = Command::new(QEMU)
+        .args(["-M", "mps2-an386", "-cpu", "cortex-m4", "-nographic"])
+        .args(["-semihosting-config", "enable=on,target=native"])
+        .args(extra)
+        .arg("-kernel")
+        .arg(elf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start qemu-system-arm");
+    // Drain both pipes on threads so a chatty device can't block on a full pipe.
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        thread::spawn(move || {
+            let mut s = String::new();
+            pipe.read_to_string(&mut s).ok();
+            s
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("piped")));
+    let stderr = drain(Box::new(child.stderr.take().expect("piped")));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for qemu") {
+            break Some(status);
+        }
+        if start.elapsed() > timeout {
+            child.kill().ok();
+            child.wait().ok();
+            break None;
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    let run = Run {
+        code: status.and_then(|s| s.code()),
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    };
+    assert!(
+        status.is_some(),
+        "{} timed out after {timeout:?}\nstdout:\n{}\nstderr:\n{}",
+        elf.display(),
+        run.stdout,
+        run.stderr
+    );
+    run
+}
+
+/// The firmware's lines `key v1 v2 ... # comment` as key -> values (the last line of a key
+/// wins).
+pub fn parse(stdout: &str) -> HashMap<&str, Vec<&str>> {
+    stdout
+        .lines()
+        .filter_map(|line| {
+            let data = line.split('#').next().unwrap_or_default();
+            let mut words = data.split_whitespace();
+            Some((words.next()?, words.collect()))
+        })
+        .collect()
+}
