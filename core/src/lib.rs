@@ -5,10 +5,14 @@
 //! same code (and the same bits) trains on a PC and runs on a microcontroller.
 //!
 //! - [`Mlp`]: dense -> ReLU -> dense, softmax cross-entropy; [`MnistMlp`] is `Mlp<784, 128, 10>`.
-//! - Gradients two ways, both first-class: [`Mlp::backprop`] and central differences
-//!   ([`numgrad`]), compared tensor by tensor by [`gradcheck`].
+//! - Gradients by [`Mlp::backprop`] and by central differences: [`numgrad`] is the definition
+//!   for any loss and parameters, [`structured_numgrad`] the same differences for an [`Mlp`]
+//!   re-evaluated only where each perturbation reaches (thousands of times faster, and as
+//!   accurate as backprop); [`gradcheck`] compares them tensor by tensor.
 //! - Training parts: [`Rng`] (seeded, platform-independent), [`Init`], [`Sgd`] with momentum
 //!   and weight decay, [`Schedule`], batch normalization ([`MlpBn`], foldable into an [`Mlp`]).
+//! - [`model_file`]: the versioned, checksummed model file; [`protocol`] and [`frame`]: the
+//!   host <-> device messages and their framing, shared by both sides.
 //!
 //! Every computation is generic over [`Scalar`] (`f32` and `f64`): `f32` to train and deploy,
 //! `f64` to check gradients.
