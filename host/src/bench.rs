@@ -6,10 +6,10 @@ use digits_core::input::normalize;
 use digits_core::numgrad::central_differences;
 use digits_core::structured_numgrad::SampleState;
 use digits_core::{MnistMlp, Rng};
-use rayon::prelude::*;
 
 use crate::boxed::zeroed;
 use crate::data::Split;
+use crate::train::numeric_gradient;
 
 /// Median of a few timings, in seconds.
 fn median(mut v: Vec<f64>) -> f64 {
@@ -24,7 +24,8 @@ fn time<T>(f: impl FnOnce() -> T) -> (f64, T) {
 }
 
 /// One full numerical gradient of `Mlp<784,128,10>` (every parameter, f32): the definition
-/// once, the structured version single-threaded and on all threads (median of `repeats`).
+/// once, the structured version single-threaded and on all threads as training computes it
+/// (median of `repeats`).
 pub fn numgrad(test: &Split, batches: &[usize], repeats: usize, step: f32) {
     let mut model: Box<MnistMlp> = zeroed();
     model.init(&mut Rng::new(1));
@@ -68,15 +69,19 @@ pub fn numgrad(test: &Split, batches: &[usize], repeats: usize, step: f32) {
             })
             .collect();
         let mut columns = vec![[0.0f32; 784]; 128];
+        let mut threaded_grad: Box<MnistMlp> = zeroed();
         let threaded: Vec<f64> = (0..repeats)
             .map(|_| {
                 time(|| {
-                    model.numeric_prepare(pixels, labels, &mut states);
-                    let st = &states;
-                    columns.par_iter_mut().enumerate().for_each(|(j, c)| {
-                        model.numeric_hidden_unit(pixels, st, step, j, c);
-                    });
-                    model.numeric_output_layer(st, step, &mut structured.output);
+                    numeric_gradient(
+                        &model,
+                        pixels,
+                        labels,
+                        step,
+                        &mut states,
+                        &mut columns,
+                        &mut threaded_grad,
+                    )
                 })
                 .0
             })

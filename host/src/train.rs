@@ -343,7 +343,7 @@ fn plain_gradient(
 
 /// The structured numerical gradient of the mean loss, hidden units spread over threads. Each
 /// unit's column is computed alone, so the result does not depend on the number of threads.
-fn numeric_gradient(
+pub fn numeric_gradient(
     model: &MnistMlp,
     pixels: &[[u8; 784]],
     labels: &[u8],

@@ -28,6 +28,15 @@ fn run_ok(cmd: &mut Command) -> String {
     text
 }
 
+/// The test accuracy (in percent) that `digits train` reports at the end.
+fn test_accuracy(text: &str) -> f64 {
+    text.split("test accuracy ")
+        .nth(1)
+        .and_then(|s| s.split('%').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no test accuracy in:\n{text}"))
+}
+
 #[test]
 fn same_seed_and_options_give_a_byte_identical_model_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -158,12 +167,7 @@ fn numeric_gradient_training_learns() {
             ])
             .arg(&out),
     );
-    let acc: f64 = text
-        .split("test accuracy ")
-        .nth(1)
-        .and_then(|s| s.split('%').next())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no test accuracy in:\n{text}"));
+    let acc = test_accuracy(&text);
     assert!(acc > 85.0, "numeric training reached only {acc}%");
 }
 
@@ -204,12 +208,7 @@ fn batchnorm_training_learns_and_folds_into_a_plain_model() {
             .arg("--out")
             .arg(&out),
     );
-    let acc: f64 = text
-        .split("test accuracy ")
-        .nth(1)
-        .and_then(|s| s.split('%').next())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no test accuracy in:\n{text}"));
+    let acc = test_accuracy(&text);
     assert!(acc > 90.0, "batch-norm training reached only {acc}%");
     // The folded model is an ordinary 784-128-10 model file.
     let inspect = Command::new(env!("CARGO_BIN_EXE_digits"))
