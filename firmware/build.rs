@@ -35,6 +35,8 @@ fn main() {
     fs::copy("memory.x", out.join("memory.x")).expect("copy memory.x to OUT_DIR");
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rustc-link-arg-bins=-Tlink.x");
+    // defmt's string table (see src/logger.rs).
+    println!("cargo:rustc-link-arg-bins=-Tdefmt.x");
 }
 
 /// Stops the build with `message` (cargo shows a build script's stderr when it fails).

@@ -6,7 +6,7 @@ use crate::frame::FrameError;
 use crate::model_file::{Architecture, Precision};
 
 /// Bumped whenever a message changes shape.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Pixels of one image in a [`Request::Classify`].
 pub const IMAGE_BYTES: usize = 784;
@@ -73,6 +73,9 @@ pub struct ModelSummary<'a> {
     pub dataset: &'a str,
     /// Its test accuracy as recorded in the model file.
     pub test_accuracy: Option<f32>,
+    /// FNV-1a (64-bit) over the bits of every parameter, tensor by tensor, each `f32` as 4
+    /// little-endian bytes: tells the host whether it holds the same model.
+    pub params_fnv64: u64,
 }
 
 /// Who the device is and what it has.

@@ -1,15 +1,15 @@
-//! Device glue: semihosting output, QEMU exit status, panic and fault reporting, stack use,
-//! the PSRAM where QEMU loads data, and SysTick as a stopwatch.
+//! Device glue: the console, QEMU exit status, panic and fault reporting, stack use, the PSRAM
+//! where QEMU loads data, and SysTick as a stopwatch.
 //!
-//! Every way a run can end goes through [`exit`], so QEMU's exit status is 0 only for a run
-//! that finished and passed; a panic, a HardFault or any unexpected exception exits 1 after
-//! printing what happened on the semihosting stderr.
+//! Everything the device says goes through defmt (see `logger`): logs as leveled messages,
+//! reports as [`Console`] lines. Every way a run can end goes through [`exit`], so QEMU's exit
+//! status is 0 only for a run that finished and passed; a panic, a HardFault or any unexpected
+//! exception logs an error and exits 1.
 
-use core::fmt::Write;
+use core::fmt::{self, Write};
 use core::panic::PanicInfo;
 use cortex_m_rt::{ExceptionFrame, exception};
 use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
-use cortex_m_semihosting::hio::{self, HostStream};
 
 /// Ends the QEMU run with status 0 (`ok`) or 1.
 pub fn exit(ok: bool) -> ! {
@@ -20,20 +20,61 @@ pub fn exit(ok: bool) -> ! {
     }
 }
 
-/// The host's stdout through semihosting (QEMU's stdout).
-pub fn stdout() -> HostStream {
-    hio::hstdout().unwrap_or_else(|()| exit(false))
+/// A text console over defmt: every line written becomes one `defmt::println!` frame, which
+/// the host prints as that line. For reports, whose lines are data the host parses.
+pub struct Console {
+    line: [u8; 256],
+    len: usize,
 }
 
-fn stderr() -> HostStream {
-    hio::hstderr().unwrap_or_else(|()| exit(false))
+impl Console {
+    /// An empty console.
+    pub const fn new() -> Self {
+        Self {
+            line: [0; 256],
+            len: 0,
+        }
+    }
+
+    fn emit(&mut self) {
+        // Only whole `&str`s or whole lines are cut, except a line longer than the buffer,
+        // which is cut at a character boundary below.
+        let text = core::str::from_utf8(&self.line[..self.len]).unwrap_or("(not UTF-8)");
+        defmt::println!("{=str}", text);
+        self.len = 0;
+    }
 }
 
-/// Runs `job` with stdout, then prints its peak stack use and exits: status 0 and a last line
-/// `ok` if it returned `Ok` and the stack stayed clear of the statics, else status 1 with the
-/// error on stderr.
-pub fn run(job: impl FnOnce(&mut HostStream) -> Result<(), &'static str>) -> ! {
-    let mut out = stdout();
+impl Default for Console {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Write for Console {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for c in s.chars() {
+            if c == '\n' {
+                self.emit();
+                continue;
+            }
+            let mut utf8 = [0; 4];
+            let bytes = c.encode_utf8(&mut utf8).as_bytes();
+            if self.len + bytes.len() > self.line.len() {
+                self.emit();
+            }
+            self.line[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+            self.len += bytes.len();
+        }
+        Ok(())
+    }
+}
+
+/// Runs `job` with a [`Console`], then prints its peak stack use and exits: status 0 and a
+/// last line `ok` if it returned `Ok` and the stack stayed clear of the statics, else status 1
+/// with the error logged.
+pub fn run(job: impl FnOnce(&mut Console) -> Result<(), &'static str>) -> ! {
+    let mut out = Console::new();
     stack::paint();
     let result = job(&mut out);
     let result = match stack::peak() {
@@ -49,9 +90,33 @@ pub fn run(job: impl FnOnce(&mut HostStream) -> Result<(), &'static str>) -> ! {
             exit(true)
         }
         Err(e) => {
-            writeln!(stderr(), "error: {e}").ok();
+            defmt::error!("{=str}", e);
             exit(false)
         }
+    }
+}
+
+/// The board this firmware is built for.
+pub const BOARD: &str = "mps2-an386";
+
+/// Flash and RAM figures of this program, from the linker's symbols, and the stack's peak so
+/// far.
+pub fn memory() -> crate::serve::Memory {
+    unsafe extern "C" {
+        // cortex-m-rt's link.x: ends of .rodata, of .data (in RAM) and its start.
+        static __erodata: u8;
+        static __sdata: u8;
+        static __edata: u8;
+    }
+    let addr = |p: *const u8| p as usize;
+    // Flash starts at 0 (memory.x): the vector table, .text and .rodata run up to __erodata,
+    // then come .data's initial values.
+    let data = addr(&raw const __edata) - addr(&raw const __sdata);
+    crate::serve::Memory {
+        flash_bytes: (addr(&raw const __erodata) + data) as u32,
+        static_ram_bytes: stack::statics() as u32,
+        stack_bytes: stack::reserved() as u32,
+        stack_peak_bytes: stack::peak().unwrap_or(stack::reserved()) as u32,
     }
 }
 
@@ -130,19 +195,19 @@ pub fn calibrate(stopwatch: &mut impl crate::eval::Stopwatch) -> u32 {
 #[panic_handler]
 fn panic(info: &PanicInfo) -> ! {
     cortex_m::interrupt::disable();
-    writeln!(stderr(), "{info}").ok();
+    defmt::error!("{}", defmt::Display2Format(info));
     exit(false)
 }
 
 #[exception]
 unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
-    writeln!(stderr(), "HardFault: {frame:?}").ok();
+    defmt::error!("HardFault: {}", defmt::Debug2Format(frame));
     exit(false)
 }
 
 #[exception]
 unsafe fn DefaultHandler(irqn: i16) {
-    writeln!(stderr(), "unexpected exception or interrupt {irqn}").ok();
+    defmt::error!("unexpected exception or interrupt {=i16}", irqn);
     exit(false)
 }
 
@@ -150,7 +215,7 @@ unsafe fn DefaultHandler(irqn: i16) {
 /// filled with a pattern, and later the deepest word no longer holding it marks the peak.
 /// The stack grows down towards `.bss` with no guard, so an overflow would otherwise silently
 /// corrupt the networks.
-mod stack {
+pub mod stack {
     const PATTERN: u32 = 0x5A5A_C0DE;
 
     unsafe extern "C" {
@@ -160,8 +225,23 @@ mod stack {
         static _stack_start: u32;
     }
 
+    unsafe extern "C" {
+        /// Start of `.data`, the first static in RAM.
+        static __sdata: u32;
+    }
+
     fn bottom() -> *mut u32 {
         &raw mut __sheap
+    }
+
+    /// Bytes between the statics and the end of RAM, which the stack may use.
+    pub fn reserved() -> usize {
+        &raw const _stack_start as usize - bottom() as usize
+    }
+
+    /// Bytes of statics (.data, .bss), from the start of RAM.
+    pub fn statics() -> usize {
+        bottom() as usize - &raw const __sdata as usize
     }
 
     /// Paints from the bottom of the free RAM up to just below the current stack pointer.

@@ -32,8 +32,9 @@ fn firmware_computes_the_same_bits_as_the_host() {
     assert_eq!(
         run.code,
         Some(0),
-        "firmware failed\nstdout:\n{}\nstderr:\n{}",
+        "firmware failed\nstdout:\n{}\nlogs:\n{}\nstderr:\n{}",
         run.stdout,
+        run.logs,
         run.stderr
     );
     assert_eq!(run.stdout.lines().last(), Some("ok"), "{}", run.stdout);
@@ -85,8 +86,12 @@ fn a_panic_exits_qemu_non_zero() {
         return;
     }
     let run = run_in_qemu(&firmware_elf("panic"), &[], TIMEOUT);
-    assert_eq!(run.code, Some(1), "{}", run.stderr);
-    assert!(run.stderr.contains("deliberate panic"), "{}", run.stderr);
+    assert_eq!(run.code, Some(1), "{}", run.logs);
+    assert!(
+        run.logs.contains("ERROR") && run.logs.contains("deliberate panic"),
+        "{}",
+        run.logs
+    );
 }
 
 #[test]
@@ -95,6 +100,10 @@ fn a_hardfault_exits_qemu_non_zero() {
         return;
     }
     let run = run_in_qemu(&firmware_elf("hardfault"), &[], TIMEOUT);
-    assert_eq!(run.code, Some(1), "{}", run.stderr);
-    assert!(run.stderr.contains("HardFault"), "{}", run.stderr);
+    assert_eq!(run.code, Some(1), "{}", run.logs);
+    assert!(
+        run.logs.contains("ERROR") && run.logs.contains("HardFault"),
+        "{}",
+        run.logs
+    );
 }

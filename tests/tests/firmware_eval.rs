@@ -244,7 +244,8 @@ fn the_device_classifies_all_mnist_test_images_with_the_hosts_bits() {
     assert_eq!(
         run.code,
         Some(0),
-        "firmware failed\nstdout (without logits and digits lines):\n{summary}\nstderr:\n{}",
+        "firmware failed\nstdout (without logits and digits lines):\n{summary}\nlogs:\n{}\nstderr:\n{}",
+        run.logs,
         run.stderr
     );
     assert_eq!(run.stdout.lines().last(), Some("ok"), "{summary}");
@@ -336,11 +337,11 @@ fn without_a_blob_the_device_exits_non_zero() {
         return;
     }
     let run = run_in_qemu(&firmware_elf("eval"), &[], Duration::from_secs(60));
-    assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.logs);
     assert!(
-        run.stderr.contains("does not start with \"DIGITSEV\""),
+        run.logs.contains("does not start with \"DIGITSEV\""),
         "{}",
-        run.stderr
+        run.logs
     );
 }
 
@@ -356,8 +357,8 @@ fn a_truncated_blob_makes_the_device_exit_non_zero() {
     let path = scratch_file("truncated.evalblob", &bytes);
     let extra = ["-device", &loader(&path)];
     let run = run_in_qemu(&firmware_elf("eval"), &extra, Duration::from_secs(60));
-    assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
-    assert!(run.stderr.contains("DIGITEND"), "{}", run.stderr);
+    assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.logs);
+    assert!(run.logs.contains("DIGITEND"), "{}", run.logs);
 }
 
 #[test]

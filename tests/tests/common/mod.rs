@@ -2,16 +2,14 @@
 // Each test file uses its own part of this module.
 #![allow(dead_code)]
 
+use firmware::qemu::{QEMU, Qemu, Serial, TARGET};
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::env;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Once, OnceLock};
-use std::time::{Duration, Instant};
-use std::{env, thread};
-
-pub const TARGET: &str = "thumbv7em-none-eabihf";
-pub const QEMU: &str = "qemu-system-arm";
+use std::sync::{Arc, Mutex, Once, OnceLock};
+use std::time::Duration;
 
 /// The workspace root.
 pub fn workspace_root() -> &'static Path {
@@ -36,12 +34,7 @@ pub fn notice(once: &Once, message: &str) {
 
 /// Whether QEMU is there; panics under CI when it is not, so CI can't pass by skipping.
 pub fn have_qemu() -> bool {
-    let found = Command::new(QEMU)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+    let found = firmware::qemu::qemu_available();
     if !found {
         let hint = "install it with `apt-get install -y qemu-system-arm` (scripts/test.sh does)";
         assert!(!under_ci(), "{QEMU} not found and CI=true: {hint}");
@@ -106,56 +99,46 @@ fn build_firmware() -> Result<HashMap<String, PathBuf>, String> {
 
 pub struct Run {
     pub code: Option<i32>,
+    /// The console lines (defmt `println!`), decoded, one per line.
     pub stdout: String,
+    /// The log lines (defmt `error!`, `warn!`, ...), decoded, with their level.
+    pub logs: String,
+    /// QEMU's own stderr.
     pub stderr: String,
 }
 
-/// Runs `elf` in QEMU, the way the cargo runner does, with `extra` arguments before
-/// `-kernel`, and waits at most `timeout` (a hung device must not hang the test suite).
+/// Runs `elf` in QEMU with `extra` arguments before `-kernel`, decodes its defmt output, and
+/// waits at most `timeout` (a hung device must not hang the test suite).
 pub fn run_in_qemu(elf: &Path, extra: &[&str], timeout: Duration) -> Run {
-    let mut child = Command::new(QEMU)
-        .args(["-M", "mps2-an386", "-cpu", "cortex-m4", "-nographic"])
-        .args(["-semihosting-config", "enable=on,target=native"])
-        .args(extra)
-        .arg("-kernel")
-        .arg(elf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start qemu-system-arm");
-    // Drain both pipes on threads so a chatty device can't block on a full pipe.
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        thread::spawn(move || {
-            let mut s = String::new();
-            pipe.read_to_string(&mut s).ok();
-            s
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().expect("piped")));
-    let stderr = drain(Box::new(child.stderr.take().expect("piped")));
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for qemu") {
-            break Some(status);
-        }
-        if start.elapsed() > timeout {
-            child.kill().ok();
-            child.wait().ok();
-            break None;
-        }
-        thread::sleep(Duration::from_millis(10));
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&lines);
+    let mut qemu = Qemu::start(elf, &Serial::None, extra, move |line| {
+        sink.lock().unwrap().push(line)
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let code = qemu.wait(timeout);
+    let stderr = qemu.stderr_text();
+    let lines = lines.lock().unwrap();
+    let text = |console: bool| -> String {
+        lines
+            .iter()
+            .filter(|l| l.level.is_none() == console)
+            .map(|l| format!("{l}\n"))
+            .collect()
     };
     let run = Run {
-        code: status.and_then(|s| s.code()),
-        stdout: stdout.join().expect("stdout reader"),
-        stderr: stderr.join().expect("stderr reader"),
+        code: code.as_ref().ok().copied().flatten(),
+        stdout: text(true),
+        logs: text(false),
+        stderr,
     };
     assert!(
-        status.is_some(),
-        "{} timed out after {timeout:?}\nstdout:\n{}\nstderr:\n{}",
+        code.is_ok(),
+        "{}: {}\nstdout:\n{}\nlogs:\n{}\nstderr:\n{}",
         elf.display(),
+        code.unwrap_err(),
         run.stdout,
+        run.logs,
         run.stderr
     );
     run
