@@ -2,6 +2,8 @@
 // Each test file uses its own part of this module.
 #![allow(dead_code)]
 
+pub mod mnist;
+
 use firmware::qemu::{QEMU, Qemu, Serial, TARGET};
 use std::collections::HashMap;
 use std::env;
