@@ -4,6 +4,7 @@
 //! Shared by the `digits device` commands and the end-to-end tests, so both drive the device
 //! the same way.
 
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -143,6 +144,45 @@ pub fn qemu_available() -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// Builds the firmware binaries (release, for [`TARGET`]) with cargo in `workspace`, and
+/// returns each binary's path by name. For tests and development, where the source is there.
+pub fn build_firmware(workspace: &Path) -> Result<HashMap<String, PathBuf>, String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    // The executables' paths come from cargo's messages, wherever the target directory is.
+    let out = Command::new(cargo)
+        .current_dir(workspace)
+        // Flags meant for the host build (e.g. `-C target-cpu=native`) must not reach the device.
+        .env_remove("RUSTFLAGS")
+        .args(["build", "-p", "firmware", "--release", "--bins"])
+        .args([
+            "--target",
+            TARGET,
+            "--message-format=json-render-diagnostics",
+        ])
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "building the firmware failed ({}); is the target installed? \
+             `rustup target add {TARGET}`",
+            out.status
+        ));
+    }
+    let mut elfs = HashMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if let (Some(name), Some(exe)) =
+            (msg["target"]["name"].as_str(), msg["executable"].as_str())
+        {
+            elfs.insert(name.to_owned(), PathBuf::from(exe));
+        }
+    }
+    Ok(elfs)
+}
+
 /// How the device's UART0 is connected.
 #[derive(Clone, Debug)]
 pub enum Serial {
@@ -270,16 +310,17 @@ impl Qemu {
         self.stderr.lock().expect("stderr").trim().to_owned()
     }
 
-    /// Waits for QEMU to exit by itself, at most `timeout`; returns its exit code (`None` if
-    /// killed by a signal) after the last log line was decoded.
+    /// Waits for QEMU to exit by itself, at most `timeout` (`Duration::MAX`: for ever);
+    /// returns its exit code (`None` if killed by a signal) after the last log line was
+    /// decoded.
     pub fn wait(&mut self, timeout: Duration) -> Result<Option<i32>, Error> {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now().checked_add(timeout);
         loop {
             if let Some(status) = self.child.try_wait()? {
                 self.join_logs()?;
                 return Ok(status.code());
             }
-            if Instant::now() > deadline {
+            if deadline.is_some_and(|d| Instant::now() > d) {
                 return Err(Error::Qemu(format!("still running after {timeout:?}")));
             }
             thread::sleep(Duration::from_millis(10));

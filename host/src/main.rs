@@ -5,6 +5,7 @@ mod bench;
 mod boxed;
 mod checkpoint;
 mod data;
+mod device;
 mod eval;
 mod fetch;
 mod gradcheck;
@@ -48,6 +49,8 @@ enum Command {
         #[command(subcommand)]
         command: DataCommand,
     },
+    /// Run the firmware in QEMU and talk to it: info, predict, eval.
+    Device(device::DeviceArgs),
     /// Print what a model file holds.
     Inspect {
         /// The model file.
@@ -227,6 +230,7 @@ fn run(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Eval(args) => eval::run(args),
+        Command::Device(args) => device::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Data {
             command: DataCommand::Check { data: args },

@@ -35,9 +35,9 @@ pub struct PredictArgs {
 
 /// One digit and its probability.
 #[derive(Clone, Copy, Serialize)]
-struct Guess {
-    digit: u8,
-    probability: f32,
+pub struct Guess {
+    pub digit: u8,
+    pub probability: f32,
 }
 
 /// What became of one image: JSON output, and the source of the text output.
@@ -157,7 +157,7 @@ pub fn classify(model: &MnistMlp, pixels: &[u8; SIDE * SIDE]) -> [f32; 10] {
 }
 
 /// The three most probable digits, most probable first (the lower digit first on ties).
-fn top3(p: &[f32; 10]) -> [Guess; 3] {
+pub fn top3(p: &[f32; 10]) -> [Guess; 3] {
     let mut order: Vec<u8> = (0..10).collect();
     order.sort_by(|&a, &b| p[b as usize].total_cmp(&p[a as usize]).then(a.cmp(&b)));
     order[..3]

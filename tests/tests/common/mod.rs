@@ -4,12 +4,11 @@
 
 pub mod mnist;
 
-use firmware::qemu::{QEMU, Qemu, Serial, TARGET};
+use firmware::qemu::{QEMU, Qemu, Serial};
 use std::collections::HashMap;
 use std::env;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, Once, OnceLock};
 use std::time::Duration;
 
@@ -52,7 +51,7 @@ pub fn have_qemu() -> bool {
 /// Builds the firmware binaries (once per test process) and returns the path of `bin`.
 pub fn firmware_elf(bin: &str) -> PathBuf {
     static ELFS: OnceLock<Result<HashMap<String, PathBuf>, String>> = OnceLock::new();
-    let elfs = ELFS.get_or_init(build_firmware);
+    let elfs = ELFS.get_or_init(|| firmware::qemu::build_firmware(workspace_root()));
     match elfs {
         Ok(elfs) => elfs
             .get(bin)
@@ -60,43 +59,6 @@ pub fn firmware_elf(bin: &str) -> PathBuf {
             .clone(),
         Err(e) => panic!("{e}"),
     }
-}
-
-fn build_firmware() -> Result<HashMap<String, PathBuf>, String> {
-    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    // The executables' paths come from cargo's messages, wherever the target directory is.
-    let out = Command::new(cargo)
-        .current_dir(workspace_root())
-        // Flags meant for the host build (e.g. `-C target-cpu=native`) must not reach the device.
-        .env_remove("RUSTFLAGS")
-        .args(["build", "-p", "firmware", "--release", "--bins"])
-        .args([
-            "--target",
-            TARGET,
-            "--message-format=json-render-diagnostics",
-        ])
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "building the firmware failed ({}); is the target installed? \
-             `rustup target add {TARGET}`",
-            out.status
-        ));
-    }
-    let mut elfs = HashMap::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        if let (Some(name), Some(exe)) =
-            (msg["target"]["name"].as_str(), msg["executable"].as_str())
-        {
-            elfs.insert(name.to_owned(), PathBuf::from(exe));
-        }
-    }
-    Ok(elfs)
 }
 
 pub struct Run {

@@ -1,0 +1,260 @@
+//! `digits device` end to end, with the firmware in QEMU: info, predict, eval over the UART and
+//! through the bulk path, a long-running `device run` reached with `--connect`, and the errors
+//! a user meets first (no QEMU, no firmware, another model).
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use image::{GrayImage, Luma};
+
+fn workspace() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+fn mnist() -> PathBuf {
+    workspace().join("../shared/data/mnist")
+}
+
+fn digits() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_digits"));
+    cmd.current_dir(workspace()).env("MNIST_DIR", mnist());
+    cmd
+}
+
+fn text(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// Whether QEMU is there; under CI (`CI=true`) its absence fails instead of skipping.
+fn have_qemu() -> bool {
+    let found = firmware::qemu::qemu_available();
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "qemu-system-arm not found and CI=true"
+        );
+        eprintln!("SKIPPED: qemu-system-arm not found");
+    }
+    found
+}
+
+/// The directory of the firmware binaries, built once.
+fn firmware_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let elfs = firmware::qemu::build_firmware(workspace()).unwrap_or_else(|e| panic!("{e}"));
+        let serve = elfs.get("serve").expect("a serve binary");
+        serve.parent().expect("in a directory").to_owned()
+    })
+}
+
+fn device(args: &[&str]) -> Output {
+    digits()
+        .arg("device")
+        .args(args)
+        .arg("--firmware")
+        .arg(firmware_dir())
+        .output()
+        .expect("run digits")
+}
+
+/// The built-in test digit 7 drawn as a photo would show it: dark ink on light paper, 8x.
+fn seven_png(dir: &Path) -> PathBuf {
+    let digit = &firmware::DIGIT_7;
+    let image = GrayImage::from_fn(28 * 8, 28 * 8, |x, y| {
+        Luma([255 - digit[(y / 8 * 28 + x / 8) as usize]])
+    });
+    let path = dir.join("seven.png");
+    image.save(&path).unwrap();
+    path
+}
+
+#[test]
+fn info_reports_the_firmware_the_model_and_the_memory() {
+    if !have_qemu() {
+        return;
+    }
+    let out = device(&["info"]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("(protocol 2) on mps2-an386"), "{t}");
+    assert!(t.contains("784-128-10 F32, trained on mnist"), "{t}");
+    assert!(t.contains("stack ") && t.contains(" B peak of "), "{t}");
+}
+
+#[test]
+fn predict_on_the_device_gives_the_hosts_answer() {
+    if !have_qemu() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let png = seven_png(dir.path());
+    let out = device(&["predict", png.to_str().unwrap()]);
+    let on_device = text(&out);
+    assert!(out.status.success(), "{on_device}");
+    assert!(
+        on_device.contains("seven.png: 7  (on the device; top-3: 7 "),
+        "{on_device}"
+    );
+
+    let host = digits()
+        .args(["predict", "--model", "firmware/models/mnist.digits"])
+        .arg(&png)
+        .output()
+        .unwrap();
+    let host = text(&host);
+    let top3 = |s: &str| s.split("top-3:").nth(1).map(str::trim).map(str::to_owned);
+    assert_eq!(
+        top3(&on_device),
+        top3(&host),
+        "device:\n{on_device}\nhost:\n{host}"
+    );
+}
+
+#[test]
+fn eval_agrees_bit_for_bit_over_the_uart_and_in_bulk() {
+    if !have_qemu() {
+        return;
+    }
+    let out = device(&["eval", "--uart", "--limit", "30"]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("30 of 30 with bit-identical logits"), "{t}");
+    assert!(t.contains("over the UART"), "{t}");
+
+    let out = device(&["eval", "--limit", "2000"]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains(
+            "2000 of 2000 predictions as on the host, 2000 of 2000 with bit-identical logits"
+        ),
+        "{t}"
+    );
+    assert!(t.contains("per inference (qemu -icount"), "{t}");
+}
+
+#[test]
+fn eval_refuses_a_model_the_device_does_not_run() {
+    if !have_qemu() {
+        return;
+    }
+    // Any other valid model: the committed one with one weight changed, re-encoded.
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(workspace().join("firmware/models/mnist.digits")).unwrap();
+    let file = digits_core::model_file::decode(&bytes).unwrap();
+    let mut model = Box::new(digits_core::MnistMlp::zeros());
+    file.load_into(&mut *model).unwrap();
+    model.output.b[3] += 0.5;
+    let mut other = vec![0u8; bytes.len() + 4096];
+    let n = digits_core::model_file::encode(&*model, &file.metadata, &mut other).unwrap();
+    let path = dir.path().join("other.digits");
+    std::fs::write(&path, &other[..n]).unwrap();
+
+    for uart in [false, true] {
+        let mut args = vec!["eval", "--limit", "5", "--model", path.to_str().unwrap()];
+        if uart {
+            args.push("--uart");
+        }
+        let out = device(&args);
+        let t = text(&out);
+        assert!(!out.status.success(), "{t}");
+        assert!(t.contains("the device runs another model"), "{t}");
+    }
+}
+
+/// Kills the child when dropped, so a failing test leaves no QEMU behind.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}
+
+#[test]
+fn a_running_device_serves_one_client_after_another() {
+    if !have_qemu() {
+        return;
+    }
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut run = Running(
+        digits()
+            .args(["device", "run", "--listen", &addr, "--firmware"])
+            .arg(firmware_dir())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // QEMU listens as soon as it runs; retry until it does.
+    let start = Instant::now();
+    let info = loop {
+        let out = device(&["info", "--connect", &addr]);
+        if out.status.success() || start.elapsed() > Duration::from_secs(20) {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(info.status.success(), "{}", text(&info));
+    let dir = tempfile::tempdir().unwrap();
+    let png = seven_png(dir.path());
+    let out = device(&["predict", "--connect", &addr, png.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("seven.png: 7"), "{}", text(&out));
+    // The device counts across clients: this info saw the previous sessions' requests.
+    let out = device(&["info", "--connect", &addr]);
+    let t = text(&out);
+    assert!(t.contains("1 images classified"), "{t}");
+
+    run.0.kill().unwrap();
+    run.0.wait().unwrap();
+    let mut log = String::new();
+    run.0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(log.contains("device: INFO  serving on UART0"), "{log}");
+}
+
+#[test]
+fn without_qemu_the_error_says_how_to_install_it() {
+    let out = digits()
+        .args(["device", "info"])
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(t.contains("qemu-system-arm not found"), "{t}");
+    assert!(t.contains("apt-get install qemu-system-arm"), "{t}");
+}
+
+#[test]
+fn without_the_firmware_the_error_says_how_to_build_it() {
+    if !have_qemu() {
+        return;
+    }
+    let out = digits()
+        .args(["device", "info", "--firmware", "/nonexistent"])
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(
+        t.contains("cargo build -p firmware --release --target thumbv7em-none-eabihf"),
+        "{t}"
+    );
+}
