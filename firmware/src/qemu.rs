@@ -33,8 +33,8 @@ pub enum Error {
     NoQemu,
     /// The firmware ELF is missing or unreadable.
     #[error(
-        "cannot read the firmware {path}: {source}; build it with \
-         `cargo build -p firmware --release --target {TARGET}`"
+        "cannot read the firmware {path} (build it with \
+         `cargo build -p firmware --release --target {TARGET}`)"
     )]
     Firmware {
         /// The ELF's path.
@@ -54,7 +54,7 @@ pub enum Error {
     #[error("QEMU failed: {0}")]
     Qemu(String),
     /// Reading or writing the UART failed.
-    #[error("the device's UART: {0}")]
+    #[error("the device's UART")]
     Io(#[from] io::Error),
     /// No reply in time.
     #[error(
@@ -416,13 +416,11 @@ impl Link {
     pub fn receive(&mut self) -> Result<Response<'_>, Error> {
         let deadline = Instant::now() + self.timeout;
         'frame: loop {
-            let mut used = 0;
-            for &b in &self.inbox {
-                used += 1;
+            for (i, &b) in self.inbox.iter().enumerate() {
                 if let Feed::Frame(payload) = self.reader.push(b) {
                     self.payload.clear();
                     self.payload.extend_from_slice(payload);
-                    self.inbox.drain(..used);
+                    self.inbox.drain(..=i);
                     break 'frame;
                 }
             }
