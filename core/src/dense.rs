@@ -112,3 +112,26 @@ impl<const IN: usize, const OUT: usize, S: Scalar> Dense<IN, OUT, S> {
         }
     }
 }
+
+/// A layer on its own as parameters: `W`, then `b` (e.g. to train only the output layer).
+impl<const IN: usize, const OUT: usize, S: Scalar> crate::Params<S> for Dense<IN, OUT, S> {
+    fn tensor_count(&self) -> usize {
+        2
+    }
+
+    fn tensor(&self, k: usize) -> Tensor<'_, S> {
+        match k {
+            0 => self.weight_tensor("W"),
+            1 => self.bias_tensor("b"),
+            _ => panic!("Dense has 2 tensors"),
+        }
+    }
+
+    fn tensor_mut(&mut self, k: usize) -> TensorMut<'_, S> {
+        match k {
+            0 => self.weight_tensor_mut("W"),
+            1 => self.bias_tensor_mut("b"),
+            _ => panic!("Dense has 2 tensors"),
+        }
+    }
+}

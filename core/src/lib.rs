@@ -23,6 +23,7 @@
 pub mod activation;
 pub mod batchnorm;
 pub mod dense;
+pub mod finetune;
 pub mod frame;
 pub mod gradcheck;
 pub mod init;

@@ -77,6 +77,14 @@ impl<const IN: usize, const HIDDEN: usize, const OUT: usize, S: Scalar> Mlp<IN, 
         self.output.forward(&act.hidden, &mut act.logits);
     }
 
+    /// The hidden layer's activations (after ReLU) for one sample.
+    #[inline]
+    pub fn hidden_activations(&self, x: &[S; IN], hidden: &mut [S; HIDDEN]) {
+        let mut pre = [S::ZERO; HIDDEN];
+        self.hidden.forward(x, &mut pre);
+        relu_forward(&pre, hidden);
+    }
+
     /// Logits of one sample.
     pub fn logits(&self, x: &[S; IN]) -> [S; OUT] {
         let mut act = Activations::default();

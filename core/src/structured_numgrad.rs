@@ -166,41 +166,11 @@ impl<const IN: usize, const HIDDEN: usize, const OUT: usize, S: Scalar> Mlp<IN, 
         h: S,
         grad: &mut crate::Dense<HIDDEN, OUT, S>,
     ) {
-        grad.w = [[S::ZERO; OUT]; HIDDEN];
-        grad.b = [S::ZERO; OUT];
-        // Logit k moves by +-d in one sample: the loss changes by
-        // ln(1 + p_k (e^{+-d} - 1)) -+ d [k == label].
-        let diff = |st: &SampleState<HIDDEN, OUT, S>, k: usize, d: S, e_plus: S, e_minus: S| {
-            let mut r = log_ratio(st.probs[k] * e_plus, st.probs[k] * e_minus);
-            if k == st.label as usize {
-                r -= d + d;
-            }
-            r
-        };
-        for st in states {
-            for (row, &a) in grad.w.iter_mut().zip(&st.hidden) {
-                if a != S::ZERO {
-                    let d = h * a;
-                    let (e_plus, e_minus) = (d.exp_m1(), (-d).exp_m1());
-                    for (k, g) in row.iter_mut().enumerate() {
-                        *g += diff(st, k, d, e_plus, e_minus);
-                    }
-                }
-            }
-            let (e_plus, e_minus) = (h.exp_m1(), (-h).exp_m1());
-            for (k, g) in grad.b.iter_mut().enumerate() {
-                *g += diff(st, k, h, e_plus, e_minus);
-            }
-        }
-        let scale = S::ONE / ((h + h) * S::from_f64(states.len() as f64));
-        for row in grad.w.iter_mut() {
-            for g in row.iter_mut() {
-                *g *= scale;
-            }
-        }
-        for g in grad.b.iter_mut() {
-            *g *= scale;
-        }
+        output_layer_central_differences(
+            states.iter().map(|st| (&st.hidden, &st.probs, st.label)),
+            h,
+            grad,
+        );
     }
 
     /// The whole structured numerical gradient of the mean loss over a batch of 8-bit images,
@@ -224,5 +194,55 @@ impl<const IN: usize, const HIDDEN: usize, const OUT: usize, S: Scalar> Mlp<IN, 
         }
         self.numeric_output_layer(states, h, &mut grad.output);
         loss
+    }
+}
+
+/// Central differences `(L(w + h) - L(w - h)) / 2h` of the mean loss over a batch for every
+/// weight and bias of an output layer, written into `grad`; each sample is its layer input
+/// `hidden`, the softmax `probs` of its logits and its label.
+///
+/// A weight `W[j][k]` moves logit `k` by `+-d = +-h hidden[j]`, a bias by `+-h`: the sample's
+/// loss then changes by `ln(1 + p_k (e^{+-d} - 1)) -+ d [k == label]`, computed directly (see
+/// the module docs). Only the layer's input and softmax are needed, not the layer before it:
+/// a device fine-tuning its output layer keeps just these per sample.
+pub fn output_layer_central_differences<'a, const HIDDEN: usize, const OUT: usize, S: Scalar>(
+    samples: impl Iterator<Item = (&'a [S; HIDDEN], &'a [S; OUT], u8)>,
+    h: S,
+    grad: &mut crate::Dense<HIDDEN, OUT, S>,
+) {
+    grad.w = [[S::ZERO; OUT]; HIDDEN];
+    grad.b = [S::ZERO; OUT];
+    let diff = |probs: &[S; OUT], label: u8, k: usize, d: S, e_plus: S, e_minus: S| {
+        let mut r = log_ratio(probs[k] * e_plus, probs[k] * e_minus);
+        if k == label as usize {
+            r -= d + d;
+        }
+        r
+    };
+    let mut n = 0usize;
+    for (hidden, probs, label) in samples {
+        n += 1;
+        for (row, &a) in grad.w.iter_mut().zip(hidden) {
+            if a != S::ZERO {
+                let d = h * a;
+                let (e_plus, e_minus) = (d.exp_m1(), (-d).exp_m1());
+                for (k, g) in row.iter_mut().enumerate() {
+                    *g += diff(probs, label, k, d, e_plus, e_minus);
+                }
+            }
+        }
+        let (e_plus, e_minus) = (h.exp_m1(), (-h).exp_m1());
+        for (k, g) in grad.b.iter_mut().enumerate() {
+            *g += diff(probs, label, k, h, e_plus, e_minus);
+        }
+    }
+    let scale = S::ONE / ((h + h) * S::from_f64(n.max(1) as f64));
+    for row in grad.w.iter_mut() {
+        for g in row.iter_mut() {
+            *g *= scale;
+        }
+    }
+    for g in grad.b.iter_mut() {
+        *g *= scale;
     }
 }
