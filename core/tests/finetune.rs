@@ -68,9 +68,14 @@ fn the_numerical_gradient_agrees_with_backprop() {
         .zip(&n)
         .map(|(x, y)| (x - y).abs())
         .fold(0.0f32, f32::max);
-    eprintln!("finetune: numeric vs backprop, worst |difference| {worst:.2e} of max |g| {scale:.2e}");
+    eprintln!(
+        "finetune: numeric vs backprop, worst |difference| {worst:.2e} of max |g| {scale:.2e}"
+    );
     assert!(scale > 1e-3, "a non-trivial gradient");
-    assert!(worst <= NUMERIC_VS_BACKPROP * scale, "worst {worst:e}, scale {scale:e}");
+    assert!(
+        worst <= NUMERIC_VS_BACKPROP * scale,
+        "worst {worst:e}, scale {scale:e}"
+    );
 }
 
 #[test]
@@ -93,7 +98,11 @@ fn steps_lower_the_loss_by_either_method() {
             last = tuner.step(method, &sgd, 0.1).unwrap().loss;
         }
         assert_eq!(tuner.steps(), 21);
-        assert!(last < 0.5 * first.loss, "{method:?}: {} -> {last}", first.loss);
+        assert!(
+            last < 0.5 * first.loss,
+            "{method:?}: {} -> {last}",
+            first.loss
+        );
         // Reset restores the shipped layer.
         tuner.reset(&model.output);
         assert_eq!(tuner.output, model.output);

@@ -40,40 +40,46 @@ impl Augment {
         let shear = rng.uniform_in(-1.0, 1.0) * self.max_shear;
         let dx = rng.uniform_in(-1.0, 1.0) * self.max_shift;
         let dy = rng.uniform_in(-1.0, 1.0) * self.max_shift;
-        // Output pixel (x, y) samples the source at A^-1 ((x, y) - c - d) + c, c the centre.
-        let (s, c) = angle.sin_cos();
-        // Forward map: rotation * shear * scale.
-        let a = [
-            [c * scale, (c * shear - s) * scale],
-            [s * scale, (s * shear + c) * scale],
-        ];
-        let det = a[0][0] * a[1][1] - a[0][1] * a[1][0];
-        let inv = [
-            [a[1][1] / det, -a[0][1] / det],
-            [-a[1][0] / det, a[0][0] / det],
-        ];
-        let centre = 13.5;
-        // The source with a one-pixel zero border, so bilinear reads need no bounds checks.
-        let mut padded = [0f32; 30 * 30];
-        for (y, row) in image.chunks_exact(28).enumerate() {
-            for (x, &v) in row.iter().enumerate() {
-                padded[(y + 1) * 30 + x + 1] = v as f32;
-            }
-        }
-        let inv = inv.map(|r| r.map(|v| v as f32));
-        let (dx, dy, centre) = (dx as f32, dy as f32, centre as f32);
-        let mut out = [0u8; 784];
-        for y in 0..28 {
-            let v = y as f32 - centre - dy;
-            for x in 0..28 {
-                let u = x as f32 - centre - dx;
-                let sx = inv[0][0] * u + inv[0][1] * v + centre;
-                let sy = inv[1][0] * u + inv[1][1] * v + centre;
-                out[y * 28 + x] = bilinear(&padded, sx, sy);
-            }
-        }
-        out
+        warp(image, angle, scale, shear, dx, dy)
     }
+}
+
+/// `image` rotated by `angle` (radians), scaled, sheared (`x += shear * y` before rotating)
+/// and shifted by (`dx`, `dy`) pixels, about the image's centre, with bilinear sampling.
+pub fn warp(image: &[u8; 784], angle: f64, scale: f64, shear: f64, dx: f64, dy: f64) -> [u8; 784] {
+    // Output pixel (x, y) samples the source at A^-1 ((x, y) - c - d) + c, c the centre.
+    let (s, c) = angle.sin_cos();
+    // Forward map: rotation * shear * scale.
+    let a = [
+        [c * scale, (c * shear - s) * scale],
+        [s * scale, (s * shear + c) * scale],
+    ];
+    let det = a[0][0] * a[1][1] - a[0][1] * a[1][0];
+    let inv = [
+        [a[1][1] / det, -a[0][1] / det],
+        [-a[1][0] / det, a[0][0] / det],
+    ];
+    let centre = 13.5;
+    // The source with a one-pixel zero border, so bilinear reads need no bounds checks.
+    let mut padded = [0f32; 30 * 30];
+    for (y, row) in image.chunks_exact(28).enumerate() {
+        for (x, &v) in row.iter().enumerate() {
+            padded[(y + 1) * 30 + x + 1] = v as f32;
+        }
+    }
+    let inv = inv.map(|r| r.map(|v| v as f32));
+    let (dx, dy, centre) = (dx as f32, dy as f32, centre as f32);
+    let mut out = [0u8; 784];
+    for y in 0..28 {
+        let v = y as f32 - centre - dy;
+        for x in 0..28 {
+            let u = x as f32 - centre - dx;
+            let sx = inv[0][0] * u + inv[0][1] * v + centre;
+            let sy = inv[1][0] * u + inv[1][1] * v + centre;
+            out[y * 28 + x] = bilinear(&padded, sx, sy);
+        }
+    }
+    out
 }
 
 /// Bilinear sample of the padded source at (x, y) in source coordinates; zero outside.

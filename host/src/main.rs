@@ -8,10 +8,12 @@ mod data;
 mod device;
 mod eval;
 mod fetch;
+mod finetune;
 mod gradcheck;
 mod model_io;
 mod predict;
 mod preprocess;
+mod shift;
 mod train;
 
 use std::path::PathBuf;
@@ -72,6 +74,18 @@ enum DataCommand {
         data: DataArgs,
         #[command(flatten)]
         fetch: fetch::FetchArgs,
+    },
+    /// Write MNIST as a new writer would have drawn it (slanted, rotated, heavier strokes):
+    /// a data directory for `--data`, to test adaptation (`digits device finetune`).
+    Shift {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Which writer: the same seed gives the same writer and the same files.
+        #[arg(long, default_value_t = 1)]
+        writer: u64,
+        /// Directory to write the four IDX files into.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
     },
 }
 
@@ -241,7 +255,35 @@ fn run(command: Command) -> Result<()> {
             let kind = dataset_kind(args.dataset);
             fetch::run(&data::resolve_dir(args.data.as_deref(), kind), kind, &fetch)
         }
+        Command::Data {
+            command: DataCommand::Shift { data, writer, out },
+        } => {
+            let dataset = load(&data)?;
+            let writer = shift::Writer::from_seed(writer);
+            shift::write_dataset(&dataset, &writer, &out)?;
+            println!(
+                "wrote {} by writer {} (slant {:+.2}, rotation {:+.1} degrees, heaviness {:.2}) \
+                 to {}; e.g. `digits eval --data {} --model firmware/models/mnist.digits`",
+                data.dataset_name(),
+                writer.seed,
+                writer.slant,
+                writer.rotation_deg,
+                writer.heaviness,
+                out.display(),
+                out.display()
+            );
+            Ok(())
+        }
         Command::Inspect { file } => inspect_command(&file),
+    }
+}
+
+impl DataArgs {
+    fn dataset_name(&self) -> &'static str {
+        match self.dataset {
+            DatasetArg::Mnist => "MNIST",
+            DatasetArg::Fashion => "Fashion-MNIST",
+        }
     }
 }
 

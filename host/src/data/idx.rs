@@ -67,6 +67,30 @@ pub fn read_idx_labels(path: &Path) -> Result<Vec<u8>, DataError> {
     parse_labels(path, &content)
 }
 
+/// An IDX images file's bytes (magic 2051, count, 28, 28, pixels): what the readers accept.
+pub fn idx_images_bytes(images: &[[u8; IMAGE_PIXELS]]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + images.len() * IMAGE_PIXELS);
+    for word in [
+        IdxKind::Images.magic(),
+        images.len() as u32,
+        IMAGE_SIDE,
+        IMAGE_SIDE,
+    ] {
+        out.extend(word.to_be_bytes());
+    }
+    out.extend(images.as_flattened());
+    out
+}
+
+/// An IDX labels file's bytes (magic 2049, count, labels).
+pub fn idx_labels_bytes(labels: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + labels.len());
+    out.extend(IdxKind::Labels.magic().to_be_bytes());
+    out.extend((labels.len() as u32).to_be_bytes());
+    out.extend(labels);
+    out
+}
+
 /// Validates an images file's content and splits it into images.
 fn parse_images(path: &Path, content: &Content) -> Result<Vec<[u8; IMAGE_PIXELS]>, DataError> {
     let body = validated_body(path, content, IdxKind::Images)?;

@@ -24,6 +24,6 @@ mod tests;
 pub use {
     checksum::{FileCheck, check, check_one, expected_sha256},
     error::DataError,
-    idx::{IMAGE_PIXELS, read_idx_images, read_idx_labels},
+    idx::{IMAGE_PIXELS, idx_images_bytes, idx_labels_bytes, read_idx_images, read_idx_labels},
     mnist::{DataDir, Dataset, DatasetKind, FILES, Split, resolve_dir},
 };
