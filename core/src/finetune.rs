@@ -221,3 +221,7 @@ impl<const HIDDEN: usize, const OUT: usize, const BATCH: usize> Tuner<HIDDEN, OU
         z
     }
 }
+
+/// The tuner of [`crate::MnistMlp`]'s output layer with the protocol's batch: what the device
+/// keeps in RAM.
+pub type MnistTuner = Tuner<128, 10, { crate::protocol::MAX_BATCH }>;

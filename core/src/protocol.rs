@@ -2,14 +2,18 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::finetune::{Gradient, TuneError};
 use crate::frame::FrameError;
 use crate::model_file::{Architecture, Precision};
 
 /// Bumped whenever a message changes shape.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
-/// Pixels of one image in a [`Request::Classify`].
+/// Pixels of one image in a [`Request::Classify`] or a [`Request::Sample`].
 pub const IMAGE_BYTES: usize = 784;
+
+/// Samples a [`Request::Train`] step takes at most: what the device caches between steps.
+pub const MAX_BATCH: usize = 32;
 
 /// What the host asks.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -29,10 +33,40 @@ pub enum Request<'a> {
     },
     /// Counters since boot.
     Stats,
+    /// Starts fine-tuning over: the output layer from flash again, momentum zero, no samples.
+    /// Nothing ever writes the flash.
+    Reset,
+    /// One labeled image for the next [`Request::Train`] step (at most [`MAX_BATCH`]). A frame
+    /// holds one image; a step takes all the samples sent since the last one.
+    Sample {
+        /// The digit drawn, 0-9.
+        label: u8,
+        /// Exactly [`IMAGE_BYTES`] bytes, as in [`Request::Classify`].
+        #[serde(borrow)]
+        pixels: &'a [u8],
+    },
+    /// One SGD step of the output layer (kept in RAM) on the samples sent since the last step,
+    /// then classifications use the tuned layer.
+    Train {
+        /// Backprop or central differences.
+        method: Gradient,
+        /// Learning rate of this step.
+        learning_rate: f32,
+        /// SGD momentum in `[0, 1)`.
+        momentum: f32,
+    },
+    /// Classify images `first..first + count` of the data blob that QEMU loaded into the PSRAM
+    /// (see `firmware::eval`), with the output layer as tuned so far.
+    Evaluate {
+        /// Index of the first image.
+        first: u32,
+        /// Number of images.
+        count: u32,
+    },
 }
 
 /// Index of the last [`Request`] variant: a frame naming a higher one is an unknown request.
-const LAST_REQUEST: u8 = 3;
+const LAST_REQUEST: u8 = 7;
 
 /// What the device answers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -49,6 +83,12 @@ pub enum Response<'a> {
     Classified(Classification),
     /// Answer to [`Request::Stats`].
     Stats(Stats),
+    /// Answer to [`Request::Reset`] and [`Request::Sample`].
+    Tuning(Tuning),
+    /// Answer to [`Request::Train`].
+    Trained(Trained),
+    /// Answer to [`Request::Evaluate`].
+    Evaluated(Evaluation),
     /// The request could not be served; the device carries on.
     Error(DeviceError),
 }
@@ -60,6 +100,45 @@ pub struct Classification {
     pub digit: u8,
     /// The logits, bit for bit as computed (compare them with the host's).
     pub logits: [f32; 10],
+}
+
+/// Where fine-tuning stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tuning {
+    /// Samples waiting for the next step.
+    pub batch: u32,
+    /// Steps since the last reset.
+    pub steps: u32,
+    /// Instructions the device spent on the request (a sample: its hidden layer); exact only
+    /// under `qemu -icount`, 0 where unmeasured.
+    pub instructions: u64,
+}
+
+/// What a training step did.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Trained {
+    /// Samples in the step.
+    pub samples: u32,
+    /// Mean loss of the batch before the step.
+    pub loss: f32,
+    /// Steps since the last reset.
+    pub steps: u32,
+    /// FNV-1a (64-bit) over the bits of the tuned output layer (weights row by row, then
+    /// biases), as in [`ModelSummary::params_fnv64`]: the host checks it against its own run.
+    pub output_fnv64: u64,
+    /// Instructions the step took (gradient and update); exact only under `qemu -icount`.
+    pub instructions: u64,
+}
+
+/// What classifying a range of the PSRAM's data blob found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// Images classified.
+    pub images: u32,
+    /// Correct predictions, if the blob has labels.
+    pub correct: Option<u32>,
+    /// FNV-1a over the bits of all logits, image by image, as the `eval` firmware reports.
+    pub logits_fnv64: u64,
 }
 
 /// The model the device runs.
@@ -111,6 +190,10 @@ pub struct Stats {
     pub bad_frames: u32,
     /// Well-formed frames with an unknown request.
     pub unknown_requests: u32,
+    /// Fine-tuning samples received.
+    pub samples: u32,
+    /// Fine-tuning steps taken.
+    pub steps: u32,
 }
 
 /// Why a request was not served.
@@ -128,6 +211,17 @@ pub enum DeviceError {
         /// Bytes received.
         got: u32,
     },
+    /// A sample or a step was refused; the tuned layer is unchanged.
+    Tune(TuneError),
+    /// A learning rate or momentum outside its range (or not finite).
+    BadHyperparameter,
+    /// No valid data blob in the device's memory.
+    NoData,
+    /// A range past the end of the data blob.
+    BadRange {
+        /// Images in the blob.
+        images: u32,
+    },
 }
 
 impl core::fmt::Display for DeviceError {
@@ -141,6 +235,20 @@ impl core::fmt::Display for DeviceError {
             DeviceError::BadImageLength { got } => {
                 write!(f, "image of {got} bytes, {IMAGE_BYTES} expected")
             }
+            DeviceError::Tune(e) => write!(f, "fine-tuning refused: {e}"),
+            DeviceError::BadHyperparameter => {
+                f.write_str("learning rate must be finite and positive, momentum finite in [0, 1)")
+            }
+            DeviceError::NoData => f.write_str(
+                "the device holds no data blob: start QEMU with \
+                 -device loader,file=BLOB,addr=0x21000000,force-raw=on",
+            ),
+            DeviceError::BadRange { images } => {
+                write!(
+                    f,
+                    "a range past the end of the data blob of {images} images"
+                )
+            }
         }
     }
 }
@@ -148,7 +256,9 @@ impl core::fmt::Display for DeviceError {
 /// Decodes a request from a frame's payload, telling an unknown request from a damaged one.
 pub fn decode_request(payload: &[u8]) -> Result<Request<'_>, DeviceError> {
     match crate::frame::decode::<Request<'_>>(payload) {
-        Ok(Request::Classify { pixels }) if pixels.len() != IMAGE_BYTES => {
+        Ok(Request::Classify { pixels } | Request::Sample { pixels, .. })
+            if pixels.len() != IMAGE_BYTES =>
+        {
             Err(DeviceError::BadImageLength {
                 got: pixels.len() as u32,
             })

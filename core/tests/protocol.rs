@@ -1,8 +1,10 @@
 //! Frames and messages: round trips, exact bytes, and a reader that survives anything.
 
+use digits_core::finetune::{Gradient, TuneError};
 use digits_core::frame::{Feed, FrameError, FrameReader, MAX_FRAME, decode, encode};
 use digits_core::protocol::{
-    Classification, DeviceError, IMAGE_BYTES, Request, Response, Stats, decode_request,
+    Classification, DeviceError, Evaluation, IMAGE_BYTES, Request, Response, Stats, Trained,
+    Tuning, decode_request,
 };
 use proptest::prelude::*;
 
@@ -49,6 +51,20 @@ fn every_message_round_trips() {
         Request::Info,
         Request::Classify { pixels: &pixels },
         Request::Stats,
+        Request::Reset,
+        Request::Sample {
+            label: 9,
+            pixels: &pixels,
+        },
+        Request::Train {
+            method: Gradient::Numeric,
+            learning_rate: 0.02,
+            momentum: 0.9,
+        },
+        Request::Evaluate {
+            first: 10_000,
+            count: u32::MAX,
+        },
     ];
     let mut reader = FrameReader::<MAX_FRAME>::new();
     for r in &requests {
@@ -78,8 +94,31 @@ fn every_message_round_trips() {
             classified: 4,
             bad_frames: 2,
             unknown_requests: 1,
+            samples: 100,
+            steps: 40,
+        }),
+        Response::Tuning(Tuning {
+            batch: 32,
+            steps: 7,
+            instructions: u64::MAX,
+        }),
+        Response::Trained(Trained {
+            samples: 25,
+            loss: 0.625,
+            steps: 40,
+            output_fnv64: 0x0123_4567_89ab_cdef,
+            instructions: 1 << 40,
+        }),
+        Response::Evaluated(Evaluation {
+            images: 10_000,
+            correct: Some(8_335),
+            logits_fnv64: u64::MAX,
         }),
         Response::Error(DeviceError::Frame(FrameError::Checksum)),
+        Response::Error(DeviceError::Tune(TuneError::BatchFull)),
+        Response::Error(DeviceError::BadRange { images: 20_000 }),
+        Response::Error(DeviceError::NoData),
+        Response::Error(DeviceError::BadHyperparameter),
     ];
     for r in &responses {
         let got = feed_all(&mut reader, &frame_of(r));
@@ -126,6 +165,21 @@ fn unknown_requests_and_wrong_image_sizes_are_told_apart() {
     assert_eq!(
         decode_request(&payload),
         Err(DeviceError::UnknownRequest { tag: 9 })
+    );
+    // Tag 8, the first past the last request, is unknown too.
+    assert_eq!(
+        decode_request(&[8u8]),
+        Err(DeviceError::UnknownRequest { tag: 8 })
+    );
+    let f = frame_of(&Request::Sample {
+        label: 3,
+        pixels: &[1u8; 100],
+    });
+    let mut r = FrameReader::<MAX_FRAME>::new();
+    let payload = feed_all(&mut r, &f)[0].clone().unwrap();
+    assert_eq!(
+        decode_request(&payload),
+        Err(DeviceError::BadImageLength { got: 100 })
     );
     let short = [1u8; 100];
     let f = frame_of(&Request::Classify { pixels: &short });

@@ -24,7 +24,7 @@
 //!
 //! So the one `unsafe` below is as small as it gets, and there is no runtime cost at all.
 
-use digits_core::{MnistMlp, Params};
+use digits_core::{Dense, MnistMlp, Params};
 
 mod info {
     include!(concat!(env!("OUT_DIR"), "/model_info.rs"));
@@ -88,6 +88,15 @@ pub fn params_digest(model: &MnistMlp) -> u64 {
     let mut h = Fnv64::new();
     for k in 0..model.tensor_count() {
         h.write_f32s(model.tensor(k).data);
+    }
+    h.finish()
+}
+
+/// FNV-1a over the output layer `layer` (`W2`, then `b2`), as [`params_digest`] reads them.
+pub fn output_digest(layer: &Dense<128, 10, f32>) -> u64 {
+    let mut h = Fnv64::new();
+    for k in 0..layer.tensor_count() {
+        h.write_f32s(layer.tensor(k).data);
     }
     h.finish()
 }

@@ -14,8 +14,11 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use defmt_decoder::{DecodeError, Table};
+use digits_core::finetune::Gradient;
 use digits_core::frame::{self, Feed, FrameReader, MAX_FRAME};
-use digits_core::protocol::{Classification, DeviceError, DeviceInfo, Request, Response, Stats};
+use digits_core::protocol::{
+    Classification, DeviceError, DeviceInfo, Evaluation, Request, Response, Stats, Trained, Tuning,
+};
 
 /// The QEMU executable.
 pub const QEMU: &str = "qemu-system-arm";
@@ -488,6 +491,48 @@ impl Link {
     pub fn stats(&mut self) -> Result<Stats, Error> {
         match self.call(&Request::Stats)? {
             Response::Stats(s) => Ok(s),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Starts fine-tuning over from the flash weights.
+    pub fn reset(&mut self) -> Result<Tuning, Error> {
+        match self.call(&Request::Reset)? {
+            Response::Tuning(t) => Ok(t),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Sends one labeled sample for the next training step.
+    pub fn sample(&mut self, label: u8, pixels: &[u8]) -> Result<Tuning, Error> {
+        match self.call(&Request::Sample { label, pixels })? {
+            Response::Tuning(t) => Ok(t),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// One training step on the samples sent since the last.
+    pub fn train(
+        &mut self,
+        method: Gradient,
+        learning_rate: f32,
+        momentum: f32,
+    ) -> Result<Trained, Error> {
+        let request = Request::Train {
+            method,
+            learning_rate,
+            momentum,
+        };
+        match self.call(&request)? {
+            Response::Trained(t) => Ok(t),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Classifies images `first..first + count` of the data blob in the device's PSRAM.
+    pub fn evaluate(&mut self, first: u32, count: u32) -> Result<Evaluation, Error> {
+        match self.call(&Request::Evaluate { first, count })? {
+            Response::Evaluated(e) => Ok(e),
             other => Err(unexpected(other)),
         }
     }

@@ -13,16 +13,19 @@
 //!   host that gets no reply in time knows its request was lost.
 
 use digits_core::MnistMlp;
+use digits_core::finetune::{Gradient, MnistTuner};
 use digits_core::frame::{self, Feed, FrameError, FrameReader, MAX_FRAME};
 use digits_core::input::normalize;
 use digits_core::model_file::{Architecture, Precision};
 use digits_core::protocol::{
-    self, Classification, DeviceError, DeviceInfo, IMAGE_BYTES, ModelSummary, PROTOCOL_VERSION,
-    Request, Response, Stats,
+    self, Classification, DeviceError, DeviceInfo, Evaluation, IMAGE_BYTES, ModelSummary,
+    PROTOCOL_VERSION, Request, Response, Stats, Trained, Tuning,
 };
 use digits_core::softmax::argmax;
+use digits_core::{Mlp, Sgd};
 
-use crate::model as embedded;
+use crate::eval::{Blob, Stopwatch};
+use crate::model::{self as embedded, Fnv64, output_digest};
 
 /// Memory figures of the running firmware, for [`Request::Info`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -51,6 +54,27 @@ pub enum Event {
     },
     /// A statistics request, answered.
     Stats,
+    /// Fine-tuning started over from the flash weights.
+    Reset,
+    /// A sample cached for the next step.
+    Sampled {
+        /// Samples now waiting.
+        batch: u32,
+    },
+    /// A training step taken.
+    Trained {
+        /// Samples in the step.
+        samples: u32,
+        /// Mean loss of the batch before the step.
+        loss: f32,
+    },
+    /// A range of the data blob classified.
+    Evaluated {
+        /// Images classified.
+        images: u32,
+        /// Correct predictions, if the blob has labels.
+        correct: Option<u32>,
+    },
     /// A damaged frame, skipped without reply.
     Skipped(FrameError),
     /// An intact frame with a request that cannot be served; answered with this error.
@@ -66,29 +90,73 @@ pub struct Reply<'a> {
     pub frame: Option<&'a [u8]>,
 }
 
-/// Serves requests with `model`, one byte of input at a time.
-pub struct Server<'m> {
+/// Counts the instructions of a piece of work with a [`Stopwatch`] whose ticks per
+/// instruction were measured (`device::calibrate`).
+pub struct Meter<S: Stopwatch> {
+    stopwatch: S,
+    /// Ticks for `CALIBRATION_INSTRUCTIONS` instructions; 0: not measured.
+    calibration: u32,
+    calibration_instructions: u32,
+}
+
+impl<S: Stopwatch> Meter<S> {
+    /// A meter whose `stopwatch` ticked `calibration` times in `instructions` instructions
+    /// (`calibration` 0: every measurement reads 0).
+    pub fn new(stopwatch: S, calibration: u32, instructions: u32) -> Self {
+        Self {
+            stopwatch,
+            calibration,
+            calibration_instructions: instructions,
+        }
+    }
+
+    /// Runs `work`, returning its result and the instructions it took.
+    fn measure<R>(&mut self, work: impl FnOnce() -> R) -> (R, u64) {
+        self.stopwatch.start();
+        let result = core::hint::black_box(work());
+        let ticks = self.stopwatch.stop() as u64;
+        let instructions = match self.calibration {
+            0 => 0,
+            c => ticks * self.calibration_instructions as u64 / c as u64,
+        };
+        (result, instructions)
+    }
+}
+
+/// Serves requests with `model`, one byte of input at a time, fine-tuning its output layer in
+/// a [`MnistTuner`] (in RAM; the model stays in flash, read only).
+pub struct Server<'m, S: Stopwatch> {
     model: &'m MnistMlp,
+    tuner: &'m mut MnistTuner,
+    data: &'m [u8],
     board: &'static str,
+    meter: Meter<S>,
     reader: FrameReader<MAX_FRAME>,
     stats: Stats,
     scratch: [u8; MAX_FRAME],
     out: [u8; MAX_FRAME],
 }
 
-impl<'m> Server<'m> {
-    /// A server for `model` on `board` (reported by [`Request::Info`]).
-    pub const fn new(model: &'m MnistMlp, board: &'static str) -> Self {
+impl<'m, S: Stopwatch> Server<'m, S> {
+    /// A server for `model` on `board` (reported by [`Request::Info`]), tuning in `tuner`
+    /// (reset to `model`'s output layer here), evaluating on the data blob at the start of
+    /// `data` (the PSRAM on the device; may be empty), timing with `meter`.
+    pub fn new(
+        model: &'m MnistMlp,
+        board: &'static str,
+        tuner: &'m mut MnistTuner,
+        data: &'m [u8],
+        meter: Meter<S>,
+    ) -> Self {
+        tuner.reset(&model.output);
         Self {
             model,
+            tuner,
+            data,
             board,
+            meter,
             reader: FrameReader::new(),
-            stats: Stats {
-                requests: 0,
-                classified: 0,
-                bad_frames: 0,
-                unknown_requests: 0,
-            },
+            stats: Stats::default(),
             scratch: [0; MAX_FRAME],
             out: [0; MAX_FRAME],
         }
@@ -99,21 +167,18 @@ impl<'m> Server<'m> {
         self.stats
     }
 
+    /// The output layer's state: as shipped, or as tuned since the last reset.
+    pub fn tuner(&self) -> &MnistTuner {
+        self.tuner
+    }
+
     /// Takes one byte from the host. When it ends a frame, returns what happened and the reply
     /// to send. `memory` is asked only for an info request.
     pub fn push(&mut self, byte: u8, memory: impl FnOnce() -> Memory) -> Option<Reply<'_>> {
-        let Self {
-            model,
-            board,
-            reader,
-            stats,
-            scratch,
-            out,
-        } = self;
-        let payload = match reader.push(byte) {
+        let payload = match self.reader.push(byte) {
             Feed::Pending => return None,
             Feed::Error(e) => {
-                stats.bad_frames += 1;
+                self.stats.bad_frames += 1;
                 return Some(Reply {
                     event: Event::Skipped(e),
                     frame: None,
@@ -121,48 +186,197 @@ impl<'m> Server<'m> {
             }
             Feed::Frame(payload) => payload,
         };
+        let mut served = Served {
+            model: self.model,
+            tuner: self.tuner,
+            data: self.data,
+            board: self.board,
+            meter: &mut self.meter,
+            stats: &mut self.stats,
+        };
         let (event, response) = match protocol::decode_request(payload) {
             Ok(request) => {
-                stats.requests += 1;
-                answer(model, board, stats, request, memory)
+                served.stats.requests += 1;
+                served.answer(request, memory)
             }
             Err(e) => {
                 match e {
-                    DeviceError::UnknownRequest { .. } => stats.unknown_requests += 1,
-                    DeviceError::Frame(_) => stats.bad_frames += 1,
-                    DeviceError::BadImageLength { .. } => {}
+                    DeviceError::UnknownRequest { .. } => served.stats.unknown_requests += 1,
+                    DeviceError::Frame(_) => served.stats.bad_frames += 1,
+                    _ => {}
                 }
                 (Event::Refused(e), Response::Error(e))
             }
         };
         // Every response fits: the largest, Info, is well under MAX_FRAME (tested).
-        let frame = frame::encode(&response, scratch, out).ok();
+        let frame = frame::encode(&response, &mut self.scratch, &mut self.out).ok();
         Some(Reply { event, frame })
     }
 }
 
-fn answer<'a>(
-    model: &MnistMlp,
-    board: &'a str,
-    stats: &mut Stats,
-    request: Request<'_>,
-    memory: impl FnOnce() -> Memory,
-) -> (Event, Response<'a>) {
-    match request {
-        Request::Ping { nonce } => (Event::Ping, Response::Pong { nonce }),
-        Request::Info => (Event::Info, Response::Info(info(board, model, memory()))),
-        Request::Classify { pixels } => {
-            let pixels: &[u8; IMAGE_BYTES] = pixels.try_into().expect("checked by decode_request");
-            let classification = classify(model, pixels);
-            stats.classified += 1;
-            (
-                Event::Classified {
-                    digit: classification.digit,
-                },
-                Response::Classified(classification),
-            )
+/// What answering a request may touch (split from the frame buffers, which the request
+/// borrows).
+struct Served<'s, 'm, S: Stopwatch> {
+    model: &'m MnistMlp,
+    tuner: &'s mut MnistTuner,
+    data: &'m [u8],
+    board: &'static str,
+    meter: &'s mut Meter<S>,
+    stats: &'s mut Stats,
+}
+
+impl<'m, S: Stopwatch> Served<'_, 'm, S> {
+    fn answer(
+        &mut self,
+        request: Request<'_>,
+        memory: impl FnOnce() -> Memory,
+    ) -> (Event, Response<'m>) {
+        let model = self.model;
+        match request {
+            Request::Ping { nonce } => (Event::Ping, Response::Pong { nonce }),
+            Request::Info => (
+                Event::Info,
+                Response::Info(info(self.board, model, memory())),
+            ),
+            Request::Classify { pixels } => {
+                let pixels: &[u8; IMAGE_BYTES] =
+                    pixels.try_into().expect("checked by decode_request");
+                let classification = classify_tuned(model, self.tuner, pixels);
+                self.stats.classified += 1;
+                (
+                    Event::Classified {
+                        digit: classification.digit,
+                    },
+                    Response::Classified(classification),
+                )
+            }
+            Request::Stats => (Event::Stats, Response::Stats(*self.stats)),
+            Request::Reset => {
+                self.tuner.reset(&model.output);
+                (Event::Reset, Response::Tuning(self.tuning(0)))
+            }
+            Request::Sample { label, pixels } => {
+                let pixels: &[u8; IMAGE_BYTES] =
+                    pixels.try_into().expect("checked by decode_request");
+                let tuner = &mut *self.tuner;
+                let (added, instructions) = self.meter.measure(|| {
+                    let mut x = [0.0f32; IMAGE_BYTES];
+                    normalize(pixels, &mut x);
+                    tuner.add(model, &x, label)
+                });
+                match added {
+                    Ok(batch) => {
+                        self.stats.samples += 1;
+                        (
+                            Event::Sampled {
+                                batch: batch as u32,
+                            },
+                            Response::Tuning(self.tuning(instructions)),
+                        )
+                    }
+                    Err(e) => refuse(DeviceError::Tune(e)),
+                }
+            }
+            Request::Train {
+                method,
+                learning_rate,
+                momentum,
+            } => self.train(method, learning_rate, momentum),
+            Request::Evaluate { first, count } => self.evaluate(first, count),
         }
-        Request::Stats => (Event::Stats, Response::Stats(*stats)),
+    }
+
+    fn tuning(&self, instructions: u64) -> Tuning {
+        Tuning {
+            batch: self.tuner.batch_len() as u32,
+            steps: self.tuner.steps(),
+            instructions,
+        }
+    }
+
+    fn train(&mut self, method: Gradient, lr: f32, momentum: f32) -> (Event, Response<'m>) {
+        let valid = lr.is_finite() && lr > 0.0 && momentum.is_finite();
+        if !valid || !(0.0..1.0).contains(&momentum) {
+            return refuse(DeviceError::BadHyperparameter);
+        }
+        let sgd = Sgd {
+            momentum: momentum as f64,
+            weight_decay: 0.0,
+        };
+        let tuner = &mut *self.tuner;
+        let (stepped, instructions) = self.meter.measure(|| tuner.step(method, &sgd, lr));
+        match stepped {
+            Ok(step) => {
+                self.stats.steps += 1;
+                let trained = Trained {
+                    samples: step.samples as u32,
+                    loss: step.loss,
+                    steps: self.tuner.steps(),
+                    output_fnv64: output_digest(&self.tuner.output),
+                    instructions,
+                };
+                (
+                    Event::Trained {
+                        samples: trained.samples,
+                        loss: trained.loss,
+                    },
+                    Response::Trained(trained),
+                )
+            }
+            Err(e) => refuse(DeviceError::Tune(e)),
+        }
+    }
+
+    fn evaluate(&mut self, first: u32, count: u32) -> (Event, Response<'m>) {
+        let Ok(blob) = Blob::parse(self.data) else {
+            return refuse(DeviceError::NoData);
+        };
+        let images = blob.images.len() as u32;
+        let Some(end) = first.checked_add(count).filter(|&end| end <= images) else {
+            return refuse(DeviceError::BadRange { images });
+        };
+        let (first, end) = (first as usize, end as usize);
+        let mut digest = Fnv64::new();
+        let mut correct = 0u32;
+        for (i, pixels) in blob.images[first..end].iter().enumerate() {
+            let c = classify_tuned(self.model, self.tuner, pixels);
+            digest.write_f32s(&c.logits);
+            if let Some(labels) = blob.labels {
+                correct += (labels[first + i] == c.digit) as u32;
+            }
+        }
+        let evaluation = Evaluation {
+            images: count,
+            correct: blob.labels.map(|_| correct),
+            logits_fnv64: digest.finish(),
+        };
+        (
+            Event::Evaluated {
+                images: count,
+                correct: evaluation.correct,
+            },
+            Response::Evaluated(evaluation),
+        )
+    }
+}
+
+fn refuse<'a>(e: DeviceError) -> (Event, Response<'a>) {
+    (Event::Refused(e), Response::Error(e))
+}
+
+/// The answer for one image with `model`'s hidden layer and `tuner`'s output layer: untuned,
+/// the same bits as [`classify`].
+pub fn classify_tuned(
+    model: &Mlp<784, 128, 10, f32>,
+    tuner: &MnistTuner,
+    pixels: &[u8; IMAGE_BYTES],
+) -> Classification {
+    let mut x = [0.0f32; IMAGE_BYTES];
+    normalize(pixels, &mut x);
+    let logits = tuner.logits(model, &x);
+    Classification {
+        digit: argmax(&logits) as u8,
+        logits,
     }
 }
 

@@ -63,6 +63,10 @@ enum DeviceCommand {
     },
     /// Classify test images on the device; print its accuracy and its agreement with the host.
     Eval(EvalArgs),
+    /// Teach the device a new writer (`digits data shift`): fine-tune its output layer on a
+    /// few labeled samples; print accuracy before and after, on the shifted and the original
+    /// test sets, checking every step against the host.
+    Finetune(crate::device_finetune::FinetuneArgs),
 }
 
 #[derive(Args)]
@@ -106,6 +110,15 @@ pub fn run(args: DeviceArgs) -> Result<()> {
             session.close()
         }
         DeviceCommand::Predict { images } => predict(&firmware, args.connect, logs, &images),
+        DeviceCommand::Finetune(finetune) => {
+            if args.connect.is_some() {
+                bail!(
+                    "device finetune starts its own device, with the evaluation images in its \
+                     memory: drop --connect"
+                );
+            }
+            crate::device_finetune::run(&firmware, logs, &finetune)
+        }
         DeviceCommand::Eval(eval) => {
             if eval.uart {
                 eval_uart(&firmware, args.connect, logs, &eval)
@@ -123,7 +136,7 @@ pub fn run(args: DeviceArgs) -> Result<()> {
 }
 
 /// Where the firmware binaries are.
-struct Firmware {
+pub(crate) struct Firmware {
     dir: PathBuf,
 }
 
@@ -136,7 +149,7 @@ impl Firmware {
         Self { dir }
     }
 
-    fn elf(&self, name: &str) -> Result<PathBuf> {
+    pub(crate) fn elf(&self, name: &str) -> Result<PathBuf> {
         let path = self.dir.join(name);
         if !path.is_file() {
             bail!(
@@ -152,12 +165,12 @@ impl Firmware {
 
 /// Prints the device's log lines: warnings and errors always, the rest with `--verbose`.
 #[derive(Clone, Copy)]
-struct LogPrinter {
+pub(crate) struct LogPrinter {
     verbose: bool,
 }
 
 impl LogPrinter {
-    fn sink(self) -> impl FnMut(LogLine) + Send + 'static {
+    pub(crate) fn sink(self) -> impl FnMut(LogLine) + Send + 'static {
         move |line: LogLine| {
             if self.verbose || matches!(line.level, Some("WARN" | "ERROR")) {
                 eprintln!("device: {line}");
@@ -166,7 +179,7 @@ impl LogPrinter {
     }
 }
 
-fn need_qemu() -> Result<()> {
+pub(crate) fn need_qemu() -> Result<()> {
     if !qemu::qemu_available() {
         return Err(qemu::Error::NoQemu.into());
     }

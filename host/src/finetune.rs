@@ -1,18 +1,13 @@
 //! The host's run of on-device fine-tuning: the same `digits-core` tuner on the same batches,
 //! to check the device's weights and to plan its batches.
 
-use digits_core::finetune::{Gradient, Step, TuneError, Tuner};
+use digits_core::finetune::{Gradient, Step, TuneError};
 use digits_core::input::normalize;
-use digits_core::softmax::argmax;
 use digits_core::{MnistMlp, Rng, Sgd};
 
 use crate::data::{IMAGE_PIXELS, Split};
 
-/// Samples per training step at most: what the device caches.
-pub const MAX_BATCH: usize = 32;
-
-/// The tuner of the MNIST model, as on the device.
-pub type MnistTuner = Tuner<128, 10, MAX_BATCH>;
+pub use digits_core::finetune::MnistTuner;
 
 /// How to fine-tune.
 #[derive(Clone, Copy, Debug)]
@@ -21,7 +16,7 @@ pub struct Plan {
     pub method: Gradient,
     /// Passes over the adaptation samples.
     pub epochs: u32,
-    /// Samples per step, at most [`MAX_BATCH`].
+    /// Samples per step, at most [`digits_core::protocol::MAX_BATCH`].
     pub batch: usize,
     /// Learning rate.
     pub lr: f32,
@@ -82,14 +77,4 @@ pub fn step(
         tuner.add(model, &input(pixels), *label)?;
     }
     tuner.step(plan.method, &plan.sgd, plan.lr)
-}
-
-/// Correct predictions of `model` with `tuner`'s output layer on `split`.
-pub fn correct(tuner: &MnistTuner, model: &MnistMlp, split: &Split) -> usize {
-    split
-        .images
-        .iter()
-        .zip(&split.labels)
-        .filter(|(im, y)| argmax(&tuner.logits(model, &input(im))) == **y as usize)
-        .count()
 }

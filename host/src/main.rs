@@ -6,6 +6,7 @@ mod boxed;
 mod checkpoint;
 mod data;
 mod device;
+mod device_finetune;
 mod eval;
 mod fetch;
 mod finetune;

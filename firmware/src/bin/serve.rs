@@ -10,15 +10,26 @@
 #[cfg(target_os = "none")]
 #[cortex_m_rt::entry]
 fn main() -> ! {
-    use firmware::device::stack;
+    use digits_core::finetune::MnistTuner;
+    use firmware::device::{self, CALIBRATION_INSTRUCTIONS, SysTick, stack};
     use firmware::model::MODEL;
-    use firmware::serve::{Event, Server};
+    use firmware::serve::{Event, Meter, Server};
     use firmware::uart::{BAUD, Uart};
+
+    // The output layer being tuned, its momentum and a batch of hidden activations: 33 KB, in
+    // .bss rather than on the stack.
+    static mut TUNER: MnistTuner = MnistTuner::zeroed();
 
     stack::paint();
     // SAFETY: the only UART0 of this program.
     let mut uart = unsafe { Uart::take() };
-    let mut server = Server::new(&MODEL, firmware::device::BOARD);
+    // SAFETY: main runs once and never returns, so this is the only reference to TUNER.
+    let tuner = unsafe { &mut *core::ptr::addr_of_mut!(TUNER) };
+    let peripherals = cortex_m::Peripherals::take().expect("first take");
+    let mut systick = SysTick::new(peripherals.SYST);
+    let calibration = device::calibrate(&mut systick);
+    let meter = Meter::new(systick, calibration, CALIBRATION_INSTRUCTIONS);
+    let mut server = Server::new(&MODEL, device::BOARD, tuner, device::psram(), meter);
     let memory = firmware::device::memory();
     defmt::info!(
         "serving on UART0 at {=u32} baud: flash {=u32} B, static RAM {=u32} B, stack {=u32} B",
@@ -37,6 +48,15 @@ fn main() -> ! {
             Event::Info => defmt::info!("info"),
             Event::Classified { digit } => defmt::debug!("classified: {=u8}", digit),
             Event::Stats => defmt::info!("stats"),
+            Event::Reset => defmt::info!("fine-tuning reset to the flash weights"),
+            Event::Sampled { batch } => defmt::debug!("sample {=u32} of the batch", batch),
+            Event::Trained { samples, loss } => {
+                defmt::info!("trained on {=u32} samples, loss {=f32}", samples, loss)
+            }
+            Event::Evaluated { images, correct } => match correct {
+                Some(correct) => defmt::info!("evaluated {=u32}: {=u32} correct", images, correct),
+                None => defmt::info!("evaluated {=u32} unlabeled images", images),
+            },
             Event::Skipped(e) => {
                 defmt::warn!("skipped a damaged frame: {}", defmt::Display2Format(&e))
             }
