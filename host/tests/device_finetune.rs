@@ -1,0 +1,216 @@
+//! The new writer and the device that learns it, end to end: `digits data shift` is
+//! reproducible and costs the shipped model clearly; `digits device finetune` with 100 labeled
+//! shifted images, by backprop and by central differences, gains at least 5 points on the
+//! held-out shifted images and loses at most 1 on MNIST, with the device's tuned weights
+//! bit-identical to the host's after every step (the command fails otherwise).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The bar: points gained on the held-out shifted images...
+const MIN_GAIN: f64 = 5.0;
+/// ...and points lost at most on the original test set.
+const MAX_LOSS: f64 = 1.0;
+/// RAM the whole firmware may use while fine-tuning.
+const RAM_GOAL: u64 = 64 * 1024;
+
+fn workspace() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+fn digits() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_digits"));
+    cmd.current_dir(workspace())
+        .env("MNIST_DIR", workspace().join("../shared/data/mnist"));
+    cmd
+}
+
+fn text(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run digits");
+    let text = text(&out);
+    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
+    text
+}
+
+/// Writer 1's data directory, written once for all tests.
+fn shifted() -> &'static Path {
+    static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &DIR.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("writer1");
+        run(digits()
+            .args(["data", "shift", "--writer", "1", "--out"])
+            .arg(&dir));
+        (tmp, dir)
+    })
+    .1
+}
+
+/// The accuracy `digits eval` prints, in percent.
+fn accuracy(report: &str) -> f64 {
+    let line = report
+        .lines()
+        .find(|l| l.contains("accuracy"))
+        .unwrap_or_else(|| panic!("no accuracy in:\n{report}"));
+    let word = line
+        .split_whitespace()
+        .find(|w| w.ends_with('%'))
+        .unwrap_or_else(|| panic!("no percentage in {line:?}"));
+    word.trim_end_matches('%').parse().unwrap()
+}
+
+#[test]
+fn a_writer_is_reproducible_and_costs_the_shipped_model_clearly() {
+    let again = tempfile::tempdir().unwrap();
+    let other = tempfile::tempdir().unwrap();
+    run(digits()
+        .args(["data", "shift", "--writer", "1", "--out"])
+        .arg(again.path()));
+    run(digits()
+        .args(["data", "shift", "--writer", "2", "--out"])
+        .arg(other.path()));
+    for name in [
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ] {
+        let a = std::fs::read(shifted().join(name)).unwrap();
+        let b = std::fs::read(again.path().join(name)).unwrap();
+        assert!(a == b, "{name}: writer 1 twice gave different files");
+        let c = std::fs::read(other.path().join(name)).unwrap();
+        if name.contains("images") {
+            assert!(a != c, "{name}: writers 1 and 2 drew the same");
+        } else {
+            assert!(a == c, "{name}: the labels are MNIST's");
+        }
+    }
+    let model = ["--model", "firmware/models/mnist.digits"];
+    let original = accuracy(&run(digits().arg("eval").args(model)));
+    let shifted = accuracy(&run(digits()
+        .arg("eval")
+        .args(model)
+        .arg("--data")
+        .arg(shifted())));
+    eprintln!("shipped model: MNIST {original:.2}%, writer 1 {shifted:.2}%");
+    assert!(
+        original - shifted >= 2.0 * MIN_GAIN,
+        "writer 1 should cost the model clearly: {original:.2}% -> {shifted:.2}%"
+    );
+}
+
+/// What `device finetune` printed.
+#[derive(Debug)]
+struct Finetuned {
+    shifted: (f64, f64),
+    mnist: (f64, f64),
+    instructions: u64,
+    ram: u64,
+}
+
+fn parse(report: &str) -> Finetuned {
+    let row = |name: &str| -> (f64, f64) {
+        let line = report
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name:?} row in:\n{report}"));
+        let p: Vec<f64> = line
+            .split_whitespace()
+            .filter_map(|w| w.strip_suffix('%')?.parse().ok())
+            .collect();
+        (p[0], p[1])
+    };
+    let first_number = |prefix: &str| -> u64 {
+        let line = report
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line in:\n{report}"));
+        line.split_whitespace()
+            .find_map(|w| w.parse().ok())
+            .unwrap_or_else(|| panic!("no number in {line:?}"))
+    };
+    Finetuned {
+        shifted: row("shifted test split"),
+        mnist: row("MNIST test set"),
+        instructions: first_number("instructions"),
+        ram: first_number("RAM"),
+    }
+}
+
+#[test]
+fn the_device_learns_a_new_writer_by_backprop_and_by_central_differences() {
+    let found = firmware::qemu::qemu_available();
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "qemu-system-arm not found and CI=true"
+        );
+        eprintln!("SKIPPED: qemu-system-arm not found");
+        return;
+    }
+    let elfs = firmware::qemu::build_firmware(workspace()).unwrap_or_else(|e| panic!("{e}"));
+    let firmware_dir = elfs["serve"].parent().unwrap().to_owned();
+    // Both methods at once: one QEMU per core.
+    let children: Vec<_> = ["backprop", "numeric"]
+        .into_iter()
+        .map(|method| {
+            let child = digits()
+                .args(["device", "finetune", "--samples", "100", "--method", method])
+                .arg("--shift")
+                .arg(shifted())
+                .arg("--firmware")
+                .arg(&firmware_dir)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("run digits");
+            (method, child)
+        })
+        .collect();
+    for (method, child) in children {
+        let out = child.wait_with_output().unwrap();
+        let report = text(&out);
+        assert!(out.status.success(), "{method}:\n{report}");
+        assert!(
+            report.contains("bit-identical after all 40 steps"),
+            "{method}:\n{report}"
+        );
+        let f = parse(&report);
+        eprintln!("{method}: {f:?}");
+        let gain = f.shifted.1 - f.shifted.0;
+        let loss = f.mnist.0 - f.mnist.1;
+        assert!(gain >= MIN_GAIN, "{method}: gained only {gain:.2} points");
+        assert!(loss <= MAX_LOSS, "{method}: MNIST lost {loss:.2} points");
+        assert!(f.ram <= RAM_GOAL, "{method}: {} B of RAM", f.ram);
+        assert!(f.instructions > 0, "{method}: instructions not measured");
+    }
+}
+
+#[test]
+fn bad_finetune_requests_are_explained() {
+    let shift = shifted().to_str().unwrap();
+    let cases: [(&[&str], &str); 4] = [
+        (&["--shift", shift, "--samples", "15"], "multiple of 10"),
+        (&["--shift", shift, "--batch", "33"], "1 to 32"),
+        (&["--shift", "/nonexistent/shift"], "digits data shift"),
+        (
+            &["--shift", shift, "--connect", "127.0.0.1:9"],
+            "drop --connect",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = digits()
+            .args(["device", "finetune"])
+            .args(args)
+            .output()
+            .unwrap();
+        let report = text(&out);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(report.contains(expected), "{args:?}: {report}");
+    }
+}
