@@ -15,7 +15,7 @@ use heapless::Vec as HVec;
 use serde::{Deserialize, Serialize};
 
 use crate::params::Params;
-use crate::{Mlp, Scalar};
+use crate::{Mlp, QuantMlp, Scalar};
 
 /// First bytes of every model file.
 pub const MAGIC: [u8; 8] = *b"DIGITSNN";
@@ -165,6 +165,12 @@ pub enum ModelFileError {
         /// Index of the tensor.
         index: usize,
     },
+    /// An int8 tensor holds a value outside its range (a code of -128, a multiplier or shift
+    /// that is not normalized, a scale that is not positive).
+    OutOfRange {
+        /// Index of the tensor.
+        index: usize,
+    },
 }
 
 impl fmt::Display for ModelFileError {
@@ -219,6 +225,11 @@ impl fmt::Display for ModelFileError {
                 "tensor {index} holds NaN or infinite weights: the model diverged in training; \
                  retrain it (lower the learning rate)"
             ),
+            OutOfRange { index } => write!(
+                f,
+                "tensor {index} of the int8 model holds a value out of its range: it was not \
+                 written by `digits quantize`; quantize the f32 model again"
+            ),
         }
     }
 }
@@ -241,25 +252,38 @@ pub const fn encoded_len_bound(num_params: usize, metadata_text: usize) -> usize
     num_params * 4 + MAX_TENSORS * 16 + metadata_text + 128
 }
 
-/// Writes `model` with `metadata` as an `f32` model file into `buf`; returns the length used.
-pub fn encode<const IN: usize, const HIDDEN: usize, const OUT: usize>(
-    model: &Mlp<IN, HIDDEN, OUT, f32>,
-    metadata: &Metadata<'_>,
-    buf: &mut [u8],
-) -> Result<usize, ModelFileError> {
-    // Serialize the tensors' little-endian bytes without a heap: the floats are written
-    // through postcard's byte-sequence encoding (a length, then the bytes).
-    struct LeBytes<'a>(&'a [f32]);
-    impl Serialize for LeBytes<'_> {
-        fn serialize<Z: serde::Serializer>(&self, s: Z) -> Result<Z::Ok, Z::Error> {
-            s.collect_seq(self.0.iter().flat_map(|v| v.to_le_bytes()))
+/// Little-endian bytes of a tensor, serialized without a heap through postcard's byte-sequence
+/// encoding (a length, then the bytes).
+enum LeBytes<'a> {
+    F32(&'a [f32]),
+    I32(&'a [i32]),
+    I8(&'a [i8]),
+}
+
+impl Serialize for LeBytes<'_> {
+    fn serialize<Z: serde::Serializer>(&self, s: Z) -> Result<Z::Ok, Z::Error> {
+        match self {
+            LeBytes::F32(v) => s.collect_seq(v.iter().flat_map(|v| v.to_le_bytes())),
+            LeBytes::I32(v) => s.collect_seq(v.iter().flat_map(|v| v.to_le_bytes())),
+            LeBytes::I8(v) => s.collect_seq(v.iter().map(|&v| v as u8)),
         }
     }
-    #[derive(Serialize)]
-    struct NamedTensor<'a> {
-        name: &'a str,
-        bytes: LeBytes<'a>,
-    }
+}
+
+#[derive(Serialize)]
+struct NamedTensor<'a> {
+    name: &'a str,
+    bytes: LeBytes<'a>,
+}
+
+/// Writes the envelope and its checksum into `buf`; returns the length used.
+fn encode_file(
+    architecture: Architecture,
+    precision: Precision,
+    metadata: &Metadata<'_>,
+    tensors: &[NamedTensor<'_>],
+    buf: &mut [u8],
+) -> Result<usize, ModelFileError> {
     #[derive(Serialize)]
     struct File<'a> {
         magic: [u8; 8],
@@ -269,20 +293,13 @@ pub fn encode<const IN: usize, const HIDDEN: usize, const OUT: usize>(
         metadata: &'a Metadata<'a>,
         tensors: &'a [NamedTensor<'a>],
     }
-    let tensor = |k: usize| {
-        let t = model.tensor(k);
-        NamedTensor {
-            name: t.name,
-            bytes: LeBytes(t.data),
-        }
-    };
     let file = File {
         magic: MAGIC,
         version: FORMAT_VERSION,
-        architecture: architecture_of::<IN, HIDDEN, OUT>(),
-        precision: Precision::F32,
+        architecture,
+        precision,
         metadata,
-        tensors: &[tensor(0), tensor(1), tensor(2), tensor(3)],
+        tensors,
     };
     if buf.len() < 4 {
         return Err(ModelFileError::BufferTooSmall);
@@ -294,6 +311,73 @@ pub fn encode<const IN: usize, const HIDDEN: usize, const OUT: usize>(
     let crc = CRC.checksum(&buf[..used]);
     buf[used..used + 4].copy_from_slice(&crc.to_le_bytes());
     Ok(used + 4)
+}
+
+/// Writes `model` with `metadata` as an `f32` model file into `buf`; returns the length used.
+pub fn encode<const IN: usize, const HIDDEN: usize, const OUT: usize>(
+    model: &Mlp<IN, HIDDEN, OUT, f32>,
+    metadata: &Metadata<'_>,
+    buf: &mut [u8],
+) -> Result<usize, ModelFileError> {
+    let tensor = |k: usize| {
+        let t = model.tensor(k);
+        NamedTensor {
+            name: t.name,
+            bytes: LeBytes::F32(t.data),
+        }
+    };
+    encode_file(
+        architecture_of::<IN, HIDDEN, OUT>(),
+        Precision::F32,
+        metadata,
+        &[tensor(0), tensor(1), tensor(2), tensor(3)],
+        buf,
+    )
+}
+
+/// Names of an int8 model's tensors, in file order.
+pub const INT8_TENSORS: [&str; 8] = [
+    "W1",
+    "b1",
+    "m1",
+    "shift1",
+    "W2",
+    "b2",
+    "out_scale",
+    "hidden_scale",
+];
+
+/// Writes the quantized `model` with `metadata` as an `Int8` model file into `buf`; returns
+/// the length used.
+pub fn encode_int8<const IN: usize, const HIDDEN: usize, const OUT: usize>(
+    model: &QuantMlp<IN, HIDDEN, OUT>,
+    metadata: &Metadata<'_>,
+    buf: &mut [u8],
+) -> Result<usize, ModelFileError> {
+    let hidden_scale = [model.hidden_scale];
+    let bytes = [
+        LeBytes::I8(model.w1.as_flattened()),
+        LeBytes::I32(&model.b1),
+        LeBytes::I32(&model.m1),
+        LeBytes::I32(&model.shift1),
+        LeBytes::I8(model.w2.as_flattened()),
+        LeBytes::I32(&model.b2),
+        LeBytes::F32(&model.out_scale),
+        LeBytes::F32(&hidden_scale),
+    ];
+    let mut tensors: HVec<NamedTensor<'_>, MAX_TENSORS> = HVec::new();
+    for (name, bytes) in INT8_TENSORS.into_iter().zip(bytes) {
+        tensors
+            .push(NamedTensor { name, bytes })
+            .map_err(|_| ModelFileError::BufferTooSmall)?;
+    }
+    encode_file(
+        architecture_of::<IN, HIDDEN, OUT>(),
+        Precision::Int8,
+        metadata,
+        &tensors,
+        buf,
+    )
 }
 
 /// Verifies and decodes a model file.
@@ -400,4 +484,105 @@ impl ModelFile<'_> {
 
 fn f32_le(c: &[u8]) -> f32 {
     f32::from_le_bytes(c.try_into().expect("4 bytes"))
+}
+
+impl ModelFile<'_> {
+    /// Copies an int8 model's tensors into `model`, after checking architecture, precision,
+    /// tensor names and sizes, and every value's range (codes in `-127..=127`, multipliers in
+    /// `[2^30, 2^31)`, shifts in `1..=62`, scales positive and finite). `model` is untouched
+    /// on error.
+    pub fn load_int8_into<const IN: usize, const HIDDEN: usize, const OUT: usize>(
+        &self,
+        model: &mut QuantMlp<IN, HIDDEN, OUT>,
+    ) -> Result<(), ModelFileError> {
+        let expected = architecture_of::<IN, HIDDEN, OUT>();
+        if self.architecture != expected {
+            return Err(ModelFileError::WrongArchitecture {
+                found: self.architecture,
+                expected,
+            });
+        }
+        if self.precision != Precision::Int8 {
+            return Err(ModelFileError::WrongPrecision {
+                found: self.precision,
+                expected: Precision::Int8,
+            });
+        }
+        // Element sizes and counts, in file order.
+        let shapes = [
+            (1, IN * HIDDEN),
+            (4, HIDDEN),
+            (4, HIDDEN),
+            (4, HIDDEN),
+            (1, OUT * HIDDEN),
+            (4, OUT),
+            (4, OUT),
+            (4, 1),
+        ];
+        if self.tensors.len() != shapes.len() {
+            return Err(ModelFileError::BadTensor {
+                index: self.tensors.len().min(shapes.len()),
+                len: 0,
+                expected: 0,
+            });
+        }
+        let t = &self.tensors;
+        for (index, ((blob, (size, count)), name)) in
+            t.iter().zip(shapes).zip(INT8_TENSORS).enumerate()
+        {
+            if blob.bytes.len() != size * count || blob.name != name {
+                return Err(ModelFileError::BadTensor {
+                    index,
+                    len: blob.bytes.len(),
+                    expected: size * count,
+                });
+            }
+        }
+        let words = |k: usize| {
+            t[k].bytes
+                .chunks_exact(4)
+                .map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")))
+        };
+        let floats = |k: usize| t[k].bytes.chunks_exact(4).map(f32_le);
+        let range = |index: usize, ok: bool| {
+            if ok {
+                Ok(())
+            } else {
+                Err(ModelFileError::OutOfRange { index })
+            }
+        };
+        range(0, t[0].bytes.iter().all(|&b| b != 0x80))?;
+        range(2, words(2).all(|m| m >= 1 << 30))?;
+        range(3, words(3).all(|s| (1..=62).contains(&s)))?;
+        range(4, t[4].bytes.iter().all(|&b| b != 0x80))?;
+        for k in [6, 7] {
+            if floats(k).any(|v| !v.is_finite()) {
+                return Err(ModelFileError::NonFinite { index: k });
+            }
+            range(k, floats(k).all(|v| v > 0.0))?;
+        }
+        for (q, &b) in model.w1.as_flattened_mut().iter_mut().zip(t[0].bytes) {
+            *q = b as i8;
+        }
+        for (dst, k) in [
+            (&mut model.b1, 1),
+            (&mut model.m1, 2),
+            (&mut model.shift1, 3),
+        ] {
+            for (d, v) in dst.iter_mut().zip(words(k)) {
+                *d = v;
+            }
+        }
+        for (q, &b) in model.w2.as_flattened_mut().iter_mut().zip(t[4].bytes) {
+            *q = b as i8;
+        }
+        for (d, v) in model.b2.iter_mut().zip(words(5)) {
+            *d = v;
+        }
+        for (d, v) in model.out_scale.iter_mut().zip(floats(6)) {
+            *d = v;
+        }
+        model.hidden_scale = floats(7).next().expect("one value");
+        Ok(())
+    }
 }
