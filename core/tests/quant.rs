@@ -115,7 +115,7 @@ fn hidden_codes_match_an_f64_reference() {
         let im = image(&mut rng);
         let mut codes = [0u8; 128];
         q.hidden_codes(&im, &mut codes);
-        for j in 0..128 {
+        for (j, &code) in codes.iter().enumerate() {
             let scale = (0..784)
                 .map(|i| m.hidden.w[i][j].abs() as f64)
                 .fold(0.0, f64::max)
@@ -125,8 +125,8 @@ fn hidden_codes_match_an_f64_reference() {
                 .sum::<f64>()
                 + q.b1[j] as f64;
             let real = (acc * scale / 255.0 / 0.02).clamp(0.0, 255.0);
-            let d = (codes[j] as f64 - real).abs();
-            assert!(d <= 0.5 + 1e-6, "unit {j}: code {} vs {real}", codes[j]);
+            let d = (code as f64 - real).abs();
+            assert!(d <= 0.5 + 1e-6, "unit {j}: code {code} vs {real}");
             off_by_one += (d > 0.5 - 1e-6) as u32;
         }
     }
