@@ -1,12 +1,14 @@
 //! Two jobs:
 //!
-//! 1. The model. Reads the model file (`models/mnist.digits`, or the one `DIGITS_MODEL` names),
-//!    decodes and checks it with `digits-core`'s own decoder (a wrong or corrupt file stops the
-//!    build with the core's message), and writes into `OUT_DIR`
+//! 1. The models. Reads the f32 model file (`models/mnist.digits`, or the one `DIGITS_MODEL`
+//!    names) and the int8 one (`models/mnist-int8.digits`, or `DIGITS_MODEL_INT8`), decodes
+//!    and checks each with `digits-core`'s own decoder (a wrong or corrupt file stops the build
+//!    with the core's message), and writes into `OUT_DIR`
 //!    - `model.bin`: the parameters in the exact memory layout of the `#[repr(C)]`
-//!      `Mlp<784, 128, 10, f32>` (W1 row by row, b1, W2, b2; the target's byte order), which
-//!      `src/model.rs` turns into a `static` in flash;
-//!    - `model_info.rs`: where the model came from (path, dataset, seed, ...), as constants.
+//!      `Mlp<784, 128, 10, f32>` (W1 row by row, b1, W2, b2; the target's byte order), and
+//!      `model_int8.bin`, the same for the `#[repr(C)]` `QuantMlp<784, 128, 10>`, which
+//!      `src/model.rs` turns into `static`s in flash;
+//!    - `model_info.rs`, `model_int8_info.rs`: where each came from (path, dataset, seed, ...).
 //! 2. The linker script. Puts `memory.x` where the linker finds it and links device binaries
 //!    with cortex-m-rt's `link.x` (which includes `memory.x`). In a workspace the linker runs in
 //!    the workspace root, not here, so `memory.x` goes into `OUT_DIR`, added to the search path.
@@ -14,19 +16,21 @@
 //! The model is embedded for host builds too: the tests compare it with the file.
 
 use digits_core::model_file;
-use digits_core::{MnistMlp, Params};
+use digits_core::{MnistMlp, MnistQuant, Params};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::{env, fs, process};
 
 /// The model the project trained itself (see README.md), relative to this package.
 const DEFAULT_MODEL: &str = "models/mnist.digits";
+/// The same model quantized by `digits quantize` (see README.md).
+const DEFAULT_MODEL_INT8: &str = "models/mnist-int8.digits";
 
 fn main() {
     println!("cargo:rerun-if-changed=memory.x");
     println!("cargo:rerun-if-changed=build.rs");
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    embed_model(&out);
+    embed_models(&out);
 
     // Host builds (tests, clippy, docs) link normally.
     if env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("none") {
@@ -45,49 +49,109 @@ fn fail(message: String) -> ! {
     process::exit(1);
 }
 
-fn embed_model(out: &Path) {
-    println!("cargo:rerun-if-env-changed=DIGITS_MODEL");
+/// One embedded model: which file, how it is chosen, what it is called in `OUT_DIR`.
+struct Embedded {
+    /// Environment variable that names another file.
+    env: &'static str,
+    /// The committed default, relative to this package.
+    default: &'static str,
+    /// Stem of the files written into `OUT_DIR` (`STEM.bin`, `STEM_info.rs`).
+    stem: &'static str,
+    precision: model_file::Precision,
+}
+
+/// The f32 model (`eval`, `serve`) and the int8 model (`eval-int8`); a binary that does not use
+/// one leaves it out of its flash (the linker drops unreferenced statics).
+const MODELS: [Embedded; 2] = [
+    Embedded {
+        env: "DIGITS_MODEL",
+        default: DEFAULT_MODEL,
+        stem: "model",
+        precision: model_file::Precision::F32,
+    },
+    Embedded {
+        env: "DIGITS_MODEL_INT8",
+        default: DEFAULT_MODEL_INT8,
+        stem: "model_int8",
+        precision: model_file::Precision::Int8,
+    },
+];
+
+fn embed_models(out: &Path) {
+    for m in &MODELS {
+        embed_model(out, m);
+    }
+}
+
+fn embed_model(out: &Path, which: &Embedded) {
+    println!("cargo:rerun-if-env-changed={}", which.env);
     let package = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     // A relative DIGITS_MODEL is taken from the workspace root, where cargo is usually run.
     let root = package.parent().expect("firmware/ is inside the workspace");
-    let (path, chosen_by) = match env::var_os("DIGITS_MODEL").filter(|p| !p.is_empty()) {
-        Some(p) => (root.join(p), "DIGITS_MODEL"),
-        None => (package.join(DEFAULT_MODEL), "the default model"),
+    let (path, chosen_by) = match env::var_os(which.env).filter(|p| !p.is_empty()) {
+        Some(p) => (root.join(p), which.env),
+        None => (package.join(which.default), "the default model"),
     };
     println!("cargo:rerun-if-changed={}", path.display());
 
     let bytes = fs::read(&path).unwrap_or_else(|e| {
         fail(format!(
-            "cannot read the model file {} ({chosen_by}; a relative DIGITS_MODEL is taken from \
+            "cannot read the model file {} ({chosen_by}; a relative {} is taken from \
              the workspace root {}): {e}",
             path.display(),
+            which.env,
             root.display()
         ))
     });
     let bad = |e: model_file::ModelFileError| -> ! {
-        fail(format!("model file {} ({chosen_by}): {e}", path.display()))
+        fail(format!(
+            "model file {} ({chosen_by}): {e}{}",
+            path.display(),
+            match which.precision {
+                model_file::Precision::F32 =>
+                    " (DIGITS_MODEL takes an f32 model; an int8 one goes in DIGITS_MODEL_INT8)",
+                model_file::Precision::Int8 =>
+                    " (DIGITS_MODEL_INT8 takes an int8 model: `digits quantize`)",
+            }
+        ))
     };
     let file = model_file::decode(&bytes).unwrap_or_else(|e| bad(e));
-    let mut model: Box<MnistMlp> = Box::new(MnistMlp::zeros());
-    file.load_into(&mut *model).unwrap_or_else(|e| bad(e));
-
-    // The parameters in memory order. `Mlp` and `Dense` are `#[repr(C)]` with only f32 arrays,
-    // so memory holds hidden.w (row by row), hidden.b, output.w, output.b, no padding: exactly
-    // the model's tensors 0..4 one after the other.
     let little = env::var("CARGO_CFG_TARGET_ENDIAN").as_deref() != Ok("big");
-    let mut blob = Vec::with_capacity(size_of::<MnistMlp>());
-    for k in 0..model.tensor_count() {
-        for v in model.tensor(k).data {
-            blob.extend(if little {
-                v.to_le_bytes()
-            } else {
-                v.to_be_bytes()
-            });
+    let word = |b: [u8; 4]| -> [u8; 4] { if little { b } else { [b[3], b[2], b[1], b[0]] } };
+    let mut blob = Vec::new();
+    match which.precision {
+        model_file::Precision::F32 => {
+            let mut model: Box<MnistMlp> = Box::new(MnistMlp::zeros());
+            file.load_into(&mut *model).unwrap_or_else(|e| bad(e));
+            // The parameters in memory order. `Mlp` and `Dense` are `#[repr(C)]` with only f32
+            // arrays, so memory holds hidden.w (row by row), hidden.b, output.w, output.b, no
+            // padding: exactly the model's tensors 0..4 one after the other.
+            for k in 0..model.tensor_count() {
+                for v in model.tensor(k).data {
+                    blob.extend(word(v.to_le_bytes()));
+                }
+            }
+            // model.rs checks this again at compile time (include_bytes! into an array of this
+            // size).
+            assert_eq!(blob.len(), size_of::<MnistMlp>(), "layout of Mlp");
+        }
+        model_file::Precision::Int8 => {
+            let mut q: Box<MnistQuant> = Box::new(MnistQuant::zeroed());
+            file.load_int8_into(&mut *q).unwrap_or_else(|e| bad(e));
+            // `QuantMlp` is `#[repr(C)]`: its 4-byte arrays in declaration order, then the two
+            // byte arrays, no padding.
+            for v in q.b1.iter().chain(&q.m1).chain(&q.shift1).chain(&q.b2) {
+                blob.extend(word(v.to_le_bytes()));
+            }
+            for v in q.out_scale.iter().chain([&q.hidden_scale]) {
+                blob.extend(word(v.to_le_bytes()));
+            }
+            blob.extend(q.w1.as_flattened().iter().map(|&c| c as u8));
+            blob.extend(q.w2.as_flattened().iter().map(|&c| c as u8));
+            assert_eq!(blob.len(), size_of::<MnistQuant>(), "layout of QuantMlp");
         }
     }
-    // model.rs checks this again at compile time (include_bytes! into an array of this size).
-    assert_eq!(blob.len(), size_of::<MnistMlp>(), "layout of Mlp");
-    fs::write(out.join("model.bin"), &blob).expect("write model.bin to OUT_DIR");
+    fs::write(out.join(format!("{}.bin", which.stem)), &blob).expect("write the model to OUT_DIR");
 
     let meta = &file.metadata;
     let mut info = String::new();
@@ -113,5 +177,6 @@ fn embed_model(out: &Path) {
         meta.epochs,
     )
     .expect("format");
-    fs::write(out.join("model_info.rs"), info).expect("write model_info.rs to OUT_DIR");
+    fs::write(out.join(format!("{}_info.rs", which.stem)), info)
+        .expect("write the model's info to OUT_DIR");
 }

@@ -157,7 +157,10 @@ fn int8_logits_follow_the_f32_model() {
             .iter()
             .zip(&z)
             .fold(worst, |w, (a, b)| w.max((a - b).abs()));
-        let (a, b) = (digits_core::softmax::argmax(&f), digits_core::softmax::argmax(&z));
+        let (a, b) = (
+            digits_core::softmax::argmax(&f),
+            digits_core::softmax::argmax(&z),
+        );
         same += (a == b) as u32;
         if a != b {
             // The f32 model's margin between the two classes.
@@ -173,7 +176,10 @@ fn int8_logits_follow_the_f32_model() {
     );
     // The argmax may differ only where the f32 model nearly ties.
     for margin in near_ties {
-        assert!(margin <= 2.0 * worst, "argmax differs at a margin of {margin}");
+        assert!(
+            margin <= 2.0 * worst,
+            "argmax differs at a margin of {margin}"
+        );
     }
 }
 

@@ -20,7 +20,8 @@
 //! # The report
 //!
 //! One `key values... # comment` line each ([`evaluate`]); every image goes through
-//! `normalize` and `Mlp::logits` of `digits-core`, the host's code, and the report carries:
+//! `Classifier::classify` of `digits-core`, the host's code (`normalize` + `Mlp::logits` for
+//! the f32 model, `QuantMlp::logits` for the int8 one), and the report carries:
 //! - `model`: the architecture and the FNV-1a digest of the parameters as read from flash;
 //! - `logits I Z0..Z9`, with flag bit 1: image I's logits as `f32` bits in hex;
 //! - `digits FIRST DDDD...`: the predicted digit of every image, 100 to a line;
@@ -29,11 +30,10 @@
 
 use core::fmt::{self, Write};
 use core::hint::black_box;
-use digits_core::MnistMlp;
-use digits_core::input::normalize;
+use digits_core::model_file::Precision;
 use digits_core::softmax::argmax;
 
-use crate::model::{Fnv64, params_digest};
+use crate::model::{Fnv64, Network};
 
 /// First bytes of a data blob.
 pub const MAGIC: [u8; 8] = *b"DIGITSEV";
@@ -163,24 +163,28 @@ pub struct Summary {
     pub correct: Option<u32>,
     /// FNV-1a over the bits of all logits.
     pub logits_fnv64: u64,
-    /// Stopwatch ticks spent in `normalize` + `logits`, all images together.
+    /// Stopwatch ticks spent in `classify`, all images together.
     pub inference_ticks: u64,
 }
 
 /// Classifies every image of `blob` with `model` and writes the report (see the module docs)
-/// to `out`. Only `normalize` + `logits` are timed, not the bookkeeping and printing.
-pub fn evaluate(
-    model: &MnistMlp,
+/// to `out`. Only `classify` is timed, not the bookkeeping and printing.
+pub fn evaluate<N: Network>(
+    model: &N,
     blob: &Blob<'_>,
     stopwatch: &mut impl Stopwatch,
     out: &mut impl Write,
 ) -> Result<Summary, fmt::Error> {
     let mut out = Buffered::new(out);
     let out = &mut out;
+    let precision = match N::PRECISION {
+        Precision::F32 => "f32",
+        Precision::Int8 => "int8",
+    };
     writeln!(
         out,
-        "model 784-128-10 f32 params_fnv64 {:016x}",
-        params_digest(model)
+        "model 784-128-10 {precision} params_fnv64 {:016x}",
+        model.digest()
     )?;
     let with_labels = if blob.labels.is_some() { "yes" } else { "no" };
     writeln!(out, "images {} labels {with_labels}", blob.images.len())?;
@@ -190,12 +194,10 @@ pub fn evaluate(
     let mut correct = 0u32;
     let mut ticks = 0u64;
     let mut digits = [b'0'; DIGITS_PER_LINE];
-    let mut x = [0.0f32; IMAGE_LEN];
     for (i, pixels) in blob.images.iter().enumerate() {
         // black_box keeps the work between the two clock readings.
         stopwatch.start();
-        normalize(black_box(pixels), &mut x);
-        let z = black_box(model.logits(black_box(&x)));
+        let z = black_box(model.classify(black_box(pixels)));
         ticks += stopwatch.stop() as u64;
 
         let digit = argmax(&z);
@@ -282,4 +284,68 @@ impl<W: Write> Write for Buffered<'_, W> {
         self.len += s.len();
         Ok(())
     }
+}
+
+/// The `eval` programs on the device: classify the blob in the PSRAM with `model`, report,
+/// and add the calibration and the instructions per inference.
+#[cfg(target_os = "none")]
+pub fn device_main<N: Network>(model: &N) -> ! {
+    use crate::device::{self, CALIBRATION_INSTRUCTIONS, SysTick};
+    device::run(|out| {
+        let blob = Blob::parse(device::psram())?;
+        let peripherals = cortex_m::Peripherals::take().ok_or("peripherals taken")?;
+        let mut systick = SysTick::new(peripherals.SYST);
+        let calibration = device::calibrate(&mut systick);
+        let summary = evaluate(model, &blob, &mut systick, out).map_err(|_| "cannot print")?;
+        writeln!(
+            out,
+            "calibration_ticks {calibration} # for {CALIBRATION_INSTRUCTIONS} instructions"
+        )
+        .map_err(|_| "cannot print")?;
+        if calibration > 0 {
+            // instructions = ticks * CALIBRATION_INSTRUCTIONS / calibration, per image, in
+            // tenths (integers only).
+            let tenths = summary.inference_ticks * CALIBRATION_INSTRUCTIONS as u64 * 10
+                / (calibration as u64 * summary.images as u64);
+            writeln!(
+                out,
+                "instructions_per_inference {}.{} # exact only under qemu -icount",
+                tenths / 10,
+                tenths % 10
+            )
+            .map_err(|_| "cannot print")?;
+        }
+        Ok(())
+    })
+}
+
+/// The `eval` programs on the host: the report of the blob file named on the command line,
+/// without timings, for comparison.
+#[cfg(not(target_os = "none"))]
+pub fn host_main<N: Network>(model: &N) -> std::process::ExitCode {
+    use std::process::ExitCode;
+
+    let Some(path) = std::env::args_os().nth(1) else {
+        eprintln!("usage: eval BLOB (a data blob, see firmware::eval)");
+        return ExitCode::from(2);
+    };
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let blob = match Blob::parse(&bytes) {
+        Ok(blob) => blob,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut out = std::string::String::new();
+    evaluate(model, &blob, &mut NoStopwatch, &mut out).expect("format into a String");
+    std::print!("{out}");
+    std::println!("ok");
+    ExitCode::SUCCESS
 }

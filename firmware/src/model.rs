@@ -24,12 +24,18 @@
 //!
 //! So the one `unsafe` below is as small as it gets, and there is no runtime cost at all.
 
-use digits_core::{Dense, MnistMlp, Params};
+use digits_core::model_file::Precision;
+use digits_core::{Classifier, Dense, MnistMlp, MnistQuant, Params};
 
 mod info {
     include!(concat!(env!("OUT_DIR"), "/model_info.rs"));
 }
 pub use info::{DATASET, EPOCHS, SOURCE, TEST_ACCURACY, TRAINING_SEED};
+
+/// Where the int8 model came from (`models/mnist-int8.digits` or `DIGITS_MODEL_INT8`).
+pub mod int8 {
+    include!(concat!(env!("OUT_DIR"), "/model_int8_info.rs"));
+}
 
 /// Bytes of [`MODEL`]: 101,770 `f32` parameters, 407,080 bytes.
 pub const MODEL_BYTES: usize = size_of::<MnistMlp>();
@@ -44,6 +50,90 @@ pub static MODEL: MnistMlp = {
     // holds its fields in declaration order in the target's byte order (build.rs).
     unsafe { core::mem::transmute::<[u8; MODEL_BYTES], MnistMlp>(*IMAGE) }
 };
+
+/// Bytes of [`MODEL_INT8`]: 103,248 (codes, biases, multipliers, shifts, scales).
+pub const MODEL_INT8_BYTES: usize = size_of::<MnistQuant>();
+
+/// The int8 model's bytes as `build.rs` laid them out (the target's byte order).
+const IMAGE_INT8: &[u8; MODEL_INT8_BYTES] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/model_int8.bin"));
+
+/// The embedded int8 model, in flash (`.rodata`); only binaries that use it carry it.
+pub static MODEL_INT8: MnistQuant = {
+    // SAFETY: `QuantMlp` is `#[repr(C)]` and made only of integer and f32 arrays (no padding:
+    // the 4-byte arrays come first; every bit pattern is a valid integer, and the build script
+    // has checked the floats are finite), and `IMAGE_INT8` is exactly its size, in its field
+    // order and the target's byte order (build.rs).
+    unsafe { core::mem::transmute::<[u8; MODEL_INT8_BYTES], MnistQuant>(*IMAGE_INT8) }
+};
+
+/// A network the firmware can embed and run: either precision.
+pub trait Network: Classifier<784, 10> + Sync {
+    /// How its weights are stored.
+    const PRECISION: Precision;
+    /// FNV-1a over its parameters in model-file order (see [`params_digest`]).
+    fn digest(&self) -> u64;
+    /// Where it came from, for [`crate::serve::info`].
+    fn dataset(&self) -> &'static str;
+    /// Its test accuracy as recorded in its model file.
+    fn test_accuracy(&self) -> Option<f32>;
+    /// The `f32` network, which fine-tuning needs (its hidden activations as floats).
+    fn as_f32(&self) -> Option<&MnistMlp>;
+}
+
+impl Network for MnistMlp {
+    const PRECISION: Precision = Precision::F32;
+    fn digest(&self) -> u64 {
+        params_digest(self)
+    }
+    fn dataset(&self) -> &'static str {
+        DATASET
+    }
+    fn test_accuracy(&self) -> Option<f32> {
+        TEST_ACCURACY
+    }
+    fn as_f32(&self) -> Option<&MnistMlp> {
+        Some(self)
+    }
+}
+
+impl Network for MnistQuant {
+    const PRECISION: Precision = Precision::Int8;
+    fn digest(&self) -> u64 {
+        int8_digest(self)
+    }
+    fn dataset(&self) -> &'static str {
+        int8::DATASET
+    }
+    fn test_accuracy(&self) -> Option<f32> {
+        int8::TEST_ACCURACY
+    }
+    fn as_f32(&self) -> Option<&MnistMlp> {
+        None
+    }
+}
+
+/// FNV-1a over the int8 model's tensors in model-file order (`W1`, `b1`, `m1`, `shift1`, `W2`,
+/// `b2`, `out_scale`, `hidden_scale`), each value's little-endian bytes: the digest of the
+/// file's tensor bytes.
+pub fn int8_digest(q: &MnistQuant) -> u64 {
+    let mut h = Fnv64::new();
+    for &c in q.w1.as_flattened() {
+        h.write(&[c as u8]);
+    }
+    for v in q.b1.iter().chain(&q.m1).chain(&q.shift1) {
+        h.write(&v.to_le_bytes());
+    }
+    for &c in q.w2.as_flattened() {
+        h.write(&[c as u8]);
+    }
+    for v in &q.b2 {
+        h.write(&v.to_le_bytes());
+    }
+    h.write_f32s(&q.out_scale);
+    h.write_f32s(&[q.hidden_scale]);
+    h.finish()
+}
 
 /// FNV-1a (64-bit), the digest the firmware reports for the model and for the logits.
 ///

@@ -13,17 +13,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use digits_core::MnistMlp;
-use digits_core::input::normalize;
 use digits_core::protocol::DeviceInfo;
 use digits_core::softmax::{argmax, softmax};
 use firmware::eval::{END_MARK, FLAG_LABELS, FLAG_LOGITS, Header, IMAGE_LEN};
-use firmware::model::params_digest;
+use firmware::model::{int8_digest, params_digest};
 use firmware::qemu::{self, Link, LogLine, Qemu, Serial};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::data::{self, Dataset, DatasetKind};
-use crate::model_io;
+use crate::model_io::{self, Network};
 use crate::predict::top3;
 use crate::preprocess;
 
@@ -323,7 +321,7 @@ fn predict(
 struct Reference {
     images: Vec<[u8; IMAGE_LEN]>,
     labels: Vec<u8>,
-    model: Box<MnistMlp>,
+    network: Network,
 }
 
 impl Reference {
@@ -337,18 +335,21 @@ impl Reference {
         if n == 0 {
             bail!("--limit must be at least 1");
         }
-        let model = model_io::load(&args.model)
+        let network = model_io::load_network(&args.model)
             .context("name the model file the firmware was built from with --model FILE")?
-            .model;
+            .network;
         Ok(Self {
             images: dataset.test.images[..n].to_vec(),
             labels: dataset.test.labels[..n].to_vec(),
-            model,
+            network,
         })
     }
 
     fn check_model(&self, device_digest: u64, args: &EvalArgs) -> Result<()> {
-        let host = params_digest(&self.model);
+        let host = match &self.network {
+            Network::F32(m) => params_digest(m),
+            Network::Int8(q) => int8_digest(q),
+        };
         if host != device_digest {
             bail!(
                 "the device runs another model (parameters digest {device_digest:016x}) than \
@@ -360,9 +361,15 @@ impl Reference {
     }
 
     fn host_logits(&self, i: usize) -> [f32; 10] {
-        let mut x = [0.0f32; IMAGE_LEN];
-        normalize(&self.images[i], &mut x);
-        self.model.logits(&x)
+        self.network.classifier().classify(&self.images[i])
+    }
+
+    /// The bulk-path firmware for this precision.
+    fn eval_elf(&self) -> &'static str {
+        match self.network {
+            Network::F32(_) => "eval",
+            Network::Int8(_) => "eval-int8",
+        }
     }
 }
 
@@ -446,7 +453,7 @@ fn eval_uart(
 fn eval_bulk(firmware: &Firmware, logs: LogPrinter, args: &EvalArgs) -> Result<()> {
     need_qemu()?;
     let reference = Reference::load(args)?;
-    let elf = firmware.elf("eval")?;
+    let elf = firmware.elf(reference.eval_elf())?;
     let n = reference.images.len();
     let header = Header {
         count: n as u32,

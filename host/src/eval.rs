@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use digits_core::MnistMlp;
-use digits_core::input::normalize;
+use digits_core::Classifier;
 use digits_core::loss::cross_entropy;
 use digits_core::softmax::argmax;
 use rayon::prelude::*;
@@ -189,15 +188,13 @@ pub fn class_names(kind: DatasetKind) -> [&'static str; CLASSES] {
 }
 
 /// The model's prediction and cross-entropy for every image of `split`, in parallel.
-pub fn predict(model: &MnistMlp, split: &Split) -> Vec<(u8, f64)> {
+pub fn predict(model: &(dyn Classifier<784, 10> + Sync), split: &Split) -> Vec<(u8, f64)> {
     split
         .images
         .par_iter()
         .zip(split.labels.par_iter())
         .map(|(image, &label)| {
-            let mut x = [0.0f32; 784];
-            normalize(image, &mut x);
-            let z = model.logits(&x);
+            let z = model.classify(image);
             (argmax(&z) as u8, cross_entropy(&z, label as usize) as f64)
         })
         .collect()
@@ -365,7 +362,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             args.model.display()
         );
     }
-    let loaded = model_io::load(&args.model)?;
+    let loaded = model_io::load_network(&args.model)?;
     let metrics = args.metrics.as_deref().map(read_metrics).transpose()?;
 
     let dataset = crate::load(&args.data)?;
@@ -387,7 +384,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         bail!("test label {i} is {}, not a class 0-9", test.labels[i]);
     }
     let names = class_names(dataset.kind);
-    let answers = predict(&loaded.model, test);
+    let answers = predict(loaded.network.classifier(), test);
     let mut report = report(&test.labels, &answers, names);
     report.model = args.model.display().to_string();
     report.dataset = evaluated_on;

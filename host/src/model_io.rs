@@ -4,9 +4,9 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use digits_core::MnistMlp;
-use digits_core::model_file::{self, Metadata};
+use digits_core::model_file::{self, Metadata, Precision};
 use digits_core::params::Params;
+use digits_core::{Classifier, MnistMlp, MnistQuant};
 
 use crate::boxed::zeroed;
 
@@ -31,23 +31,96 @@ pub struct Loaded {
     pub model: Box<MnistMlp>,
     /// The metadata.
     pub provenance: Provenance,
-    /// Architecture, e.g. "784-128-10".
-    pub architecture: String,
-    /// Precision, e.g. "f32".
-    pub precision: String,
     /// File size in bytes.
     pub bytes: usize,
 }
 
-/// Encodes a model file in memory.
-pub fn encode(model: &MnistMlp, p: &Provenance) -> Result<Vec<u8>> {
-    let meta = Metadata {
+/// A network of either precision, as a model file holds it.
+pub enum Network {
+    /// `f32` weights.
+    F32(Box<MnistMlp>),
+    /// int8 codes (`digits quantize`).
+    Int8(Box<MnistQuant>),
+}
+
+impl Network {
+    /// The network as a classifier of 8-bit images.
+    pub fn classifier(&self) -> &(dyn Classifier<784, 10> + Sync) {
+        match self {
+            Network::F32(m) => &**m,
+            Network::Int8(q) => &**q,
+        }
+    }
+}
+
+/// A model file of either precision, read.
+pub struct LoadedNetwork {
+    /// The network.
+    pub network: Network,
+    /// The metadata.
+    pub provenance: Provenance,
+    /// File size in bytes.
+    pub bytes: usize,
+}
+
+/// Reads and verifies a model file of either precision.
+pub fn load_network(path: &Path) -> Result<LoadedNetwork> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read model file {}", path.display()))?;
+    let file =
+        model_file::decode(&bytes).with_context(|| format!("model file {}", path.display()))?;
+    let network = match file.precision {
+        Precision::F32 => {
+            let mut model: Box<MnistMlp> = zeroed();
+            file.load_into(&mut *model)
+                .with_context(|| format!("model file {}", path.display()))?;
+            Network::F32(model)
+        }
+        Precision::Int8 => {
+            let mut model: Box<MnistQuant> = zeroed();
+            file.load_int8_into(&mut *model)
+                .with_context(|| format!("model file {}", path.display()))?;
+            Network::Int8(model)
+        }
+    };
+    Ok(LoadedNetwork {
+        network,
+        provenance: provenance(&file.metadata),
+        bytes: bytes.len(),
+    })
+}
+
+fn provenance(m: &Metadata<'_>) -> Provenance {
+    Provenance {
+        dataset: m.dataset.to_string(),
+        test_accuracy: m.test_accuracy,
+        seed: m.seed,
+        epochs: m.epochs,
+        options: m.options.to_string(),
+    }
+}
+
+fn metadata(p: &Provenance) -> Metadata<'_> {
+    Metadata {
         dataset: &p.dataset,
         test_accuracy: p.test_accuracy,
         seed: p.seed,
         epochs: p.epochs,
         options: &p.options,
-    };
+    }
+}
+
+/// Encodes an int8 model file in memory.
+pub fn encode_int8(model: &MnistQuant, p: &Provenance) -> Result<Vec<u8>> {
+    let mut buf = vec![0u8; MnistQuant::stored_bytes() + 1024 + p.dataset.len() + p.options.len()];
+    let n = model_file::encode_int8(model, &metadata(p), &mut buf)?;
+    buf.truncate(n);
+    Ok(buf)
+}
+
+/// Encodes a model file in memory.
+pub fn encode(model: &MnistMlp, p: &Provenance) -> Result<Vec<u8>> {
+    let meta = metadata(p);
     let mut buf =
         vec![
             0u8;
@@ -101,15 +174,7 @@ pub fn decode(bytes: &[u8]) -> Result<Loaded> {
     file.load_into(&mut *model)?;
     Ok(Loaded {
         model,
-        provenance: Provenance {
-            dataset: file.metadata.dataset.to_string(),
-            test_accuracy: file.metadata.test_accuracy,
-            seed: file.metadata.seed,
-            epochs: file.metadata.epochs,
-            options: file.metadata.options.to_string(),
-        },
-        architecture: file.architecture.to_string(),
-        precision: file.precision.to_string(),
+        provenance: provenance(&file.metadata),
         bytes: bytes.len(),
     })
 }

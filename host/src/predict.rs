@@ -5,8 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use digits_core::MnistMlp;
-use digits_core::input::normalize;
+use digits_core::Classifier;
 use digits_core::softmax::softmax;
 use image::GrayImage;
 use rayon::prelude::*;
@@ -62,9 +61,9 @@ struct Outcome {
 /// Runs `digits predict`. Each image succeeds or fails on its own; the result is an error
 /// (non-zero exit status) if any failed.
 pub fn run(args: PredictArgs) -> Result<()> {
-    let model = model_io::load(&args.model)
-        .context("train one with `digits train`, or name one with --model FILE")?
-        .model;
+    let loaded = model_io::load_network(&args.model)
+        .context("train one with `digits train`, or name one with --model FILE")?;
+    let model = loaded.network.classifier();
     if let Some(dir) = &args.show {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the --show directory {}", dir.display()))?;
@@ -78,7 +77,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
         .map(|(path, name)| {
             let show = args.show.as_deref().map(|dir| (dir, name.as_str()));
             let file = path.display().to_string();
-            match predict_file(&model, path, show) {
+            match predict_file(model, path, show) {
                 Ok((probabilities, shown)) => {
                     let top3 = top3(&probabilities);
                     Outcome {
@@ -134,7 +133,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
 
 /// Reads, preprocesses and classifies one image; saves what the network saw when asked.
 fn predict_file(
-    model: &MnistMlp,
+    model: &dyn Classifier<784, 10>,
     path: &Path,
     show: Option<(&Path, &str)>,
 ) -> Result<([f32; 10], Option<String>)> {
@@ -148,11 +147,9 @@ fn predict_file(
 }
 
 /// Probabilities of the ten digits for a 28x28 picture.
-pub fn classify(model: &MnistMlp, pixels: &[u8; SIDE * SIDE]) -> [f32; 10] {
-    let mut x = [0.0f32; SIDE * SIDE];
-    normalize(pixels, &mut x);
+pub fn classify(model: &dyn Classifier<784, 10>, pixels: &[u8; SIDE * SIDE]) -> [f32; 10] {
     let mut p = [0.0f32; 10];
-    softmax(&model.logits(&x), &mut p);
+    softmax(&model.classify(pixels), &mut p);
     p
 }
 
