@@ -32,6 +32,13 @@ fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     embed_models(&out);
 
+    // The Cortex-M4's DSP instructions (SMLAD, SXTB16, PKHBT) are in ARMv7E-M, not in the
+    // Cortex-M3's ARMv7-M: `cfg(dsp)` selects the int8 kernel of src/dsp.rs.
+    println!("cargo::rustc-check-cfg=cfg(dsp)");
+    if env::var("TARGET").is_ok_and(|t| t.starts_with("thumbv7em")) {
+        println!("cargo:rustc-cfg=dsp");
+    }
+
     // Host builds (tests, clippy, docs) link normally.
     if env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("none") {
         return;

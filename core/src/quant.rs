@@ -228,8 +228,14 @@ impl<const IN: usize, const HIDDEN: usize, const OUT: usize> QuantMlp<IN, HIDDEN
     pub fn hidden_codes(&self, pixels: &[u8; IN], codes: &mut [u8; HIDDEN]) {
         let mut acc = [0i32; HIDDEN];
         self.hidden_accumulators(pixels, &mut acc);
-        for j in 0..HIDDEN {
-            codes[j] = requantize(
+        self.requantize_hidden(&acc, codes);
+    }
+
+    /// Hidden codes from the accumulators of [`QuantMlp::hidden_accumulators`] (or of any
+    /// kernel that computes the same sums, such as a device's DSP one).
+    pub fn requantize_hidden(&self, acc: &[i32; HIDDEN], codes: &mut [u8; HIDDEN]) {
+        for (j, code) in codes.iter_mut().enumerate() {
+            *code = requantize(
                 acc[j].saturating_add(self.b1[j]),
                 self.m1[j],
                 self.shift1[j],
@@ -252,8 +258,15 @@ impl<const IN: usize, const HIDDEN: usize, const OUT: usize> QuantMlp<IN, HIDDEN
 
     /// Logits of `pixels` (8-bit, as in MNIST), integer arithmetic up to the last multiply.
     pub fn logits(&self, pixels: &[u8; IN]) -> [f32; OUT] {
+        let mut acc = [0i32; HIDDEN];
+        self.hidden_accumulators(pixels, &mut acc);
+        self.logits_from_accumulators(&acc)
+    }
+
+    /// The logits from the hidden accumulators: requantize, output layer, scale.
+    pub fn logits_from_accumulators(&self, hidden: &[i32; HIDDEN]) -> [f32; OUT] {
         let mut h = [0u8; HIDDEN];
-        self.hidden_codes(pixels, &mut h);
+        self.requantize_hidden(hidden, &mut h);
         let acc = self.output_accumulators(&h);
         let mut z = [0.0f32; OUT];
         for ((z, &a), &s) in z.iter_mut().zip(&acc).zip(&self.out_scale) {

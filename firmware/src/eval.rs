@@ -194,11 +194,16 @@ pub fn evaluate<N: Network>(
     let mut correct = 0u32;
     let mut ticks = 0u64;
     let mut digits = [b'0'; DIGITS_PER_LINE];
+    let (mut kernels_checked, mut kernels_agree) = (0u32, 0u32);
     for (i, pixels) in blob.images.iter().enumerate() {
         // black_box keeps the work between the two clock readings.
         stopwatch.start();
-        let z = black_box(model.classify(black_box(pixels)));
+        let z = black_box(model.infer(black_box(pixels)));
         ticks += stopwatch.stop() as u64;
+        if let Some(same) = model.check_kernel(pixels) {
+            kernels_checked += 1;
+            kernels_agree += same as u32;
+        }
 
         let digit = argmax(&z);
         digest.write_f32s(&z);
@@ -236,10 +241,13 @@ pub fn evaluate<N: Network>(
             "correct {correct} of {n} # accuracy {whole}.{frac:02}%"
         )?;
     }
-    writeln!(
-        out,
-        "inference_ticks {ticks} # normalize + logits, all images"
-    )?;
+    writeln!(out, "inference_ticks {ticks} # classify, all images")?;
+    if kernels_checked > 0 {
+        writeln!(
+            out,
+            "kernels {kernels_agree} of {kernels_checked} # images whose DSP hidden accumulators equal the portable kernel's"
+        )?;
+    }
     out.flush()?;
     Ok(summary)
 }

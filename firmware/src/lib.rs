@@ -25,6 +25,8 @@
 #[cfg(target_os = "none")]
 pub mod device;
 pub mod digits;
+#[cfg(dsp)]
+pub mod dsp;
 pub mod eval;
 #[cfg(target_os = "none")]
 mod logger;

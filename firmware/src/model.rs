@@ -79,6 +79,17 @@ pub trait Network: Classifier<784, 10> + Sync {
     fn test_accuracy(&self) -> Option<f32>;
     /// The `f32` network, which fine-tuning needs (its hidden activations as floats).
     fn as_f32(&self) -> Option<&MnistMlp>;
+    /// Logits of one image the fastest way this target has (the same bits as
+    /// [`Classifier::classify`]).
+    fn infer(&self, pixels: &[u8; 784]) -> [f32; 10] {
+        self.classify(pixels)
+    }
+    /// Whether this target's fast kernel agrees with the portable one on `pixels`; `None`
+    /// where there is only the portable one.
+    fn check_kernel(&self, pixels: &[u8; 784]) -> Option<bool> {
+        let _ = pixels;
+        None
+    }
 }
 
 impl Network for MnistMlp {
@@ -110,6 +121,17 @@ impl Network for MnistQuant {
     }
     fn as_f32(&self) -> Option<&MnistMlp> {
         None
+    }
+    #[cfg(dsp)]
+    fn infer(&self, pixels: &[u8; 784]) -> [f32; 10] {
+        crate::dsp::logits(self, pixels)
+    }
+    #[cfg(dsp)]
+    fn check_kernel(&self, pixels: &[u8; 784]) -> Option<bool> {
+        let (mut dsp, mut portable) = ([0i32; 128], [0i32; 128]);
+        crate::dsp::hidden_accumulators(self, pixels, &mut dsp);
+        self.hidden_accumulators(pixels, &mut portable);
+        Some(dsp == portable)
     }
 }
 

@@ -81,7 +81,11 @@ fn info_reports_the_firmware_the_model_and_the_memory() {
     let out = device(&["info"]);
     let t = text(&out);
     assert!(out.status.success(), "{t}");
-    assert!(t.contains("(protocol 2) on mps2-an386"), "{t}");
+    let protocol = format!(
+        "(protocol {}) on mps2-an386",
+        digits_core::protocol::PROTOCOL_VERSION
+    );
+    assert!(t.contains(&protocol), "{t}");
     assert!(t.contains("784-128-10 F32, trained on mnist"), "{t}");
     assert!(t.contains("stack ") && t.contains(" B peak of "), "{t}");
 }

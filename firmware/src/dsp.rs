@@ -1,0 +1,137 @@
+//! The int8 hidden layer with the Cortex-M4's DSP instructions: `SMLAD` multiplies two pairs of
+//! 16-bit halves and adds both products to an accumulator in one instruction.
+//!
+//! The portable kernel (`QuantMlp::hidden_accumulators`) adds one lit pixel's row of 128 weight
+//! codes at a time: a byte load and a multiply-accumulate per product. Here two lit pixels go
+//! together: their values packed in one word `p1 | p2 << 16`, and, for four hidden units at a
+//! time, the two rows' codes unpacked by `SXTB16` (bytes 0 and 2, then 1 and 3, sign-extended
+//! to halves) and paired by `PKHBT`/`PKHTB` into `{w1[j], w2[j]}`, so that one `SMLAD` adds
+//! `p1 * w1[j] + p2 * w2[j]`: 2 word loads and 10 instructions for 8 products.
+//!
+//! The sums are integers and the same whatever the order, so this kernel gives exactly the
+//! portable kernel's accumulators; `tests/tests/firmware_eval.rs` checks it on the device for
+//! all 10,000 test images (the `kernels` report of `eval-int8`).
+
+use digits_core::MnistQuant;
+
+/// Hidden units.
+const HIDDEN: usize = 128;
+/// Pixels.
+const IN: usize = 784;
+
+/// A row of zero codes, for the unused slots of the pair list.
+static ZERO_ROW: [i8; HIDDEN] = [0; HIDDEN];
+
+/// Two lit pixels: their rows of codes and their values packed in one word. `#[repr(C)]`:
+/// the assembly reads the two pointers and the word at offsets 0, 4 and 8.
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct Pair<'a> {
+    first: &'a [i8; HIDDEN],
+    second: &'a [i8; HIDDEN],
+    packed: u32,
+}
+
+/// `acc[t] += p1 * first[AT + t] + p2 * second[AT + t]` for `t` in `0..4`, over all `pairs`,
+/// `packed = p1 | p2 << 16`: one loop of 18 instructions per pair, all in registers.
+#[inline(always)]
+fn block<const AT: usize>(pairs: &[Pair<'_>], acc: &mut [i32]) {
+    let [mut acc0, mut acc1, mut acc2, mut acc3] = [0i32; 4];
+    if !pairs.is_empty() {
+        let range = pairs.as_ptr_range();
+        // SAFETY: reads only: each `Pair` (two row pointers and a word, `#[repr(C)]`, 12 bytes)
+        // from `range`, which holds at least one, and the word at byte `AT` of each row
+        // (AT + 4 <= 128 bytes: checked at compile time below; the Cortex-M4 loads unaligned
+        // words). No stack; SMLAD may set the Q flag, which nothing reads (and |sum| < 2^25
+        // cannot overflow).
+        const { assert!(AT + 4 <= HIDDEN) };
+        unsafe {
+            core::arch::asm!(
+                "2:",
+                "ldr {p}, [{pp}, #8]",
+                "ldrd {r1}, {r2}, [{pp}], #12",
+                "ldr {a}, [{r1}, #{at}]",
+                "ldr {b}, [{r2}, #{at}]",
+                "sxtb16 {r1}, {a}",
+                "sxtb16 {a}, {a}, ror #8",
+                "sxtb16 {r2}, {b}",
+                "sxtb16 {b}, {b}, ror #8",
+                "pkhbt {t}, {r1}, {r2}, lsl #16",
+                "smlad {acc0}, {t}, {p}, {acc0}",
+                "pkhtb {t}, {r2}, {r1}, asr #16",
+                "smlad {acc2}, {t}, {p}, {acc2}",
+                "pkhbt {t}, {a}, {b}, lsl #16",
+                "smlad {acc1}, {t}, {p}, {acc1}",
+                "pkhtb {t}, {b}, {a}, asr #16",
+                "smlad {acc3}, {t}, {p}, {acc3}",
+                "cmp {pp}, {end}",
+                "bne 2b",
+                at = const AT,
+                pp = inout(reg) range.start => _,
+                end = in(reg) range.end,
+                r1 = out(reg) _,
+                r2 = out(reg) _,
+                p = out(reg) _,
+                a = out(reg) _,
+                b = out(reg) _,
+                t = out(reg) _,
+                acc0 = inout(reg) acc0,
+                acc1 = inout(reg) acc1,
+                acc2 = inout(reg) acc2,
+                acc3 = inout(reg) acc3,
+                options(readonly, nostack),
+            );
+        }
+    }
+    acc[AT..AT + 4].copy_from_slice(&[acc0, acc1, acc2, acc3]);
+}
+
+/// The hidden accumulators `sum_i p[i] * w1[i][j]` of `pixels`, as
+/// `QuantMlp::hidden_accumulators` computes them, with `SMLAD`.
+pub fn hidden_accumulators(model: &MnistQuant, pixels: &[u8; IN], acc: &mut [i32; HIDDEN]) {
+    let mut pairs = [Pair {
+        first: &ZERO_ROW,
+        second: &ZERO_ROW,
+        packed: 0,
+    }; IN / 2];
+    let mut n = 0;
+    let mut pending: Option<(&[i8; HIDDEN], u32)> = None;
+    for (row, &p) in model.w1.iter().zip(pixels) {
+        if p == 0 {
+            continue;
+        }
+        match pending.take() {
+            None => pending = Some((row, p as u32)),
+            Some((first, p1)) => {
+                pairs[n] = Pair {
+                    first,
+                    second: row,
+                    packed: p1 | (p as u32) << 16,
+                };
+                n += 1;
+            }
+        }
+    }
+    // An odd pixel out pairs with a zero row.
+    if let Some((first, p1)) = pending {
+        pairs[n] = Pair {
+            first,
+            second: &ZERO_ROW,
+            packed: p1,
+        };
+        n += 1;
+    }
+    let pairs = &pairs[..n];
+    macro_rules! blocks {
+        ($($at:literal)*) => { $( block::<$at>(pairs, acc); )* };
+    }
+    blocks!(0 4 8 12 16 20 24 28 32 36 40 44 48 52 56 60 64 68 72 76 80 84 88 92 96 100 104 108
+        112 116 120 124);
+}
+
+/// Logits of `pixels` with the DSP kernel: the int8 model's integer path, bit for bit.
+pub fn logits(model: &MnistQuant, pixels: &[u8; IN]) -> [f32; 10] {
+    let mut acc = [0i32; HIDDEN];
+    hidden_accumulators(model, pixels, &mut acc);
+    model.logits_from_accumulators(&acc)
+}
