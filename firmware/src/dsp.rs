@@ -12,6 +12,8 @@
 //! portable kernel's accumulators; `tests/tests/firmware_eval.rs` checks it on the device for
 //! all 10,000 test images (the `kernels` report of `eval-int8`).
 
+use core::mem::MaybeUninit;
+
 use digits_core::MnistQuant;
 
 /// Hidden units.
@@ -89,11 +91,9 @@ fn block<const AT: usize>(pairs: &[Pair<'_>], acc: &mut [i32]) {
 /// The hidden accumulators `sum_i p[i] * w1[i][j]` of `pixels`, as
 /// `QuantMlp::hidden_accumulators` computes them, with `SMLAD`.
 pub fn hidden_accumulators(model: &MnistQuant, pixels: &[u8; IN], acc: &mut [i32; HIDDEN]) {
-    let mut pairs = [Pair {
-        first: &ZERO_ROW,
-        second: &ZERO_ROW,
-        packed: 0,
-    }; IN / 2];
+    // Not initialized: a list of up to 392 pairs would cost some 1,200 stores per image, and
+    // only the first `n` are written and read.
+    let mut pairs = [const { MaybeUninit::<Pair<'_>>::uninit() }; IN / 2];
     let mut n = 0;
     let mut pending: Option<(&[i8; HIDDEN], u32)> = None;
     for (row, &p) in model.w1.iter().zip(pixels) {
@@ -103,25 +103,26 @@ pub fn hidden_accumulators(model: &MnistQuant, pixels: &[u8; IN], acc: &mut [i32
         match pending.take() {
             None => pending = Some((row, p as u32)),
             Some((first, p1)) => {
-                pairs[n] = Pair {
+                pairs[n].write(Pair {
                     first,
                     second: row,
                     packed: p1 | (p as u32) << 16,
-                };
+                });
                 n += 1;
             }
         }
     }
     // An odd pixel out pairs with a zero row.
     if let Some((first, p1)) = pending {
-        pairs[n] = Pair {
+        pairs[n].write(Pair {
             first,
             second: &ZERO_ROW,
             packed: p1,
-        };
+        });
         n += 1;
     }
-    let pairs = &pairs[..n];
+    // SAFETY: the first `n` elements were written above.
+    let pairs: &[Pair<'_>] = unsafe { core::slice::from_raw_parts(pairs.as_ptr().cast(), n) };
     macro_rules! blocks {
         ($($at:literal)*) => { $( block::<$at>(pairs, acc); )* };
     }
@@ -129,9 +130,54 @@ pub fn hidden_accumulators(model: &MnistQuant, pixels: &[u8; IN], acc: &mut [i32
         112 116 120 124);
 }
 
-/// Logits of `pixels` with the DSP kernel: the int8 model's integer path, bit for bit.
+/// `b2[k] + sum_j h[j] * w2[k][j]` for every logit `k`, as `QuantMlp::output_accumulators`
+/// computes them: four codes of `h` (unsigned, `UXTB16`) against four of a row (`SXTB16`) in
+/// two `SMLAD`s.
+pub fn output_accumulators(model: &MnistQuant, h: &[u8; HIDDEN]) -> [i32; 10] {
+    let mut out = model.b2;
+    let (hw, _) = h.as_chunks::<4>();
+    for (o, row) in out.iter_mut().zip(&model.w2) {
+        let (ww, _) = row.as_chunks::<4>();
+        let mut acc = *o;
+        for (hq, wq) in hw.iter().zip(ww) {
+            let hq = u32::from_le_bytes(*hq);
+            let wq = u32::from_le_bytes(wq.map(|c| c as u8));
+            // SAFETY: register-only arithmetic; the Q flag SMLAD may set is never read (and
+            // |sum| < 2^24 cannot overflow).
+            unsafe {
+                core::arch::asm!(
+                    "uxtb16 {h02}, {h}",
+                    "uxtb16 {h13}, {h}, ror #8",
+                    "sxtb16 {w02}, {w}",
+                    "sxtb16 {w13}, {w}, ror #8",
+                    "smlad {acc}, {h02}, {w02}, {acc}",
+                    "smlad {acc}, {h13}, {w13}, {acc}",
+                    h = in(reg) hq,
+                    w = in(reg) wq,
+                    h02 = out(reg) _,
+                    h13 = out(reg) _,
+                    w02 = out(reg) _,
+                    w13 = out(reg) _,
+                    acc = inout(reg) acc,
+                    options(pure, nomem, nostack),
+                );
+            }
+        }
+        *o = acc;
+    }
+    out
+}
+
+/// Logits of `pixels` with the DSP kernels: the int8 model's integer path, bit for bit.
 pub fn logits(model: &MnistQuant, pixels: &[u8; IN]) -> [f32; 10] {
     let mut acc = [0i32; HIDDEN];
     hidden_accumulators(model, pixels, &mut acc);
-    model.logits_from_accumulators(&acc)
+    let mut h = [0u8; HIDDEN];
+    model.requantize_hidden(&acc, &mut h);
+    let out = output_accumulators(model, &h);
+    let mut z = [0.0f32; 10];
+    for ((z, &a), &s) in z.iter_mut().zip(&out).zip(&model.out_scale) {
+        *z = a as f32 * s;
+    }
+    z
 }

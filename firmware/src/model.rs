@@ -131,7 +131,12 @@ impl Network for MnistQuant {
         let (mut dsp, mut portable) = ([0i32; 128], [0i32; 128]);
         crate::dsp::hidden_accumulators(self, pixels, &mut dsp);
         self.hidden_accumulators(pixels, &mut portable);
-        Some(dsp == portable)
+        let mut h = [0u8; 128];
+        self.requantize_hidden(&portable, &mut h);
+        Some(
+            dsp == portable
+                && crate::dsp::output_accumulators(self, &h) == self.output_accumulators(&h),
+        )
     }
 }
 
