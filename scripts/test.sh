@@ -66,7 +66,7 @@ cargo build -p firmware --release --target "$DEVICE" --bins
 sysroot=$(rustc --print sysroot)
 host=$(rustc -vV | sed -n 's/^host: //p')
 elf_dir="${CARGO_TARGET_DIR:-target}/$DEVICE/release"
-"$sysroot/lib/rustlib/$host/bin/llvm-size" "$elf_dir/boot" "$elf_dir/eval" "$elf_dir/serve"
+"$sysroot/lib/rustlib/$host/bin/llvm-size" "$elf_dir/boot" "$elf_dir/eval" "$elf_dir/eval-int8" "$elf_dir/serve"
 
 step "cargo test --workspace (includes the firmware in QEMU: tests/tests/firmware_{boot,eval}.rs)"
 cargo test --workspace

@@ -58,6 +58,24 @@ fn loader(blob: &Path) -> String {
     )
 }
 
+/// The `logits I ...` lines (hex bits, in order) and the `digits` lines joined, of a report.
+fn logits_lines(stdout: &str) -> (Vec<String>, String) {
+    let mut logits = Vec::new();
+    let mut digits = String::new();
+    for line in stdout.lines() {
+        if let Some(rest) = line.strip_prefix("logits ") {
+            let (i, z) = rest.split_once(' ').expect("logits I Z...");
+            assert_eq!(i.parse::<usize>().unwrap(), logits.len(), "order");
+            logits.push(z.to_owned());
+        } else if let Some(rest) = line.strip_prefix("digits ") {
+            let (first, d) = rest.split_once(' ').expect("digits FIRST D...");
+            assert_eq!(first.parse::<usize>().unwrap(), digits.len(), "order");
+            digits.push_str(d);
+        }
+    }
+    (logits, digits)
+}
+
 fn hex(values: &[f32]) -> String {
     let words: Vec<String> = values
         .iter()
@@ -164,23 +182,7 @@ fn the_device_classifies_all_mnist_test_images_with_the_hosts_bits() {
     assert_eq!(device["images"][0], "10000");
 
     // Every image's logits, bit for bit.
-    let mut device_logits = Vec::with_capacity(images.len());
-    let mut device_digits = String::with_capacity(images.len());
-    for line in run.stdout.lines() {
-        if let Some(rest) = line.strip_prefix("logits ") {
-            let (i, z) = rest.split_once(' ').expect("logits I Z...");
-            assert_eq!(i.parse::<usize>().unwrap(), device_logits.len(), "order");
-            device_logits.push(z.to_owned());
-        } else if let Some(rest) = line.strip_prefix("digits ") {
-            let (first, digits) = rest.split_once(' ').expect("digits FIRST D...");
-            assert_eq!(
-                first.parse::<usize>().unwrap(),
-                device_digits.len(),
-                "order"
-            );
-            device_digits.push_str(digits);
-        }
-    }
+    let (device_logits, device_digits) = logits_lines(&run.stdout);
     assert_eq!(device_logits.len(), images.len(), "logits lines");
     let differing: Vec<usize> = (0..images.len())
         .filter(|&i| device_logits[i] != host_logits[i])
@@ -230,6 +232,121 @@ fn the_device_classifies_all_mnist_test_images_with_the_hosts_bits() {
         instructions < MAX_INSTRUCTIONS_PER_INFERENCE,
         "{instructions} instructions per inference, over the budget of \
          {MAX_INSTRUCTIONS_PER_INFERENCE}"
+    );
+}
+
+/// The issue's budget for the int8 model on the Cortex-M4.
+const MAX_INT8_INSTRUCTIONS: f64 = 60_000.0;
+/// Percentage points the int8 model may lose against the f32 model it came from.
+const MAX_INT8_ACCURACY_LOSS: f64 = 0.2;
+
+/// The int8 firmware (`eval-int8`, DSP kernels) against `digits-core`'s portable integer path
+/// on this host, for all 10,000 images: every logit's bits, the digest of the model as read
+/// from flash (FNV-1a over the model file's tensor bytes, computed here from the file), the
+/// DSP kernels against the portable ones on the device, the instruction budget, and the
+/// accuracy against the f32 model's.
+#[test]
+fn the_int8_device_classifies_all_mnist_test_images_with_the_hosts_bits() {
+    if !have_qemu() {
+        return;
+    }
+    let Some((images, labels)) = mnist_test_set("firmware_eval int8") else {
+        return;
+    };
+    let path = firmware::model::int8::SOURCE;
+    let bytes = fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let file = digits_core::model_file::decode(&bytes).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let mut q = Box::new(digits_core::MnistQuant::zeroed());
+    file.load_int8_into(&mut *q)
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    let mut file_digest = FNV_START;
+    for t in &file.tensors {
+        fnv1a(&mut file_digest, t.bytes);
+    }
+    let f32_model = model_from_file();
+
+    let mut digest = FNV_START;
+    let mut host_logits = Vec::new();
+    let (mut int8_correct, mut f32_correct) = (0usize, 0usize);
+    let mut x = [0.0f32; IMAGE_LEN];
+    for (pixels, &y) in images.iter().zip(&labels) {
+        let z = q.logits(pixels);
+        for v in z {
+            fnv1a(&mut digest, &v.to_bits().to_le_bytes());
+        }
+        host_logits.push(hex(&z));
+        int8_correct += (argmax(&z) == y as usize) as usize;
+        normalize(pixels, &mut x);
+        f32_correct += (argmax(&f32_model.logits(&x)) == y as usize) as usize;
+    }
+
+    let blob_path = scratch_file(
+        "mnist-t10k-int8.evalblob",
+        &blob(&images, Some(&labels), FLAG_LOGITS),
+    );
+    let run = run_in_qemu(
+        &firmware_elf("eval-int8"),
+        &["-icount", "shift=0", "-device", &loader(&blob_path)],
+        TIMEOUT,
+    );
+    assert_eq!(
+        run.code,
+        Some(0),
+        "logs:\n{}\nstderr:\n{}",
+        run.logs,
+        run.stderr
+    );
+    let device = parse(&run.stdout);
+    assert_eq!(
+        device["model"],
+        [
+            "784-128-10",
+            "int8",
+            "params_fnv64",
+            &format!("{file_digest:016x}")
+        ],
+        "the device's int8 model differs from {path}"
+    );
+    let (device_logits, _) = logits_lines(&run.stdout);
+    assert_eq!(device_logits.len(), images.len());
+    let differing: Vec<usize> = (0..images.len())
+        .filter(|&i| device_logits[i] != host_logits[i])
+        .collect();
+    assert!(
+        differing.is_empty(),
+        "{} images got other int8 logits on the device, first {:?}",
+        differing.len(),
+        &differing[..differing.len().min(SHOW)]
+    );
+    assert_eq!(device["logits_fnv64"][0], format!("{digest:016x}"));
+    assert_eq!(device["correct"][0], int8_correct.to_string());
+    assert_eq!(
+        device["kernels"][..3],
+        ["10000", "of", "10000"],
+        "DSP and portable kernels disagree on the device"
+    );
+    let instructions: f64 = device["instructions_per_inference"][0].parse().unwrap();
+    let (a8, a32) = (
+        100.0 * int8_correct as f64 / images.len() as f64,
+        100.0 * f32_correct as f64 / images.len() as f64,
+    );
+    static REPORT: Once = Once::new();
+    notice(
+        &REPORT,
+        &format!(
+            "firmware_eval int8: all {} logits bit-identical to the host's; int8 {a8:.2}% vs f32 \
+             {a32:.2}%; {instructions:.1} instructions per inference; {} stack bytes\n",
+            images.len(),
+            device["stack_peak_bytes"][0]
+        ),
+    );
+    assert!(
+        a32 - a8 <= MAX_INT8_ACCURACY_LOSS,
+        "int8 {a8:.2}% vs f32 {a32:.2}%"
+    );
+    assert!(
+        instructions <= MAX_INT8_INSTRUCTIONS,
+        "{instructions} instructions per int8 inference, over {MAX_INT8_INSTRUCTIONS}"
     );
 }
 
