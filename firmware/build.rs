@@ -28,14 +28,25 @@ const DEFAULT_MODEL_INT8: &str = "models/mnist-int8.digits";
 
 fn main() {
     println!("cargo:rerun-if-changed=memory.x");
+    println!("cargo:rerun-if-changed=memory-lm3s6965evb.x");
     println!("cargo:rerun-if-changed=build.rs");
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     embed_models(&out);
 
     // The Cortex-M4's DSP instructions (SMLAD, SXTB16, PKHBT) are in ARMv7E-M, not in the
     // Cortex-M3's ARMv7-M: `cfg(dsp)` selects the int8 kernel of src/dsp.rs.
+    // The board follows from the target: the M4F's target is mps2-an386's, the M3's
+    // lm3s6965evb's (see src/board/).
     println!("cargo::rustc-check-cfg=cfg(dsp)");
-    if env::var("TARGET").is_ok_and(|t| t.starts_with("thumbv7em")) {
+    println!("cargo::rustc-check-cfg=cfg(board, values(\"mps2-an386\", \"lm3s6965evb\"))");
+    let target = env::var("TARGET").unwrap_or_default();
+    let (board, memory) = if target.starts_with("thumbv7m-") {
+        ("lm3s6965evb", "memory-lm3s6965evb.x")
+    } else {
+        ("mps2-an386", "memory.x")
+    };
+    println!("cargo:rustc-cfg=board=\"{board}\"");
+    if target.starts_with("thumbv7em") {
         println!("cargo:rustc-cfg=dsp");
     }
 
@@ -43,7 +54,7 @@ fn main() {
     if env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("none") {
         return;
     }
-    fs::copy("memory.x", out.join("memory.x")).expect("copy memory.x to OUT_DIR");
+    fs::copy(memory, out.join("memory.x")).expect("copy the board's memory.x to OUT_DIR");
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rustc-link-arg-bins=-Tlink.x");
     // defmt's string table (see src/logger.rs).

@@ -48,8 +48,9 @@ cargo fmt --all --check
 step "cargo clippy --workspace --all-targets (host)"
 cargo clippy --workspace --all-targets -- -D warnings
 
-step "cargo clippy -p firmware --target $DEVICE"
+step "cargo clippy -p firmware --target $DEVICE and thumbv7m-none-eabi"
 cargo clippy -p firmware --target "$DEVICE" -- -D warnings
+cargo clippy -p firmware --target thumbv7m-none-eabi -- -D warnings
 
 # Device targets have no `alloc` crate unless asked for, so these builds prove the core needs no
 # heap: on the Cortex-M4F, and on a Cortex-M3 without FPU (soft float).
@@ -67,6 +68,12 @@ sysroot=$(rustc --print sysroot)
 host=$(rustc -vV | sed -n 's/^host: //p')
 elf_dir="${CARGO_TARGET_DIR:-target}/$DEVICE/release"
 "$sysroot/lib/rustlib/$host/bin/llvm-size" "$elf_dir/boot" "$elf_dir/eval" "$elf_dir/eval-int8" "$elf_dir/serve"
+
+# The Cortex-M3 (lm3s6965evb: 256 KiB flash, 64 KiB RAM, memory-lm3s6965evb.x) carries the int8
+# model only.
+step "firmware eval-int8 builds for thumbv7m-none-eabi (lm3s6965evb), within its memory"
+cargo build -p firmware --release --target thumbv7m-none-eabi --bin eval-int8
+"$sysroot/lib/rustlib/$host/bin/llvm-size" "${CARGO_TARGET_DIR:-target}/thumbv7m-none-eabi/release/eval-int8"
 
 step "cargo test --workspace (includes the firmware in QEMU: tests/tests/firmware_{boot,eval}.rs)"
 cargo test --workspace

@@ -1,5 +1,5 @@
-//! Device glue: the console, QEMU exit status, panic and fault reporting, stack use, the PSRAM
-//! where QEMU loads data, and SysTick as a stopwatch.
+//! Device glue: the console, QEMU exit status, panic and fault reporting, stack use, and
+//! SysTick as a stopwatch (the same on every Cortex-M; what differs lives in `board`).
 //!
 //! Everything the device says goes through defmt (see `logger`): logs as leveled messages,
 //! reports as [`Console`] lines. Every way a run can end goes through [`exit`], so QEMU's exit
@@ -97,7 +97,7 @@ pub fn run(job: impl FnOnce(&mut Console) -> Result<(), &'static str>) -> ! {
 }
 
 /// The board this firmware is built for.
-pub const BOARD: &str = "mps2-an386";
+pub const BOARD: &str = crate::board::NAME;
 
 /// Flash and RAM figures of this program, from the linker's symbols, and the stack's peak so
 /// far.
@@ -120,22 +120,7 @@ pub fn memory() -> crate::serve::Memory {
     }
 }
 
-/// Where QEMU's mps2-an386 has its 16 MiB of PSRAM.
-pub const PSRAM_START: usize = 0x2100_0000;
-/// Bytes of PSRAM.
-pub const PSRAM_LEN: usize = 16 << 20;
-
-/// The PSRAM, where the host has QEMU load data before the CPU starts:
-/// `-device loader,file=BLOB,addr=0x21000000,force-raw=on`. (QEMU's board only: `memory.x`
-/// stands for a part without it.)
-pub fn psram() -> &'static [u8] {
-    // SAFETY: mps2-an386 maps 16 MiB of RAM at PSRAM_START. memory.x gives the linker nothing
-    // there, so no Rust object lives in it and this program never writes it: a shared slice of
-    // it stays valid and unchanged for the whole run.
-    unsafe { core::slice::from_raw_parts(PSRAM_START as *const u8, PSRAM_LEN) }
-}
-
-/// SysTick, clocked by the core clock (25 MHz on mps2-an386), as a
+/// SysTick, clocked by the core clock (25 MHz on mps2-an386, 12 MHz on lm3s6965evb), as a
 /// [`Stopwatch`](crate::eval::Stopwatch).
 ///
 /// Under `qemu -icount shift=N` every instruction advances virtual time by 2^N ns, so ticks

@@ -135,6 +135,26 @@ impl<'a> Blob<'a> {
     }
 }
 
+/// Where a data blob's images come from: memory ([`Blob`], the PSRAM) or a file on the host
+/// read piece by piece over semihosting (boards without PSRAM).
+pub trait Source {
+    /// The blob's header, already checked.
+    fn header(&self) -> Header;
+    /// Image `i` into `image`, and its label if the blob has labels.
+    fn read(&mut self, i: usize, image: &mut [u8; IMAGE_LEN]) -> Result<Option<u8>, &'static str>;
+}
+
+impl Source for Blob<'_> {
+    fn header(&self) -> Header {
+        self.header
+    }
+
+    fn read(&mut self, i: usize, image: &mut [u8; IMAGE_LEN]) -> Result<Option<u8>, &'static str> {
+        *image = *self.images.get(i).ok_or("image index past the blob")?;
+        Ok(self.labels.map(|l| l[i]))
+    }
+}
+
 /// Measures time (or, under `qemu -icount`, instructions) around each inference.
 pub trait Stopwatch {
     /// Starts a measurement.
@@ -167,14 +187,40 @@ pub struct Summary {
     pub inference_ticks: u64,
 }
 
-/// Classifies every image of `blob` with `model` and writes the report (see the module docs)
-/// to `out`. Only `classify` is timed, not the bookkeeping and printing.
+/// Classifies every image of `source` with `model` and writes the report (see the module
+/// docs) to `out`. Only the inference is timed, not the reading, bookkeeping and printing.
 pub fn evaluate<N: Network>(
     model: &N,
-    blob: &Blob<'_>,
+    source: &mut impl Source,
     stopwatch: &mut impl Stopwatch,
     out: &mut impl Write,
-) -> Result<Summary, fmt::Error> {
+) -> Result<Summary, &'static str> {
+    report(model, source, stopwatch, out).map_err(|e| match e {
+        Failure::Print => "cannot print the report",
+        Failure::Read(why) => why,
+    })
+}
+
+enum Failure {
+    Print,
+    Read(&'static str),
+}
+
+impl From<fmt::Error> for Failure {
+    fn from(_: fmt::Error) -> Self {
+        Failure::Print
+    }
+}
+
+fn report<N: Network>(
+    model: &N,
+    source: &mut impl Source,
+    stopwatch: &mut impl Stopwatch,
+    out: &mut impl Write,
+) -> Result<Summary, Failure> {
+    let header = source.header();
+    let count = header.count as usize;
+    let has_labels = header.flags & FLAG_LABELS != 0;
     let mut out = Buffered::new(out);
     let out = &mut out;
     let precision = match N::PRECISION {
@@ -186,16 +232,19 @@ pub fn evaluate<N: Network>(
         "model 784-128-10 {precision} params_fnv64 {:016x}",
         model.digest()
     )?;
-    let with_labels = if blob.labels.is_some() { "yes" } else { "no" };
-    writeln!(out, "images {} labels {with_labels}", blob.images.len())?;
+    let with_labels = if has_labels { "yes" } else { "no" };
+    writeln!(out, "images {count} labels {with_labels}")?;
 
-    let print_logits = blob.header.flags & FLAG_LOGITS != 0;
+    let print_logits = header.flags & FLAG_LOGITS != 0;
     let mut digest = Fnv64::new();
     let mut correct = 0u32;
     let mut ticks = 0u64;
     let mut digits = [b'0'; DIGITS_PER_LINE];
     let (mut kernels_checked, mut kernels_agree) = (0u32, 0u32);
-    for (i, pixels) in blob.images.iter().enumerate() {
+    let mut image = [0u8; IMAGE_LEN];
+    for i in 0..count {
+        let label = source.read(i, &mut image).map_err(Failure::Read)?;
+        let pixels = &image;
         // black_box keeps the work between the two clock readings.
         stopwatch.start();
         let z = black_box(model.infer(black_box(pixels)));
@@ -207,8 +256,8 @@ pub fn evaluate<N: Network>(
 
         let digit = argmax(&z);
         digest.write_f32s(&z);
-        if let Some(labels) = blob.labels {
-            correct += (labels[i] as usize == digit) as u32;
+        if let Some(label) = label {
+            correct += (label as usize == digit) as u32;
         }
         if print_logits {
             write!(out, "logits {i}")?;
@@ -219,14 +268,14 @@ pub fn evaluate<N: Network>(
         }
         digits[i % DIGITS_PER_LINE] = b'0' + digit as u8;
         let n = i % DIGITS_PER_LINE + 1;
-        if n == DIGITS_PER_LINE || i + 1 == blob.images.len() {
+        if n == DIGITS_PER_LINE || i + 1 == count {
             let line = core::str::from_utf8(&digits[..n]).expect("ASCII digits");
             writeln!(out, "digits {} {line}", i + 1 - n)?;
         }
     }
     let summary = Summary {
-        images: blob.images.len() as u32,
-        correct: blob.labels.map(|_| correct),
+        images: count as u32,
+        correct: has_labels.then_some(correct),
         logits_fnv64: digest.finish(),
         inference_ticks: ticks,
     };
@@ -300,11 +349,11 @@ impl<W: Write> Write for Buffered<'_, W> {
 pub fn device_main<N: Network>(model: &N) -> ! {
     use crate::device::{self, CALIBRATION_INSTRUCTIONS, SysTick};
     device::run(|out| {
-        let blob = Blob::parse(device::psram())?;
+        let mut source = crate::board::eval_source()?;
         let peripherals = cortex_m::Peripherals::take().ok_or("peripherals taken")?;
         let mut systick = SysTick::new(peripherals.SYST);
         let calibration = device::calibrate(&mut systick);
-        let summary = evaluate(model, &blob, &mut systick, out).map_err(|_| "cannot print")?;
+        let summary = evaluate(model, &mut source, &mut systick, out)?;
         writeln!(
             out,
             "calibration_ticks {calibration} # for {CALIBRATION_INSTRUCTIONS} instructions"
@@ -344,7 +393,7 @@ pub fn host_main<N: Network>(model: &N) -> std::process::ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let blob = match Blob::parse(&bytes) {
+    let mut blob = match Blob::parse(&bytes) {
         Ok(blob) => blob,
         Err(e) => {
             eprintln!("error: {e}");
@@ -352,7 +401,10 @@ pub fn host_main<N: Network>(model: &N) -> std::process::ExitCode {
         }
     };
     let mut out = std::string::String::new();
-    evaluate(model, &blob, &mut NoStopwatch, &mut out).expect("format into a String");
+    if let Err(e) = evaluate(model, &mut blob, &mut NoStopwatch, &mut out) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     std::print!("{out}");
     std::println!("ok");
     ExitCode::SUCCESS

@@ -23,6 +23,8 @@
 #![warn(missing_docs)]
 
 #[cfg(target_os = "none")]
+pub mod board;
+#[cfg(target_os = "none")]
 pub mod device;
 pub mod digits;
 #[cfg(dsp)]
@@ -34,7 +36,7 @@ pub mod model;
 #[cfg(not(target_os = "none"))]
 pub mod qemu;
 pub mod serve;
-#[cfg(target_os = "none")]
+#[cfg(all(target_os = "none", board = "mps2-an386"))]
 pub mod uart;
 
 pub use digits::{DIGIT_1, DIGIT_7};

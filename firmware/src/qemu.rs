@@ -147,19 +147,60 @@ pub fn qemu_available() -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// A QEMU machine the firmware is built for (see the firmware's `board` module).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Board {
+    /// Cortex-M4F, [`TARGET`]: every binary.
+    Mps2An386,
+    /// Cortex-M3 without FPU, 256 KiB flash, 64 KiB RAM: `eval-int8` (the only program whose
+    /// model fits).
+    Lm3s6965evb,
+}
+
+impl Board {
+    /// The Rust target that builds for it.
+    pub fn target(self) -> &'static str {
+        match self {
+            Board::Mps2An386 => TARGET,
+            Board::Lm3s6965evb => "thumbv7m-none-eabi",
+        }
+    }
+
+    fn machine(self) -> [&'static str; 4] {
+        match self {
+            Board::Mps2An386 => ["-M", "mps2-an386", "-cpu", "cortex-m4"],
+            Board::Lm3s6965evb => ["-M", "lm3s6965evb", "-cpu", "cortex-m3"],
+        }
+    }
+}
+
 /// Builds the firmware binaries (release, for [`TARGET`]) with cargo in `workspace`, and
 /// returns each binary's path by name. For tests and development, where the source is there.
 pub fn build_firmware(workspace: &Path) -> Result<HashMap<String, PathBuf>, String> {
+    build_firmware_for(workspace, Board::Mps2An386)
+}
+
+/// [`build_firmware`] for `board`.
+pub fn build_firmware_for(
+    workspace: &Path,
+    board: Board,
+) -> Result<HashMap<String, PathBuf>, String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let target = board.target();
+    let bins: &[&str] = match board {
+        Board::Mps2An386 => &["--bins"],
+        Board::Lm3s6965evb => &["--bin", "eval-int8"],
+    };
     // The executables' paths come from cargo's messages, wherever the target directory is.
     let out = Command::new(cargo)
         .current_dir(workspace)
         // Flags meant for the host build (e.g. `-C target-cpu=native`) must not reach the device.
         .env_remove("RUSTFLAGS")
-        .args(["build", "-p", "firmware", "--release", "--bins"])
+        .args(["build", "-p", "firmware", "--release"])
+        .args(bins)
         .args([
             "--target",
-            TARGET,
+            target,
             "--message-format=json-render-diagnostics",
         ])
         .stderr(Stdio::inherit())
@@ -168,7 +209,7 @@ pub fn build_firmware(workspace: &Path) -> Result<HashMap<String, PathBuf>, Stri
     if !out.status.success() {
         return Err(format!(
             "building the firmware failed ({}); is the target installed? \
-             `rustup target add {TARGET}`",
+             `rustup target add {target}`",
             out.status
         ));
     }
@@ -213,6 +254,19 @@ impl Qemu {
         extra: &[&str],
         log: impl FnMut(LogLine) + Send + 'static,
     ) -> Result<Self, Error> {
+        Self::start_on(Board::Mps2An386, elf, serial, extra, &[], log)
+    }
+
+    /// [`Qemu::start`] on `board`, with `semihosting_args` as the program's semihosting
+    /// command line (`SYS_GET_CMDLINE`).
+    pub fn start_on(
+        board: Board,
+        elf: &Path,
+        serial: &Serial,
+        extra: &[&str],
+        semihosting_args: &[&str],
+        log: impl FnMut(LogLine) + Send + 'static,
+    ) -> Result<Self, Error> {
         let image = std::fs::read(elf).map_err(|source| Error::Firmware {
             path: elf.to_owned(),
             source,
@@ -238,10 +292,15 @@ impl Qemu {
                 addr.port()
             ),
         };
+        let mut semihosting = "enable=on,target=native".to_owned();
+        for arg in semihosting_args {
+            // QEMU's option syntax: a comma inside a value is written twice.
+            semihosting.push_str(&format!(",arg={}", arg.replace(',', ",,")));
+        }
         let mut child = Command::new(QEMU)
-            .args(["-M", "mps2-an386", "-cpu", "cortex-m4"])
+            .args(board.machine())
             .args(["-display", "none", "-monitor", "none"])
-            .args(["-semihosting-config", "enable=on,target=native"])
+            .args(["-semihosting-config", &semihosting])
             .arg("-serial")
             .args(serial_args.split(' '))
             .args(extra)

@@ -44,7 +44,7 @@ fn the_committed_int8_model_is_what_quantize_makes_of_the_f32_one() {
         .find(|l| l.starts_with("test accuracy"))
         .unwrap_or_else(|| panic!("{t}"));
     let percents: Vec<f64> = line
-        .split(|c: char| c == ' ' || c == ',')
+        .split([' ', ','])
         .filter_map(|w| w.strip_suffix('%')?.parse().ok())
         .collect();
     let (f32_acc, int8_acc) = (percents[0], percents[1]);

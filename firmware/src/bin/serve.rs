@@ -7,7 +7,7 @@
 //! ```
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
-#[cfg(target_os = "none")]
+#[cfg(all(target_os = "none", board = "mps2-an386"))]
 #[cortex_m_rt::entry]
 fn main() -> ! {
     use digits_core::finetune::MnistTuner;
@@ -29,7 +29,13 @@ fn main() -> ! {
     let mut systick = SysTick::new(peripherals.SYST);
     let calibration = device::calibrate(&mut systick);
     let meter = Meter::new(systick, calibration, CALIBRATION_INSTRUCTIONS);
-    let mut server = Server::new(&MODEL, device::BOARD, tuner, device::psram(), meter);
+    let mut server = Server::new(
+        &MODEL,
+        device::BOARD,
+        tuner,
+        firmware::board::psram(),
+        meter,
+    );
     let memory = firmware::device::memory();
     defmt::info!(
         "serving on UART0 at {=u32} baud: flash {=u32} B, static RAM {=u32} B, stack {=u32} B",
@@ -66,6 +72,14 @@ fn main() -> ! {
             uart.write(frame);
         }
     }
+}
+
+// Its UART driver and the f32 model are mps2-an386's: on other boards it only says so.
+#[cfg(all(target_os = "none", not(board = "mps2-an386")))]
+#[cortex_m_rt::entry]
+fn main() -> ! {
+    defmt::error!("serve runs on mps2-an386 only (its UART and the f32 model)");
+    firmware::device::exit(false)
 }
 
 #[cfg(not(target_os = "none"))]

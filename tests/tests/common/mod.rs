@@ -4,7 +4,7 @@
 
 pub mod mnist;
 
-use firmware::qemu::{QEMU, Qemu, Serial};
+use firmware::qemu::{Board, QEMU, Qemu, Serial};
 use std::collections::HashMap;
 use std::env;
 use std::io::Write;
@@ -74,11 +74,27 @@ pub struct Run {
 /// Runs `elf` in QEMU with `extra` arguments before `-kernel`, decodes its defmt output, and
 /// waits at most `timeout` (a hung device must not hang the test suite).
 pub fn run_in_qemu(elf: &Path, extra: &[&str], timeout: Duration) -> Run {
+    run_on(Board::Mps2An386, elf, extra, &[], timeout)
+}
+
+/// [`run_in_qemu`] on `board`, with `semihosting_args` as the program's command line.
+pub fn run_on(
+    board: Board,
+    elf: &Path,
+    extra: &[&str],
+    semihosting_args: &[&str],
+    timeout: Duration,
+) -> Run {
     let lines = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&lines);
-    let mut qemu = Qemu::start(elf, &Serial::None, extra, move |line| {
-        sink.lock().unwrap().push(line)
-    })
+    let mut qemu = Qemu::start_on(
+        board,
+        elf,
+        &Serial::None,
+        extra,
+        semihosting_args,
+        move |line| sink.lock().unwrap().push(line),
+    )
     .unwrap_or_else(|e| panic!("{e}"));
     let code = qemu.wait(timeout);
     let stderr = qemu.stderr_text();
