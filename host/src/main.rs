@@ -4,7 +4,6 @@ mod augment;
 mod bench;
 mod boxed;
 mod checkpoint;
-mod data;
 mod device;
 mod device_finetune;
 mod eval;
@@ -13,11 +12,11 @@ mod finetune;
 mod gradcheck;
 mod model_io;
 mod predict;
-mod preprocess;
 mod quantize;
 mod shift;
 mod train;
 
+use host::{data, preprocess};
 use std::path::PathBuf;
 use std::time::Instant;
 
