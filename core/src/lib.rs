@@ -29,6 +29,7 @@ pub mod gradcheck;
 pub mod init;
 pub mod input;
 pub mod loss;
+pub mod minibatch;
 pub mod mlp;
 pub mod mlp_bn;
 pub mod model_file;
@@ -40,6 +41,7 @@ pub mod rng;
 pub mod scalar;
 pub mod schedule;
 pub mod softmax;
+pub mod sparse;
 pub mod structured_numgrad;
 
 pub use batchnorm::BatchNorm;
