@@ -13,7 +13,7 @@ use crate::loss::cross_entropy_backward;
 use crate::optim::SgdStep;
 use crate::params::TensorKind;
 use crate::softmax::argmax;
-use crate::sparse::SparseInput;
+use crate::sparse::{PIXEL_TO_INPUT, SparseInput};
 use crate::{Dense, Mlp};
 
 /// The batch by pixel: for input `i`, the samples `sample[start[i]..start[i + 1]]` (ascending)
@@ -44,10 +44,10 @@ impl Columns<'_> {
         }
         // `start[i]` is now where column `i` begins; use it as the write cursor and shift back.
         for (n, s) in samples.iter().enumerate() {
-            for (&i, &x) in s.idx.iter().zip(s.val) {
+            for (&i, &p) in s.idx.iter().zip(s.pixel) {
                 let at = self.start[i as usize] as usize;
                 self.sample[at] = n as u16;
-                self.val[at] = x;
+                self.val[at] = PIXEL_TO_INPUT[p as usize];
                 self.start[i as usize] += 1;
             }
         }
@@ -126,6 +126,10 @@ impl<const IN: usize, const HIDDEN: usize, const OUT: usize> Mlp<IN, HIDDEN, OUT
     /// One SGD step on a batch of sparse inputs: the gradient of the mean cross-entropy, then
     /// `step` applied with `velocity`. Bit-identical to [`Mlp::backprop`] then
     /// [`Sgd::step`](crate::Sgd::step). `columns` must be the batch's [`Columns`].
+    ///
+    /// Inlined always, so that a caller compiled for wider vector instructions (the host's
+    /// runtime dispatch) gets all of it compiled for them.
+    #[inline(always)]
     pub fn train_step(
         &mut self,
         velocity: &mut Self,
@@ -303,7 +307,7 @@ mod tests {
             sgd.step(&mut *slow, &*grad, &mut *slow_v, 0.05);
             // Fused.
             let mut idx = vec![[0u16; 784]; batch];
-            let mut val = vec![[0.0f32; 784]; batch];
+            let mut val = vec![[0u8; 784]; batch];
             let lens: Vec<usize> = images
                 .iter()
                 .zip(idx.iter_mut().zip(val.iter_mut()))
@@ -312,7 +316,7 @@ mod tests {
             let samples: Vec<SparseInput<'_>> = (0..batch)
                 .map(|n| SparseInput {
                     idx: &idx[n][..lens[n]],
-                    val: &val[n][..lens[n]],
+                    pixel: &val[n][..lens[n]],
                 })
                 .collect();
             let total: usize = lens.iter().sum();

@@ -20,24 +20,25 @@ pub const PIXEL_TO_INPUT: [f32; 256] = {
     t
 };
 
-/// The non-zero inputs of one sample: `val[k]` is input `idx[k]`, indices ascending.
+/// The lit pixels of one image: pixel `idx[k]` has the value `pixel[k]` (non-zero), indices
+/// ascending; its network input is `PIXEL_TO_INPUT[pixel[k]]`. Three bytes per lit pixel, so a
+/// whole training set stays small (about 27 MB for MNIST's 60,000 images).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SparseInput<'a> {
-    /// Input indices, strictly ascending.
+    /// Pixel indices, strictly ascending.
     pub idx: &'a [u16],
-    /// Their values (non-zero), `val.len() == idx.len()`.
-    pub val: &'a [f32],
+    /// Their 8-bit values (non-zero), `pixel.len() == idx.len()`.
+    pub pixel: &'a [u8],
 }
 
-/// Lists the lit pixels of `pixels` into `idx`/`val` (normalized as [`PIXEL_TO_INPUT`]) and
-/// returns how many there are.
+/// Lists the lit pixels of `pixels` into `idx`/`val` and returns how many there are.
 #[inline]
-pub fn sparsify<const N: usize>(pixels: &[u8; N], idx: &mut [u16; N], val: &mut [f32; N]) -> usize {
+pub fn sparsify<const N: usize>(pixels: &[u8; N], idx: &mut [u16; N], val: &mut [u8; N]) -> usize {
     let mut len = 0;
     for (i, &p) in pixels.iter().enumerate() {
         // Branch-free: always write, advance only on a lit pixel.
         idx[len.min(N - 1)] = i as u16;
-        val[len.min(N - 1)] = PIXEL_TO_INPUT[p as usize];
+        val[len.min(N - 1)] = p;
         len += usize::from(p != 0);
     }
     len
@@ -48,7 +49,8 @@ impl<const IN: usize, const OUT: usize> Dense<IN, OUT, f32> {
     #[inline(always)]
     pub fn forward_sparse(&self, x: SparseInput<'_>, y: &mut [f32; OUT]) {
         let mut acc = self.b;
-        for (&i, &xi) in x.idx.iter().zip(x.val) {
+        for (&i, &p) in x.idx.iter().zip(x.pixel) {
+            let xi = PIXEL_TO_INPUT[p as usize];
             let row = &self.w[i as usize];
             for (a, &w) in acc.iter_mut().zip(row) {
                 *a += xi * w;
@@ -77,11 +79,11 @@ impl<const IN: usize, const HIDDEN: usize, const OUT: usize> Mlp<IN, HIDDEN, OUT
     #[inline(always)]
     pub fn logits_from_pixels(&self, pixels: &[u8; IN]) -> [f32; OUT] {
         let mut idx = [0u16; IN];
-        let mut val = [0.0f32; IN];
+        let mut val = [0u8; IN];
         let n = sparsify(pixels, &mut idx, &mut val);
         self.logits_sparse(SparseInput {
             idx: &idx[..n],
-            val: &val[..n],
+            pixel: &val[..n],
         })
     }
 }
