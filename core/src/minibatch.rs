@@ -72,8 +72,31 @@ pub struct StepScratch<'s, const HIDDEN: usize, const OUT: usize> {
     pub hidden: &'s mut [[f32; HIDDEN]],
     /// Gradient of the loss with respect to the hidden pre-activations, one row per sample.
     pub dpre: &'s mut [[f32; HIDDEN]],
-    /// The output layer's gradient (summed, unscaled).
-    pub grad_out: &'s mut Dense<HIDDEN, OUT, f32>,
+    /// The output layer, transposed, and its gradient.
+    pub out: &'s mut OutputScratch<HIDDEN, OUT>,
+}
+
+/// The output layer's weights transposed (`[OUT][HIDDEN]`: the backward pass's sums then run
+/// along contiguous rows of `HIDDEN`, which vectorize), and its gradient.
+#[derive(Clone, Debug)]
+pub struct OutputScratch<const HIDDEN: usize, const OUT: usize> {
+    /// `w2t[k][j] = W2[j][k]`.
+    pub w2t: [[f32; HIDDEN]; OUT],
+    /// `sum_n dz[n][k] h[n][j]`, transposed like `w2t`.
+    pub grad_w2t: [[f32; HIDDEN]; OUT],
+    /// The gradient in the layer's own layout (summed, unscaled).
+    pub grad: Dense<HIDDEN, OUT, f32>,
+}
+
+impl<const HIDDEN: usize, const OUT: usize> OutputScratch<HIDDEN, OUT> {
+    /// All zero.
+    pub fn zeros() -> Self {
+        Self {
+            w2t: [[0.0; HIDDEN]; OUT],
+            grad_w2t: [[0.0; HIDDEN]; OUT],
+            grad: Dense::zeros(),
+        }
+    }
 }
 
 /// What a step saw: summed loss and correctly classified samples (by the model before the step).
@@ -98,7 +121,14 @@ impl<const IN: usize, const HIDDEN: usize, const OUT: usize> Mlp<IN, HIDDEN, OUT
         grad_b1: &mut [f32; HIDDEN],
     ) -> StepStats {
         let mut stats = StepStats::default();
-        *scratch.grad_out = Dense::zeros();
+        let out = &mut *scratch.out;
+        for (j, row) in self.output.w.iter().enumerate() {
+            for (k, &w) in row.iter().enumerate() {
+                out.w2t[k][j] = w;
+            }
+        }
+        out.grad_w2t = [[0.0; HIDDEN]; OUT];
+        out.grad.b = [0.0; OUT];
         for ((x, &label), (h, dpre)) in samples
             .iter()
             .zip(labels)
@@ -108,16 +138,32 @@ impl<const IN: usize, const HIDDEN: usize, const OUT: usize> Mlp<IN, HIDDEN, OUT
             self.hidden.forward_sparse(*x, &mut pre);
             crate::activation::relu_forward(&pre, h);
             let mut z = [0.0; OUT];
-            self.output.forward(h, &mut z);
+            self.output.forward_listed(h, &mut z);
             let mut dz = [0.0; OUT];
             stats.loss_sum += cross_entropy_backward(&z, label as usize, &mut dz) as f64;
             stats.correct += usize::from(argmax(&z) == label as usize);
-            self.output.backward_params(h, &dz, scratch.grad_out);
+            // As `Dense::backward_params` and `backward_input`, along rows of HIDDEN: the
+            // same products summed in the same order. (`backward_params` skips zero inputs;
+            // adding their +-0 products changes nothing, since these sums start at +0 and a
+            // sum of floats is -0 only if every term is.)
             let mut dh = [0.0; HIDDEN];
-            self.output.backward_input(&dz, &mut dh);
+            for ((g, w), &d) in out.grad_w2t.iter_mut().zip(&out.w2t).zip(&dz) {
+                for ((g, &hj), (dhj, &wj)) in g.iter_mut().zip(h.iter()).zip(dh.iter_mut().zip(w)) {
+                    *g += hj * d;
+                    *dhj += wj * d;
+                }
+            }
+            for (g, &d) in out.grad.b.iter_mut().zip(&dz) {
+                *g += d;
+            }
             relu_backward(&pre, &dh, dpre);
             for (g, &d) in grad_b1.iter_mut().zip(dpre.iter()) {
                 *g += d;
+            }
+        }
+        for (k, row) in out.grad_w2t.iter().enumerate() {
+            for (j, &g) in row.iter().enumerate() {
+                out.grad.w[j][k] = g;
             }
         }
         stats
@@ -164,7 +210,7 @@ impl<const IN: usize, const HIDDEN: usize, const OUT: usize> Mlp<IN, HIDDEN, OUT
             step,
             inv,
         );
-        let g = &*scratch.grad_out;
+        let g = &scratch.out.grad;
         update_scaled(
             TensorKind::Weight,
             self.output.w.as_flattened_mut(),
@@ -329,11 +375,11 @@ mod tests {
             };
             columns.fill(&samples);
             let (mut hidden, mut dpre) = (vec![[0.0f32; 128]; batch], vec![[0.0f32; 128]; batch]);
-            let mut grad_out = Box::new(Dense::zeros());
+            let mut out = Box::new(OutputScratch::zeros());
             let mut scratch = StepScratch {
                 hidden: &mut hidden,
                 dpre: &mut dpre,
-                grad_out: &mut grad_out,
+                out: &mut out,
             };
             let stats = fast.train_step(
                 &mut fast_v,

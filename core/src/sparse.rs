@@ -60,6 +60,29 @@ impl<const IN: usize, const OUT: usize> Dense<IN, OUT, f32> {
     }
 }
 
+impl<const IN: usize, const OUT: usize> Dense<IN, OUT, f32> {
+    /// `y = x W + b`: the same sums, in the same order, as [`Dense::forward`], but the non-zero
+    /// inputs are listed first (without branches), so the rows are summed without a branch
+    /// per input that the CPU cannot predict (after a ReLU, about half the inputs are zero).
+    #[inline(always)]
+    pub fn forward_listed(&self, x: &[f32; IN], y: &mut [f32; OUT]) {
+        let mut idx = [0u16; IN];
+        let mut len = 0;
+        for (i, &xi) in x.iter().enumerate() {
+            idx[len.min(IN - 1)] = i as u16;
+            len += usize::from(xi != 0.0);
+        }
+        let mut acc = self.b;
+        for &i in &idx[..len] {
+            let xi = x[i as usize];
+            for (a, &w) in acc.iter_mut().zip(&self.w[i as usize]) {
+                *a += xi * w;
+            }
+        }
+        *y = acc;
+    }
+}
+
 impl<const IN: usize, const HIDDEN: usize, const OUT: usize> Mlp<IN, HIDDEN, OUT, f32> {
     /// Logits of one sparse sample, bit-identical to [`Mlp::logits`] of the dense sample.
     #[inline(always)]
@@ -69,7 +92,7 @@ impl<const IN: usize, const HIDDEN: usize, const OUT: usize> Mlp<IN, HIDDEN, OUT
         let mut h = [0.0; HIDDEN];
         relu_forward(&pre, &mut h);
         let mut z = [0.0; OUT];
-        self.output.forward(&h, &mut z);
+        self.output.forward_listed(&h, &mut z);
         z
     }
 

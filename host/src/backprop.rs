@@ -1,10 +1,10 @@
 //! Fast backprop training on the host: the images as lists of lit pixels, made once, and the
 //! core's fused [`train_step`](digits_core::Mlp::train_step) on every batch.
 
-use digits_core::minibatch::{Columns, StepScratch, StepStats};
+use digits_core::MnistMlp;
+use digits_core::minibatch::{Columns, OutputScratch, StepScratch, StepStats};
 use digits_core::optim::SgdStep;
 use digits_core::sparse::{SparseInput, sparsify};
-use digits_core::{Dense, MnistMlp};
 use rayon::prelude::*;
 
 /// A set of images as lists of their lit pixels, one after the other (CSR).
@@ -80,7 +80,7 @@ pub struct Backprop {
     col_val: Vec<f32>,
     hidden: Vec<[f32; 128]>,
     dpre: Vec<[f32; 128]>,
-    grad_out: Box<Dense<128, 10, f32>>,
+    out: Box<OutputScratch<128, 10>>,
 }
 
 impl Backprop {
@@ -92,7 +92,7 @@ impl Backprop {
             col_val: vec![0.0; batch * 784],
             hidden: vec![[0.0; 128]; batch],
             dpre: vec![[0.0; 128]; batch],
-            grad_out: Box::new(Dense::zeros()),
+            out: Box::new(OutputScratch::zeros()),
         }
     }
 
@@ -123,7 +123,7 @@ impl Backprop {
         let mut scratch = StepScratch {
             hidden: &mut self.hidden[..n],
             dpre: &mut self.dpre[..n],
-            grad_out: &mut self.grad_out,
+            out: &mut self.out,
         };
         crate::simd::dispatch(
             #[inline(always)]
