@@ -1,8 +1,12 @@
 //! Fast backprop training on the host: the images as lists of lit pixels, made once, and the
 //! core's fused [`train_step`](digits_core::Mlp::train_step) on every batch.
 
-use digits_core::MnistMlp;
-use digits_core::minibatch::{Columns, OutputScratch, StepScratch, StepStats};
+use digits_core::{Dense, Mlp, MnistMlp};
+
+use crate::simd::dispatch;
+use digits_core::minibatch::{
+    Columns, OutputScratch, SampleRows, StepStats, update_output_and_biases, update_rows,
+};
 use digits_core::optim::SgdStep;
 use digits_core::sparse::{SparseInput, sparsify};
 use rayon::prelude::*;
@@ -73,13 +77,50 @@ impl SparseSet {
     }
 }
 
-/// The buffers of [`Backprop::step`], reused from batch to batch (no allocation per step).
+/// Where `W1`'s rows are split between the two parts of phase 2. The first part also updates
+/// the output layer and the biases, so it takes a little less than half of the pixels (the
+/// lit ones are spread evenly above and below the middle row). Any split gives the same bits.
+const ROW_SPLIT: usize = 364;
+
+/// Buffers for the columns of a range of pixels.
+struct ColumnBuffers {
+    first: usize,
+    start: Vec<u32>,
+    sample: Vec<u16>,
+    val: Vec<f32>,
+}
+
+impl ColumnBuffers {
+    fn new(pixels: std::ops::Range<usize>, batch: usize) -> Self {
+        Self {
+            first: pixels.start,
+            start: vec![0; pixels.len() + 1],
+            sample: vec![0; batch * pixels.len()],
+            val: vec![0.0; batch * pixels.len()],
+        }
+    }
+
+    fn filled(&mut self, samples: &[SparseInput<'_>]) -> Columns<'_> {
+        let mut c = Columns {
+            first: self.first,
+            start: &mut self.start,
+            sample: &mut self.sample,
+            val: &mut self.val,
+        };
+        c.fill(samples);
+        c
+    }
+}
+
+/// The buffers of [`Backprop::step`], reused from batch to batch.
 pub struct Backprop {
-    col_start: Vec<u32>,
-    col_sample: Vec<u16>,
-    col_val: Vec<f32>,
+    low: ColumnBuffers,
+    high: ColumnBuffers,
     hidden: Vec<[f32; 128]>,
     dpre: Vec<[f32; 128]>,
+    dz: Vec<[f32; 10]>,
+    loss: Vec<f32>,
+    correct: Vec<bool>,
     out: Box<OutputScratch<128, 10>>,
 }
 
@@ -87,17 +128,25 @@ impl Backprop {
     /// Buffers for batches of up to `batch` samples.
     pub fn new(batch: usize) -> Self {
         Self {
-            col_start: vec![0; 785],
-            col_sample: vec![0; batch * 784],
-            col_val: vec![0.0; batch * 784],
+            low: ColumnBuffers::new(0..ROW_SPLIT, batch),
+            high: ColumnBuffers::new(ROW_SPLIT..784, batch),
             hidden: vec![[0.0; 128]; batch],
             dpre: vec![[0.0; 128]; batch],
+            dz: vec![[0.0; 10]; batch],
+            loss: vec![0.0; batch],
+            correct: vec![false; batch],
             out: Box::new(OutputScratch::zeros()),
         }
     }
 
     /// One SGD step of `model` on the images `batch` of `set` with `labels`; the images of
     /// `next` (the next batch) are fetched into the cache meanwhile.
+    ///
+    /// Each of the core's two phases runs as two parts on two threads (when rayon has them):
+    /// the samples' forward and backward passes, half the batch each; then `W1`'s rows, split
+    /// at [`ROW_SPLIT`], with the output layer and the biases on the first. No sum is split
+    /// across threads, so the result is bit-identical to the core's `train_step` (and to
+    /// `backprop` + `Sgd::step`) on any number of threads.
     #[allow(clippy::too_many_arguments)]
     pub fn step(
         &mut self,
@@ -113,22 +162,84 @@ impl Backprop {
             set.prefetch(k as usize);
         }
         let samples: Vec<SparseInput<'_>> = batch.iter().map(|&k| set.get(k as usize)).collect();
-        let mut columns = Columns {
-            start: &mut self.col_start,
-            sample: &mut self.col_sample,
-            val: &mut self.col_val,
-        };
-        columns.fill(&samples);
         let n = samples.len();
-        let mut scratch = StepScratch {
+        assert!(
+            n > 0 && n == labels.len(),
+            "batch and labels differ or are empty"
+        );
+        let mut rows = SampleRows {
             hidden: &mut self.hidden[..n],
             dpre: &mut self.dpre[..n],
-            out: &mut self.out,
+            dz: &mut self.dz[..n],
+            loss: &mut self.loss[..n],
+            correct: &mut self.correct[..n],
         };
-        crate::simd::dispatch(
-            #[inline(always)]
-            || model.train_step(velocity, step, &samples, labels, &columns, &mut scratch),
-        )
+        let out = &mut *self.out;
+        out.transpose(&model.output);
+
+        // Phase 1: forward and backward per sample, half the batch each.
+        let half = n / 2;
+        let (rows0, rows1) = rows.reborrow().split_at(half);
+        let (m, w2t) = (&*model, &out.w2t);
+        let (s0, s1) = samples.split_at(half);
+        let (l0, l1) = labels.split_at(half);
+        rayon::join(
+            || {
+                dispatch(
+                    #[inline(always)]
+                    || m.forward_backward_samples(w2t, s0, l0, rows0),
+                )
+            },
+            || {
+                dispatch(
+                    #[inline(always)]
+                    || m.forward_backward_samples(w2t, s1, l1, rows1),
+                )
+            },
+        );
+
+        // Phase 2: W1's rows in two parts, the rest with the first.
+        let inv = 1.0 / n as f32;
+        let Mlp {
+            hidden: Dense { w, b },
+            output,
+        } = model;
+        let Mlp {
+            hidden: Dense { w: vw, b: vb },
+            output: voutput,
+        } = velocity;
+        let (w_low, w_high) = w.split_at_mut(ROW_SPLIT);
+        let (v_low, v_high) = vw.split_at_mut(ROW_SPLIT);
+        let (hidden, dpre, dz) = (&*rows.hidden, &*rows.dpre, &*rows.dz);
+        let (low, high) = (&mut self.low, &mut self.high);
+        let samples = &samples;
+        rayon::join(
+            || {
+                dispatch(
+                    #[inline(always)]
+                    || {
+                        update_rows(w_low, v_low, &low.filled(samples), dpre, step, inv);
+                        update_output_and_biases(
+                            (b, vb),
+                            (output, voutput),
+                            hidden,
+                            dpre,
+                            dz,
+                            out,
+                            step,
+                            inv,
+                        );
+                    },
+                )
+            },
+            || {
+                dispatch(
+                    #[inline(always)]
+                    || update_rows(w_high, v_high, &high.filled(samples), dpre, step, inv),
+                )
+            },
+        );
+        rows.stats()
     }
 }
 
