@@ -33,6 +33,7 @@ pub mod minibatch;
 pub mod mlp;
 pub mod mlp_bn;
 pub mod model_file;
+pub mod mul_add;
 pub mod numgrad;
 pub mod optim;
 pub mod params;

@@ -1,7 +1,9 @@
 //! One SGD step on a whole mini-batch of sparse inputs, gradient and update fused.
 //!
 //! The same arithmetic as [`Mlp::backprop`] followed by [`Sgd::step`](crate::Sgd::step), in the
-//! same order, so the result is bit-identical to them; only the memory traffic differs:
+//! same order, so the result is bit-identical to them (with
+//! [`Separate`](crate::mul_add::Separate) multiply-adds; fused ones round once instead of
+//! twice, see [`crate::mul_add`]); only the memory traffic differs:
 //! - the first layer's forward pass reads only the weight rows of lit pixels
 //!   ([`Dense::forward_sparse`]);
 //! - the first layer's weight gradient is computed row by row from the batch's pixel columns
@@ -17,6 +19,7 @@
 
 use crate::activation::{relu_backward, relu_forward};
 use crate::loss::cross_entropy_backward;
+use crate::mul_add::MulAdd;
 use crate::optim::SgdStep;
 use crate::params::TensorKind;
 use crate::softmax::argmax;
@@ -189,7 +192,7 @@ impl<const IN: usize, const HIDDEN: usize, const OUT: usize> Mlp<IN, HIDDEN, OUT
     /// pre-activations, into `rows` (as long as `samples`). `w2t` is the output layer
     /// transposed ([`OutputScratch::transpose`]).
     #[inline(always)]
-    pub fn forward_backward_samples(
+    pub fn forward_backward_samples<M: MulAdd>(
         &self,
         w2t: &[[f32; HIDDEN]; OUT],
         samples: &[SparseInput<'_>],
@@ -206,7 +209,7 @@ impl<const IN: usize, const HIDDEN: usize, const OUT: usize> Mlp<IN, HIDDEN, OUT
             samples.iter().zip(labels).zip(per_sample)
         {
             let mut pre = [0.0; HIDDEN];
-            self.hidden.forward_sparse(*x, &mut pre);
+            self.hidden.forward_sparse_with::<M>(*x, &mut pre);
             relu_forward(&pre, h);
             let mut z = [0.0; OUT];
             self.output.forward_listed(h, &mut z);
@@ -228,11 +231,15 @@ impl<const IN: usize, const HIDDEN: usize, const OUT: usize> Mlp<IN, HIDDEN, OUT
     /// [`Sgd::step`](crate::Sgd::step). `columns` must be the batch's [`Columns`] for all
     /// inputs, and `rows` as long as the batch. Both phases in turn, on the calling thread.
     ///
+    /// `M` computes the multiply-adds of the two large kernels (the first layer's forward pass
+    /// and weight gradient): with [`Separate`](crate::mul_add::Separate) the step is
+    /// bit-identical to the reference; fused, it differs from it by rounding only.
+    ///
     /// Inlined always, so that a caller compiled for wider vector instructions (the host's
     /// runtime dispatch) gets all of it compiled for them.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    pub fn train_step(
+    pub fn train_step<M: MulAdd>(
         &mut self,
         velocity: &mut Self,
         step: &SgdStep<f32>,
@@ -249,9 +256,9 @@ impl<const IN: usize, const HIDDEN: usize, const OUT: usize> Mlp<IN, HIDDEN, OUT
         );
         assert!(!samples.is_empty(), "empty batch");
         out.transpose(&self.output);
-        self.forward_backward_samples(&out.w2t, samples, labels, rows.reborrow());
+        self.forward_backward_samples::<M>(&out.w2t, samples, labels, rows.reborrow());
         let inv = 1.0 / samples.len() as f32;
-        update_rows(
+        update_rows::<M, HIDDEN>(
             &mut self.hidden.w,
             &mut velocity.hidden.w,
             columns,
@@ -278,7 +285,7 @@ impl<const IN: usize, const HIDDEN: usize, const OUT: usize> Mlp<IN, HIDDEN, OUT
 /// accumulates), scaled by `inv`, then the SGD step, with the row's velocity in `v`.
 /// `columns` covers exactly these rows.
 #[inline(always)]
-pub fn update_rows<const HIDDEN: usize>(
+pub fn update_rows<M: MulAdd, const HIDDEN: usize>(
     w: &mut [[f32; HIDDEN]],
     v: &mut [[f32; HIDDEN]],
     columns: &Columns<'_>,
@@ -291,7 +298,7 @@ pub fn update_rows<const HIDDEN: usize>(
         let mut g = [0.0f32; HIDDEN];
         for (&n, &x) in ns.iter().zip(xs) {
             for (a, &d) in g.iter_mut().zip(&dpre[n as usize]) {
-                *a += x * d;
+                *a = M::mul_add(x, d, *a);
             }
         }
         for a in g.iter_mut() {
@@ -379,6 +386,7 @@ fn update_scaled(
 mod tests {
     use super::*;
     use crate::input::normalize;
+    use crate::mul_add::{FusedSoft, Separate};
     use crate::sparse::sparsify;
     use crate::{MnistMlp, Params, Rng, Sgd};
 
@@ -522,7 +530,7 @@ mod tests {
             let mut all = Cols::new(0, 784, batch);
             let columns = all.filled(&samples);
             let mut rows = Rows::new(batch);
-            let stats = fast.train_step(
+            let stats = fast.train_step::<Separate>(
                 &mut fast_v,
                 &step,
                 &samples,
@@ -542,13 +550,13 @@ mod tests {
             let mut rows = Rows::new(batch);
             out.transpose(&split.output);
             let (r0, r1) = rows.rows().split_at(batch / 3);
-            split.forward_backward_samples(
+            split.forward_backward_samples::<Separate>(
                 &out.w2t,
                 &samples[..batch / 3],
                 &labels[..batch / 3],
                 r0,
             );
-            split.forward_backward_samples(
+            split.forward_backward_samples::<Separate>(
                 &out.w2t,
                 &samples[batch / 3..],
                 &labels[batch / 3..],
@@ -558,8 +566,8 @@ mod tests {
             let (mut lo, mut hi) = (Cols::new(0, 300, batch), Cols::new(300, 784, batch));
             let (w_lo, w_hi) = split.hidden.w.split_at_mut(300);
             let (v_lo, v_hi) = split_v.hidden.w.split_at_mut(300);
-            update_rows(w_hi, v_hi, &hi.filled(&samples), &rows.dpre, &step, inv);
-            update_rows(w_lo, v_lo, &lo.filled(&samples), &rows.dpre, &step, inv);
+            update_rows::<Separate, 128>(w_hi, v_hi, &hi.filled(&samples), &rows.dpre, &step, inv);
+            update_rows::<Separate, 128>(w_lo, v_lo, &lo.filled(&samples), &rows.dpre, &step, inv);
             update_output_and_biases(
                 (&mut split.hidden.b, &mut split_v.hidden.b),
                 (&mut split.output, &mut split_v.output),
@@ -573,5 +581,84 @@ mod tests {
             assert_same(&format!("batch {batch}, split model"), &split, &slow);
             assert_same(&format!("batch {batch}, split velocity"), &split_v, &slow_v);
         }
+    }
+
+    /// Largest difference a fused multiply-add may make to any parameter after four steps
+    /// (rounding once instead of twice in sums of some 30 terms; parameters are about 0.1).
+    const FUSED_TOLERANCE: f32 = 1e-6;
+
+    /// `train_step` with fused multiply-adds against `backprop` + `Sgd::step`: different by
+    /// rounding only.
+    #[test]
+    fn fused_train_step_differs_from_backprop_by_rounding_only() {
+        let mut rng = Rng::new(12);
+        let sgd = Sgd {
+            momentum: 0.9,
+            weight_decay: 1e-4,
+        };
+        let step = sgd.coefficients::<f32>(0.05);
+        let mut fast: Box<MnistMlp> = Box::new(MnistMlp::seeded(6));
+        let mut fast_v: Box<MnistMlp> = Box::new(MnistMlp::zeros());
+        let (mut slow, mut slow_v) = (fast.clone(), fast_v.clone());
+        let mut grad: Box<MnistMlp> = Box::new(MnistMlp::zeros());
+        let mut out = Box::new(OutputScratch::zeros());
+        let batch = 64;
+        for _ in 0..4 {
+            let images: Vec<[u8; 784]> = (0..batch).map(|_| random_image(&mut rng)).collect();
+            let labels: Vec<u8> = (0..batch).map(|_| rng.below(10) as u8).collect();
+            let xs: Vec<[f32; 784]> = images
+                .iter()
+                .map(|p| {
+                    let mut x = [0.0f32; 784];
+                    normalize(p, &mut x);
+                    x
+                })
+                .collect();
+            slow.backprop(&xs, &labels, &mut grad);
+            sgd.step(&mut *slow, &*grad, &mut *slow_v, 0.05);
+            let mut idx = vec![[0u16; 784]; batch];
+            let mut val = vec![[0u8; 784]; batch];
+            let lens: Vec<usize> = images
+                .iter()
+                .zip(idx.iter_mut().zip(val.iter_mut()))
+                .map(|(p, (i, v))| sparsify(p, i, v))
+                .collect();
+            let samples: Vec<SparseInput<'_>> = (0..batch)
+                .map(|n| SparseInput {
+                    idx: &idx[n][..lens[n]],
+                    pixel: &val[n][..lens[n]],
+                })
+                .collect();
+            let mut all = Cols::new(0, 784, batch);
+            let columns = all.filled(&samples);
+            let mut rows = Rows::new(batch);
+            fast.train_step::<FusedSoft>(
+                &mut fast_v,
+                &step,
+                &samples,
+                &labels,
+                &columns,
+                rows.rows(),
+                &mut out,
+            );
+        }
+        let (worst, at) = (0..fast.num_params())
+            .map(|i| ((fast.param(i) - slow.param(i)).abs(), i))
+            .fold((0.0f32, 0), |a, b| if b.0 > a.0 { b } else { a });
+        let differing = (0..fast.num_params())
+            .filter(|&i| fast.param(i) != slow.param(i))
+            .count();
+        std::println!(
+            "fused vs reference after 4 steps: {differing} of {} parameters differ, worst by {worst:e} (parameter {at})",
+            fast.num_params()
+        );
+        assert!(
+            differing > 0,
+            "fused multiply-adds changed nothing: not fused?"
+        );
+        assert!(
+            worst <= FUSED_TOLERANCE,
+            "parameter {at} differs by {worst:e} > {FUSED_TOLERANCE:e}"
+        );
     }
 }

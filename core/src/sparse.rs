@@ -6,6 +6,7 @@
 //! dense pass, so the results are bit-identical to it.
 
 use crate::activation::relu_forward;
+use crate::mul_add::{MulAdd, Separate};
 use crate::{Dense, Mlp};
 
 /// `PIXEL_TO_INPUT[p] == p as f32 / 255.0`, exactly what [`crate::input::normalize`] computes
@@ -48,12 +49,18 @@ impl<const IN: usize, const OUT: usize> Dense<IN, OUT, f32> {
     /// `y = x W + b` for a sparse `x`: the same sums, in the same order, as [`Dense::forward`].
     #[inline(always)]
     pub fn forward_sparse(&self, x: SparseInput<'_>, y: &mut [f32; OUT]) {
+        self.forward_sparse_with::<Separate>(x, y);
+    }
+
+    /// [`forward_sparse`](Self::forward_sparse) with each `xi * w + y` computed by `M`.
+    #[inline(always)]
+    pub fn forward_sparse_with<M: MulAdd>(&self, x: SparseInput<'_>, y: &mut [f32; OUT]) {
         let mut acc = self.b;
         for (&i, &p) in x.idx.iter().zip(x.pixel) {
             let xi = PIXEL_TO_INPUT[p as usize];
             let row = &self.w[i as usize];
             for (a, &w) in acc.iter_mut().zip(row) {
-                *a += xi * w;
+                *a = M::mul_add(xi, w, *a);
             }
         }
         *y = acc;

@@ -3,7 +3,7 @@
 
 use digits_core::{Dense, Mlp, MnistMlp};
 
-use crate::simd::dispatch;
+use crate::simd::{Fused, dispatch};
 use digits_core::minibatch::{
     Columns, OutputScratch, SampleRows, StepStats, update_output_and_biases, update_rows,
 };
@@ -50,6 +50,54 @@ impl SparseSet {
             val.extend_from_slice(&v);
         }
         Self { start, idx, val }
+    }
+
+    /// The images of `src` in the order `order` (an epoch's shuffle), so that each batch is
+    /// read from consecutive memory; reuses this set's buffers. In parallel; the result does
+    /// not depend on it.
+    pub fn reorder(&mut self, src: &SparseSet, order: &[u32]) {
+        self.start.clear();
+        self.start.push(0);
+        for &k in order {
+            let len = src.start[k as usize + 1] - src.start[k as usize];
+            self.start.push(self.start.last().expect("non-empty") + len);
+        }
+        let total = *self.start.last().expect("non-empty") as usize;
+        self.idx.resize(total, 0);
+        self.val.resize(total, 0);
+        // Chunks of images, each with its own piece of the output.
+        const CHUNK: usize = 2048;
+        let mut pieces = Vec::new();
+        let (mut idx, mut val) = (&mut self.idx[..], &mut self.val[..]);
+        for (c, keys) in order.chunks(CHUNK).enumerate() {
+            let (a, b) = (
+                self.start[c * CHUNK] as usize,
+                self.start[c * CHUNK + keys.len()] as usize,
+            );
+            let (i, rest_i) = idx.split_at_mut(b - a);
+            let (v, rest_v) = val.split_at_mut(b - a);
+            (idx, val) = (rest_i, rest_v);
+            pieces.push((keys, i, v));
+        }
+        pieces.into_par_iter().for_each(|(keys, idx, val)| {
+            let mut at = 0;
+            for &k in keys {
+                let img = src.get(k as usize);
+                let n = img.idx.len();
+                idx[at..at + n].copy_from_slice(img.idx);
+                val[at..at + n].copy_from_slice(img.pixel);
+                at += n;
+            }
+        });
+    }
+
+    /// An empty set, to [`reorder`](Self::reorder) into.
+    pub fn empty() -> Self {
+        Self {
+            start: vec![0],
+            idx: Vec::new(),
+            val: Vec::new(),
+        }
     }
 
     /// Image `k`.
@@ -145,8 +193,8 @@ impl Backprop {
     /// Each of the core's two phases runs as two parts on two threads (when rayon has them):
     /// the samples' forward and backward passes, half the batch each; then `W1`'s rows, split
     /// at [`ROW_SPLIT`], with the output layer and the biases on the first. No sum is split
-    /// across threads, so the result is bit-identical to the core's `train_step` (and to
-    /// `backprop` + `Sgd::step`) on any number of threads.
+    /// across threads, so the result is bit-identical to the core's `train_step` with [`Fused`]
+    /// multiply-adds on any number of threads.
     #[allow(clippy::too_many_arguments)]
     pub fn step(
         &mut self,
@@ -187,13 +235,13 @@ impl Backprop {
             || {
                 dispatch(
                     #[inline(always)]
-                    || m.forward_backward_samples(w2t, s0, l0, rows0),
+                    || m.forward_backward_samples::<Fused>(w2t, s0, l0, rows0),
                 )
             },
             || {
                 dispatch(
                     #[inline(always)]
-                    || m.forward_backward_samples(w2t, s1, l1, rows1),
+                    || m.forward_backward_samples::<Fused>(w2t, s1, l1, rows1),
                 )
             },
         );
@@ -218,7 +266,14 @@ impl Backprop {
                 dispatch(
                     #[inline(always)]
                     || {
-                        update_rows(w_low, v_low, &low.filled(samples), dpre, step, inv);
+                        update_rows::<Fused, 128>(
+                            w_low,
+                            v_low,
+                            &low.filled(samples),
+                            dpre,
+                            step,
+                            inv,
+                        );
                         update_output_and_biases(
                             (b, vb),
                             (output, voutput),
@@ -235,7 +290,16 @@ impl Backprop {
             || {
                 dispatch(
                     #[inline(always)]
-                    || update_rows(w_high, v_high, &high.filled(samples), dpre, step, inv),
+                    || {
+                        update_rows::<Fused, 128>(
+                            w_high,
+                            v_high,
+                            &high.filled(samples),
+                            dpre,
+                            step,
+                            inv,
+                        )
+                    },
                 )
             },
         );

@@ -3,8 +3,12 @@
 //! The core's kernels are plain Rust, inlined always; here they are instantiated inside
 //! functions compiled for AVX2 or AVX-512, chosen at run time from what the CPU has. The
 //! arithmetic is the same (Rust never contracts `a * b + c` into a fused multiply-add and never
-//! reorders floating-point sums), so every choice gives bit-identical results; only the width of
-//! the registers differs. `DIGITS_SIMD=base|avx2|avx512` forces one (to compare, or to test).
+//! reorders floating-point sums; where the training kernels fuse them, [`Fused`], that is
+//! exactly specified too: the instruction with AVX2 or AVX-512, the C library's exact `fmaf`
+//! on the baseline), so every choice gives bit-identical results; only the speed differs.
+//! `DIGITS_SIMD=base|avx2|avx512` forces one (to compare, or to test).
+
+use digits_core::mul_add::MulAdd;
 
 use std::sync::OnceLock;
 
@@ -80,6 +84,18 @@ impl Simd {
             }
             asked
         })
+    }
+}
+
+/// The fused multiply-add of `std` (`f32::mul_add`): one instruction inside [`dispatch`] with
+/// AVX2 or AVX-512, the C library's `fmaf` (exact, slow) on the baseline.
+#[derive(Clone, Copy, Debug)]
+pub struct Fused;
+
+impl MulAdd for Fused {
+    #[inline(always)]
+    fn mul_add(a: f32, b: f32, c: f32) -> f32 {
+        a.mul_add(b, c)
     }
 }
 

@@ -165,23 +165,24 @@ pub fn train(train: &Split, set: &SparseSet, args: &SpeedArgs) -> (Vec<f64>, Box
     let mut order: Vec<u32> = (0..train.labels.len() as u32).collect();
     let mut labels = vec![0u8; args.batch];
     let mut times = Vec::new();
+    let mut epoch_set = SparseSet::empty();
+    let positions: Vec<u32> = (0..train.labels.len() as u32).collect();
     for _ in 0..args.epochs {
         rng.shuffle(&mut order);
         let start = Instant::now();
-        let batches: Vec<&[u32]> = order.chunks(args.batch).collect();
-        for (b, batch) in batches.iter().enumerate() {
-            for (l, &i) in labels.iter_mut().zip(batch.iter()) {
+        epoch_set.reorder(set, &order);
+        for (batch, keys) in positions.chunks(args.batch).zip(order.chunks(args.batch)) {
+            for (l, &i) in labels.iter_mut().zip(keys) {
                 *l = train.labels[i as usize];
             }
-            let next = batches.get(b + 1).copied().unwrap_or(&[]);
             fast.step(
                 &mut model,
                 &mut velocity,
                 &step,
-                set,
+                &epoch_set,
                 batch,
                 &labels[..batch.len()],
-                next,
+                &[],
             );
         }
         times.push(start.elapsed().as_secs_f64());
