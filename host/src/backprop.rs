@@ -110,15 +110,6 @@ impl SparseSet {
         }
     }
 
-    /// Asks the cache for image `k` (a hint: the images of a batch are scattered over the
-    /// set, and fetched together they arrive in the time of one).
-    #[inline]
-    pub fn prefetch(&self, k: usize) {
-        let (a, b) = (self.start[k] as usize, self.start[k + 1] as usize);
-        prefetch_bytes(&self.idx[a..b]);
-        prefetch_bytes(&self.val[a..b]);
-    }
-
     /// Number of images.
     pub fn len(&self) -> usize {
         self.start.len() - 1
@@ -187,8 +178,8 @@ impl Backprop {
         }
     }
 
-    /// One SGD step of `model` on the images `batch` of `set` with `labels`; the images of
-    /// `next` (the next batch) are fetched into the cache meanwhile.
+    /// One SGD step of `model` on the images `batch` of `set` with `labels` (fastest when
+    /// they are consecutive: [`SparseSet::reorder`]).
     ///
     /// Each of the core's two phases runs as two parts on two threads (when rayon has them):
     /// the samples' forward and backward passes, half the batch each; then `W1`'s rows, split
@@ -204,11 +195,7 @@ impl Backprop {
         set: &SparseSet,
         batch: &[u32],
         labels: &[u8],
-        next: &[u32],
     ) -> StepStats {
-        for &k in next {
-            set.prefetch(k as usize);
-        }
         let samples: Vec<SparseInput<'_>> = batch.iter().map(|&k| set.get(k as usize)).collect();
         let n = samples.len();
         assert!(
@@ -305,21 +292,4 @@ impl Backprop {
         );
         rows.stats()
     }
-}
-
-/// Prefetches every cache line of `data`.
-#[inline]
-fn prefetch_bytes<T>(data: &[T]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        let p = data.as_ptr() as *const i8;
-        let bytes = std::mem::size_of_val(data);
-        for off in (0..bytes).step_by(64) {
-            // SAFETY: a prefetch is a hint; the address is inside `data`.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.add(off)) };
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = data;
 }

@@ -182,7 +182,6 @@ pub fn train(train: &Split, set: &SparseSet, args: &SpeedArgs) -> (Vec<f64>, Box
                 &epoch_set,
                 batch,
                 &labels[..batch.len()],
-                &[],
             );
         }
         times.push(start.elapsed().as_secs_f64());

@@ -393,12 +393,14 @@ pub fn evaluate(model: &MnistMlp, split: &Split) -> Score {
         .par_chunks(500)
         .zip(split.labels.par_chunks(500))
         .map(|(images, labels)| {
-            let mut x = [0.0f32; 784];
             let mut loss = 0.0f64;
             let mut correct = 0;
             for (img, &label) in images.iter().zip(labels) {
-                normalize(img, &mut x);
-                let z = model.logits(&x);
+                // Bit-identical to `normalize` + `logits`, several times faster.
+                let z = crate::simd::dispatch(
+                    #[inline(always)]
+                    || model.logits_from_pixels(img),
+                );
                 loss += digits_core::loss::cross_entropy(&z, label as usize) as f64;
                 correct += usize::from(argmax(&z) == label as usize);
             }
@@ -500,6 +502,9 @@ pub fn train(
     let mut distorted: Vec<[u8; 784]> = Vec::new();
     let fast = net.fast().is_some();
     let mut sparse = (fast && cfg.augment.is_none()).then(|| SparseSet::new(&train.images));
+    // The epoch's images in the epoch's order, so that a batch is read from consecutive memory.
+    let mut epoch_set = SparseSet::empty();
+    let positions: Vec<u32> = (0..train.labels.len() as u32).collect();
 
     for epoch in first_epoch..cfg.epochs {
         let images = match &cfg.augment {
@@ -527,23 +532,19 @@ pub fn train(
         let bar = progress_bar(epoch + 1, cfg.epochs, order.len());
         let start = Instant::now();
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+        if let Some(set) = &sparse {
+            epoch_set.reorder(set, &order);
+        }
         for (b, batch) in order.chunks(cfg.batch).enumerate() {
             let n = batch.len();
-            let next = order.chunks(cfg.batch).nth(b + 1).unwrap_or(&[]);
             for (k, &i) in batch.iter().enumerate() {
                 labels[k] = train.labels[i as usize];
             }
             let (loss, right) = match (net.fast(), &sparse) {
-                (Some((model, velocity, fast)), Some(set)) => {
-                    let stats = fast.step(
-                        model,
-                        velocity,
-                        &coefficients,
-                        set,
-                        batch,
-                        &labels[..n],
-                        next,
-                    );
+                (Some((model, velocity, fast)), Some(_)) => {
+                    let at = &positions[b * cfg.batch..b * cfg.batch + n];
+                    let stats =
+                        fast.step(model, velocity, &coefficients, &epoch_set, at, &labels[..n]);
                     (stats.loss_sum, stats.correct)
                 }
                 _ => {
