@@ -10,6 +10,7 @@ project: run it from a virtualenv outside the repository, e.g.
 """
 import argparse
 import gzip
+import json
 import os
 import statistics
 import time
@@ -60,6 +61,7 @@ def bench_torch(xtr, ytr, xte, yte, args):
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     header(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"  (torch.set_num_threads({args.threads}))", flush=True)
     model = torch.nn.Sequential(torch.nn.Linear(784, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10))
     opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=1e-4)
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -97,6 +99,18 @@ def bench_torch(xtr, ytr, xte, yte, args):
             model(torch.from_numpy(xte.astype(np.float32) / 255.0))
             batched.append(time.perf_counter() - start)
         row(f"infer batch of {len(xte)}", statistics.median(batched), len(xte), INFER_FLOPS)
+    result("torch", times, acc, single, batched, len(xte))
+
+
+def result(name, times, acc, single, batched, images):
+    """One machine-readable line for `digits bench --mode speed --compare`."""
+    print("RESULT " + json.dumps({
+        "name": name,
+        "epoch_seconds": statistics.median(times),
+        "test_accuracy": float(acc),
+        "single_images_per_second": images / statistics.median(single),
+        "batched_images_per_second": images / statistics.median(batched),
+    }), flush=True)
 
 
 def bench_numpy(xtr, ytr, xte, yte, args):
@@ -155,6 +169,7 @@ def bench_numpy(xtr, ytr, xte, yte, args):
         np.maximum((xte.astype(np.float32) / 255.0) @ w1 + b1, 0) @ w2 + b2
         batched.append(time.perf_counter() - start)
     row(f"infer batch of {len(xte)}", statistics.median(batched), len(xte), INFER_FLOPS)
+    result("numpy", times, acc, single, batched, len(xte))
 
 
 def main():

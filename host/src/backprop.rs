@@ -109,11 +109,6 @@ impl SparseSet {
             pixel: &self.val[a..b],
         }
     }
-
-    /// Number of images.
-    pub fn len(&self) -> usize {
-        self.start.len() - 1
-    }
 }
 
 /// Where `W1`'s rows are split between the two parts of phase 2. The first part also updates

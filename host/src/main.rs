@@ -110,6 +110,10 @@ struct BenchArgs {
     /// `--mode speed`: learning rate (constant; momentum 0.9, weight decay 1e-4).
     #[arg(long, default_value_t = 0.05)]
     lr: f64,
+    /// `--mode speed`: also run scripts/bench_torch.py with this Python (one with torch and
+    /// numpy, e.g. /work/venv-torch/bin/python) and print the figures side by side.
+    #[arg(long, value_name = "PYTHON")]
+    compare: Option<PathBuf>,
     /// Batch sizes to measure (`--mode speed`: the first).
     #[arg(long, value_delimiter = ',', default_value = "32,64")]
     batch: Vec<usize>,
@@ -272,9 +276,14 @@ fn run(command: Command) -> Result<()> {
                     repeats: args.repeats.max(1),
                     seed: args.seed,
                     lr: args.lr,
+                    compare: args.compare,
+                    data_dir: data::resolve_dir(
+                        args.data.data.as_deref(),
+                        dataset_kind(args.data.dataset),
+                    )
+                    .path,
                 };
-                speed::run(&dataset, &speed);
-                return Ok(());
+                return speed::run(&dataset, &speed);
             }
             bench::numgrad(&dataset.test, &args.batch, args.repeats.max(1), args.step);
             Ok(())

@@ -2,7 +2,11 @@
 //! arithmetic rate next to the machine's measured peak; `scripts/bench_torch.py` prints the
 //! same table for PyTorch and numpy.
 
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::Instant;
+
+use anyhow::{Context, bail};
 
 use digits_core::input::normalize;
 use digits_core::softmax::argmax;
@@ -33,6 +37,21 @@ pub struct SpeedArgs {
     pub seed: u64,
     /// Learning rate (constant), momentum 0.9, weight decay 1e-4.
     pub lr: f64,
+    /// A Python with torch and numpy: run `scripts/bench_torch.py` after, the same way, and
+    /// print the figures side by side.
+    pub compare: Option<PathBuf>,
+    /// The MNIST directory (for the script).
+    pub data_dir: PathBuf,
+}
+
+/// The headline figures of one framework.
+#[derive(Clone, Debug, serde::Deserialize)]
+struct Summary {
+    name: String,
+    epoch_seconds: f64,
+    test_accuracy: f64,
+    single_images_per_second: f64,
+    batched_images_per_second: f64,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -40,8 +59,8 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Runs the measurements and prints the table.
-pub fn run(data: &Dataset, args: &SpeedArgs) {
+/// Runs the measurements and prints the table (and the comparison, with `compare`).
+pub fn run(data: &Dataset, args: &SpeedArgs) -> anyhow::Result<()> {
     let threads = rayon::current_num_threads();
     let peak = crate::peak::measure();
     println!(
@@ -147,6 +166,93 @@ pub fn run(data: &Dataset, args: &SpeedArgs) {
         images,
         INFER_FLOPS,
     );
+    let ours = Summary {
+        name: "digits".into(),
+        epoch_seconds: epoch,
+        test_accuracy: accuracy,
+        single_images_per_second: images / single,
+        batched_images_per_second: images / batched,
+    };
+    if let Some(python) = &args.compare {
+        let others = compare(python, args, threads)?;
+        side_by_side(&ours, &others, args);
+    }
+    Ok(())
+}
+
+/// Runs `scripts/bench_torch.py` with `python`, echoing its output; returns its results.
+fn compare(python: &Path, args: &SpeedArgs, threads: usize) -> anyhow::Result<Vec<Summary>> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/bench_torch.py");
+    println!();
+    let out = Command::new(python)
+        .arg(&script)
+        .arg("--data")
+        .arg(&args.data_dir)
+        .args(["--batch", &args.batch.to_string()])
+        .args(["--epochs", &args.epochs.to_string()])
+        .args(["--repeats", &args.repeats.to_string()])
+        .args(["--threads", &threads.to_string()])
+        .args(["--lr", &args.lr.to_string()])
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {} {}", python.display(), script.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut results = Vec::new();
+    for line in text.lines() {
+        match line.strip_prefix("RESULT ") {
+            Some(json) => results.push(serde_json::from_str(json)?),
+            None => println!("{line}"),
+        }
+    }
+    if !out.status.success() {
+        bail!(
+            "{} {} failed ({}); it needs torch and numpy: python3 -m venv DIR && DIR/bin/pip install torch numpy",
+            python.display(),
+            script.display(),
+            out.status
+        );
+    }
+    Ok(results)
+}
+
+fn side_by_side(ours: &Summary, others: &[Summary], args: &SpeedArgs) {
+    println!();
+    println!(
+        "side by side: 784-128-10, batch {}, {} epochs of 60,000 images, SGD lr {} momentum 0.9 wd 1e-4",
+        args.batch, args.epochs, args.lr
+    );
+    let all: Vec<&Summary> = std::iter::once(ours).chain(others).collect();
+    print!("{:<30}", "");
+    for s in &all {
+        print!(" {:>12}", s.name);
+    }
+    println!();
+    let line = |what: &str, f: &dyn Fn(&Summary) -> String| {
+        print!("{what:<30}");
+        for s in &all {
+            print!(" {:>12}", f(s));
+        }
+        println!();
+    };
+    line("epoch, median (s)", &|s| format!("{:.3}", s.epoch_seconds));
+    line("test accuracy", &|s| {
+        format!("{:.2}%", 100.0 * s.test_accuracy)
+    });
+    line("one at a time (images/s)", &|s| {
+        format!("{:.0}", s.single_images_per_second)
+    });
+    line("batch of 10,000 (images/s)", &|s| {
+        format!("{:.0}", s.batched_images_per_second)
+    });
+    for other in others {
+        println!(
+            "digits vs {}: epoch {:.1}x faster, one at a time {:.1}x, batched {:.1}x",
+            other.name,
+            other.epoch_seconds / ours.epoch_seconds,
+            ours.single_images_per_second / other.single_images_per_second,
+            ours.batched_images_per_second / other.batched_images_per_second
+        );
+    }
 }
 
 /// Trains a fresh model for `args.epochs` epochs as `digits train` does with a constant rate
