@@ -86,7 +86,7 @@ pub fn run(data: &Dataset, args: &SpeedArgs) -> anyhow::Result<()> {
     );
     println!(
         "{:<44} {:>10} {:>12} {:>12} {:>9}",
-        "measurement", "seconds", "images/s", "GFLOP/s", "% peak"
+        "measurement", "seconds", "images/s", "GFLOP/s*", "% peak"
     );
     let row = |what: &str, seconds: f64, images: f64, flops: f64| {
         let gflops = images * flops / seconds / 1e9;
@@ -118,6 +118,30 @@ pub fn run(data: &Dataset, args: &SpeedArgs) -> anyhow::Result<()> {
         "  test accuracy after {} epochs: {:.2}%",
         args.epochs,
         100.0 * accuracy
+    );
+    if threads > 1 {
+        // The same training on one thread: its time, and the proof that it is the same model.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .context("a one-thread pool")?;
+        let (times1, model1) = pool.install(|| train(&data.train, &set, args));
+        row(
+            &format!("train epoch, batch {}, 1 thread", args.batch),
+            median(times1),
+            n,
+            TRAIN_FLOPS,
+        );
+        println!(
+            "  same model on 1 and {threads} threads, bit for bit: {}",
+            if *model1 == *model { "yes" } else { "NO" }
+        );
+    }
+
+    println!(
+        "  * dense-equivalent: the flops of a dense implementation ({TRAIN_FLOPS} per training \
+         image, {INFER_FLOPS} per inference) per second; the sparse paths skip the zero pixels' \
+         share of them, so this can exceed the peak"
     );
 
     // Inference.
