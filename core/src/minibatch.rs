@@ -88,6 +88,8 @@ impl Columns<'_> {
 /// Per-sample values of a batch, one row per sample; phase 1 fills them, phase 2 reads them.
 #[derive(Debug)]
 pub struct SampleRows<'s, const HIDDEN: usize, const OUT: usize> {
+    /// Hidden pre-activations.
+    pub pre: &'s mut [[f32; HIDDEN]],
     /// Hidden activations (after ReLU).
     pub hidden: &'s mut [[f32; HIDDEN]],
     /// Gradient of the sample's loss with respect to the hidden pre-activations.
@@ -103,6 +105,7 @@ pub struct SampleRows<'s, const HIDDEN: usize, const OUT: usize> {
 impl<'s, const HIDDEN: usize, const OUT: usize> SampleRows<'s, HIDDEN, OUT> {
     /// The first `n` rows and the rest.
     pub fn split_at(self, n: usize) -> (Self, Self) {
+        let (q0, q1) = self.pre.split_at_mut(n);
         let (h0, h1) = self.hidden.split_at_mut(n);
         let (p0, p1) = self.dpre.split_at_mut(n);
         let (z0, z1) = self.dz.split_at_mut(n);
@@ -110,6 +113,7 @@ impl<'s, const HIDDEN: usize, const OUT: usize> SampleRows<'s, HIDDEN, OUT> {
         let (c0, c1) = self.correct.split_at_mut(n);
         (
             Self {
+                pre: q0,
                 hidden: h0,
                 dpre: p0,
                 dz: z0,
@@ -117,6 +121,7 @@ impl<'s, const HIDDEN: usize, const OUT: usize> SampleRows<'s, HIDDEN, OUT> {
                 correct: c0,
             },
             Self {
+                pre: q1,
                 hidden: h1,
                 dpre: p1,
                 dz: z1,
@@ -129,6 +134,7 @@ impl<'s, const HIDDEN: usize, const OUT: usize> SampleRows<'s, HIDDEN, OUT> {
     /// The same rows, borrowed for a shorter time.
     pub fn reborrow(&mut self) -> SampleRows<'_, HIDDEN, OUT> {
         SampleRows {
+            pre: self.pre,
             hidden: self.hidden,
             dpre: self.dpre,
             dz: self.dz,
@@ -197,6 +203,43 @@ impl<const IN: usize, const HIDDEN: usize, const OUT: usize> Mlp<IN, HIDDEN, OUT
         w2t: &[[f32; HIDDEN]; OUT],
         samples: &[SparseInput<'_>],
         labels: &[u8],
+        mut rows: SampleRows<'_, HIDDEN, OUT>,
+    ) {
+        for (x, pre) in samples.iter().zip(rows.pre.iter_mut()) {
+            self.hidden.forward_sparse_with::<M>(*x, pre);
+        }
+        self.backward_samples(w2t, labels, rows.reborrow());
+    }
+
+    /// Phase 1, first part, pixel by pixel: the first layer's pre-activations of the whole
+    /// batch from its [`Columns`] (covering all inputs). Each weight row is read once per batch
+    /// and added to every sample where its pixel is lit; each sample still sums its rows in
+    /// ascending order, so `pre[n]` is bit-identical to
+    /// [`Dense::forward_sparse_with`]`::<M>` of sample `n`.
+    #[inline(always)]
+    pub fn forward_columns<M: MulAdd>(&self, columns: &Columns<'_>, pre: &mut [[f32; HIDDEN]]) {
+        assert!(
+            columns.first == 0 && columns.start.len() == IN + 1,
+            "the columns must cover every input"
+        );
+        pre.fill(self.hidden.b);
+        for (i, row) in self.hidden.w.iter().enumerate() {
+            let (ns, xs) = columns.column(i);
+            for (&n, &x) in ns.iter().zip(xs) {
+                for (a, &w) in pre[n as usize].iter_mut().zip(row) {
+                    *a = M::mul_add(x, w, *a);
+                }
+            }
+        }
+    }
+
+    /// Phase 1, second part, for any run of samples whose `rows.pre` are computed: loss and
+    /// backward down to the hidden pre-activations.
+    #[inline(always)]
+    pub fn backward_samples(
+        &self,
+        w2t: &[[f32; HIDDEN]; OUT],
+        labels: &[u8],
         rows: SampleRows<'_, HIDDEN, OUT>,
     ) {
         let per_sample = rows
@@ -205,12 +248,10 @@ impl<const IN: usize, const HIDDEN: usize, const OUT: usize> Mlp<IN, HIDDEN, OUT
             .zip(rows.dpre.iter_mut())
             .zip(rows.dz.iter_mut())
             .zip(rows.loss.iter_mut().zip(rows.correct.iter_mut()));
-        for ((x, &label), (((h, dpre), dz), (loss, correct))) in
-            samples.iter().zip(labels).zip(per_sample)
+        for ((pre, &label), (((h, dpre), dz), (loss, correct))) in
+            rows.pre.iter().zip(labels).zip(per_sample)
         {
-            let mut pre = [0.0; HIDDEN];
-            self.hidden.forward_sparse_with::<M>(*x, &mut pre);
-            relu_forward(&pre, h);
+            relu_forward(pre, h);
             let mut z = [0.0; OUT];
             self.output.forward_listed(h, &mut z);
             *loss = cross_entropy_backward(&z, label as usize, dz);
@@ -222,7 +263,7 @@ impl<const IN: usize, const HIDDEN: usize, const OUT: usize> Mlp<IN, HIDDEN, OUT
                     *dhj += wj * d;
                 }
             }
-            relu_backward(&pre, &dh, dpre);
+            relu_backward(pre, &dh, dpre);
         }
     }
 
@@ -256,11 +297,13 @@ impl<const IN: usize, const HIDDEN: usize, const OUT: usize> Mlp<IN, HIDDEN, OUT
         );
         assert!(!samples.is_empty(), "empty batch");
         out.transpose(&self.output);
-        self.forward_backward_samples::<M>(&out.w2t, samples, labels, rows.reborrow());
+        self.forward_columns::<M>(columns, rows.pre);
+        self.backward_samples(&out.w2t, labels, rows.reborrow());
         let inv = 1.0 / samples.len() as f32;
         update_rows::<M, HIDDEN>(
             &mut self.hidden.w,
             &mut velocity.hidden.w,
+            0,
             columns,
             rows.dpre,
             step,
@@ -283,18 +326,20 @@ impl<const IN: usize, const HIDDEN: usize, const OUT: usize> Mlp<IN, HIDDEN, OUT
 /// Phase 2, for any run of `W1`'s rows: each row's gradient `sum_n x_n dpre[n]` over the
 /// samples where its pixel is lit (ascending, from zero, as [`Dense::backward_params`]
 /// accumulates), scaled by `inv`, then the SGD step, with the row's velocity in `v`.
-/// `columns` covers exactly these rows.
+/// `w[0]` is row `first_row`; `columns` covers these rows (and maybe more).
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub fn update_rows<M: MulAdd, const HIDDEN: usize>(
     w: &mut [[f32; HIDDEN]],
     v: &mut [[f32; HIDDEN]],
+    first_row: usize,
     columns: &Columns<'_>,
     dpre: &[[f32; HIDDEN]],
     step: &SgdStep<f32>,
     inv: f32,
 ) {
     for (r, (w, v)) in w.iter_mut().zip(v).enumerate() {
-        let (ns, xs) = columns.column(r);
+        let (ns, xs) = columns.column(first_row + r - columns.first);
         let mut g = [0.0f32; HIDDEN];
         for (&n, &x) in ns.iter().zip(xs) {
             for (a, &d) in g.iter_mut().zip(&dpre[n as usize]) {
@@ -409,6 +454,7 @@ mod tests {
 
     /// Buffers for one batch's phase-1 rows.
     struct Rows {
+        pre: Vec<[f32; 128]>,
         hidden: Vec<[f32; 128]>,
         dpre: Vec<[f32; 128]>,
         dz: Vec<[f32; 10]>,
@@ -419,6 +465,7 @@ mod tests {
     impl Rows {
         fn new(n: usize) -> Self {
             Self {
+                pre: vec![[0.0; 128]; n],
                 hidden: vec![[0.0; 128]; n],
                 dpre: vec![[0.0; 128]; n],
                 dz: vec![[0.0; 10]; n],
@@ -429,6 +476,7 @@ mod tests {
 
         fn rows(&mut self) -> SampleRows<'_, 128, 10> {
             SampleRows {
+                pre: &mut self.pre,
                 hidden: &mut self.hidden,
                 dpre: &mut self.dpre,
                 dz: &mut self.dz,
@@ -566,8 +614,24 @@ mod tests {
             let (mut lo, mut hi) = (Cols::new(0, 300, batch), Cols::new(300, 784, batch));
             let (w_lo, w_hi) = split.hidden.w.split_at_mut(300);
             let (v_lo, v_hi) = split_v.hidden.w.split_at_mut(300);
-            update_rows::<Separate, 128>(w_hi, v_hi, &hi.filled(&samples), &rows.dpre, &step, inv);
-            update_rows::<Separate, 128>(w_lo, v_lo, &lo.filled(&samples), &rows.dpre, &step, inv);
+            update_rows::<Separate, 128>(
+                w_hi,
+                v_hi,
+                300,
+                &hi.filled(&samples),
+                &rows.dpre,
+                &step,
+                inv,
+            );
+            update_rows::<Separate, 128>(
+                w_lo,
+                v_lo,
+                0,
+                &lo.filled(&samples),
+                &rows.dpre,
+                &step,
+                inv,
+            );
             update_output_and_biases(
                 (&mut split.hidden.b, &mut split_v.hidden.b),
                 (&mut split.output, &mut split_v.output),

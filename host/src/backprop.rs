@@ -116,40 +116,12 @@ impl SparseSet {
 /// lit ones are spread evenly above and below the middle row). Any split gives the same bits.
 const ROW_SPLIT: usize = 364;
 
-/// Buffers for the columns of a range of pixels.
-struct ColumnBuffers {
-    first: usize,
-    start: Vec<u32>,
-    sample: Vec<u16>,
-    val: Vec<f32>,
-}
-
-impl ColumnBuffers {
-    fn new(pixels: std::ops::Range<usize>, batch: usize) -> Self {
-        Self {
-            first: pixels.start,
-            start: vec![0; pixels.len() + 1],
-            sample: vec![0; batch * pixels.len()],
-            val: vec![0.0; batch * pixels.len()],
-        }
-    }
-
-    fn filled(&mut self, samples: &[SparseInput<'_>]) -> Columns<'_> {
-        let mut c = Columns {
-            first: self.first,
-            start: &mut self.start,
-            sample: &mut self.sample,
-            val: &mut self.val,
-        };
-        c.fill(samples);
-        c
-    }
-}
-
 /// The buffers of [`Backprop::step`], reused from batch to batch.
 pub struct Backprop {
-    low: ColumnBuffers,
-    high: ColumnBuffers,
+    col_start: Vec<u32>,
+    col_sample: Vec<u16>,
+    col_val: Vec<f32>,
+    pre: Vec<[f32; 128]>,
     hidden: Vec<[f32; 128]>,
     dpre: Vec<[f32; 128]>,
     dz: Vec<[f32; 10]>,
@@ -162,8 +134,10 @@ impl Backprop {
     /// Buffers for batches of up to `batch` samples.
     pub fn new(batch: usize) -> Self {
         Self {
-            low: ColumnBuffers::new(0..ROW_SPLIT, batch),
-            high: ColumnBuffers::new(ROW_SPLIT..784, batch),
+            col_start: vec![0; 785],
+            col_sample: vec![0; batch * 784],
+            col_val: vec![0.0; batch * 784],
+            pre: vec![[0.0; 128]; batch],
             hidden: vec![[0.0; 128]; batch],
             dpre: vec![[0.0; 128]; batch],
             dz: vec![[0.0; 10]; batch],
@@ -176,12 +150,12 @@ impl Backprop {
     /// One SGD step of `model` on the images `batch` of `set` with `labels` (fastest when
     /// they are consecutive: [`SparseSet::reorder`]).
     ///
-    /// Each of the core's two phases runs as two parts on two threads (when rayon has them):
-    /// the samples' forward and backward passes, half the batch each; then `W1`'s rows, split
-    /// at [`ROW_SPLIT`], with the output layer and the biases on the first. No sum is split
-    /// across threads, so the result is bit-identical to the core's `train_step` with [`Fused`]
-    /// multiply-adds on any number of threads.
-    #[allow(clippy::too_many_arguments)]
+    /// The batch is transposed into pixel columns, the first layer's forward pass runs pixel
+    /// by pixel (each weight row read once per batch) and the rest of phase 1 per sample, on
+    /// this thread; phase 2 runs as two parts on two threads (when rayon has them): `W1`'s
+    /// rows split at [`ROW_SPLIT`], the output layer and the biases with the first. No sum is
+    /// split across threads, so the result is bit-identical to the core's `train_step` with
+    /// [`Fused`] multiply-adds on any number of threads.
     pub fn step(
         &mut self,
         model: &mut MnistMlp,
@@ -198,35 +172,38 @@ impl Backprop {
             "batch and labels differ or are empty"
         );
         let mut rows = SampleRows {
+            pre: &mut self.pre[..n],
             hidden: &mut self.hidden[..n],
             dpre: &mut self.dpre[..n],
             dz: &mut self.dz[..n],
             loss: &mut self.loss[..n],
             correct: &mut self.correct[..n],
         };
+        let mut columns = Columns {
+            first: 0,
+            start: &mut self.col_start,
+            sample: &mut self.col_sample,
+            val: &mut self.col_val,
+        };
+        columns.fill(&samples);
+        let columns = &columns;
         let out = &mut *self.out;
         out.transpose(&model.output);
 
-        // Phase 1: forward and backward per sample, half the batch each.
-        let half = n / 2;
-        let (rows0, rows1) = rows.reborrow().split_at(half);
-        let (m, w2t) = (&*model, &out.w2t);
-        let (s0, s1) = samples.split_at(half);
-        let (l0, l1) = labels.split_at(half);
-        rayon::join(
-            || {
-                dispatch(
-                    #[inline(always)]
-                    || m.forward_backward_samples::<Fused>(w2t, s0, l0, rows0),
-                )
-            },
-            || {
-                dispatch(
-                    #[inline(always)]
-                    || m.forward_backward_samples::<Fused>(w2t, s1, l1, rows1),
-                )
-            },
-        );
+        // Phase 1.
+        {
+            let m = &*model;
+            let w2t = &out.w2t;
+            let rows = rows.reborrow();
+            dispatch(
+                #[inline(always)]
+                || {
+                    let mut rows = rows;
+                    m.forward_columns::<Fused>(columns, rows.pre);
+                    m.backward_samples(w2t, labels, rows.reborrow());
+                },
+            );
+        }
 
         // Phase 2: W1's rows in two parts, the rest with the first.
         let inv = 1.0 / n as f32;
@@ -241,21 +218,12 @@ impl Backprop {
         let (w_low, w_high) = w.split_at_mut(ROW_SPLIT);
         let (v_low, v_high) = vw.split_at_mut(ROW_SPLIT);
         let (hidden, dpre, dz) = (&*rows.hidden, &*rows.dpre, &*rows.dz);
-        let (low, high) = (&mut self.low, &mut self.high);
-        let samples = &samples;
         rayon::join(
             || {
                 dispatch(
                     #[inline(always)]
                     || {
-                        update_rows::<Fused, 128>(
-                            w_low,
-                            v_low,
-                            &low.filled(samples),
-                            dpre,
-                            step,
-                            inv,
-                        );
+                        update_rows::<Fused, 128>(w_low, v_low, 0, columns, dpre, step, inv);
                         update_output_and_biases(
                             (b, vb),
                             (output, voutput),
@@ -274,12 +242,7 @@ impl Backprop {
                     #[inline(always)]
                     || {
                         update_rows::<Fused, 128>(
-                            w_high,
-                            v_high,
-                            &high.filled(samples),
-                            dpre,
-                            step,
-                            inv,
+                            w_high, v_high, ROW_SPLIT, columns, dpre, step, inv,
                         )
                     },
                 )
