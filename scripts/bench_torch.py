@@ -15,7 +15,7 @@ import os
 import statistics
 import time
 
-import numpy as np
+np = None  # imported in main(), after the BLAS thread count is set
 
 TRAIN_FLOPS = 2 * (784 * 128 + 128 * 10) + 2 * 784 * 128 + 4 * 128 * 10
 INFER_FLOPS = 2 * (784 * 128 + 128 * 10)
@@ -114,7 +114,7 @@ def result(name, times, acc, single, batched, images):
 
 
 def bench_numpy(xtr, ytr, xte, yte, args):
-    header(f"numpy {np.__version__}")
+    header(f"numpy {np.__version__}, BLAS threads {os.environ.get('OPENBLAS_NUM_THREADS')}")
     rng = np.random.default_rng(args.seed)
     w1 = (rng.standard_normal((784, 128)) * np.sqrt(2 / 784)).astype(np.float32)
     b1 = np.zeros(128, np.float32)
@@ -183,6 +183,13 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--only", choices=["torch", "numpy"], default=None)
     args = ap.parse_args()
+    # numpy's BLAS uses every core unless told before it is loaded: the same count as torch.
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, str(args.threads))
+    global np
+    import numpy
+
+    np = numpy
     xtr, ytr, xte, yte = load(args.data)
     if args.only != "numpy":
         bench_torch(xtr, ytr, xte, yte, args)
