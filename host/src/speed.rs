@@ -151,7 +151,10 @@ pub fn run(data: &Dataset, args: &SpeedArgs) -> anyhow::Result<()> {
         (0..args.repeats)
             .map(|_| {
                 time_single(&model, test, |m, img| {
-                    dispatch(|| m.logits_from_pixels(img))
+                    dispatch(
+                        #[inline(always)]
+                        || m.logits_from_pixels(img),
+                    )
                 })
             })
             .collect(),
