@@ -11,6 +11,9 @@
 //!   accurate as backprop); [`gradcheck`] compares them tensor by tensor.
 //! - Training parts: [`Rng`] (seeded, platform-independent), [`Init`], [`Sgd`] with momentum
 //!   and weight decay, [`Schedule`], batch normalization ([`MlpBn`], foldable into an [`Mlp`]).
+//! - Speed: [`sparse`] (inputs as their lit pixels; logits bit-identical to the dense pass) and
+//!   [`minibatch`] (one fused SGD step on a whole batch, in parts that may run in parallel,
+//!   bit-identical to [`Mlp::backprop`] + [`Sgd::step`] with [`mul_add::Separate`]).
 //! - [`model_file`]: the versioned, checksummed model file; [`protocol`] and [`frame`]: the
 //!   host <-> device messages and their framing, shared by both sides.
 //!
