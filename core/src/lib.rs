@@ -11,6 +11,9 @@
 //!   accurate as backprop); [`gradcheck`] compares them tensor by tensor.
 //! - Training parts: [`Rng`] (seeded, platform-independent), [`Init`], [`Sgd`] with momentum
 //!   and weight decay, [`Schedule`], batch normalization ([`MlpBn`], foldable into an [`Mlp`]).
+//! - Speed: [`sparse`] (inputs as their lit pixels; logits bit-identical to the dense pass) and
+//!   [`minibatch`] (one fused SGD step on a whole batch, in parts that may run in parallel,
+//!   bit-identical to [`Mlp::backprop`] + [`Sgd::step`] with [`mul_add::Separate`]).
 //! - [`model_file`]: the versioned, checksummed model file; [`protocol`] and [`frame`]: the
 //!   host <-> device messages and their framing, shared by both sides.
 //!
@@ -29,9 +32,11 @@ pub mod gradcheck;
 pub mod init;
 pub mod input;
 pub mod loss;
+pub mod minibatch;
 pub mod mlp;
 pub mod mlp_bn;
 pub mod model_file;
+pub mod mul_add;
 pub mod numgrad;
 pub mod optim;
 pub mod params;
@@ -41,6 +46,7 @@ pub mod rng;
 pub mod scalar;
 pub mod schedule;
 pub mod softmax;
+pub mod sparse;
 pub mod structured_numgrad;
 
 pub use batchnorm::BatchNorm;

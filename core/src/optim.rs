@@ -24,21 +24,54 @@ impl Sgd {
         velocity: &mut P,
         lr: f64,
     ) {
-        let lr = S::from_f64(lr);
-        let mu = S::from_f64(self.momentum);
+        let step = self.coefficients::<S>(lr);
         for k in 0..params.tensor_count() {
             let g = grad.tensor(k);
-            let wd = match g.kind {
-                TensorKind::Weight => S::from_f64(self.weight_decay),
-                TensorKind::Bias => S::ZERO,
-            };
-            let w = params.tensor_mut(k);
-            let v = velocity.tensor_mut(k);
-            for ((w, v), &g) in w.data.iter_mut().zip(v.data.iter_mut()).zip(g.data) {
-                let g = g + wd * *w;
-                *v = mu * *v + g;
-                *w -= lr * *v;
-            }
+            step.apply(
+                g.kind,
+                params.tensor_mut(k).data,
+                velocity.tensor_mut(k).data,
+                g.data,
+            );
+        }
+    }
+
+    /// The coefficients of one step with learning rate `lr`, in the scalar type.
+    pub fn coefficients<S: Scalar>(&self, lr: f64) -> SgdStep<S> {
+        SgdStep {
+            lr: S::from_f64(lr),
+            momentum: S::from_f64(self.momentum),
+            weight_decay: S::from_f64(self.weight_decay),
+        }
+    }
+}
+
+/// One SGD step's coefficients, converted once: what [`Sgd::step`] applies to every tensor,
+/// usable on any slice of one (a row updated as soon as its gradient is known).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SgdStep<S> {
+    /// Learning rate.
+    pub lr: S,
+    /// Momentum coefficient.
+    pub momentum: S,
+    /// L2 coefficient (weights only).
+    pub weight_decay: S,
+}
+
+impl<S: Scalar> SgdStep<S> {
+    /// `g = grad + wd * w` (`wd` zero for biases), `v = momentum * v + g`, `w -= lr * v`,
+    /// elementwise over equal-length slices.
+    #[inline(always)]
+    pub fn apply(&self, kind: TensorKind, w: &mut [S], v: &mut [S], grad: &[S]) {
+        let wd = match kind {
+            TensorKind::Weight => self.weight_decay,
+            TensorKind::Bias => S::ZERO,
+        };
+        let (lr, mu) = (self.lr, self.momentum);
+        for ((w, v), &g) in w.iter_mut().zip(v.iter_mut()).zip(grad) {
+            let g = g + wd * *w;
+            *v = mu * *v + g;
+            *w -= lr * *v;
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `digits`: train, evaluate and check the handwritten-digit network of `digits-core`.
 
 mod augment;
+mod backprop;
 mod bench;
 mod boxed;
 mod checkpoint;
@@ -11,9 +12,12 @@ mod fetch;
 mod finetune;
 mod gradcheck;
 mod model_io;
+mod peak;
 mod predict;
 mod quantize;
 mod shift;
+mod simd;
+mod speed;
 mod train;
 
 use host::{data, preprocess};
@@ -41,7 +45,8 @@ enum Command {
     Train(TrainArgs),
     /// Compare numerical gradients with backprop, per tensor, in f64 and f32.
     Gradcheck(GradcheckArgs),
-    /// Measure: one full numerical gradient, the definition vs the structured version.
+    /// Measure: one full numerical gradient (definition vs structured), or `--mode speed`:
+    /// training and inference throughput.
     Bench(BenchArgs),
     /// Evaluate a model on the test split: accuracy, per-class precision/recall/F1, confusion matrix.
     Eval(eval::EvalArgs),
@@ -97,7 +102,23 @@ enum DataCommand {
 struct BenchArgs {
     #[command(flatten)]
     data: DataArgs,
-    /// Batch sizes to measure.
+    /// What to measure.
+    #[arg(long, value_enum, default_value_t = BenchMode::Numgrad)]
+    mode: BenchMode,
+    /// `--mode speed`: epochs trained, each timed.
+    #[arg(long, default_value_t = 5)]
+    epochs: u32,
+    /// `--mode speed`: seed of initialization and shuffling.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// `--mode speed`: learning rate (constant; momentum 0.9, weight decay 1e-4).
+    #[arg(long, default_value_t = 0.05)]
+    lr: f64,
+    /// `--mode speed`: also run scripts/bench_torch.py with this Python (one with torch and
+    /// numpy, e.g. /work/venv-torch/bin/python) and print the figures side by side.
+    #[arg(long, value_name = "PYTHON")]
+    compare: Option<PathBuf>,
+    /// Batch sizes to measure (`--mode speed`: the first).
     #[arg(long, value_delimiter = ',', default_value = "32,64")]
     batch: Vec<usize>,
     /// Repetitions of the fast methods (the median is reported).
@@ -106,6 +127,14 @@ struct BenchArgs {
     /// Central-difference step.
     #[arg(long, default_value_t = 1e-2)]
     step: f32,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BenchMode {
+    /// One full numerical gradient: the definition vs the structured version.
+    Numgrad,
+    /// Training epoch time, images/s one at a time and batched, GFLOP/s next to the peak.
+    Speed,
 }
 
 #[derive(Args)]
@@ -243,6 +272,22 @@ fn run(command: Command) -> Result<()> {
                 .any(|&b| b == 0 || b > dataset.test.labels.len())
             {
                 anyhow::bail!("--batch sizes must be between 1 and the number of test images");
+            }
+            if args.mode == BenchMode::Speed {
+                let speed = speed::SpeedArgs {
+                    batch: args.batch[0],
+                    epochs: args.epochs.max(1),
+                    repeats: args.repeats.max(1),
+                    seed: args.seed,
+                    lr: args.lr,
+                    compare: args.compare,
+                    data_dir: data::resolve_dir(
+                        args.data.data.as_deref(),
+                        dataset_kind(args.data.dataset),
+                    )
+                    .path,
+                };
+                return speed::run(&dataset, &speed);
             }
             bench::numgrad(&dataset.test, &args.batch, args.repeats.max(1), args.step);
             Ok(())

@@ -1,0 +1,728 @@
+//! One SGD step on a whole mini-batch of sparse inputs, gradient and update fused.
+//!
+//! The same arithmetic as [`Mlp::backprop`] followed by [`Sgd::step`](crate::Sgd::step), in the
+//! same order, so the result is bit-identical to them (with
+//! [`Separate`](crate::mul_add::Separate) multiply-adds; fused ones round once instead of
+//! twice, see [`crate::mul_add`]); only the memory traffic differs:
+//! - the first layer's forward pass reads only the weight rows of lit pixels
+//!   ([`Dense::forward_sparse`]);
+//! - the first layer's weight gradient is computed row by row from the batch's pixel columns
+//!   ([`Columns`]: for every pixel, the samples where it is lit), in registers, and each row is
+//!   updated as soon as its gradient is known: the 400 KB gradient of `W1` is never stored.
+//!
+//! A step has two phases, each made of independent parts that a caller may run in parallel
+//! (the host does, on two threads) without changing a bit of the result:
+//! 1. [`Mlp::forward_backward_samples`], per sample: any split of the batch;
+//! 2. [`update_rows`] over any split of `W1`'s rows, and [`update_output_and_biases`].
+//!
+//! Sums over the batch are only taken in phase 2, always over the samples in order.
+
+use crate::activation::{relu_backward, relu_forward};
+use crate::loss::cross_entropy_backward;
+use crate::mul_add::MulAdd;
+use crate::optim::SgdStep;
+use crate::params::TensorKind;
+use crate::softmax::argmax;
+use crate::sparse::{PIXEL_TO_INPUT, SparseInput};
+use crate::{Dense, Mlp};
+
+/// The batch by pixel, for the pixels `first..first + start.len() - 1`: pixel `first + r` is lit
+/// in the samples `sample[start[r]..start[r + 1]]` (ascending), with the values `val[..]` at
+/// the same positions. Buffers are the caller's.
+#[derive(Debug)]
+pub struct Columns<'s> {
+    /// First pixel covered.
+    pub first: usize,
+    /// One offset per pixel covered, and one more: into `sample` and `val`.
+    pub start: &'s mut [u32],
+    /// Sample indices within the batch; room for every lit pixel of the range.
+    pub sample: &'s mut [u16],
+    /// Input values, parallel to `sample`.
+    pub val: &'s mut [f32],
+}
+
+impl Columns<'_> {
+    /// Transposes the covered pixels of `samples` (a counting sort by pixel).
+    pub fn fill(&mut self, samples: &[SparseInput<'_>]) {
+        let pixels = self.start.len() - 1;
+        let (lo, hi) = (self.first as u16, (self.first + pixels) as u16);
+        let range = |s: &SparseInput<'_>| {
+            let a = s.idx.partition_point(|&i| i < lo);
+            let b = a + s.idx[a..].partition_point(|&i| i < hi);
+            a..b
+        };
+        self.start.fill(0);
+        for s in samples {
+            for &i in &s.idx[range(s)] {
+                self.start[(i - lo) as usize + 1] += 1;
+            }
+        }
+        for r in 0..pixels {
+            self.start[r + 1] += self.start[r];
+        }
+        // `start[r]` is now where column `r` begins; use it as the write cursor, shift back.
+        for (n, s) in samples.iter().enumerate() {
+            let r = range(s);
+            for (&i, &p) in s.idx[r.clone()].iter().zip(&s.pixel[r]) {
+                let c = (i - lo) as usize;
+                let at = self.start[c] as usize;
+                self.sample[at] = n as u16;
+                self.val[at] = PIXEL_TO_INPUT[p as usize];
+                self.start[c] += 1;
+            }
+        }
+        for r in (1..=pixels).rev() {
+            self.start[r] = self.start[r - 1];
+        }
+        self.start[0] = 0;
+    }
+
+    /// The samples and values of the `r`-th pixel covered.
+    #[inline(always)]
+    pub fn column(&self, r: usize) -> (&[u16], &[f32]) {
+        let (a, b) = (self.start[r] as usize, self.start[r + 1] as usize);
+        (&self.sample[a..b], &self.val[a..b])
+    }
+}
+
+/// Per-sample values of a batch, one row per sample; phase 1 fills them, phase 2 reads them.
+#[derive(Debug)]
+pub struct SampleRows<'s, const HIDDEN: usize, const OUT: usize> {
+    /// Hidden pre-activations.
+    pub pre: &'s mut [[f32; HIDDEN]],
+    /// Hidden activations (after ReLU).
+    pub hidden: &'s mut [[f32; HIDDEN]],
+    /// Gradient of the sample's loss with respect to the hidden pre-activations.
+    pub dpre: &'s mut [[f32; HIDDEN]],
+    /// Gradient of the sample's loss with respect to the logits.
+    pub dz: &'s mut [[f32; OUT]],
+    /// The sample's cross-entropy.
+    pub loss: &'s mut [f32],
+    /// Whether its largest logit is its label.
+    pub correct: &'s mut [bool],
+}
+
+impl<'s, const HIDDEN: usize, const OUT: usize> SampleRows<'s, HIDDEN, OUT> {
+    /// The first `n` rows and the rest.
+    pub fn split_at(self, n: usize) -> (Self, Self) {
+        let (q0, q1) = self.pre.split_at_mut(n);
+        let (h0, h1) = self.hidden.split_at_mut(n);
+        let (p0, p1) = self.dpre.split_at_mut(n);
+        let (z0, z1) = self.dz.split_at_mut(n);
+        let (l0, l1) = self.loss.split_at_mut(n);
+        let (c0, c1) = self.correct.split_at_mut(n);
+        (
+            Self {
+                pre: q0,
+                hidden: h0,
+                dpre: p0,
+                dz: z0,
+                loss: l0,
+                correct: c0,
+            },
+            Self {
+                pre: q1,
+                hidden: h1,
+                dpre: p1,
+                dz: z1,
+                loss: l1,
+                correct: c1,
+            },
+        )
+    }
+
+    /// The same rows, borrowed for a shorter time.
+    pub fn reborrow(&mut self) -> SampleRows<'_, HIDDEN, OUT> {
+        SampleRows {
+            pre: self.pre,
+            hidden: self.hidden,
+            dpre: self.dpre,
+            dz: self.dz,
+            loss: self.loss,
+            correct: self.correct,
+        }
+    }
+
+    /// Summed loss and count of correct samples, in sample order.
+    pub fn stats(&self) -> StepStats {
+        StepStats {
+            loss_sum: self.loss.iter().map(|&l| l as f64).sum(),
+            correct: self.correct.iter().filter(|&&c| c).count(),
+        }
+    }
+}
+
+/// The output layer transposed (`[OUT][HIDDEN]`: the backward pass's sums then run along
+/// contiguous rows of `HIDDEN`, which vectorize), and room for its gradient.
+#[derive(Clone, Debug)]
+pub struct OutputScratch<const HIDDEN: usize, const OUT: usize> {
+    /// `w2t[k][j] = W2[j][k]`.
+    pub w2t: [[f32; HIDDEN]; OUT],
+    /// `sum_n dz[n][k] h[n][j]`, transposed like `w2t`.
+    pub grad_w2t: [[f32; HIDDEN]; OUT],
+    /// The gradient in the layer's own layout (summed, unscaled).
+    pub grad: Dense<HIDDEN, OUT, f32>,
+}
+
+impl<const HIDDEN: usize, const OUT: usize> OutputScratch<HIDDEN, OUT> {
+    /// All zero.
+    pub fn zeros() -> Self {
+        Self {
+            w2t: [[0.0; HIDDEN]; OUT],
+            grad_w2t: [[0.0; HIDDEN]; OUT],
+            grad: Dense::zeros(),
+        }
+    }
+
+    /// Copies `layer`'s weights into `w2t`; do it before phase 1.
+    pub fn transpose(&mut self, layer: &Dense<HIDDEN, OUT, f32>) {
+        for (j, row) in layer.w.iter().enumerate() {
+            for (k, &w) in row.iter().enumerate() {
+                self.w2t[k][j] = w;
+            }
+        }
+    }
+}
+
+/// What a step saw: summed loss and correctly classified samples (by the model before the step).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StepStats {
+    /// Sum of the samples' cross-entropies.
+    pub loss_sum: f64,
+    /// Samples whose largest logit is their label.
+    pub correct: usize,
+}
+
+impl<const IN: usize, const HIDDEN: usize, const OUT: usize> Mlp<IN, HIDDEN, OUT, f32> {
+    /// Phase 1, for any run of samples: forward, loss, and backward down to the hidden
+    /// pre-activations, into `rows` (as long as `samples`). `w2t` is the output layer
+    /// transposed ([`OutputScratch::transpose`]).
+    #[inline(always)]
+    pub fn forward_backward_samples<M: MulAdd>(
+        &self,
+        w2t: &[[f32; HIDDEN]; OUT],
+        samples: &[SparseInput<'_>],
+        labels: &[u8],
+        mut rows: SampleRows<'_, HIDDEN, OUT>,
+    ) {
+        for (x, pre) in samples.iter().zip(rows.pre.iter_mut()) {
+            self.hidden.forward_sparse_with::<M>(*x, pre);
+        }
+        self.backward_samples(w2t, labels, rows.reborrow());
+    }
+
+    /// Phase 1, first part, pixel by pixel: the first layer's pre-activations of the whole
+    /// batch from its [`Columns`] (covering all inputs). Each weight row is read once per batch
+    /// and added to every sample where its pixel is lit; each sample still sums its rows in
+    /// ascending order, so `pre[n]` is bit-identical to
+    /// [`Dense::forward_sparse_with`]`::<M>` of sample `n`.
+    #[inline(always)]
+    pub fn forward_columns<M: MulAdd>(&self, columns: &Columns<'_>, pre: &mut [[f32; HIDDEN]]) {
+        assert!(
+            columns.first == 0 && columns.start.len() == IN + 1,
+            "the columns must cover every input"
+        );
+        pre.fill(self.hidden.b);
+        for (i, row) in self.hidden.w.iter().enumerate() {
+            let (ns, xs) = columns.column(i);
+            for (&n, &x) in ns.iter().zip(xs) {
+                for (a, &w) in pre[n as usize].iter_mut().zip(row) {
+                    *a = M::mul_add(x, w, *a);
+                }
+            }
+        }
+    }
+
+    /// Phase 1, second part, for any run of samples whose `rows.pre` are computed: loss and
+    /// backward down to the hidden pre-activations.
+    #[inline(always)]
+    pub fn backward_samples(
+        &self,
+        w2t: &[[f32; HIDDEN]; OUT],
+        labels: &[u8],
+        rows: SampleRows<'_, HIDDEN, OUT>,
+    ) {
+        let per_sample = rows
+            .hidden
+            .iter_mut()
+            .zip(rows.dpre.iter_mut())
+            .zip(rows.dz.iter_mut())
+            .zip(rows.loss.iter_mut().zip(rows.correct.iter_mut()));
+        for ((pre, &label), (((h, dpre), dz), (loss, correct))) in
+            rows.pre.iter().zip(labels).zip(per_sample)
+        {
+            relu_forward(pre, h);
+            let mut z = [0.0; OUT];
+            self.output.forward_listed(h, &mut z);
+            *loss = cross_entropy_backward(&z, label as usize, dz);
+            *correct = argmax(&z) == label as usize;
+            // `Dense::backward_input` along rows of HIDDEN: the same products, same order.
+            let mut dh = [0.0; HIDDEN];
+            for (w, &d) in w2t.iter().zip(dz.iter()) {
+                for (dhj, &wj) in dh.iter_mut().zip(w) {
+                    *dhj += wj * d;
+                }
+            }
+            relu_backward(pre, &dh, dpre);
+        }
+    }
+
+    /// One SGD step on a batch of sparse inputs: the gradient of the mean cross-entropy, then
+    /// `step` applied with `velocity`. Bit-identical to [`Mlp::backprop`] then
+    /// [`Sgd::step`](crate::Sgd::step). `columns` must be the batch's [`Columns`] for all
+    /// inputs, and `rows` as long as the batch. Both phases in turn, on the calling thread.
+    ///
+    /// `M` computes the multiply-adds of the two large kernels (the first layer's forward pass
+    /// and weight gradient): with [`Separate`](crate::mul_add::Separate) the step is
+    /// bit-identical to the reference; fused, it differs from it by rounding only.
+    ///
+    /// Inlined always, so that a caller compiled for wider vector instructions (the host's
+    /// runtime dispatch) gets all of it compiled for them.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn train_step<M: MulAdd>(
+        &mut self,
+        velocity: &mut Self,
+        step: &SgdStep<f32>,
+        samples: &[SparseInput<'_>],
+        labels: &[u8],
+        columns: &Columns<'_>,
+        mut rows: SampleRows<'_, HIDDEN, OUT>,
+        out: &mut OutputScratch<HIDDEN, OUT>,
+    ) -> StepStats {
+        assert_eq!(
+            samples.len(),
+            labels.len(),
+            "batch and label lengths differ"
+        );
+        assert!(!samples.is_empty(), "empty batch");
+        out.transpose(&self.output);
+        self.forward_columns::<M>(columns, rows.pre);
+        self.backward_samples(&out.w2t, labels, rows.reborrow());
+        let inv = 1.0 / samples.len() as f32;
+        update_rows::<M, HIDDEN>(
+            &mut self.hidden.w,
+            &mut velocity.hidden.w,
+            0,
+            columns,
+            rows.dpre,
+            step,
+            inv,
+        );
+        update_output_and_biases(
+            (&mut self.hidden.b, &mut velocity.hidden.b),
+            (&mut self.output, &mut velocity.output),
+            rows.hidden,
+            rows.dpre,
+            rows.dz,
+            out,
+            step,
+            inv,
+        );
+        rows.stats()
+    }
+}
+
+/// Phase 2, for any run of `W1`'s rows: each row's gradient `sum_n x_n dpre[n]` over the
+/// samples where its pixel is lit (ascending, from zero, as [`Dense::backward_params`]
+/// accumulates), scaled by `inv`, then the SGD step, with the row's velocity in `v`.
+/// `w[0]` is row `first_row`; `columns` covers these rows (and maybe more).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub fn update_rows<M: MulAdd, const HIDDEN: usize>(
+    w: &mut [[f32; HIDDEN]],
+    v: &mut [[f32; HIDDEN]],
+    first_row: usize,
+    columns: &Columns<'_>,
+    dpre: &[[f32; HIDDEN]],
+    step: &SgdStep<f32>,
+    inv: f32,
+) {
+    for (r, (w, v)) in w.iter_mut().zip(v).enumerate() {
+        let (ns, xs) = columns.column(first_row + r - columns.first);
+        let mut g = [0.0f32; HIDDEN];
+        for (&n, &x) in ns.iter().zip(xs) {
+            for (a, &d) in g.iter_mut().zip(&dpre[n as usize]) {
+                *a = M::mul_add(x, d, *a);
+            }
+        }
+        for a in g.iter_mut() {
+            *a *= inv;
+        }
+        step.apply(TensorKind::Weight, w, v, &g);
+    }
+}
+
+/// Phase 2, the rest: the gradients of `b1`, `W2` and `b2` summed over the samples in order
+/// (as [`Dense::backward_params`]: adding the +-0 products of zero activations that it skips
+/// changes nothing, since these sums start at +0 and a float sum is -0 only if every term
+/// is), scaled by `inv`, and the SGD step on them. Each pair is (parameters, velocity).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub fn update_output_and_biases<const HIDDEN: usize, const OUT: usize>(
+    b1: (&mut [f32; HIDDEN], &mut [f32; HIDDEN]),
+    output: (&mut Dense<HIDDEN, OUT, f32>, &mut Dense<HIDDEN, OUT, f32>),
+    hidden: &[[f32; HIDDEN]],
+    dpre: &[[f32; HIDDEN]],
+    dz: &[[f32; OUT]],
+    out: &mut OutputScratch<HIDDEN, OUT>,
+    step: &SgdStep<f32>,
+    inv: f32,
+) {
+    let mut grad_b1 = [0.0f32; HIDDEN];
+    out.grad_w2t = [[0.0; HIDDEN]; OUT];
+    out.grad.b = [0.0; OUT];
+    for ((h, dpre), dz) in hidden.iter().zip(dpre).zip(dz) {
+        for (g, &d) in grad_b1.iter_mut().zip(dpre) {
+            *g += d;
+        }
+        for (g, &d) in out.grad_w2t.iter_mut().zip(dz) {
+            for (g, &hj) in g.iter_mut().zip(h) {
+                *g += hj * d;
+            }
+        }
+        for (g, &d) in out.grad.b.iter_mut().zip(dz) {
+            *g += d;
+        }
+    }
+    for (k, row) in out.grad_w2t.iter().enumerate() {
+        for (j, &g) in row.iter().enumerate() {
+            out.grad.w[j][k] = g;
+        }
+    }
+    let (w, v) = output;
+    update_scaled(TensorKind::Bias, b1.0, b1.1, &grad_b1, step, inv);
+    update_scaled(
+        TensorKind::Weight,
+        w.w.as_flattened_mut(),
+        v.w.as_flattened_mut(),
+        out.grad.w.as_flattened(),
+        step,
+        inv,
+    );
+    update_scaled(TensorKind::Bias, &mut w.b, &mut v.b, &out.grad.b, step, inv);
+}
+
+/// `grad * inv` then the SGD step, through a small stack buffer.
+#[inline(always)]
+fn update_scaled(
+    kind: TensorKind,
+    w: &mut [f32],
+    v: &mut [f32],
+    grad: &[f32],
+    step: &SgdStep<f32>,
+    inv: f32,
+) {
+    const CHUNK: usize = 64;
+    for ((w, v), g) in w
+        .chunks_mut(CHUNK)
+        .zip(v.chunks_mut(CHUNK))
+        .zip(grad.chunks(CHUNK))
+    {
+        let mut scaled = [0.0f32; CHUNK];
+        for (s, &g) in scaled.iter_mut().zip(g) {
+            *s = g * inv;
+        }
+        step.apply(kind, w, v, &scaled[..g.len()]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::normalize;
+    use crate::mul_add::{FusedSoft, Separate};
+    use crate::sparse::sparsify;
+    use crate::{MnistMlp, Params, Rng, Sgd};
+
+    extern crate std;
+    use std::boxed::Box;
+    use std::format;
+    use std::vec;
+    use std::vec::Vec;
+
+    fn random_image(rng: &mut Rng) -> [u8; 784] {
+        let mut img = [0u8; 784];
+        for p in img.iter_mut() {
+            let r = rng.next_u64();
+            if r % 5 == 0 {
+                *p = (r >> 8) as u8;
+            }
+        }
+        img
+    }
+
+    /// Buffers for one batch's phase-1 rows.
+    struct Rows {
+        pre: Vec<[f32; 128]>,
+        hidden: Vec<[f32; 128]>,
+        dpre: Vec<[f32; 128]>,
+        dz: Vec<[f32; 10]>,
+        loss: Vec<f32>,
+        correct: Vec<bool>,
+    }
+
+    impl Rows {
+        fn new(n: usize) -> Self {
+            Self {
+                pre: vec![[0.0; 128]; n],
+                hidden: vec![[0.0; 128]; n],
+                dpre: vec![[0.0; 128]; n],
+                dz: vec![[0.0; 10]; n],
+                loss: vec![0.0; n],
+                correct: vec![false; n],
+            }
+        }
+
+        fn rows(&mut self) -> SampleRows<'_, 128, 10> {
+            SampleRows {
+                pre: &mut self.pre,
+                hidden: &mut self.hidden,
+                dpre: &mut self.dpre,
+                dz: &mut self.dz,
+                loss: &mut self.loss,
+                correct: &mut self.correct,
+            }
+        }
+    }
+
+    /// Buffers for the columns of pixels `first..last`.
+    struct Cols {
+        first: usize,
+        start: Vec<u32>,
+        sample: Vec<u16>,
+        val: Vec<f32>,
+    }
+
+    impl Cols {
+        fn new(first: usize, last: usize, batch: usize) -> Self {
+            Self {
+                first,
+                start: vec![0; last - first + 1],
+                sample: vec![0; batch * (last - first)],
+                val: vec![0.0; batch * (last - first)],
+            }
+        }
+
+        fn filled(&mut self, samples: &[SparseInput<'_>]) -> Columns<'_> {
+            let mut c = Columns {
+                first: self.first,
+                start: &mut self.start,
+                sample: &mut self.sample,
+                val: &mut self.val,
+            };
+            c.fill(samples);
+            c
+        }
+    }
+
+    fn assert_same(what: &str, a: &MnistMlp, b: &MnistMlp) {
+        let worst = (0..a.num_params())
+            .map(|i| (a.param(i) - b.param(i)).abs())
+            .fold(0.0f32, f32::max);
+        let differing = (0..a.num_params())
+            .filter(|&i| a.param(i).to_bits() != b.param(i).to_bits())
+            .count();
+        assert_eq!(
+            differing, 0,
+            "{what}: {differing} parameters differ, worst by {worst:e}"
+        );
+    }
+
+    /// Several steps of `train_step`, and of its two phases split in uneven parts (as threads
+    /// run them), against `backprop` + `Sgd::step` on the dense inputs: every parameter and
+    /// velocity bit-identical.
+    #[test]
+    fn train_step_and_its_split_phases_are_bit_identical_to_backprop_then_sgd() {
+        let mut rng = Rng::new(11);
+        let sgd = Sgd {
+            momentum: 0.9,
+            weight_decay: 1e-4,
+        };
+        let step = sgd.coefficients::<f32>(0.05);
+        let mut fast: Box<MnistMlp> = Box::new(MnistMlp::seeded(5));
+        let mut fast_v: Box<MnistMlp> = Box::new(MnistMlp::zeros());
+        let (mut split, mut split_v) = (fast.clone(), fast_v.clone());
+        let (mut slow, mut slow_v) = (fast.clone(), fast_v.clone());
+        let mut grad: Box<MnistMlp> = Box::new(MnistMlp::zeros());
+        let mut out = Box::new(OutputScratch::zeros());
+        for batch in [1usize, 7, 64, 33] {
+            let images: Vec<[u8; 784]> = (0..batch).map(|_| random_image(&mut rng)).collect();
+            let labels: Vec<u8> = (0..batch).map(|_| rng.below(10) as u8).collect();
+            // Reference.
+            let xs: Vec<[f32; 784]> = images
+                .iter()
+                .map(|p| {
+                    let mut x = [0.0f32; 784];
+                    normalize(p, &mut x);
+                    x
+                })
+                .collect();
+            let ref_loss = slow.backprop(&xs, &labels, &mut grad);
+            sgd.step(&mut *slow, &*grad, &mut *slow_v, 0.05);
+            // Sparse inputs.
+            let mut idx = vec![[0u16; 784]; batch];
+            let mut val = vec![[0u8; 784]; batch];
+            let lens: Vec<usize> = images
+                .iter()
+                .zip(idx.iter_mut().zip(val.iter_mut()))
+                .map(|(p, (i, v))| sparsify(p, i, v))
+                .collect();
+            let samples: Vec<SparseInput<'_>> = (0..batch)
+                .map(|n| SparseInput {
+                    idx: &idx[n][..lens[n]],
+                    pixel: &val[n][..lens[n]],
+                })
+                .collect();
+            // Fused, in one piece.
+            let mut all = Cols::new(0, 784, batch);
+            let columns = all.filled(&samples);
+            let mut rows = Rows::new(batch);
+            let stats = fast.train_step::<Separate>(
+                &mut fast_v,
+                &step,
+                &samples,
+                &labels,
+                &columns,
+                rows.rows(),
+                &mut out,
+            );
+            let mean = (stats.loss_sum / batch as f64) as f32;
+            assert!(
+                (mean - ref_loss).abs() <= 1e-5 * ref_loss.abs(),
+                "loss {mean} vs {ref_loss}"
+            );
+            assert_same(&format!("batch {batch}, model"), &fast, &slow);
+            assert_same(&format!("batch {batch}, velocity"), &fast_v, &slow_v);
+            // Fused, phases split: samples at a third, rows at 300.
+            let mut rows = Rows::new(batch);
+            out.transpose(&split.output);
+            let (r0, r1) = rows.rows().split_at(batch / 3);
+            split.forward_backward_samples::<Separate>(
+                &out.w2t,
+                &samples[..batch / 3],
+                &labels[..batch / 3],
+                r0,
+            );
+            split.forward_backward_samples::<Separate>(
+                &out.w2t,
+                &samples[batch / 3..],
+                &labels[batch / 3..],
+                r1,
+            );
+            let inv = 1.0 / batch as f32;
+            let (mut lo, mut hi) = (Cols::new(0, 300, batch), Cols::new(300, 784, batch));
+            let (w_lo, w_hi) = split.hidden.w.split_at_mut(300);
+            let (v_lo, v_hi) = split_v.hidden.w.split_at_mut(300);
+            update_rows::<Separate, 128>(
+                w_hi,
+                v_hi,
+                300,
+                &hi.filled(&samples),
+                &rows.dpre,
+                &step,
+                inv,
+            );
+            update_rows::<Separate, 128>(
+                w_lo,
+                v_lo,
+                0,
+                &lo.filled(&samples),
+                &rows.dpre,
+                &step,
+                inv,
+            );
+            update_output_and_biases(
+                (&mut split.hidden.b, &mut split_v.hidden.b),
+                (&mut split.output, &mut split_v.output),
+                &rows.hidden,
+                &rows.dpre,
+                &rows.dz,
+                &mut out,
+                &step,
+                inv,
+            );
+            assert_same(&format!("batch {batch}, split model"), &split, &slow);
+            assert_same(&format!("batch {batch}, split velocity"), &split_v, &slow_v);
+        }
+    }
+
+    /// Largest difference a fused multiply-add may make to any parameter after four steps
+    /// (rounding once instead of twice in sums of some 30 terms; parameters are about 0.1).
+    const FUSED_TOLERANCE: f32 = 1e-6;
+
+    /// `train_step` with fused multiply-adds against `backprop` + `Sgd::step`: different by
+    /// rounding only.
+    #[test]
+    fn fused_train_step_differs_from_backprop_by_rounding_only() {
+        let mut rng = Rng::new(12);
+        let sgd = Sgd {
+            momentum: 0.9,
+            weight_decay: 1e-4,
+        };
+        let step = sgd.coefficients::<f32>(0.05);
+        let mut fast: Box<MnistMlp> = Box::new(MnistMlp::seeded(6));
+        let mut fast_v: Box<MnistMlp> = Box::new(MnistMlp::zeros());
+        let (mut slow, mut slow_v) = (fast.clone(), fast_v.clone());
+        let mut grad: Box<MnistMlp> = Box::new(MnistMlp::zeros());
+        let mut out = Box::new(OutputScratch::zeros());
+        let batch = 64;
+        for _ in 0..4 {
+            let images: Vec<[u8; 784]> = (0..batch).map(|_| random_image(&mut rng)).collect();
+            let labels: Vec<u8> = (0..batch).map(|_| rng.below(10) as u8).collect();
+            let xs: Vec<[f32; 784]> = images
+                .iter()
+                .map(|p| {
+                    let mut x = [0.0f32; 784];
+                    normalize(p, &mut x);
+                    x
+                })
+                .collect();
+            slow.backprop(&xs, &labels, &mut grad);
+            sgd.step(&mut *slow, &*grad, &mut *slow_v, 0.05);
+            let mut idx = vec![[0u16; 784]; batch];
+            let mut val = vec![[0u8; 784]; batch];
+            let lens: Vec<usize> = images
+                .iter()
+                .zip(idx.iter_mut().zip(val.iter_mut()))
+                .map(|(p, (i, v))| sparsify(p, i, v))
+                .collect();
+            let samples: Vec<SparseInput<'_>> = (0..batch)
+                .map(|n| SparseInput {
+                    idx: &idx[n][..lens[n]],
+                    pixel: &val[n][..lens[n]],
+                })
+                .collect();
+            let mut all = Cols::new(0, 784, batch);
+            let columns = all.filled(&samples);
+            let mut rows = Rows::new(batch);
+            fast.train_step::<FusedSoft>(
+                &mut fast_v,
+                &step,
+                &samples,
+                &labels,
+                &columns,
+                rows.rows(),
+                &mut out,
+            );
+        }
+        let (worst, at) = (0..fast.num_params())
+            .map(|i| ((fast.param(i) - slow.param(i)).abs(), i))
+            .fold((0.0f32, 0), |a, b| if b.0 > a.0 { b } else { a });
+        let differing = (0..fast.num_params())
+            .filter(|&i| fast.param(i) != slow.param(i))
+            .count();
+        std::println!(
+            "fused vs reference after 4 steps: {differing} of {} parameters differ, worst by {worst:e} (parameter {at})",
+            fast.num_params()
+        );
+        assert!(
+            differing > 0,
+            "fused multiply-adds changed nothing: not fused?"
+        );
+        assert!(
+            worst <= FUSED_TOLERANCE,
+            "parameter {at} differs by {worst:e} > {FUSED_TOLERANCE:e}"
+        );
+    }
+}
