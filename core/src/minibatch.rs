@@ -445,7 +445,7 @@ mod tests {
         let mut img = [0u8; 784];
         for p in img.iter_mut() {
             let r = rng.next_u64();
-            if r % 5 == 0 {
+            if r.is_multiple_of(5) {
                 *p = (r >> 8) as u8;
             }
         }

@@ -163,7 +163,7 @@ mod tests {
         for p in img.iter_mut() {
             // About a fifth lit, like MNIST, with full-scale and partial values.
             let r = rng.next_u64();
-            if r % 5 == 0 {
+            if r.is_multiple_of(5) {
                 *p = (r >> 8) as u8;
             }
         }
