@@ -15,7 +15,7 @@ pub(super) const TRAIN_LABELS: &str = "train-labels-idx1-ubyte";
 pub(super) const TEST_IMAGES: &str = "t10k-images-idx3-ubyte";
 /// Test labels.
 pub(super) const TEST_LABELS: &str = "t10k-labels-idx1-ubyte";
-/// The four files, in the order [`locate`] returns them.
+/// The four files, in the order `locate` returns them.
 pub const FILES: [&str; 4] = [TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS];
 
 /// The environment variable naming the MNIST directory.
