@@ -39,6 +39,8 @@ use crate::model::{Fnv64, Network};
 pub const MAGIC: [u8; 8] = *b"DIGITSEV";
 /// Last bytes of a data blob.
 pub const END_MARK: [u8; 8] = *b"DIGITEND";
+/// What [`Header::parse`] says of bytes that are not a blob.
+pub const NO_MAGIC: &str = "bad data blob: it does not start with \"DIGITSEV\"";
 /// Bytes before the first image.
 pub const HEADER_LEN: usize = 16;
 /// Pixels (bytes) of one image, 28x28.
@@ -69,6 +71,25 @@ impl Header {
         b
     }
 
+    /// Reads and checks a header: magic, known flags, at least one image.
+    pub fn parse(bytes: &[u8; HEADER_LEN]) -> Result<Self, &'static str> {
+        if bytes[..8] != MAGIC {
+            return Err(NO_MAGIC);
+        }
+        let word = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4"));
+        let header = Header {
+            count: word(8),
+            flags: word(12),
+        };
+        if header.flags & !(FLAG_LABELS | FLAG_LOGITS) != 0 {
+            return Err("bad data blob: unknown flags (known: 1 labels, 2 logits)");
+        }
+        if header.count == 0 {
+            return Err("bad data blob: it holds no images (count 0)");
+        }
+        Ok(header)
+    }
+
     /// Bytes of the whole blob this header describes.
     pub fn blob_len(&self) -> u64 {
         let labels = if self.flags & FLAG_LABELS != 0 { 1 } else { 0 };
@@ -92,23 +113,18 @@ impl<'a> Blob<'a> {
     /// magic, flags, a count of at least one image, the whole blob inside `memory`, the end
     /// mark where the count puts it, labels 0-9.
     pub fn parse(memory: &'a [u8]) -> Result<Self, &'static str> {
-        if memory.len() < HEADER_LEN || memory[..8] != MAGIC {
-            return Err(
-                "bad data blob: it does not start with \"DIGITSEV\" (was one loaded? \
-                        -device loader,file=BLOB,addr=0x21000000,force-raw=on)",
-            );
-        }
-        let word = |at: usize| u32::from_le_bytes(memory[at..at + 4].try_into().expect("4"));
-        let header = Header {
-            count: word(8),
-            flags: word(12),
-        };
-        if header.flags & !(FLAG_LABELS | FLAG_LOGITS) != 0 {
-            return Err("bad data blob: unknown flags (known: 1 labels, 2 logits)");
-        }
-        if header.count == 0 {
-            return Err("bad data blob: it holds no images (count 0)");
-        }
+        let header = memory
+            .first_chunk::<HEADER_LEN>()
+            .ok_or(NO_MAGIC)
+            .and_then(Header::parse)
+            .map_err(|e| {
+                if e == NO_MAGIC {
+                    "bad data blob: it does not start with \"DIGITSEV\" (was one loaded? \
+                     -device loader,file=BLOB,addr=0x21000000,force-raw=on)"
+                } else {
+                    e
+                }
+            })?;
         if header.blob_len() > memory.len() as u64 {
             return Err("bad data blob: count says more images than the memory holds");
         }

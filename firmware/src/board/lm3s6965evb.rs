@@ -7,9 +7,7 @@
 
 use cortex_m_semihosting::{nr, syscall, syscall1};
 
-use crate::eval::{
-    END_MARK, FLAG_LABELS, FLAG_LOGITS, HEADER_LEN, Header, IMAGE_LEN, MAGIC, Source,
-};
+use crate::eval::{END_MARK, FLAG_LABELS, HEADER_LEN, Header, IMAGE_LEN, Source};
 
 /// The board's name, as `Info` reports it.
 pub const NAME: &str = "lm3s6965evb";
@@ -71,20 +69,7 @@ impl HostBlob {
         }
         let mut head = [0u8; HEADER_LEN];
         read_at(handle, 0, &mut head).map_err(|_| "bad data blob: shorter than a header")?;
-        if head[..8] != MAGIC {
-            return Err("bad data blob: it does not start with \"DIGITSEV\"");
-        }
-        let word = |at: usize| u32::from_le_bytes(head[at..at + 4].try_into().expect("4"));
-        let header = Header {
-            count: word(8),
-            flags: word(12),
-        };
-        if header.flags & !(FLAG_LABELS | FLAG_LOGITS) != 0 {
-            return Err("bad data blob: unknown flags (known: 1 labels, 2 logits)");
-        }
-        if header.count == 0 {
-            return Err("bad data blob: it holds no images (count 0)");
-        }
+        let header = Header::parse(&head)?;
         // SAFETY: SYS_FLEN of a valid handle.
         let len = unsafe { syscall!(FLEN, handle) };
         if len as u64 != header.blob_len() {
