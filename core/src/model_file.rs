@@ -428,25 +428,34 @@ pub fn decode(bytes: &[u8]) -> Result<ModelFile<'_>, ModelFileError> {
 }
 
 impl ModelFile<'_> {
+    /// Checks that the file holds a network of `architecture` stored as `precision`.
+    fn expect(
+        &self,
+        architecture: Architecture,
+        precision: Precision,
+    ) -> Result<(), ModelFileError> {
+        if self.architecture != architecture {
+            return Err(ModelFileError::WrongArchitecture {
+                found: self.architecture,
+                expected: architecture,
+            });
+        }
+        if self.precision != precision {
+            return Err(ModelFileError::WrongPrecision {
+                found: self.precision,
+                expected: precision,
+            });
+        }
+        Ok(())
+    }
+
     /// Copies the weights into `model`, after checking architecture, precision, tensor sizes
     /// and that every weight is finite. `model` is untouched on error.
     pub fn load_into<const IN: usize, const HIDDEN: usize, const OUT: usize, S: Scalar>(
         &self,
         model: &mut Mlp<IN, HIDDEN, OUT, S>,
     ) -> Result<(), ModelFileError> {
-        let expected = architecture_of::<IN, HIDDEN, OUT>();
-        if self.architecture != expected {
-            return Err(ModelFileError::WrongArchitecture {
-                found: self.architecture,
-                expected,
-            });
-        }
-        if self.precision != Precision::F32 {
-            return Err(ModelFileError::WrongPrecision {
-                found: self.precision,
-                expected: Precision::F32,
-            });
-        }
+        self.expect(architecture_of::<IN, HIDDEN, OUT>(), Precision::F32)?;
         if self.tensors.len() != model.tensor_count() {
             return Err(ModelFileError::BadTensor {
                 index: self.tensors.len().min(model.tensor_count()),
@@ -495,19 +504,7 @@ impl ModelFile<'_> {
         &self,
         model: &mut QuantMlp<IN, HIDDEN, OUT>,
     ) -> Result<(), ModelFileError> {
-        let expected = architecture_of::<IN, HIDDEN, OUT>();
-        if self.architecture != expected {
-            return Err(ModelFileError::WrongArchitecture {
-                found: self.architecture,
-                expected,
-            });
-        }
-        if self.precision != Precision::Int8 {
-            return Err(ModelFileError::WrongPrecision {
-                found: self.precision,
-                expected: Precision::Int8,
-            });
-        }
+        self.expect(architecture_of::<IN, HIDDEN, OUT>(), Precision::Int8)?;
         // Element sizes and counts, in file order.
         let shapes = [
             (1, IN * HIDDEN),
