@@ -3,9 +3,10 @@
 
 use digits_core::{Dense, Mlp, MnistMlp};
 
+use crate::pair::Pair;
 use crate::simd::{Fused, dispatch};
 use digits_core::minibatch::{
-    Columns, OutputScratch, SampleRows, StepStats, update_output_and_biases, update_rows,
+    Columns, OutputScratch, SampleRows, StepStats, add_rows, update_output_and_biases, update_rows,
 };
 use digits_core::optim::SgdStep;
 use digits_core::sparse::{SparseInput, sparsify};
@@ -123,51 +124,93 @@ impl SparseSet {
     }
 }
 
-/// Where `W1`'s rows are split between the two parts of phase 2. The first part also updates
-/// the output layer and the biases, so it takes a little less than half of the pixels (the
-/// lit ones are spread evenly above and below the middle row). Any split gives the same bits.
-const ROW_SPLIT: usize = 364;
+/// Where the pixels are split in two ranges, one per thread: the first layer's sums, `W1`'s
+/// rows and their update. Row 14.5 of the image's 28, where about half of the lit pixels
+/// are above; the second thread also updates the output layer and the biases, which the
+/// measured times showed balance its slightly fewer rows. Part of the arithmetic (see
+/// [`digits_core::minibatch`]): changing it changes the rounding of the first layer's sums,
+/// on any number of threads alike.
+pub const ROW_SPLIT: usize = 406;
 
-/// The buffers of [`Backprop::step`], reused from batch to batch.
+/// Room for one range of pixels of a batch by pixel ([`Columns`]).
+struct ColumnBuffers {
+    first: usize,
+    start: Vec<u32>,
+    sample: Vec<u16>,
+    val: Vec<f32>,
+}
+
+impl ColumnBuffers {
+    /// For the pixels `pixels` of batches of up to `batch` samples.
+    fn new(pixels: std::ops::Range<usize>, batch: usize) -> Self {
+        Self {
+            first: pixels.start,
+            start: vec![0; pixels.len() + 1],
+            sample: vec![0; batch * pixels.len()],
+            val: vec![0.0; batch * pixels.len()],
+        }
+    }
+
+    fn columns(&mut self) -> Columns<'_> {
+        Columns {
+            first: self.first,
+            start: &mut self.start,
+            sample: &mut self.sample,
+            val: &mut self.val,
+        }
+    }
+}
+
+/// The buffers of [`Backprop::step`], reused from batch to batch, and its two threads.
 pub struct Backprop {
-    col_start: Vec<u32>,
-    col_sample: Vec<u16>,
-    col_val: Vec<f32>,
+    /// The columns of the pixels below [`ROW_SPLIT`] and from it on.
+    cols: [ColumnBuffers; 2],
     pre: Vec<[f32; 128]>,
+    /// The sums of the second range of pixels.
+    partial: Vec<[f32; 128]>,
     hidden: Vec<[f32; 128]>,
     dpre: Vec<[f32; 128]>,
     dz: Vec<[f32; 10]>,
     loss: Vec<f32>,
     correct: Vec<bool>,
     out: Box<OutputScratch<128, 10>>,
+    pair: Pair,
 }
 
 impl Backprop {
-    /// Buffers for batches of up to `batch` samples.
+    /// Buffers for batches of up to `batch` samples; two threads if rayon has two or more.
     pub fn new(batch: usize) -> Self {
         Self {
-            col_start: vec![0; 785],
-            col_sample: vec![0; batch * 784],
-            col_val: vec![0.0; batch * 784],
+            cols: [
+                ColumnBuffers::new(0..ROW_SPLIT, batch),
+                ColumnBuffers::new(ROW_SPLIT..784, batch),
+            ],
             pre: vec![[0.0; 128]; batch],
+            partial: vec![[0.0; 128]; batch],
             hidden: vec![[0.0; 128]; batch],
             dpre: vec![[0.0; 128]; batch],
             dz: vec![[0.0; 10]; batch],
             loss: vec![0.0; batch],
             correct: vec![false; batch],
             out: Box::new(OutputScratch::zeros()),
+            pair: Pair::new(rayon::current_num_threads()),
         }
     }
 
     /// One SGD step of `model` on the images `batch` of `set` with `labels` (fastest when
     /// they are consecutive: [`SparseSet::reorder`]).
     ///
-    /// The batch is transposed into pixel columns, the first layer's forward pass runs pixel
-    /// by pixel (each weight row read once per batch) and the rest of phase 1 per sample, on
-    /// this thread; phase 2 runs as two parts on two threads (when rayon has them): `W1`'s
-    /// rows split at [`ROW_SPLIT`], the output layer and the biases with the first. No sum is
-    /// split across threads, so the result is bit-identical to the core's `train_step` with
-    /// [`Fused`] multiply-adds on any number of threads.
+    /// Three parts, each split between the two threads:
+    /// 1. the first layer's sums over each thread's range of pixels (split at [`ROW_SPLIT`]),
+    ///    sample by sample, and the batch by pixel ([`Columns`]) over that range for part 3;
+    /// 2. the rest of the forward and backward pass, per sample, a half of the batch each;
+    /// 3. the update of each thread's rows of `W1`, row by row from the columns; the second
+    ///    thread also updates the output layer and the biases.
+    ///
+    /// A thread reads and writes only its own rows of `W1` (and of their velocity), so they
+    /// stay in its core's cache from step to step; only the per-sample rows cross. Every sum
+    /// runs in the same order on one thread or two: the result is bit-identical to the core's
+    /// `train_step` with [`Fused`] multiply-adds and the same two ranges.
     pub fn step(
         &mut self,
         model: &mut MnistMlp,
@@ -178,6 +221,7 @@ impl Backprop {
         labels: &[u8],
     ) -> StepStats {
         let samples: Vec<SparseInput<'_>> = batch.iter().map(|&k| set.get(k as usize)).collect();
+        let samples = &samples[..];
         let n = samples.len();
         assert!(
             n > 0 && n == labels.len(),
@@ -191,33 +235,62 @@ impl Backprop {
             loss: &mut self.loss[..n],
             correct: &mut self.correct[..n],
         };
-        let mut columns = Columns {
-            first: 0,
-            start: &mut self.col_start,
-            sample: &mut self.col_sample,
-            val: &mut self.col_val,
-        };
-        columns.fill(&samples);
-        let columns = &columns;
+        let partial = &mut self.partial[..n];
+        let [cols_a, cols_b] = &mut self.cols;
+        let (mut cols_a, mut cols_b) = (cols_a.columns(), cols_b.columns());
         let out = &mut *self.out;
         out.transpose(&model.output);
 
-        // Phase 1.
+        // 1. The first layer's sums, a range of pixels each.
         {
             let m = &*model;
-            let w2t = &out.w2t;
-            let rows = rows.reborrow();
-            dispatch(
-                #[inline(always)]
+            let (cols_a, cols_b) = (&mut cols_a, &mut cols_b);
+            let (pre, partial) = (&mut *rows.pre, &mut *partial);
+            self.pair.join(
                 || {
-                    let mut rows = rows;
-                    m.forward_columns::<Fused>(columns, rows.pre);
-                    m.backward_samples(w2t, labels, rows.reborrow());
+                    dispatch(
+                        #[inline(always)]
+                        || {
+                            cols_a.fill(samples);
+                            pre.fill(m.hidden.b);
+                            m.add_samples::<Fused>(samples, 0..ROW_SPLIT, pre);
+                        },
+                    )
+                },
+                || {
+                    dispatch(
+                        #[inline(always)]
+                        || {
+                            cols_b.fill(samples);
+                            partial.fill([0.0; 128]);
+                            m.add_samples::<Fused>(samples, ROW_SPLIT..784, partial);
+                        },
+                    )
                 },
             );
         }
 
-        // Phase 2: W1's rows in two parts, the rest with the first.
+        // 2. The rest of phase 1, a half of the batch each.
+        {
+            let m = &*model;
+            let w2t = &out.w2t;
+            let half = n / 2;
+            let (rows_a, rows_b) = rows.reborrow().split_at(half);
+            let (partial_a, partial_b) = partial.split_at(half);
+            let (labels_a, labels_b) = labels.split_at(half);
+            let rest = |mut rows: SampleRows<'_, 128, 10>, partial, labels| {
+                dispatch(|| {
+                    add_rows(rows.pre, partial);
+                    m.backward_samples(w2t, labels, rows.reborrow());
+                })
+            };
+            self.pair.join(
+                || rest(rows_a, partial_a, labels_a),
+                || rest(rows_b, partial_b, labels_b),
+            );
+        }
+
+        // 3. W1 by ranges of rows, the rest with the second.
         let inv = 1.0 / n as f32;
         let Mlp {
             hidden: Dense { w, b },
@@ -230,12 +303,23 @@ impl Backprop {
         let (w_low, w_high) = w.split_at_mut(ROW_SPLIT);
         let (v_low, v_high) = vw.split_at_mut(ROW_SPLIT);
         let (hidden, dpre, dz) = (&*rows.hidden, &*rows.dpre, &*rows.dz);
-        rayon::join(
+        let (cols_a, cols_b) = (&cols_a, &cols_b);
+        self.pair.join(
             || {
                 dispatch(
                     #[inline(always)]
                     || {
-                        update_rows::<Fused, 128>(w_low, v_low, 0, columns, dpre, step, inv);
+                        update_rows::<Fused, 128>(w_low, v_low, 0, cols_a, dpre, step, inv);
+                    },
+                )
+            },
+            || {
+                dispatch(
+                    #[inline(always)]
+                    || {
+                        update_rows::<Fused, 128>(
+                            w_high, v_high, ROW_SPLIT, cols_b, dpre, step, inv,
+                        );
                         update_output_and_biases(
                             (b, vb),
                             (output, voutput),
@@ -246,16 +330,6 @@ impl Backprop {
                             step,
                             inv,
                         );
-                    },
-                )
-            },
-            || {
-                dispatch(
-                    #[inline(always)]
-                    || {
-                        update_rows::<Fused, 128>(
-                            w_high, v_high, ROW_SPLIT, columns, dpre, step, inv,
-                        )
                     },
                 )
             },
@@ -281,4 +355,116 @@ fn prefetch_lines<T>(data: &[T]) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = data;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use digits_core::minibatch::Columns;
+    use digits_core::{Params, Rng, Sgd};
+
+    fn random_images(rng: &mut Rng, n: usize) -> Vec<[u8; 784]> {
+        (0..n)
+            .map(|_| {
+                let mut img = [0u8; 784];
+                for p in img.iter_mut() {
+                    let r = rng.next_u64();
+                    if r.is_multiple_of(5) {
+                        *p = (r >> 8) as u8;
+                    }
+                }
+                img
+            })
+            .collect()
+    }
+
+    /// `Backprop::step` on two threads and on one, against the core's `train_step` with the
+    /// same two ranges of pixels: every parameter and velocity bit-identical after a few steps
+    /// of uneven batch sizes.
+    #[test]
+    fn step_is_the_cores_train_step_with_two_ranges_on_one_thread_or_two() {
+        let mut rng = Rng::new(3);
+        let images = random_images(&mut rng, 200);
+        let labels: Vec<u8> = (0..200).map(|_| rng.below(10) as u8).collect();
+        let set = SparseSet::new(&images);
+        let step = Sgd {
+            momentum: 0.9,
+            weight_decay: 1e-4,
+        }
+        .coefficients::<f32>(0.05);
+        let start: Box<MnistMlp> = {
+            let mut m: Box<MnistMlp> = crate::boxed::zeroed();
+            m.init(&mut Rng::new(4));
+            m
+        };
+        let batches: [std::ops::Range<usize>; 4] = [0..64, 64..65, 65..138, 138..200];
+        let mut results = Vec::new();
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("a pool");
+            results.push(pool.install(|| {
+                let (mut m, mut v) = (start.clone(), crate::boxed::zeroed::<MnistMlp>());
+                let mut fast = Backprop::new(73);
+                for r in batches.clone() {
+                    let keys: Vec<u32> = (r.start as u32..r.end as u32).collect();
+                    fast.step(&mut m, &mut v, &step, &set, &keys, &labels[r]);
+                }
+                (m, v)
+            }));
+        }
+        // The core, on this thread.
+        let (mut m, mut v) = (start.clone(), crate::boxed::zeroed::<MnistMlp>());
+        let mut out = Box::new(OutputScratch::zeros());
+        for r in batches {
+            let n = r.len();
+            let samples: Vec<SparseInput<'_>> = r.clone().map(|k| set.get(k)).collect();
+            let mut cols = [
+                ColumnBuffers::new(0..ROW_SPLIT, n),
+                ColumnBuffers::new(ROW_SPLIT..784, n),
+            ];
+            let [a, b] = &mut cols;
+            let mut ranges: [Columns<'_>; 2] = [a.columns(), b.columns()];
+            for c in ranges.iter_mut() {
+                c.fill(&samples);
+            }
+            let (mut pre, mut hidden, mut dpre, mut partial) = (
+                vec![[0.0f32; 128]; n],
+                vec![[0.0f32; 128]; n],
+                vec![[0.0f32; 128]; n],
+                vec![[0.0f32; 128]; n],
+            );
+            let (mut dz, mut loss, mut correct) =
+                (vec![[0.0f32; 10]; n], vec![0.0; n], vec![false; n]);
+            dispatch(|| {
+                m.train_step::<Fused>(
+                    &mut v,
+                    &step,
+                    &samples,
+                    &labels[r],
+                    &ranges,
+                    &mut partial,
+                    SampleRows {
+                        pre: &mut pre,
+                        hidden: &mut hidden,
+                        dpre: &mut dpre,
+                        dz: &mut dz,
+                        loss: &mut loss,
+                        correct: &mut correct,
+                    },
+                    &mut out,
+                )
+            });
+        }
+        for (threads, (fm, fv)) in [1, 2].iter().zip(&results) {
+            let differing = |a: &MnistMlp, b: &MnistMlp| {
+                (0..a.num_params())
+                    .filter(|&i| a.param(i).to_bits() != b.param(i).to_bits())
+                    .count()
+            };
+            assert_eq!(differing(fm, &m), 0, "model, {threads} thread(s)");
+            assert_eq!(differing(fv, &v), 0, "velocity, {threads} thread(s)");
+        }
+    }
 }

@@ -12,6 +12,7 @@ mod fetch;
 mod finetune;
 mod gradcheck;
 mod model_io;
+mod pair;
 mod peak;
 mod predict;
 mod quantize;
