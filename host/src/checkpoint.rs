@@ -11,7 +11,11 @@ use anyhow::{Context, Result, bail};
 use digits_core::Params;
 use serde::{Deserialize, Serialize};
 
-use crate::model_io::write_atomically;
+use crate::model_io::{read_bounded, write_atomically};
+
+/// Largest checkpoint read: a batch-norm model with its running statistics and velocity
+/// takes about 1.2 MB.
+const MAX_CHECKPOINT_BYTES: u64 = 64 << 20;
 use crate::train::EpochReport;
 
 const MAGIC: [u8; 8] = *b"DIGITSCK";
@@ -76,8 +80,7 @@ impl Checkpoint {
 
     /// Reads and verifies a checkpoint.
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path)
-            .with_context(|| format!("cannot read checkpoint {}", path.display()))?;
+        let bytes = read_bounded(path, MAX_CHECKPOINT_BYTES, "checkpoint")?;
         Self::decode(&bytes).with_context(|| format!("checkpoint {}", path.display()))
     }
 

@@ -1,6 +1,6 @@
 //! Model files on disk: written atomically, read with errors that name the file.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -65,8 +65,7 @@ pub struct LoadedNetwork {
 
 /// Reads and verifies a model file of either precision.
 pub fn load_network(path: &Path) -> Result<LoadedNetwork> {
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("cannot read model file {}", path.display()))?;
+    let bytes = read_bounded(path, MAX_MODEL_FILE_BYTES, "model file")?;
     let file =
         model_file::decode(&bytes).with_context(|| format!("model file {}", path.display()))?;
     let network = match file.precision {
@@ -162,8 +161,7 @@ pub fn save(path: &Path, model: &MnistMlp, p: &Provenance) -> Result<()> {
 
 /// Reads and verifies a model file.
 pub fn load(path: &Path) -> Result<Loaded> {
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("cannot read model file {}", path.display()))?;
+    let bytes = read_bounded(path, MAX_MODEL_FILE_BYTES, "model file")?;
     decode(&bytes).with_context(|| format!("model file {}", path.display()))
 }
 
@@ -177,4 +175,71 @@ pub fn decode(bytes: &[u8]) -> Result<Loaded> {
         provenance: provenance(&file.metadata),
         bytes: bytes.len(),
     })
+}
+
+/// Largest model file read: 40 times the f32 MNIST model (407,356 bytes), so that a wrong
+/// path (a disk image, a video) is refused at once instead of read into memory.
+pub const MAX_MODEL_FILE_BYTES: u64 = 16 << 20;
+
+/// Reads `path` whole if it holds at most `limit` bytes; a larger file is refused before
+/// anything is allocated, with a message that names the `what`, its size and the limit.
+pub fn read_bounded(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("cannot read {what} {}", path.display()))?;
+    let len = file
+        .metadata()
+        .with_context(|| format!("cannot read {what} {}", path.display()))?
+        .len();
+    let too_large = |len: u64| {
+        anyhow::anyhow!(
+            "{what} {} is {len} bytes, more than any {what} digits writes (limit {limit} bytes); \
+             is it the right file?",
+            path.display()
+        )
+    };
+    if len > limit {
+        return Err(too_large(len));
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    // One byte past the limit tells a file that grew since its size was taken.
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {what} {}", path.display()))?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod bounded_tests {
+    use super::*;
+
+    /// A 10 GB file (sparse: it takes no disk space) is refused by its size (the message
+    /// gives the size from the file system; a read would have stopped one byte past the
+    /// limit); a file within the limit is read whole.
+    #[test]
+    fn a_huge_file_is_refused_before_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let huge = dir.path().join("huge.digits");
+        std::fs::File::create(&huge)
+            .unwrap()
+            .set_len(10 << 30)
+            .unwrap();
+        let err = format!("{:#}", load_network(&huge).err().expect("refused"));
+        assert!(
+            err.contains("huge.digits")
+                && err.contains("10737418240 bytes")
+                && err.contains("limit"),
+            "{err}"
+        );
+        let small = dir.path().join("small");
+        std::fs::write(&small, [7u8; 100]).unwrap();
+        assert_eq!(read_bounded(&small, 100, "file").unwrap(), [7u8; 100]);
+        let err = format!("{:#}", read_bounded(&small, 99, "file").unwrap_err());
+        assert!(
+            err.contains("100 bytes") && err.contains("limit 99"),
+            "{err}"
+        );
+    }
 }
