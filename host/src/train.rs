@@ -465,10 +465,21 @@ pub fn train(
     let mut history = Vec::new();
     let mut best: Option<(f64, u32, Box<MnistMlp>)> = None;
     let mut first_epoch = 0;
-    if resume.resume {
-        let Some(path) = resume.checkpoint else {
-            bail!("--resume needs a checkpoint file");
-        };
+    // A run killed before its first checkpoint has nothing to resume: it starts again.
+    let resumable = match resume.checkpoint {
+        Some(path) if resume.resume && !path.exists() => {
+            eprintln!(
+                "no checkpoint at {} yet (the run stopped before its first epoch ended): \
+                 starting from epoch 1",
+                path.display()
+            );
+            None
+        }
+        Some(path) if resume.resume => Some(path),
+        None if resume.resume => bail!("--resume needs a checkpoint file"),
+        _ => None,
+    };
+    if let Some(path) = resumable {
         let ckpt = Checkpoint::load(path)?;
         if ckpt.config != config {
             bail!(

@@ -17,8 +17,9 @@ fn digits() -> Command {
 
 /// A short run on 6,000 images, enough to exercise every step.
 const QUICK: &[&str] = &["--limit", "6000", "--validation", "1000", "--epochs", "6"];
-/// Long enough (about 0.3 s an epoch) to be killed in the middle.
-const LONGER: &[&str] = &["--limit", "25000", "--validation", "1000", "--epochs", "8"];
+/// Long enough to be killed in the middle: 8 epochs of 55,000 images (about 0.1 s each
+/// here, plus start-up and validation).
+const LONGER: &[&str] = &["--validation", "5000", "--epochs", "8"];
 
 fn run_ok(cmd: &mut Command) -> String {
     let out = cmd.output().expect("runs");
@@ -57,49 +58,130 @@ fn same_seed_and_options_give_a_byte_identical_model_file() {
     assert_ne!(a, c, "different seeds, same model file");
 }
 
+/// The last `epoch N` line in a run's output: the checkpoint of epoch N was saved before it.
+fn last_epoch_reported(text: &str) -> u32 {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("epoch "))
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .next_back()
+        .unwrap_or(0)
+}
+
+/// The `K` of `resuming after epoch K`, if the run resumed.
+fn resumed_after(text: &str) -> Option<u32> {
+    let rest = text.split("resuming after epoch ").nth(1)?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// `kill -9` at random moments, again and again, each time followed by `--resume`: every
+/// resume restarts from the last epoch reported or the one after (at most the running epoch is
+/// lost), no half-written file is ever read, and the final model file is byte-identical to an
+/// uninterrupted run's. The moments come from the clock; the seed is printed on failure.
 #[test]
-fn kill_9_then_resume_matches_an_uninterrupted_run() {
+fn kill_9_at_random_moments_then_resume_matches_an_uninterrupted_run() {
     let dir = tempfile::tempdir().unwrap();
     let whole = dir.path().join("whole.digits");
-    run_ok(digits().args(LONGER).arg("--out").arg(&whole));
-
-    let resumed = dir.path().join("resumed.digits");
-    let ckpt = dir.path().join("resumed.digits.ckpt");
-    let mut child = digits()
-        .args(LONGER)
-        .arg("--out")
-        .arg(&resumed)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Kill it once the first checkpoint exists (some epochs are done, more are running).
     let start = Instant::now();
-    while !ckpt.exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "no checkpoint appeared"
-        );
-        std::thread::sleep(Duration::from_millis(20));
+    run_ok(digits().args(LONGER).arg("--out").arg(&whole));
+    let whole_time = start.elapsed();
+
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let mut state = seed | 1;
+    let mut uniform = || {
+        // xorshift64*: enough to spread the kills over the run.
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let resumed = dir.path().join("resumed.digits");
+    let mut kills = 0;
+    // The whole run was timed while other tests may have run: if no kill lands before the
+    // run ends, start over with the kills twice as early.
+    for attempt in 0..6 {
+        let scale = whole_time.div_f64(f64::from(1u32 << attempt));
+        let _ = std::fs::remove_file(&resumed);
+        let _ = std::fs::remove_file(dir.path().join("resumed.digits.ckpt"));
+        let mut reported = None::<u32>;
+        for round in 0.. {
+            assert!(round < 30, "seed {seed}: the run never finished");
+            let mut cmd = digits();
+            cmd.args(LONGER).arg("--out").arg(&resumed);
+            if round > 0 {
+                cmd.arg("--resume");
+            }
+            let mut child = cmd
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let read_all = |mut pipe: Box<dyn std::io::Read + Send>| {
+                std::thread::spawn(move || {
+                    let mut text = String::new();
+                    pipe.read_to_string(&mut text).unwrap();
+                    text
+                })
+            };
+            let out = read_all(Box::new(child.stdout.take().unwrap()));
+            let err = read_all(Box::new(child.stderr.take().unwrap()));
+            // Anywhere from the start-up to well into the epochs.
+            let delay = scale.mul_f64(0.05 + 0.6 * uniform());
+            let deadline = Instant::now() + delay;
+            let finished = loop {
+                if let Some(status) = child.try_wait().unwrap() {
+                    break Some(status);
+                }
+                if Instant::now() >= deadline {
+                    break None;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            };
+            if finished.is_none() {
+                child.kill().unwrap(); // SIGKILL
+                child.wait().unwrap();
+                kills += 1;
+            }
+            let text = err.join().unwrap() + &out.join().unwrap();
+            match (reported, resumed_after(&text)) {
+                // This run resumed from the previous one's checkpoint.
+                (Some(last), Some(from)) => assert!(
+                    from == last || from == last + 1,
+                    "seed {seed}, round {round}: killed after reporting epoch {last}, resumed after \
+                     epoch {from}\n{text}"
+                ),
+                // Killed before the first checkpoint: this run started again.
+                (Some(last), None) if text.contains("starting from epoch 1") => assert_eq!(
+                    last, 0,
+                    "seed {seed}, round {round}: epoch {last} was reported, its checkpoint lost\n{text}"
+                ),
+                // Killed before it said where it resumed: nothing to check, nothing learned.
+                (Some(_), None) if finished.is_none() => continue,
+                _ => {}
+            }
+            reported = Some(last_epoch_reported(&text).max(resumed_after(&text).unwrap_or(0)));
+            if let Some(status) = finished {
+                assert!(
+                    status.success(),
+                    "seed {seed}, round {round}: failed\n{text}"
+                );
+                break;
+            }
+        }
+        if kills > 0 {
+            break;
+        }
     }
-    std::thread::sleep(Duration::from_millis(150));
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
     assert!(
-        !resumed.exists(),
-        "the run finished before it could be killed; make it longer"
+        kills > 0,
+        "seed {seed}: every run finished before its kill; the kills must land mid-run"
     );
-    let text = run_ok(
-        digits()
-            .args(LONGER)
-            .arg("--out")
-            .arg(&resumed)
-            .arg("--resume"),
-    );
-    assert!(text.contains("resuming after epoch"), "{text}");
     assert_eq!(
         std::fs::read(&whole).unwrap(),
-        std::fs::read(&resumed).unwrap()
+        std::fs::read(&resumed).unwrap(),
+        "seed {seed}: {kills} kills, then a different model"
     );
     // No temporary files are left behind.
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
@@ -108,6 +190,7 @@ fn kill_9_then_resume_matches_an_uninterrupted_run() {
         .filter(|n| n.starts_with(".digits-"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+    println!("seed {seed}: {kills} kills at random moments, then the same model");
 }
 
 #[test]
