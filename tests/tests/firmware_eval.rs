@@ -11,14 +11,17 @@
 
 mod common;
 
-use common::mnist::{FNV_START, fnv1a, mnist_test_set, model_from_file, params_fnv};
+use common::eval::{blob, hex, logits_lines, scratch_file};
+use common::mnist::{
+    FNV_START, fnv1a, int8_logits, int8_model_from_file, mnist_test_set, model_from_file,
+    params_fnv,
+};
 use common::{firmware_elf, have_qemu, notice, parse, run_in_qemu};
 use digits_core::Params;
 use digits_core::input::normalize;
 use digits_core::softmax::argmax;
-use firmware::eval::{END_MARK, FLAG_LABELS, FLAG_LOGITS, Header, IMAGE_LEN};
-use std::fs;
-use std::path::{Path, PathBuf};
+use firmware::eval::{END_MARK, FLAG_LOGITS, IMAGE_LEN};
+use std::path::Path;
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
@@ -29,59 +32,12 @@ const MAX_INSTRUCTIONS_PER_INFERENCE: f64 = 150_000.0;
 /// Most differing images listed when the device disagrees.
 const SHOW: usize = 5;
 
-/// A data blob for the `eval` firmware (see `firmware::eval`).
-fn blob(images: &[[u8; IMAGE_LEN]], labels: Option<&[u8]>, flags: u32) -> Vec<u8> {
-    let header = Header {
-        count: images.len() as u32,
-        flags: flags | labels.map_or(0, |_| FLAG_LABELS),
-    };
-    let mut b = header.to_bytes().to_vec();
-    b.extend(images.as_flattened());
-    b.extend(labels.unwrap_or_default());
-    b.extend(END_MARK);
-    assert_eq!(b.len() as u64, header.blob_len());
-    b
-}
-
-/// Writes `bytes` under the test's scratch directory and returns the path.
-fn scratch_file(name: &str, bytes: &[u8]) -> PathBuf {
-    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    fs::write(&path, bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    path
-}
-
 /// QEMU's arguments to load `blob` into the PSRAM.
 fn loader(blob: &Path) -> String {
     format!(
         "loader,file={},addr=0x21000000,force-raw=on",
         blob.display()
     )
-}
-
-/// The `logits I ...` lines (hex bits, in order) and the `digits` lines joined, of a report.
-fn logits_lines(stdout: &str) -> (Vec<String>, String) {
-    let mut logits = Vec::new();
-    let mut digits = String::new();
-    for line in stdout.lines() {
-        if let Some(rest) = line.strip_prefix("logits ") {
-            let (i, z) = rest.split_once(' ').expect("logits I Z...");
-            assert_eq!(i.parse::<usize>().unwrap(), logits.len(), "order");
-            logits.push(z.to_owned());
-        } else if let Some(rest) = line.strip_prefix("digits ") {
-            let (first, d) = rest.split_once(' ').expect("digits FIRST D...");
-            assert_eq!(first.parse::<usize>().unwrap(), digits.len(), "order");
-            digits.push_str(d);
-        }
-    }
-    (logits, digits)
-}
-
-fn hex(values: &[f32]) -> String {
-    let words: Vec<String> = values
-        .iter()
-        .map(|v| format!("{:08x}", v.to_bits()))
-        .collect();
-    words.join(" ")
 }
 
 #[test]
@@ -254,28 +210,12 @@ fn the_int8_device_classifies_all_mnist_test_images_with_the_hosts_bits() {
         return;
     };
     let path = firmware::model::int8::SOURCE;
-    let bytes = fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let file = digits_core::model_file::decode(&bytes).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let mut q = Box::new(digits_core::MnistQuant::zeroed());
-    file.load_int8_into(&mut *q)
-        .unwrap_or_else(|e| panic!("{path}: {e}"));
-    let mut file_digest = FNV_START;
-    for t in &file.tensors {
-        fnv1a(&mut file_digest, t.bytes);
-    }
+    let (q, file_digest) = int8_model_from_file();
+    let host = int8_logits(&q, &images, &labels);
     let f32_model = model_from_file();
-
-    let mut digest = FNV_START;
-    let mut host_logits = Vec::new();
-    let (mut int8_correct, mut f32_correct) = (0usize, 0usize);
+    let mut f32_correct = 0usize;
     let mut x = [0.0f32; IMAGE_LEN];
     for (pixels, &y) in images.iter().zip(&labels) {
-        let z = q.logits(pixels);
-        for v in z {
-            fnv1a(&mut digest, &v.to_bits().to_le_bytes());
-        }
-        host_logits.push(hex(&z));
-        int8_correct += (argmax(&z) == y as usize) as usize;
         normalize(pixels, &mut x);
         f32_correct += (argmax(&f32_model.logits(&x)) == y as usize) as usize;
     }
@@ -310,7 +250,7 @@ fn the_int8_device_classifies_all_mnist_test_images_with_the_hosts_bits() {
     let (device_logits, _) = logits_lines(&run.stdout);
     assert_eq!(device_logits.len(), images.len());
     let differing: Vec<usize> = (0..images.len())
-        .filter(|&i| device_logits[i] != host_logits[i])
+        .filter(|&i| device_logits[i] != host.hex[i])
         .collect();
     assert!(
         differing.is_empty(),
@@ -318,8 +258,8 @@ fn the_int8_device_classifies_all_mnist_test_images_with_the_hosts_bits() {
         differing.len(),
         &differing[..differing.len().min(SHOW)]
     );
-    assert_eq!(device["logits_fnv64"][0], format!("{digest:016x}"));
-    assert_eq!(device["correct"][0], int8_correct.to_string());
+    assert_eq!(device["logits_fnv64"][0], format!("{:016x}", host.digest));
+    assert_eq!(device["correct"][0], host.correct.to_string());
     assert_eq!(
         device["kernels"][..3],
         ["10000", "of", "10000"],
@@ -327,7 +267,7 @@ fn the_int8_device_classifies_all_mnist_test_images_with_the_hosts_bits() {
     );
     let instructions: f64 = device["instructions_per_inference"][0].parse().unwrap();
     let (a8, a32) = (
-        100.0 * int8_correct as f64 / images.len() as f64,
+        100.0 * host.correct as f64 / images.len() as f64,
         100.0 * f32_correct as f64 / images.len() as f64,
     );
     static REPORT: Once = Once::new();

@@ -6,10 +6,10 @@
 
 mod common;
 
-use common::mnist::{FNV_START, fnv1a, mnist_test_set};
+use common::eval::{blob, logits_lines, scratch_file};
+use common::mnist::{int8_logits, int8_model_from_file, mnist_test_set};
 use common::{have_qemu, notice, parse, run_on};
-use digits_core::softmax::argmax;
-use firmware::eval::{END_MARK, FLAG_LABELS, FLAG_LOGITS, Header, IMAGE_LEN};
+use firmware::eval::{FLAG_LOGITS, IMAGE_LEN};
 use firmware::qemu::{Board, build_firmware_for};
 use std::path::{Path, PathBuf};
 use std::sync::{Once, OnceLock};
@@ -27,24 +27,6 @@ fn elf() -> &'static Path {
     })
 }
 
-fn blob(images: &[[u8; IMAGE_LEN]], labels: &[u8]) -> Vec<u8> {
-    let header = Header {
-        count: images.len() as u32,
-        flags: FLAG_LABELS | FLAG_LOGITS,
-    };
-    let mut b = header.to_bytes().to_vec();
-    b.extend(images.as_flattened());
-    b.extend(labels);
-    b.extend(END_MARK);
-    b
-}
-
-fn scratch(name: &str, bytes: &[u8]) -> PathBuf {
-    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    std::fs::write(&path, bytes).unwrap();
-    path
-}
-
 #[test]
 fn the_cortex_m3_classifies_all_mnist_test_images_with_the_hosts_int8_bits() {
     if !have_qemu() {
@@ -53,29 +35,13 @@ fn the_cortex_m3_classifies_all_mnist_test_images_with_the_hosts_int8_bits() {
     let Some((images, labels)) = mnist_test_set("firmware_lm3s") else {
         return;
     };
-    let path = firmware::model::int8::SOURCE;
-    let bytes = std::fs::read(path).unwrap();
-    let file = digits_core::model_file::decode(&bytes).unwrap();
-    let mut q = Box::new(digits_core::MnistQuant::zeroed());
-    file.load_int8_into(&mut *q).unwrap();
-    let mut model_digest = FNV_START;
-    for t in &file.tensors {
-        fnv1a(&mut model_digest, t.bytes);
-    }
+    let (q, model_digest) = int8_model_from_file();
+    let host = int8_logits(&q, &images, &labels);
 
-    let mut digest = FNV_START;
-    let mut correct = 0;
-    let mut host = Vec::new();
-    for (pixels, &y) in images.iter().zip(&labels) {
-        let z = q.logits(pixels);
-        for v in z {
-            fnv1a(&mut digest, &v.to_bits().to_le_bytes());
-        }
-        correct += (argmax(&z) == y as usize) as usize;
-        host.push(z.map(|v| format!("{:08x}", v.to_bits())).join(" "));
-    }
-
-    let file = scratch("lm3s-t10k.evalblob", &blob(&images, &labels));
+    let file = scratch_file(
+        "lm3s-t10k.evalblob",
+        &blob(&images, Some(&labels), FLAG_LOGITS),
+    );
     let run = run_on(
         Board::Lm3s6965evb,
         elf(),
@@ -100,15 +66,10 @@ fn the_cortex_m3_classifies_all_mnist_test_images_with_the_hosts_int8_bits() {
             format!("{model_digest:016x}").as_str()
         ]
     );
-    let logits: Vec<&str> = run
-        .stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("logits "))
-        .map(|rest| rest.split_once(' ').expect("logits I Z...").1)
-        .collect();
+    let (logits, _) = logits_lines(&run.stdout);
     assert_eq!(logits.len(), images.len());
     let differing: Vec<usize> = (0..images.len())
-        .filter(|&i| logits[i] != host[i])
+        .filter(|&i| logits[i] != host.hex[i])
         .collect();
     assert!(
         differing.is_empty(),
@@ -116,8 +77,8 @@ fn the_cortex_m3_classifies_all_mnist_test_images_with_the_hosts_int8_bits() {
         differing.len(),
         &differing[..differing.len().min(5)]
     );
-    assert_eq!(device["logits_fnv64"][0], format!("{digest:016x}"));
-    assert_eq!(device["correct"][0], correct.to_string());
+    assert_eq!(device["logits_fnv64"][0], format!("{:016x}", host.digest));
+    assert_eq!(device["correct"][0], host.correct.to_string());
     assert!(!device.contains_key("kernels"), "no DSP kernel on the M3");
     static REPORT: Once = Once::new();
     notice(
@@ -126,7 +87,7 @@ fn the_cortex_m3_classifies_all_mnist_test_images_with_the_hosts_int8_bits() {
             "firmware_lm3s: Cortex-M3 int8, all {} logits bit-identical, {:.2}% correct, {} \
              instructions per inference, {} stack bytes\n",
             images.len(),
-            100.0 * correct as f64 / images.len() as f64,
+            100.0 * host.correct as f64 / images.len() as f64,
             device["instructions_per_inference"][0],
             device["stack_peak_bytes"][0]
         ),
@@ -139,9 +100,9 @@ fn a_truncated_or_missing_blob_is_an_error_on_the_cortex_m3() {
         return;
     }
     let images = [[3u8; IMAGE_LEN]; 3];
-    let mut bytes = blob(&images, &[1, 2, 3]);
+    let mut bytes = blob(&images, Some(&[1, 2, 3]), FLAG_LOGITS);
     bytes.truncate(bytes.len() - 20);
-    let truncated = scratch("lm3s-truncated.evalblob", &bytes);
+    let truncated = scratch_file("lm3s-truncated.evalblob", &bytes);
     let missing = Path::new(env!("CARGO_TARGET_TMPDIR")).join("no-such.evalblob");
     for (file, expected) in [(&truncated, "length"), (&missing, "cannot open")] {
         let run = run_on(

@@ -3,7 +3,8 @@
 
 use super::{notice, under_ci, workspace_root};
 use digits_core::model_file;
-use digits_core::{MnistMlp, Params};
+use digits_core::softmax::argmax;
+use digits_core::{MnistMlp, MnistQuant, Params};
 use firmware::eval::IMAGE_LEN;
 use std::fs;
 use std::io::Read;
@@ -113,4 +114,48 @@ pub fn params_fnv(model: &MnistMlp) -> u64 {
         }
     }
     h
+}
+
+/// The int8 model the firmware embedded (`firmware::model::int8::SOURCE`), decoded by
+/// `digits-core`, and the FNV-1a digest of its tensors as stored (what the device reports).
+pub fn int8_model_from_file() -> (Box<MnistQuant>, u64) {
+    let path = firmware::model::int8::SOURCE;
+    let bytes = fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let file = model_file::decode(&bytes).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let mut q = Box::new(MnistQuant::zeroed());
+    file.load_int8_into(&mut *q)
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    let mut digest = FNV_START;
+    for t in &file.tensors {
+        fnv1a(&mut digest, t.bytes);
+    }
+    (q, digest)
+}
+
+/// The host's int8 results for a set of images, as the device reports its own.
+pub struct Int8Logits {
+    /// Each image's logits, as [`super::eval::hex`] prints them.
+    pub hex: Vec<String>,
+    /// FNV-1a over every logit's bits, in order.
+    pub digest: u64,
+    /// Images whose largest logit is their label.
+    pub correct: usize,
+}
+
+/// Classifies `images` with `q` on the host.
+pub fn int8_logits(q: &MnistQuant, images: &[[u8; IMAGE_LEN]], labels: &[u8]) -> Int8Logits {
+    let mut out = Int8Logits {
+        hex: Vec::with_capacity(images.len()),
+        digest: FNV_START,
+        correct: 0,
+    };
+    for (pixels, &y) in images.iter().zip(labels) {
+        let z = q.logits(pixels);
+        for v in z {
+            fnv1a(&mut out.digest, &v.to_bits().to_le_bytes());
+        }
+        out.hex.push(super::eval::hex(&z));
+        out.correct += usize::from(argmax(&z) == y as usize);
+    }
+    out
 }

@@ -2,6 +2,7 @@
 // Each test file uses its own part of this module.
 #![allow(dead_code)]
 
+pub mod eval;
 pub mod mnist;
 
 use firmware::qemu::{Board, QEMU, Qemu, Serial};

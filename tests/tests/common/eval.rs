@@ -1,0 +1,53 @@
+//! The `eval` firmware's side of a run: the data blob it reads and the report it prints.
+
+use firmware::eval::{END_MARK, FLAG_LABELS, Header, IMAGE_LEN};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// A data blob for the `eval` firmware (see `firmware::eval`).
+pub fn blob(images: &[[u8; IMAGE_LEN]], labels: Option<&[u8]>, flags: u32) -> Vec<u8> {
+    let header = Header {
+        count: images.len() as u32,
+        flags: flags | labels.map_or(0, |_| FLAG_LABELS),
+    };
+    let mut b = header.to_bytes().to_vec();
+    b.extend(images.as_flattened());
+    b.extend(labels.unwrap_or_default());
+    b.extend(END_MARK);
+    assert_eq!(b.len() as u64, header.blob_len());
+    b
+}
+
+/// Writes `bytes` under the tests' scratch directory and returns the path.
+pub fn scratch_file(name: &str, bytes: &[u8]) -> PathBuf {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    fs::write(&path, bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    path
+}
+
+/// The `logits I ...` lines (hex bits, in order) and the `digits` lines joined, of a report.
+pub fn logits_lines(stdout: &str) -> (Vec<String>, String) {
+    let mut logits = Vec::new();
+    let mut digits = String::new();
+    for line in stdout.lines() {
+        if let Some(rest) = line.strip_prefix("logits ") {
+            let (i, z) = rest.split_once(' ').expect("logits I Z...");
+            assert_eq!(i.parse::<usize>().unwrap(), logits.len(), "order");
+            logits.push(z.to_owned());
+        } else if let Some(rest) = line.strip_prefix("digits ") {
+            let (first, d) = rest.split_once(' ').expect("digits FIRST D...");
+            assert_eq!(first.parse::<usize>().unwrap(), digits.len(), "order");
+            digits.push_str(d);
+        }
+    }
+    (logits, digits)
+}
+
+/// Logits as the device prints them: each value's bits in hex, separated by spaces.
+pub fn hex(values: &[f32]) -> String {
+    let words: Vec<String> = values
+        .iter()
+        .map(|v| format!("{:08x}", v.to_bits()))
+        .collect();
+    words.join(" ")
+}
