@@ -56,6 +56,26 @@ pub fn encode<'o, T: Serialize>(
     let n = postcard::to_slice(message, &mut scratch[..room])
         .map_err(|_| FrameError::BufferTooSmall)?
         .len();
+    seal(scratch, n, out)
+}
+
+/// Frames `payload` (bytes already encoded, or any bytes at all: a test's way to reach the
+/// message decoders behind the checksum) into `out`; returns the frame (delimiter included).
+/// `scratch` must hold the payload and its checksum.
+pub fn encode_payload<'o>(
+    payload: &[u8],
+    scratch: &mut [u8],
+    out: &'o mut [u8],
+) -> Result<&'o [u8], FrameError> {
+    if scratch.len() < payload.len() + 4 {
+        return Err(FrameError::BufferTooSmall);
+    }
+    scratch[..payload.len()].copy_from_slice(payload);
+    seal(scratch, payload.len(), out)
+}
+
+/// Appends the CRC-32 of `scratch[..n]`, COBS-encodes into `out` and ends with the delimiter.
+fn seal<'o>(scratch: &mut [u8], n: usize, out: &'o mut [u8]) -> Result<&'o [u8], FrameError> {
     let crc = CRC.checksum(&scratch[..n]);
     scratch[n..n + 4].copy_from_slice(&crc.to_le_bytes());
     let payload = &scratch[..n + 4];

@@ -1,7 +1,9 @@
 //! Frames and messages: round trips, exact bytes, and a reader that survives anything.
 
 use digits_core::finetune::{Gradient, TuneError};
-use digits_core::frame::{Feed, FrameError, FrameReader, MAX_FRAME, decode, encode};
+use digits_core::frame::{
+    Feed, FrameError, FrameReader, MAX_FRAME, decode, encode, encode_payload,
+};
 use digits_core::protocol::{
     Classification, DeviceError, Evaluation, IMAGE_BYTES, Request, Response, Stats, Trained,
     Tuning, decode_request,
@@ -207,6 +209,26 @@ fn a_frame_too_large_to_send_is_an_error_not_a_panic() {
 }
 
 proptest! {
+    /// Any payload framed by `encode_payload` comes out of the reader as it went in; a
+    /// message's postcard bytes framed that way are the frame `encode` makes.
+    #[test]
+    fn any_payload_framed_comes_back_whole(payload in prop::collection::vec(any::<u8>(), 0..1000)) {
+        let (mut scratch, mut out) = ([0u8; MAX_FRAME], [0u8; MAX_FRAME]);
+        let Ok(frame) = encode_payload(&payload, &mut scratch, &mut out) else {
+            // Only a payload that cannot fit is refused.
+            prop_assert!(payload.len() + 4 + (payload.len() + 4) / 254 + 2 > MAX_FRAME);
+            return Ok(());
+        };
+        let frame = frame.to_vec();
+        let got = feed_all(&mut FrameReader::<MAX_FRAME>::new(), &frame);
+        prop_assert_eq!(got, vec![Ok(payload.clone())]);
+        let ping = Request::Ping { nonce: payload.len() as u32 };
+        let mut buf = [0u8; 16];
+        let bytes = postcard::to_slice(&ping, &mut buf).unwrap().to_vec();
+        let framed = encode_payload(&bytes, &mut scratch, &mut out).unwrap().to_vec();
+        prop_assert_eq!(framed, frame_of(&ping));
+    }
+
     #[test]
     fn any_bytes_then_a_frame_recovers(garbage in prop::collection::vec(any::<u8>(), 0..3000)) {
         let mut reader = FrameReader::<MAX_FRAME>::new();

@@ -6,3 +6,8 @@
 //!   bad data blobs are rejected.
 //!
 //! `tests/common/mod.rs` holds what they share (find QEMU, build the firmware, run it).
+//!
+//! The library itself holds [`fuzz`]: the properties the fuzz targets check, which
+//! `tests/fuzz_regressions.rs` replays on the committed corpora.
+
+pub mod fuzz;

@@ -1,0 +1,159 @@
+//! Writes the fuzz targets' seed corpora, `fuzz/seeds/<target>/`: valid inputs of every kind
+//! each decoder reads, small so that the fuzzers mutate them quickly.
+//! `cargo run -p tests --example fuzz_seeds` (needs the MNIST test set in
+//! `../shared/data/mnist`, or `$MNIST_DIR`).
+
+use digits_core::finetune::Gradient;
+use digits_core::frame::{self, MAX_FRAME};
+use digits_core::model_file::{self, Metadata};
+use digits_core::protocol::{DeviceError, Request, Response};
+use digits_core::{Mlp, QuantMlp, Rng};
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join(name), bytes).unwrap();
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut e = GzEncoder::new(Vec::new(), Compression::default());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+fn framed<T: serde::Serialize>(message: &T) -> Vec<u8> {
+    let (mut scratch, mut out) = ([0u8; MAX_FRAME], [0u8; MAX_FRAME]);
+    frame::encode(message, &mut scratch, &mut out)
+        .unwrap()
+        .to_vec()
+}
+
+fn postcard_bytes<T: serde::Serialize>(message: &T) -> Vec<u8> {
+    let mut buf = [0u8; MAX_FRAME];
+    postcard::to_slice(message, &mut buf).unwrap().to_vec()
+}
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let seeds = root.join("fuzz/seeds");
+    let mnist = std::env::var_os("MNIST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("../shared/data/mnist"));
+    let images = host::data::read_idx_images(&mnist.join("t10k-images-idx3-ubyte.gz"))
+        .expect("the MNIST test images");
+    let labels = host::data::read_idx_labels(&mnist.join("t10k-labels-idx1-ubyte.gz"))
+        .expect("the MNIST test labels");
+
+    // Model files: a tiny network of each precision, a truncation (the fuzzer and the
+    // regression test also read the committed models in `firmware/models/`).
+    let dir = seeds.join("model_file");
+    let meta = Metadata {
+        dataset: "seed",
+        test_accuracy: Some(0.5),
+        seed: 1,
+        epochs: 2,
+        options: "{}",
+    };
+    let mut tiny: Mlp<4, 3, 2> = Mlp::zeros();
+    tiny.init(&mut Rng::new(1));
+    let mut buf = vec![0u8; 4096];
+    let n = model_file::encode(&tiny, &meta, &mut buf).unwrap();
+    write(&dir, "tiny-f32.digits", &buf[..n]);
+    write(&dir, "tiny-f32-truncated.digits", &buf[..n / 2]);
+    let n = model_file::encode_int8(&QuantMlp::<4, 3, 2>::zeroed(), &meta, &mut buf).unwrap();
+    write(&dir, "tiny-int8.digits", &buf[..n]);
+
+    // Requests and responses, framed: one of each kind per file, and all in one stream.
+    let (image, label) = (images[0], labels[0]);
+    let requests = [
+        Request::Ping { nonce: 7 },
+        Request::Info,
+        Request::Classify { pixels: &image },
+        Request::Stats,
+        Request::Reset,
+        Request::Sample {
+            label,
+            pixels: &image,
+        },
+        Request::Train {
+            method: Gradient::Backprop,
+            learning_rate: 0.02,
+            momentum: 0.9,
+        },
+        Request::Train {
+            method: Gradient::Numeric,
+            learning_rate: 0.02,
+            momentum: 0.0,
+        },
+        Request::Evaluate { first: 0, count: 2 },
+    ];
+    let responses = [
+        Response::Pong { nonce: 7 },
+        Response::Error(DeviceError::NoData),
+    ];
+    let dir = seeds.join("frames");
+    let mut all = Vec::new();
+    for (k, r) in requests.iter().enumerate() {
+        write(&dir, &format!("request-{k}"), &framed(r));
+        all.extend(framed(r));
+    }
+    for (k, r) in responses.iter().enumerate() {
+        write(&dir, &format!("response-{k}"), &framed(r));
+    }
+    write(&dir, "all-requests", &all);
+
+    // The serve target's pieces: each request framed, then a session that fine-tunes.
+    let dir = seeds.join("serve");
+    for (k, r) in requests.iter().enumerate() {
+        write(
+            &dir,
+            &format!("request-{k}"),
+            &tests::fuzz::serve_piece(&postcard_bytes(r)),
+        );
+    }
+    let mut session = Vec::new();
+    for k in 0..3 {
+        session.extend(tests::fuzz::serve_piece(&postcard_bytes(
+            &Request::Sample {
+                label: labels[k],
+                pixels: &images[k],
+            },
+        )));
+    }
+    for r in &requests[6..] {
+        session.extend(tests::fuzz::serve_piece(&postcard_bytes(r)));
+    }
+    write(&dir, "finetune-session", &session);
+
+    // IDX files: three images and their labels, raw and gzipped.
+    let dir = seeds.join("idx");
+    let mut idx3 = vec![0, 0, 8, 3, 0, 0, 0, 3, 0, 0, 0, 28, 0, 0, 0, 28];
+    idx3.extend(images[..3].as_flattened());
+    let mut idx1 = vec![0, 0, 8, 1, 0, 0, 0, 3];
+    idx1.extend(&labels[..3]);
+    write(&dir, "images-idx3-ubyte", &idx3);
+    write(&dir, "images-idx3-ubyte.gz", &gzip(&idx3));
+    write(&dir, "labels-idx1-ubyte", &idx1);
+    write(&dir, "labels-idx1-ubyte.gz", &gzip(&idx1));
+
+    // Pictures: an MNIST digit as dark ink on white, at 28x28 and at 84x84, PNG and JPEG.
+    let dir = seeds.join("picture");
+    let ink = image::GrayImage::from_fn(28, 28, |x, y| {
+        image::Luma([255 - images[1][(y * 28 + x) as usize]])
+    });
+    let big = image::imageops::resize(&ink, 84, 84, image::imageops::FilterType::Triangle);
+    for (name, img) in [("digit-28", &ink), ("digit-84", &big)] {
+        for (ext, format) in [
+            ("png", image::ImageFormat::Png),
+            ("jpg", image::ImageFormat::Jpeg),
+        ] {
+            let mut bytes = std::io::Cursor::new(Vec::new());
+            img.write_to(&mut bytes, format).unwrap();
+            write(&dir, &format!("{name}.{ext}"), bytes.get_ref());
+        }
+    }
+    println!("seeds written to {}", seeds.display());
+}
