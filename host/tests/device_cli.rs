@@ -2,32 +2,18 @@
 //! through the bulk path, a long-running `device run` reached with `--connect`, and the errors
 //! a user meets first (no QEMU, no firmware, another model).
 
+mod common;
+
+use common::{digits_in_workspace, text, workspace};
+
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use image::{GrayImage, Luma};
-
-fn workspace() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-}
-
-fn mnist() -> PathBuf {
-    workspace().join("../shared/data/mnist")
-}
-
-fn digits() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_digits"));
-    cmd.current_dir(workspace()).env("MNIST_DIR", mnist());
-    cmd
-}
-
-fn text(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
-}
 
 /// Whether QEMU is there; under CI (`CI=true`) its absence fails instead of skipping.
 fn have_qemu() -> bool {
@@ -53,7 +39,7 @@ fn firmware_dir() -> &'static Path {
 }
 
 fn device(args: &[&str]) -> Output {
-    digits()
+    digits_in_workspace()
         .arg("device")
         .args(args)
         .arg("--firmware")
@@ -105,7 +91,7 @@ fn predict_on_the_device_gives_the_hosts_answer() {
         "{on_device}"
     );
 
-    let host = digits()
+    let host = digits_in_workspace()
         .args(["predict", "--model", "firmware/models/mnist.digits"])
         .arg(&png)
         .output()
@@ -193,7 +179,7 @@ fn a_running_device_serves_one_client_after_another() {
         .port();
     let addr = format!("127.0.0.1:{port}");
     let mut run = Running(
-        digits()
+        digits_in_workspace()
             .args(["device", "run", "--listen", &addr, "--firmware"])
             .arg(firmware_dir())
             .stdout(Stdio::piped())
@@ -235,7 +221,7 @@ fn a_running_device_serves_one_client_after_another() {
 
 #[test]
 fn without_qemu_the_error_says_how_to_install_it() {
-    let out = digits()
+    let out = digits_in_workspace()
         .args(["device", "info"])
         .env("PATH", "/nonexistent")
         .output()
@@ -251,7 +237,7 @@ fn without_the_firmware_the_error_says_how_to_build_it() {
     if !have_qemu() {
         return;
     }
-    let out = digits()
+    let out = digits_in_workspace()
         .args(["device", "info", "--firmware", "/nonexistent"])
         .output()
         .unwrap();

@@ -4,8 +4,11 @@
 //! held-out shifted images and loses at most 1 on MNIST, with the device's tuned weights
 //! bit-identical to the host's after every step (the command fails otherwise).
 
+mod common;
+
+use common::{digits_in_workspace, run_ok, text, workspace};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 /// The bar: points gained on the held-out shifted images...
@@ -15,37 +18,17 @@ const MAX_LOSS: f64 = 1.0;
 /// RAM the whole firmware may use while fine-tuning.
 const RAM_GOAL: u64 = 64 * 1024;
 
-fn workspace() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-}
-
-fn digits() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_digits"));
-    cmd.current_dir(workspace())
-        .env("MNIST_DIR", workspace().join("../shared/data/mnist"));
-    cmd
-}
-
-fn text(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("run digits");
-    let text = text(&out);
-    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
-    text
-}
-
 /// Writer 1's data directory, written once for all tests.
 fn shifted() -> &'static Path {
     static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     &DIR.get_or_init(|| {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("writer1");
-        run(digits()
-            .args(["data", "shift", "--writer", "1", "--out"])
-            .arg(&dir));
+        run_ok(
+            digits_in_workspace()
+                .args(["data", "shift", "--writer", "1", "--out"])
+                .arg(&dir),
+        );
         (tmp, dir)
     })
     .1
@@ -68,12 +51,16 @@ fn accuracy(report: &str) -> f64 {
 fn a_writer_is_reproducible_and_costs_the_shipped_model_clearly() {
     let again = tempfile::tempdir().unwrap();
     let other = tempfile::tempdir().unwrap();
-    run(digits()
-        .args(["data", "shift", "--writer", "1", "--out"])
-        .arg(again.path()));
-    run(digits()
-        .args(["data", "shift", "--writer", "2", "--out"])
-        .arg(other.path()));
+    run_ok(
+        digits_in_workspace()
+            .args(["data", "shift", "--writer", "1", "--out"])
+            .arg(again.path()),
+    );
+    run_ok(
+        digits_in_workspace()
+            .args(["data", "shift", "--writer", "2", "--out"])
+            .arg(other.path()),
+    );
     for name in [
         "train-images-idx3-ubyte.gz",
         "train-labels-idx1-ubyte.gz",
@@ -91,12 +78,14 @@ fn a_writer_is_reproducible_and_costs_the_shipped_model_clearly() {
         }
     }
     let model = ["--model", "firmware/models/mnist.digits"];
-    let original = accuracy(&run(digits().arg("eval").args(model)));
-    let shifted = accuracy(&run(digits()
-        .arg("eval")
-        .args(model)
-        .arg("--data")
-        .arg(shifted())));
+    let original = accuracy(&run_ok(digits_in_workspace().arg("eval").args(model)));
+    let shifted = accuracy(&run_ok(
+        digits_in_workspace()
+            .arg("eval")
+            .args(model)
+            .arg("--data")
+            .arg(shifted()),
+    ));
     eprintln!("shipped model: MNIST {original:.2}%, writer 1 {shifted:.2}%");
     assert!(
         original - shifted >= 2.0 * MIN_GAIN,
@@ -159,7 +148,7 @@ fn the_device_learns_a_new_writer_by_backprop_and_by_central_differences() {
     let children: Vec<_> = ["backprop", "numeric"]
         .into_iter()
         .map(|method| {
-            let child = digits()
+            let child = digits_in_workspace()
                 .args(["device", "finetune", "--samples", "100", "--method", method])
                 .arg("--shift")
                 .arg(shifted())
@@ -204,7 +193,7 @@ fn bad_finetune_requests_are_explained() {
         ),
     ];
     for (args, expected) in cases {
-        let out = digits()
+        let out = digits_in_workspace()
             .args(["device", "finetune"])
             .args(args)
             .output()

@@ -2,47 +2,18 @@
 //! `--plots` writes decodable PNGs of the documented sizes, and mistakes in the inputs are
 //! clear errors.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn mnist() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/mnist")
-}
+use common::{digits, mnist, output_ok, run_err};
 
-fn digits() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_digits"))
-}
+use std::path::Path;
+use std::process::Command;
 
 /// `digits eval --data MNIST` with these arguments.
 fn eval(args: &[&Path]) -> Command {
     let mut c = digits();
     c.arg("eval").arg("--data").arg(mnist()).args(args);
     c
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().expect("digits runs")
-}
-
-fn text(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
-}
-
-fn run_ok(cmd: &mut Command) -> Output {
-    let out = run(cmd);
-    assert!(out.status.success(), "failed:\n{}", text(&out));
-    out
-}
-
-/// Runs `cmd`, expects it to fail, and returns its stderr.
-fn run_err(cmd: &mut Command) -> String {
-    let out = run(cmd);
-    assert!(
-        !out.status.success(),
-        "succeeded but should not:\n{}",
-        text(&out)
-    );
-    String::from_utf8_lossy(&out.stderr).to_string()
 }
 
 /// Width and height of a PNG, after decoding all of it.
@@ -63,7 +34,7 @@ fn eval_reports_consistent_figures_as_text_json_and_pictures() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("m.digits");
     let metrics = dir.path().join("m.jsonl");
-    run_ok(
+    output_ok(
         digits()
             .arg("train")
             .arg("--data")
@@ -76,7 +47,7 @@ fn eval_reports_consistent_figures_as_text_json_and_pictures() {
     );
 
     // Tables.
-    let out = run_ok(&mut eval(&[Path::new("--model"), &model]));
+    let out = output_ok(&mut eval(&[Path::new("--model"), &model]));
     let stdout = String::from_utf8(out.stdout).unwrap();
     for needle in [
         "accuracy ",
@@ -89,7 +60,7 @@ fn eval_reports_consistent_figures_as_text_json_and_pictures() {
 
     // JSON: stdout is one object, also when pictures are drawn.
     let plots = dir.path().join("plots");
-    let out = run_ok(&mut eval(&[
+    let out = output_ok(&mut eval(&[
         Path::new("--model"),
         &model,
         Path::new("--json"),

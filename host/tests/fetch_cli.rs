@@ -4,12 +4,16 @@
 //! must end up holding only complete, verified files: no temporary or partial file, and the
 //! files that were already there and valid untouched.
 
+mod common;
+
+use common::{mnist, output_ok, run_err, text};
+
 use std::collections::HashMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -21,10 +25,6 @@ const FILES: [&str; 4] = [
     "t10k-images-idx3-ubyte.gz",
     "t10k-labels-idx1-ubyte.gz",
 ];
-
-fn mnist() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/mnist")
-}
 
 /// The real gzipped files, read once for all the tests of this binary.
 fn original(file: &str) -> &'static [u8] {
@@ -189,27 +189,6 @@ fn fetch(dir: &Path, mirrors: &[&str], more: &[&str]) -> Command {
     c
 }
 
-fn text(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
-}
-
-fn run_ok(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("digits runs");
-    assert!(out.status.success(), "failed:\n{}", text(&out));
-    out
-}
-
-/// Runs `cmd`, expects it to fail, and returns its stderr.
-fn run_err(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("digits runs");
-    assert!(
-        !out.status.success(),
-        "succeeded but should not:\n{}",
-        text(&out)
-    );
-    String::from_utf8_lossy(&out.stderr).to_string()
-}
-
 /// The names in `dir`, sorted.
 fn listing(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
@@ -291,7 +270,7 @@ fn fetches_into_an_empty_dir_then_check_passes_and_nothing_is_fetched_again() {
     let tmp = tempfile::tempdir().unwrap();
     // A directory that does not exist yet: fetch creates it.
     let dir = tmp.path().join("data").join("mnist");
-    let out = run_ok(&mut fetch(&dir, &[&server.url], &[]));
+    let out = output_ok(&mut fetch(&dir, &[&server.url], &[]));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(server.requests(), 4, "{}", text(&out));
     assert_eq!(stdout.matches("  fetched  ").count(), 4, "{stdout}");
@@ -309,7 +288,7 @@ fn fetches_into_an_empty_dir_then_check_passes_and_nothing_is_fetched_again() {
 
     let mut check = Command::new(env!("CARGO_BIN_EXE_digits"));
     check.args(["data", "check", "--data"]).arg(&dir);
-    let out = run_ok(&mut check);
+    let out = output_ok(&mut check);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("all 4 files match"),
         "{}",
@@ -318,7 +297,7 @@ fn fetches_into_an_empty_dir_then_check_passes_and_nothing_is_fetched_again() {
 
     // Everything is there and valid: nothing is downloaded, nothing rewritten.
     let before: Vec<SystemTime> = FILES.iter().map(|f| mtime(&dir.join(f))).collect();
-    let out = run_ok(&mut fetch(&dir, &[&server.url], &[]));
+    let out = output_ok(&mut fetch(&dir, &[&server.url], &[]));
     assert_eq!(server.requests(), 4, "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(stdout.matches("(already there)").count(), 4, "{stdout}");
@@ -327,10 +306,10 @@ fn fetches_into_an_empty_dir_then_check_passes_and_nothing_is_fetched_again() {
     assert_eq!(before, after);
 
     // --force downloads them all again, and the result is the same.
-    run_ok(&mut fetch(&dir, &[&server.url], &["--force"]));
+    output_ok(&mut fetch(&dir, &[&server.url], &["--force"]));
     assert_eq!(server.requests(), 8);
     assert_eq!(listing(&dir), sorted(&FILES));
-    run_ok(&mut check);
+    output_ok(&mut check);
 }
 
 #[test]
@@ -430,7 +409,7 @@ fn mirrors_are_tried_in_order_until_one_has_the_file() {
     let refused = refused_url();
     // Only the small files are fetched, to keep the test quick.
     let dir = dir_with(&["train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz"]);
-    let out = run_ok(&mut fetch(
+    let out = output_ok(&mut fetch(
         dir.path(),
         &[&refused, &missing.url, &good.url],
         &[],
@@ -527,7 +506,7 @@ fn leftovers_of_a_killed_run_are_removed() {
     let leftover = dir.path().join(".digits-fetch-AbC123.tmp");
     fs::write(&leftover, b"half a file").unwrap();
     // Everything is valid, so the (unreachable) mirror is not even asked.
-    let out = run_ok(&mut fetch(dir.path(), &[&refused_url()], &[]));
+    let out = output_ok(&mut fetch(dir.path(), &[&refused_url()], &[]));
     assert!(!leftover.exists(), "{}", text(&out));
     assert_eq!(listing(dir.path()), sorted(&FILES));
 }
@@ -539,7 +518,7 @@ fn a_damaged_raw_file_is_replaced_by_the_verified_content() {
     // The loader reads the raw form when there is one, so that is the one to repair.
     let raw = dir.path().join("t10k-labels-idx1-ubyte");
     fs::write(&raw, wrong_labels()).unwrap();
-    let out = run_ok(&mut fetch(dir.path(), &[&server.url], &[]));
+    let out = output_ok(&mut fetch(dir.path(), &[&server.url], &[]));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("MISMATCH"),
         "{}",
@@ -551,5 +530,5 @@ fn a_damaged_raw_file_is_replaced_by_the_verified_content() {
     assert_eq!(listing(dir.path()), sorted(&expected));
     let mut check = Command::new(env!("CARGO_BIN_EXE_digits"));
     check.args(["data", "check", "--data"]).arg(dir.path());
-    run_ok(&mut check);
+    output_ok(&mut check);
 }

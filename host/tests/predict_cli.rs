@@ -1,9 +1,12 @@
 //! `digits predict` end to end: MNIST test digits rendered as a person's large pictures are
 //! recognized as well as the raw 28x28 digits, and bad files are clear errors.
 
+mod common;
+
+use common::{digits, mnist, text};
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use digits_core::MnistMlp;
@@ -16,18 +19,6 @@ use rayon::prelude::*;
 const DIGITS: usize = 1000;
 /// Side of the canvas each digit is rendered on.
 const CANVAS: u32 = 400;
-
-fn mnist() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/mnist")
-}
-
-fn digits() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_digits"))
-}
-
-fn text(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
-}
 
 /// A model from a quick training run (a few seconds), trained once for all the tests here.
 fn model() -> &'static Path {

@@ -2,32 +2,18 @@
 //! committed f32 model, within 0.2 points of it; `eval`, `inspect` and `predict` read int8
 //! files; `device eval` runs the int8 firmware bit for bit; bad input is refused clearly.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
+
+use common::{digits_in_workspace, text, workspace};
 
 /// The issue's bar: points the int8 model may lose against its f32 model.
 const MAX_LOSS: f64 = 0.2;
-
-fn workspace() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-}
-
-fn digits() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_digits"));
-    cmd.current_dir(workspace())
-        .env("MNIST_DIR", workspace().join("../shared/data/mnist"));
-    cmd
-}
-
-fn text(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
-}
 
 #[test]
 fn the_committed_int8_model_is_what_quantize_makes_of_the_f32_one() {
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("int8.digits");
-    let out = digits()
+    let out = digits_in_workspace()
         .args([
             "quantize",
             "--model",
@@ -58,7 +44,7 @@ fn the_committed_int8_model_is_what_quantize_makes_of_the_f32_one() {
          firmware/models/mnist.digits --out firmware/models/mnist-int8.digits` makes"
     );
 
-    let eval = digits()
+    let eval = digits_in_workspace()
         .args(["eval", "--model"])
         .arg(&out_path)
         .output()
@@ -66,7 +52,11 @@ fn the_committed_int8_model_is_what_quantize_makes_of_the_f32_one() {
     let e = text(&eval);
     assert!(eval.status.success(), "{e}");
     assert!(e.contains(&format!("accuracy {int8_acc:.2}%")), "{e}");
-    let inspect = digits().arg("inspect").arg(&out_path).output().unwrap();
+    let inspect = digits_in_workspace()
+        .arg("inspect")
+        .arg(&out_path)
+        .output()
+        .unwrap();
     assert!(
         text(&inspect).contains("precision     int8"),
         "{}",
@@ -79,7 +69,7 @@ fn quantize_refuses_what_it_cannot_quantize() {
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("again.digits");
     // An int8 file is not an f32 model.
-    let out = digits()
+    let out = digits_in_workspace()
         .args([
             "quantize",
             "--model",
@@ -96,7 +86,7 @@ fn quantize_refuses_what_it_cannot_quantize() {
         text(&out)
     );
     assert!(!out_path.exists(), "nothing written");
-    let out = digits()
+    let out = digits_in_workspace()
         .args([
             "quantize",
             "--model",
@@ -128,7 +118,7 @@ fn the_int8_device_agrees_with_the_host_through_digits_device_eval() {
     }
     let elfs = firmware::qemu::build_firmware(workspace()).unwrap_or_else(|e| panic!("{e}"));
     let dir = elfs["eval-int8"].parent().unwrap().to_owned();
-    let out = digits()
+    let out = digits_in_workspace()
         .args([
             "device",
             "eval",

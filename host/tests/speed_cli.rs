@@ -1,24 +1,11 @@
 //! The fast training path end to end: the same model file on any number of threads and with
 //! any vector instruction set, and `digits bench --mode speed` printing its table.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-fn mnist() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/mnist")
-}
+use common::{digits, mnist, run_ok};
 
-fn digits() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_digits"))
-}
-
-fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("runs");
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "failed:\n{text}");
-    text
-}
+use std::path::Path;
 
 /// Trains on 3,000 images for 2 epochs with `threads` rayon threads and `simd` forced
 /// (`None`: the best the CPU has); returns the model file's bytes.

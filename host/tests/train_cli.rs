@@ -1,16 +1,15 @@
 //! The `digits` command end to end on the real MNIST: reproducible model files, resume after
 //! `kill -9`, clear errors.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{mnist, run_ok};
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn mnist() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/mnist")
-}
-
 fn digits() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_digits"));
+    let mut c = common::digits();
     c.arg("train").arg("--data").arg(mnist());
     c
 }
@@ -20,14 +19,6 @@ const QUICK: &[&str] = &["--limit", "6000", "--validation", "1000", "--epochs", 
 /// Long enough to be killed in the middle: 8 epochs of 55,000 images (about 0.1 s each
 /// here, plus start-up and validation).
 const LONGER: &[&str] = &["--validation", "5000", "--epochs", "8"];
-
-fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("runs");
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "failed:\n{text}");
-    text
-}
 
 /// The test accuracy (in percent) that `digits train` reports at the end.
 fn test_accuracy(text: &str) -> f64 {
