@@ -76,16 +76,23 @@ struct EvalArgs {
     /// of loading them all into the device's memory at start.
     #[arg(long)]
     uart: bool,
+    #[command(flatten)]
+    host: HostSide,
+}
+
+/// What the host compares a device run with: the model the firmware was built from and MNIST.
+#[derive(Args)]
+pub struct HostSide {
     /// The model file the firmware was built from, for the host's side of the comparison.
     #[arg(
         long,
         value_name = "FILE",
         default_value = "firmware/models/mnist.digits"
     )]
-    model: PathBuf,
+    pub model: PathBuf,
     /// Directory with the MNIST IDX files; else $MNIST_DIR, else data/mnist/.
     #[arg(long, value_name = "DIR")]
-    data: Option<PathBuf>,
+    pub data: Option<PathBuf>,
 }
 
 /// Runs `digits device`.
@@ -326,7 +333,7 @@ struct Reference {
 
 impl Reference {
     fn load(args: &EvalArgs) -> Result<Self> {
-        let dir = data::resolve_dir(args.data.as_deref(), DatasetKind::Mnist);
+        let dir = data::resolve_dir(args.host.data.as_deref(), DatasetKind::Mnist);
         let dataset = Dataset::load(&dir.path, DatasetKind::Mnist)?;
         let n = args
             .limit
@@ -335,7 +342,7 @@ impl Reference {
         if n == 0 {
             bail!("--limit must be at least 1");
         }
-        let network = model_io::load_network(&args.model)
+        let network = model_io::load_network(&args.host.model)
             .context("name the model file the firmware was built from with --model FILE")?
             .network;
         Ok(Self {
@@ -354,7 +361,7 @@ impl Reference {
             bail!(
                 "the device runs another model (parameters digest {device_digest:016x}) than \
                  {} ({host:016x}): pass the model file the firmware was built from with --model",
-                args.model.display()
+                args.host.model.display()
             );
         }
         Ok(())

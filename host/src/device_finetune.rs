@@ -22,7 +22,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
 use crate::data::{self, Dataset, DatasetKind, Split};
-use crate::device::{Firmware, LogPrinter, need_qemu};
+use crate::device::{Firmware, HostSide, LogPrinter, need_qemu};
 use crate::finetune::{self, MnistTuner, Plan};
 use crate::model_io;
 use crate::train::GradMethod;
@@ -58,16 +58,8 @@ pub struct FinetuneArgs {
     /// Only the first N images of each evaluation set.
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
-    /// The model file the firmware was built from, for the host's side.
-    #[arg(
-        long,
-        value_name = "FILE",
-        default_value = "firmware/models/mnist.digits"
-    )]
-    model: PathBuf,
-    /// Directory with the original MNIST IDX files; else $MNIST_DIR, else data/mnist/.
-    #[arg(long, value_name = "DIR")]
-    data: Option<PathBuf>,
+    #[command(flatten)]
+    host: HostSide,
 }
 
 /// One evaluation set as both sides see it.
@@ -104,7 +96,7 @@ pub fn run(firmware: &Firmware, logs: LogPrinter, args: &FinetuneArgs) -> Result
         args.batch
     );
     need_qemu()?;
-    let model = model_io::load(&args.model)
+    let model = model_io::load(&args.host.model)
         .context("name the model file the firmware was built from with --model FILE")?
         .model;
     let shifted = Dataset::load(&args.shift, DatasetKind::Mnist).with_context(|| {
@@ -114,7 +106,7 @@ pub fn run(firmware: &Firmware, logs: LogPrinter, args: &FinetuneArgs) -> Result
             args.shift.display()
         )
     })?;
-    let mnist_dir = data::resolve_dir(args.data.as_deref(), DatasetKind::Mnist);
+    let mnist_dir = data::resolve_dir(args.host.data.as_deref(), DatasetKind::Mnist);
     let mnist = Dataset::load(&mnist_dir.path, DatasetKind::Mnist)?;
 
     let per_class = args.samples / 10;
@@ -176,7 +168,7 @@ pub fn run(firmware: &Firmware, logs: LogPrinter, args: &FinetuneArgs) -> Result
         bail!(
             "the device runs another model (parameters digest {device_model:016x}) than {} \
              ({host_model:016x}): pass the model file the firmware was built from with --model",
-            args.model.display()
+            args.host.model.display()
         );
     }
 
