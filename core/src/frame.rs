@@ -61,7 +61,8 @@ pub fn encode<'o, T: Serialize>(
 
 /// Frames `payload` (bytes already encoded, or any bytes at all: a test's way to reach the
 /// message decoders behind the checksum) into `out`; returns the frame (delimiter included).
-/// `scratch` must hold the payload and its checksum.
+/// `scratch` must hold the payload and its checksum. No message is empty: the frame of an
+/// empty payload is a bare checksum, which readers refuse as [`FrameError::Checksum`].
 pub fn encode_payload<'o>(
     payload: &[u8],
     scratch: &mut [u8],
