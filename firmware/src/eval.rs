@@ -51,6 +51,8 @@ pub const FLAG_LABELS: u32 = 1 << 0;
 pub const FLAG_LOGITS: u32 = 1 << 1;
 /// Predicted digits per `digits` line.
 pub const DIGITS_PER_LINE: usize = 100;
+/// Where the host has QEMU load a data blob on the mps2-an386: the start of its PSRAM.
+pub const BLOB_ADDRESS: usize = 0x2100_0000;
 
 /// The fixed-size start of a data blob.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -20,6 +20,16 @@ use digits_core::protocol::{
     Classification, DeviceError, DeviceInfo, Evaluation, Request, Response, Stats, Trained, Tuning,
 };
 
+/// QEMU's `-device` argument that loads the data blob `path` into the mps2-an386's PSRAM,
+/// where `eval` and `serve` read it ([`crate::eval::BLOB_ADDRESS`]).
+pub fn blob_loader(path: &Path) -> String {
+    format!(
+        "loader,file={},addr={:#x},force-raw=on",
+        path.display(),
+        crate::eval::BLOB_ADDRESS
+    )
+}
+
 /// The QEMU executable.
 pub const QEMU: &str = "qemu-system-arm";
 /// How to get it, for error messages.

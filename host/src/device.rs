@@ -470,15 +470,7 @@ fn eval_bulk(firmware: &Firmware, logs: LogPrinter, args: &EvalArgs) -> Result<(
     blob.extend(reference.images.as_flattened());
     blob.extend(&reference.labels);
     blob.extend(END_MARK);
-    let file = tempfile::Builder::new()
-        .prefix("digits-eval-")
-        .suffix(".blob")
-        .tempfile()?;
-    std::fs::write(file.path(), &blob)?;
-    let loader = format!(
-        "loader,file={},addr=0x21000000,force-raw=on",
-        file.path().display()
-    );
+    let (_file, loader) = blob_in_psram("digits-eval-", &blob)?;
 
     let lines = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&lines);
@@ -542,4 +534,16 @@ fn eval_bulk(firmware: &Firmware, logs: LogPrinter, args: &EvalArgs) -> Result<(
         println!("stack peak        {stack} B");
     }
     Ok(())
+}
+
+/// Writes `blob` to a temporary file (named `prefix`...) and returns it, to keep while QEMU
+/// runs, with QEMU's argument that loads it into the device's PSRAM.
+pub fn blob_in_psram(prefix: &str, blob: &[u8]) -> Result<(tempfile::NamedTempFile, String)> {
+    let file = tempfile::Builder::new()
+        .prefix(prefix)
+        .suffix(".blob")
+        .tempfile()?;
+    std::fs::write(file.path(), blob)?;
+    let loader = firmware::qemu::blob_loader(file.path());
+    Ok((file, loader))
 }

@@ -22,7 +22,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
 use crate::data::{self, Dataset, DatasetKind, Split};
-use crate::device::{Firmware, HostSide, LogPrinter, need_qemu};
+use crate::device::{Firmware, HostSide, LogPrinter, blob_in_psram, need_qemu};
 use crate::finetune::{self, MnistTuner, Plan};
 use crate::model_io;
 use crate::train::GradMethod;
@@ -145,15 +145,7 @@ pub fn run(firmware: &Firmware, logs: LogPrinter, args: &FinetuneArgs) -> Result
         "--limit must be at least 1"
     );
     let blob = blob(&sets);
-    let file = tempfile::Builder::new()
-        .prefix("digits-finetune-")
-        .suffix(".blob")
-        .tempfile()?;
-    std::fs::write(file.path(), &blob)?;
-    let loader = format!(
-        "loader,file={},addr=0x21000000,force-raw=on",
-        file.path().display()
-    );
+    let (_file, loader) = blob_in_psram("digits-finetune-", &blob)?;
 
     // -icount: the device's instruction counts are exact (its clock counts instructions).
     let (qemu, mut link) = Qemu::start_with_link(

@@ -21,7 +21,7 @@ use digits_core::Params;
 use digits_core::input::normalize;
 use digits_core::softmax::argmax;
 use firmware::eval::{END_MARK, FLAG_LOGITS, IMAGE_LEN};
-use std::path::Path;
+use firmware::qemu::blob_loader;
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
@@ -31,14 +31,6 @@ const TIMEOUT: Duration = Duration::from_secs(300);
 const MAX_INSTRUCTIONS_PER_INFERENCE: f64 = 150_000.0;
 /// Most differing images listed when the device disagrees.
 const SHOW: usize = 5;
-
-/// QEMU's arguments to load `blob` into the PSRAM.
-fn loader(blob: &Path) -> String {
-    format!(
-        "loader,file={},addr=0x21000000,force-raw=on",
-        blob.display()
-    )
-}
 
 #[test]
 fn the_embedded_model_is_the_model_file() {
@@ -107,7 +99,7 @@ fn the_device_classifies_all_mnist_test_images_with_the_hosts_bits() {
     let started = Instant::now();
     let run = run_in_qemu(
         &elf,
-        &["-icount", "shift=0", "-device", &loader(&blob_path)],
+        &["-icount", "shift=0", "-device", &blob_loader(&blob_path)],
         TIMEOUT,
     );
     let device_time = started.elapsed();
@@ -226,7 +218,7 @@ fn the_int8_device_classifies_all_mnist_test_images_with_the_hosts_bits() {
     );
     let run = run_in_qemu(
         &firmware_elf("eval-int8"),
-        &["-icount", "shift=0", "-device", &loader(&blob_path)],
+        &["-icount", "shift=0", "-device", &blob_loader(&blob_path)],
         TIMEOUT,
     );
     assert_eq!(
@@ -314,7 +306,7 @@ fn a_truncated_blob_makes_the_device_exit_non_zero() {
     // Drop the last image (but keep the end mark): the count now overshoots.
     bytes.drain(bytes.len() - END_MARK.len() - IMAGE_LEN..bytes.len() - END_MARK.len());
     let path = scratch_file("truncated.evalblob", &bytes);
-    let extra = ["-device", &loader(&path)];
+    let extra = ["-device", &blob_loader(&path)];
     let run = run_in_qemu(&firmware_elf("eval"), &extra, Duration::from_secs(60));
     assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.logs);
     assert!(run.logs.contains("DIGITEND"), "{}", run.logs);

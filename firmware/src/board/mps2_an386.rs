@@ -6,8 +6,8 @@ use crate::eval::Blob;
 /// The board's name, as `Info` reports it.
 pub const NAME: &str = "mps2-an386";
 
-/// Where QEMU's mps2-an386 has its 16 MiB of PSRAM.
-pub const PSRAM_START: usize = 0x2100_0000;
+/// Where QEMU's mps2-an386 has its 16 MiB of PSRAM (where the host loads the blob).
+pub const PSRAM_START: usize = crate::eval::BLOB_ADDRESS;
 /// Bytes of PSRAM.
 pub const PSRAM_LEN: usize = 16 << 20;
 
