@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::eval::{blob, hex, logits_lines, scratch_file};
+use common::eval::{assert_int8_run, blob, hex, logits_lines, scratch_file};
 use common::mnist::{
     FNV_START, fnv1a, int8_logits, int8_model_from_file, mnist_test_set, model_from_file,
     params_fnv,
@@ -201,7 +201,6 @@ fn the_int8_device_classifies_all_mnist_test_images_with_the_hosts_bits() {
     let Some((images, labels)) = mnist_test_set("firmware_eval int8") else {
         return;
     };
-    let path = firmware::model::int8::SOURCE;
     let (q, file_digest) = int8_model_from_file();
     let host = int8_logits(&q, &images, &labels);
     let f32_model = model_from_file();
@@ -221,37 +220,7 @@ fn the_int8_device_classifies_all_mnist_test_images_with_the_hosts_bits() {
         &["-icount", "shift=0", "-device", &blob_loader(&blob_path)],
         TIMEOUT,
     );
-    assert_eq!(
-        run.code,
-        Some(0),
-        "logs:\n{}\nstderr:\n{}",
-        run.logs,
-        run.stderr
-    );
-    let device = parse(&run.stdout);
-    assert_eq!(
-        device["model"],
-        [
-            "784-128-10",
-            "int8",
-            "params_fnv64",
-            &format!("{file_digest:016x}")
-        ],
-        "the device's int8 model differs from {path}"
-    );
-    let (device_logits, _) = logits_lines(&run.stdout);
-    assert_eq!(device_logits.len(), images.len());
-    let differing: Vec<usize> = (0..images.len())
-        .filter(|&i| device_logits[i] != host.hex[i])
-        .collect();
-    assert!(
-        differing.is_empty(),
-        "{} images got other int8 logits on the device, first {:?}",
-        differing.len(),
-        &differing[..differing.len().min(SHOW)]
-    );
-    assert_eq!(device["logits_fnv64"][0], format!("{:016x}", host.digest));
-    assert_eq!(device["correct"][0], host.correct.to_string());
+    let device = assert_int8_run(&run, file_digest, &host);
     assert_eq!(
         device["kernels"][..3],
         ["10000", "of", "10000"],

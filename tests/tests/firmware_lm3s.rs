@@ -6,9 +6,9 @@
 
 mod common;
 
-use common::eval::{blob, logits_lines, scratch_file};
+use common::eval::{assert_int8_run, blob, scratch_file};
 use common::mnist::{int8_logits, int8_model_from_file, mnist_test_set};
-use common::{have_qemu, notice, parse, run_on};
+use common::{have_qemu, notice, run_on};
 use firmware::eval::{FLAG_LOGITS, IMAGE_LEN};
 use firmware::qemu::{Board, build_firmware_for};
 use std::path::{Path, PathBuf};
@@ -49,36 +49,7 @@ fn the_cortex_m3_classifies_all_mnist_test_images_with_the_hosts_int8_bits() {
         &["eval-int8", file.to_str().unwrap()],
         TIMEOUT,
     );
-    assert_eq!(
-        run.code,
-        Some(0),
-        "logs:\n{}\nstderr:\n{}",
-        run.logs,
-        run.stderr
-    );
-    let device = parse(&run.stdout);
-    assert_eq!(
-        device["model"],
-        [
-            "784-128-10",
-            "int8",
-            "params_fnv64",
-            format!("{model_digest:016x}").as_str()
-        ]
-    );
-    let (logits, _) = logits_lines(&run.stdout);
-    assert_eq!(logits.len(), images.len());
-    let differing: Vec<usize> = (0..images.len())
-        .filter(|&i| logits[i] != host.hex[i])
-        .collect();
-    assert!(
-        differing.is_empty(),
-        "{} images differ, first {:?}",
-        differing.len(),
-        &differing[..differing.len().min(5)]
-    );
-    assert_eq!(device["logits_fnv64"][0], format!("{:016x}", host.digest));
-    assert_eq!(device["correct"][0], host.correct.to_string());
+    let device = assert_int8_run(&run, model_digest, &host);
     assert!(!device.contains_key("kernels"), "no DSP kernel on the M3");
     static REPORT: Once = Once::new();
     notice(

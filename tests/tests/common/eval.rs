@@ -1,6 +1,9 @@
 //! The `eval` firmware's side of a run: the data blob it reads and the report it prints.
 
+use super::Run;
+use super::mnist::Int8Logits;
 use firmware::eval::{END_MARK, FLAG_LABELS, Header, IMAGE_LEN};
+use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -50,4 +53,47 @@ pub fn hex(values: &[f32]) -> String {
         .map(|v| format!("{:08x}", v.to_bits()))
         .collect();
     words.join(" ")
+}
+
+/// Asserts that an `eval-int8` run succeeded, ran the int8 model whose tensors digest to
+/// `model_digest`, and gave every image the host's logits (`host`: each image's bits, the
+/// digest over all, the count correct); returns the report's fields.
+pub fn assert_int8_run<'r>(
+    run: &'r Run,
+    model_digest: u64,
+    host: &Int8Logits,
+) -> HashMap<&'r str, Vec<&'r str>> {
+    assert_eq!(
+        run.code,
+        Some(0),
+        "logs:\n{}\nstderr:\n{}",
+        run.logs,
+        run.stderr
+    );
+    let device = super::parse(&run.stdout);
+    assert_eq!(
+        device["model"],
+        [
+            "784-128-10",
+            "int8",
+            "params_fnv64",
+            &format!("{model_digest:016x}")
+        ],
+        "the device's int8 model differs from {}",
+        firmware::model::int8::SOURCE
+    );
+    let (logits, _) = logits_lines(&run.stdout);
+    assert_eq!(logits.len(), host.hex.len());
+    let differing: Vec<usize> = (0..logits.len())
+        .filter(|&i| logits[i] != host.hex[i])
+        .collect();
+    assert!(
+        differing.is_empty(),
+        "{} images got other int8 logits on the device, first {:?}",
+        differing.len(),
+        &differing[..differing.len().min(5)]
+    );
+    assert_eq!(device["logits_fnv64"][0], format!("{:016x}", host.digest));
+    assert_eq!(device["correct"][0], host.correct.to_string());
+    device
 }
