@@ -4,39 +4,15 @@
 
 mod common;
 
-use common::{digits_in_workspace, text, workspace};
+use common::{digits_in_workspace, firmware_dir, have_qemu, text, workspace};
 
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use image::{GrayImage, Luma};
-
-/// Whether QEMU is there; under CI (`CI=true`) its absence fails instead of skipping.
-fn have_qemu() -> bool {
-    let found = firmware::qemu::qemu_available();
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "qemu-system-arm not found and CI=true"
-        );
-        eprintln!("SKIPPED: qemu-system-arm not found");
-    }
-    found
-}
-
-/// The directory of the firmware binaries, built once.
-fn firmware_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let elfs = firmware::qemu::build_firmware(workspace()).unwrap_or_else(|e| panic!("{e}"));
-        let serve = elfs.get("serve").expect("a serve binary");
-        serve.parent().expect("in a directory").to_owned()
-    })
-}
 
 fn device(args: &[&str]) -> Output {
     digits_in_workspace()

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{digits_in_workspace, run_ok, text, workspace};
+use common::{digits_in_workspace, firmware_dir, have_qemu, run_ok, text};
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -133,17 +133,10 @@ fn parse(report: &str) -> Finetuned {
 
 #[test]
 fn the_device_learns_a_new_writer_by_backprop_and_by_central_differences() {
-    let found = firmware::qemu::qemu_available();
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "qemu-system-arm not found and CI=true"
-        );
-        eprintln!("SKIPPED: qemu-system-arm not found");
+    if !have_qemu() {
         return;
     }
-    let elfs = firmware::qemu::build_firmware(workspace()).unwrap_or_else(|e| panic!("{e}"));
-    let firmware_dir = elfs["serve"].parent().unwrap().to_owned();
+    let firmware_dir = firmware_dir();
     // Both methods at once: one QEMU per core.
     let children: Vec<_> = ["backprop", "numeric"]
         .into_iter()
@@ -153,7 +146,7 @@ fn the_device_learns_a_new_writer_by_backprop_and_by_central_differences() {
                 .arg("--shift")
                 .arg(shifted())
                 .arg("--firmware")
-                .arg(&firmware_dir)
+                .arg(firmware_dir)
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{digits_in_workspace, text, workspace};
+use common::{digits_in_workspace, firmware_dir, have_qemu, text, workspace};
 
 /// The bar: points the int8 model may lose against its f32 model.
 const MAX_LOSS: f64 = 0.2;
@@ -108,16 +108,10 @@ fn quantize_refuses_what_it_cannot_quantize() {
 
 #[test]
 fn the_int8_device_agrees_with_the_host_through_digits_device_eval() {
-    if !firmware::qemu::qemu_available() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "qemu-system-arm not found and CI=true"
-        );
-        eprintln!("SKIPPED: qemu-system-arm not found");
+    if !have_qemu() {
         return;
     }
-    let elfs = firmware::qemu::build_firmware(workspace()).unwrap_or_else(|e| panic!("{e}"));
-    let dir = elfs["eval-int8"].parent().unwrap().to_owned();
+    let dir = firmware_dir();
     let out = digits_in_workspace()
         .args([
             "device",
@@ -128,7 +122,7 @@ fn the_int8_device_agrees_with_the_host_through_digits_device_eval() {
             "firmware/models/mnist-int8.digits",
         ])
         .arg("--firmware")
-        .arg(&dir)
+        .arg(dir)
         .output()
         .unwrap();
     let t = text(&out);

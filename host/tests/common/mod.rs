@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
 /// The workspace root.
 pub fn workspace() -> &'static Path {
@@ -53,4 +54,27 @@ pub fn run_err(cmd: &mut Command) -> String {
         text(&out)
     );
     String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+/// Whether QEMU is there; under CI (`CI=true`) its absence fails instead of skipping.
+pub fn have_qemu() -> bool {
+    let found = firmware::qemu::qemu_available();
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "qemu-system-arm not found and CI=true"
+        );
+        eprintln!("SKIPPED: qemu-system-arm not found");
+    }
+    found
+}
+
+/// The directory of the firmware binaries, built once.
+pub fn firmware_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let elfs = firmware::qemu::build_firmware(workspace()).unwrap_or_else(|e| panic!("{e}"));
+        let serve = elfs.get("serve").expect("a serve binary");
+        serve.parent().expect("in a directory").to_owned()
+    })
 }
