@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{digits_in_workspace, firmware_dir, have_qemu, text, workspace};
+use common::{digits_in_workspace, firmware_dir, have_qemu, run_err, text, workspace};
 
 /// The bar: points the int8 model may lose against its f32 model.
 const MAX_LOSS: f64 = 0.2;
@@ -69,41 +69,31 @@ fn quantize_refuses_what_it_cannot_quantize() {
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("again.digits");
     // An int8 file is not an f32 model.
-    let out = digits_in_workspace()
-        .args([
-            "quantize",
-            "--model",
-            "firmware/models/mnist-int8.digits",
-            "--out",
-        ])
-        .arg(&out_path)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(
-        text(&out).contains("int8 but f32 is expected"),
-        "{}",
-        text(&out)
+    let err = run_err(
+        digits_in_workspace()
+            .args([
+                "quantize",
+                "--model",
+                "firmware/models/mnist-int8.digits",
+                "--out",
+            ])
+            .arg(&out_path),
     );
+    assert!(err.contains("int8 but f32 is expected"), "{err}");
     assert!(!out_path.exists(), "nothing written");
-    let out = digits_in_workspace()
-        .args([
-            "quantize",
-            "--model",
-            "firmware/models/mnist.digits",
-            "--calibration",
-            "0",
-            "--out",
-        ])
-        .arg(&out_path)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(
-        text(&out).contains("--calibration must be"),
-        "{}",
-        text(&out)
+    let err = run_err(
+        digits_in_workspace()
+            .args([
+                "quantize",
+                "--model",
+                "firmware/models/mnist.digits",
+                "--calibration",
+                "0",
+                "--out",
+            ])
+            .arg(&out_path),
     );
+    assert!(err.contains("--calibration must be"), "{err}");
 }
 
 #[test]
