@@ -202,41 +202,11 @@ pub struct StepStats {
 }
 
 impl<const IN: usize, const HIDDEN: usize, const OUT: usize> Mlp<IN, HIDDEN, OUT, f32> {
-    /// Phase 1, for any run of samples: forward, loss, and backward down to the hidden
-    /// pre-activations, into `rows` (as long as `samples`). `w2t` is the output layer
-    /// transposed ([`OutputScratch::transpose`]).
-    #[inline(always)]
-    pub fn forward_backward_samples<M: MulAdd>(
-        &self,
-        w2t: &[[f32; HIDDEN]; OUT],
-        samples: &[SparseInput<'_>],
-        labels: &[u8],
-        mut rows: SampleRows<'_, HIDDEN, OUT>,
-    ) {
-        for (x, pre) in samples.iter().zip(rows.pre.iter_mut()) {
-            self.hidden.forward_sparse_with::<M>(*x, pre);
-        }
-        self.backward_samples(w2t, labels, rows.reborrow());
-    }
-
-    /// Phase 1, first part, pixel by pixel: the first layer's pre-activations of the whole
-    /// batch from its [`Columns`] (covering all inputs). Each weight row is read once per batch
-    /// and added to every sample where its pixel is lit; each sample still sums its rows in
-    /// ascending order, so `pre[n]` is bit-identical to
-    /// [`Dense::forward_sparse_with`]`::<M>` of sample `n`.
-    #[inline(always)]
-    pub fn forward_columns<M: MulAdd>(&self, columns: &Columns<'_>, pre: &mut [[f32; HIDDEN]]) {
-        assert!(
-            columns.first == 0 && columns.start.len() == IN + 1,
-            "the columns must cover every input"
-        );
-        pre.fill(self.hidden.b);
-        self.add_columns::<M>(columns, pre);
-    }
-
     /// Phase 1, first part, for the range of pixels `columns` covers: adds each of their
     /// weight rows, times the input, to `acc[n]` for every sample `n` where the pixel is lit,
-    /// pixel by pixel in ascending order. Each weight row is read once per batch.
+    /// pixel by pixel in ascending order. Each weight row is read once per batch; each sample
+    /// still sums its rows in ascending order, so from the bias and over every input `acc[n]`
+    /// is bit-identical to [`Dense::forward_sparse_with`]`::<M>` of sample `n`.
     #[inline(always)]
     pub fn add_columns<M: MulAdd>(&self, columns: &Columns<'_>, acc: &mut [[f32; HIDDEN]]) {
         let rows = &self.hidden.w[columns.first..columns.first + columns.start.len() - 1];
