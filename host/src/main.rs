@@ -473,7 +473,7 @@ fn gradcheck_command(args: GradcheckArgs) -> Result<()> {
     let model = match &args.model {
         Some(path) => model_io::load(path)?.model,
         None => {
-            let mut m: Box<digits_core::MnistMlp> = boxed::zeroed();
+            let mut m = boxed::ModelBox::zeroed();
             m.init(&mut digits_core::Rng::new(args.seed));
             m
         }

@@ -8,7 +8,7 @@ use digits_core::model_file::{self, Metadata, Precision};
 use digits_core::params::Params;
 use digits_core::{Classifier, MnistMlp, MnistQuant};
 
-use crate::boxed::zeroed;
+use crate::boxed::{ModelBox, zeroed};
 
 /// Provenance of a model, owned.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -28,7 +28,7 @@ pub struct Provenance {
 /// A model read from a file, with what the file says about it.
 pub struct Loaded {
     /// The weights.
-    pub model: Box<MnistMlp>,
+    pub model: ModelBox,
     /// The metadata.
     pub provenance: Provenance,
     /// File size in bytes.
@@ -38,7 +38,7 @@ pub struct Loaded {
 /// A network of either precision, as a model file holds it.
 pub enum Network {
     /// `f32` weights.
-    F32(Box<MnistMlp>),
+    F32(ModelBox),
     /// int8 codes (`digits quantize`).
     Int8(Box<MnistQuant>),
 }
@@ -70,7 +70,7 @@ pub fn load_network(path: &Path) -> Result<LoadedNetwork> {
         model_file::decode(&bytes).with_context(|| format!("model file {}", path.display()))?;
     let network = match file.precision {
         Precision::F32 => {
-            let mut model: Box<MnistMlp> = zeroed();
+            let mut model: ModelBox = ModelBox::zeroed();
             file.load_into(&mut *model)
                 .with_context(|| format!("model file {}", path.display()))?;
             Network::F32(model)
@@ -168,7 +168,7 @@ pub fn load(path: &Path) -> Result<Loaded> {
 /// Verifies and decodes model-file bytes.
 pub fn decode(bytes: &[u8]) -> Result<Loaded> {
     let file = model_file::decode(bytes)?;
-    let mut model: Box<MnistMlp> = zeroed();
+    let mut model: ModelBox = ModelBox::zeroed();
     file.load_into(&mut *model)?;
     Ok(Loaded {
         model,

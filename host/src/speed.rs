@@ -14,7 +14,7 @@ use digits_core::{MnistMlp, Rng, Sgd};
 use rayon::prelude::*;
 
 use crate::backprop::{Backprop, SparseSet};
-use crate::boxed::zeroed;
+use crate::boxed::ModelBox;
 use crate::data::{Dataset, Split};
 use crate::simd::{Simd, dispatch};
 
@@ -284,11 +284,11 @@ fn side_by_side(ours: &Summary, others: &[Summary], args: &SpeedArgs) {
 
 /// Trains a fresh model for `args.epochs` epochs as `digits train` does with a constant rate
 /// and no validation split; returns each epoch's wall time and the model.
-pub fn train(train: &Split, set: &SparseSet, args: &SpeedArgs) -> (Vec<f64>, Box<MnistMlp>) {
+pub fn train(train: &Split, set: &SparseSet, args: &SpeedArgs) -> (Vec<f64>, ModelBox) {
     let mut rng = Rng::new(args.seed);
-    let mut model: Box<MnistMlp> = zeroed();
+    let mut model: ModelBox = ModelBox::zeroed();
     model.init(&mut rng);
-    let mut velocity: Box<MnistMlp> = zeroed();
+    let mut velocity: ModelBox = ModelBox::zeroed();
     let sgd = Sgd {
         momentum: 0.9,
         weight_decay: 1e-4,

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::augment::Augment;
 use crate::backprop::{Backprop, SparseSet};
-use crate::boxed::zeroed;
+use crate::boxed::{ModelBox, zeroed};
 use crate::checkpoint::{Checkpoint, restore, tensors_of};
 use crate::data::Split;
 
@@ -92,7 +92,7 @@ pub struct EpochReport {
 /// The result of training.
 pub struct Outcome {
     /// The best model by validation accuracy (batch norm folded in).
-    pub model: Box<MnistMlp>,
+    pub model: ModelBox,
     /// Its epoch, from 1.
     pub best_epoch: u32,
 }
@@ -116,10 +116,10 @@ struct NetState {
 /// The network being trained, with its gradient and velocity buffers.
 enum Net {
     Plain {
-        model: Box<MnistMlp>,
-        grad: Box<MnistMlp>,
-        velocity: Box<MnistMlp>,
-        partials: Vec<Box<MnistMlp>>,
+        model: ModelBox,
+        grad: ModelBox,
+        velocity: ModelBox,
+        partials: Vec<ModelBox>,
         fast: Box<Backprop>,
         method: GradMethod,
         states: Vec<SampleState<128, 10, f32>>,
@@ -148,13 +148,15 @@ impl Net {
                 y: vec![[0.0; 128]; cfg.batch],
             }
         } else {
-            let mut model: Box<MnistMlp> = zeroed();
+            let mut model: ModelBox = ModelBox::zeroed();
             model.init(rng);
             Net::Plain {
                 model,
-                grad: zeroed(),
-                velocity: zeroed(),
-                partials: (0..cfg.batch.div_ceil(CHUNK)).map(|_| zeroed()).collect(),
+                grad: ModelBox::zeroed(),
+                velocity: ModelBox::zeroed(),
+                partials: (0..cfg.batch.div_ceil(CHUNK))
+                    .map(|_| ModelBox::zeroed())
+                    .collect(),
                 fast: Box::new(Backprop::new(cfg.batch)),
                 method: cfg.grad,
                 states: vec![SampleState::default(); cfg.batch],
@@ -248,11 +250,11 @@ impl Net {
     }
 
     /// The deployable network: the plain model, or the batch-norm model folded.
-    fn deployable(&self) -> Box<MnistMlp> {
+    fn deployable(&self) -> ModelBox {
         match self {
             Net::Plain { model, .. } => model.clone(),
             Net::Norm { model, .. } => {
-                let mut out: Box<MnistMlp> = zeroed();
+                let mut out: ModelBox = ModelBox::zeroed();
                 model.fold(&mut out);
                 out
             }
@@ -321,7 +323,7 @@ fn plain_gradient(
     model: &MnistMlp,
     xs: &[[f32; 784]],
     labels: &[u8],
-    partials: &mut [Box<MnistMlp>],
+    partials: &mut [ModelBox],
     grad: &mut MnistMlp,
 ) -> (f64, usize) {
     let chunks = xs.len().div_ceil(CHUNK);
@@ -463,7 +465,7 @@ pub fn train(
     let mut rng = Rng::new(cfg.seed);
     let mut net = Net::new(cfg, &mut rng);
     let mut history = Vec::new();
-    let mut best: Option<(f64, u32, Box<MnistMlp>)> = None;
+    let mut best: Option<(f64, u32, ModelBox)> = None;
     let mut first_epoch = 0;
     // A run killed before its first checkpoint has nothing to resume: it starts again.
     let resumable = match resume.checkpoint {
@@ -491,7 +493,7 @@ pub fn train(
         }
         net.restore(&ckpt)?;
         rng = Rng::from_state(ckpt.rng);
-        let mut best_model: Box<MnistMlp> = zeroed();
+        let mut best_model: ModelBox = ModelBox::zeroed();
         restore(&mut *best_model, &ckpt.best_model)?;
         best = Some((ckpt.best_accuracy, ckpt.best_epoch, best_model));
         history = ckpt.history;
