@@ -3,6 +3,7 @@
 
 use digits_core::{Dense, Mlp, MnistMlp};
 
+use crate::boxed::{AlignedBox, AlignedRows};
 use crate::pair::Pair;
 use crate::simd::{Fused, dispatch};
 use digits_core::minibatch::{
@@ -165,15 +166,15 @@ impl ColumnBuffers {
 pub struct Backprop {
     /// The columns of the pixels below [`ROW_SPLIT`] and from it on.
     cols: [ColumnBuffers; 2],
-    pre: Vec<[f32; 128]>,
+    pre: AlignedRows<128>,
     /// The sums of the second range of pixels.
-    partial: Vec<[f32; 128]>,
-    hidden: Vec<[f32; 128]>,
-    dpre: Vec<[f32; 128]>,
+    partial: AlignedRows<128>,
+    hidden: AlignedRows<128>,
+    dpre: AlignedRows<128>,
     dz: Vec<[f32; 10]>,
     loss: Vec<f32>,
     correct: Vec<bool>,
-    out: Box<OutputScratch<128, 10>>,
+    out: AlignedBox<OutputScratch<128, 10>>,
     pair: Pair,
 }
 
@@ -185,14 +186,14 @@ impl Backprop {
                 ColumnBuffers::new(0..ROW_SPLIT, batch),
                 ColumnBuffers::new(ROW_SPLIT..784, batch),
             ],
-            pre: vec![[0.0; 128]; batch],
-            partial: vec![[0.0; 128]; batch],
-            hidden: vec![[0.0; 128]; batch],
-            dpre: vec![[0.0; 128]; batch],
+            pre: AlignedRows::zeros(batch),
+            partial: AlignedRows::zeros(batch),
+            hidden: AlignedRows::zeros(batch),
+            dpre: AlignedRows::zeros(batch),
             dz: vec![[0.0; 10]; batch],
             loss: vec![0.0; batch],
             correct: vec![false; batch],
-            out: Box::new(OutputScratch::zeros()),
+            out: AlignedBox::zeroed(),
             pair: Pair::new(rayon::current_num_threads()),
         }
     }

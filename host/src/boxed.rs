@@ -3,6 +3,7 @@
 //! `Mlp<784, 128, 10, f64>` is 814 KB: built on the stack and then boxed, it can overflow a
 //! thread's stack in unoptimized builds. These are allocated zeroed, directly on the heap.
 
+use digits_core::minibatch::OutputScratch;
 use digits_core::{Mlp, MlpBn, QuantMlp};
 
 /// Types made only of numeric arrays, for which all-zero bits is a valid value.
@@ -70,6 +71,50 @@ impl<T> std::ops::DerefMut for AlignedBox<T> {
 /// The f32 MNIST network on the heap, cache-line aligned: what the fast paths are given.
 pub type ModelBox = AlignedBox<digits_core::MnistMlp>;
 
+// SAFETY: only arrays of f32.
+unsafe impl<const H: usize, const O: usize> Zeroable for OutputScratch<H, O> {}
+
+/// Rows of `N` floats, each starting on a cache line: a batch's per-sample vectors, read and
+/// written a 64-byte vector at a time by the training step (see [`AlignedBox`] for why).
+/// Dereferences to `[[f32; N]]`.
+#[derive(Clone, Debug)]
+pub struct AlignedRows<const N: usize>(Vec<RowLine<N>>);
+
+/// One row at the start of a cache line. `N * 4` must be a multiple of 64 so that this has
+/// exactly the size of `[f32; N]` (checked in [`AlignedRows::zeros`]).
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
+struct RowLine<const N: usize>([f32; N]);
+
+impl<const N: usize> AlignedRows<N> {
+    /// `len` rows of zeros.
+    pub fn zeros(len: usize) -> Self {
+        const {
+            assert!(
+                size_of::<RowLine<N>>() == size_of::<[f32; N]>(),
+                "rows must be whole cache lines"
+            )
+        };
+        Self(vec![RowLine([0.0; N]); len])
+    }
+}
+
+impl<const N: usize> std::ops::Deref for AlignedRows<N> {
+    type Target = [[f32; N]];
+    fn deref(&self) -> &[[f32; N]] {
+        // SAFETY: `RowLine<N>` is `repr(C)` around one `[f32; N]` and (checked in `zeros`)
+        // of the same size, so `len` of them are `len` consecutive `[f32; N]`.
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr().cast(), self.0.len()) }
+    }
+}
+
+impl<const N: usize> std::ops::DerefMut for AlignedRows<N> {
+    fn deref_mut(&mut self) -> &mut [[f32; N]] {
+        // SAFETY: as in `deref`, borrowed uniquely through `&mut self`.
+        unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast(), self.0.len()) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,5 +129,19 @@ mod tests {
             // Interleave other allocations so the allocator's offsets vary.
             std::hint::black_box(vec![0u8; 24]);
         }
+    }
+
+    #[test]
+    fn aligned_rows_start_on_cache_lines_and_are_zero() {
+        let mut rows = AlignedRows::<128>::zeros(5);
+        assert_eq!(rows.len(), 5);
+        for (k, row) in rows.iter().enumerate() {
+            assert_eq!(row.as_ptr() as usize % 64, 0, "row {k}");
+            assert!(row.iter().all(|&x| x == 0.0));
+        }
+        rows[4][127] = 1.5;
+        rows[0][0] = 2.5;
+        let flat = rows.as_flattened();
+        assert_eq!((flat[0], flat[5 * 128 - 1], flat.len()), (2.5, 1.5, 640));
     }
 }
