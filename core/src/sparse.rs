@@ -67,56 +67,79 @@ impl<const IN: usize, const OUT: usize> Dense<IN, OUT, f32> {
     }
 }
 
-impl<const IN: usize, const OUT: usize> Dense<IN, OUT, f32> {
-    /// `y = x W + b`: the same sums, in the same order, as [`Dense::forward`], but the non-zero
-    /// inputs are listed first (without branches), so the rows are summed without a branch
-    /// per input that the CPU cannot predict (after a ReLU, about half the inputs are zero).
-    #[inline(always)]
-    pub fn forward_listed(&self, x: &[f32; IN], y: &mut [f32; OUT]) {
-        let mut idx = [0u16; IN];
-        let mut len = 0;
-        for (i, &xi) in x.iter().enumerate() {
-            idx[len.min(IN - 1)] = i as u16;
-            len += usize::from(xi != 0.0);
-        }
-        let mut acc = self.b;
-        for &i in &idx[..len] {
-            let xi = x[i as usize];
-            for (a, &w) in acc.iter_mut().zip(&self.w[i as usize]) {
-                *a += xi * w;
-            }
-        }
-        *y = acc;
+/// Calls `visit(i)` for every `i` (ascending) where `lit(&xs[i])`. The lit inputs are found 64
+/// at a time as a bit mask (a vector compare) and visited bit by bit: no branch per input that
+/// the CPU cannot predict (about 81% of pixels, and half of the hidden units after a ReLU,
+/// are zero), and no list to write. Give it closures marked `#[inline(always)]`.
+#[inline(always)]
+pub fn for_each_lit<T>(xs: &[T], lit: impl Fn(&T) -> bool, mut visit: impl FnMut(usize)) {
+    let chunks = xs.chunks_exact(64);
+    let rest = chunks.remainder();
+    for (c, chunk) in chunks.enumerate() {
+        lit_in_chunk(64 * c, chunk, &lit, &mut visit);
+    }
+    lit_in_chunk(xs.len() - rest.len(), rest, &lit, &mut visit);
+}
+
+/// [`for_each_lit`] of up to 64 inputs starting at input `base`. A function rather than a
+/// closure so that it can be inlined always: called from code compiled for wider vectors (the
+/// host's runtime dispatch), anything not inlined is compiled for the baseline.
+#[inline(always)]
+fn lit_in_chunk<T>(
+    base: usize,
+    chunk: &[T],
+    lit: &impl Fn(&T) -> bool,
+    visit: &mut impl FnMut(usize),
+) {
+    let mut mask = 0u64;
+    for (k, x) in chunk.iter().enumerate() {
+        mask |= u64::from(lit(x)) << k;
+    }
+    while mask != 0 {
+        visit(base + mask.trailing_zeros() as usize);
+        mask &= mask - 1;
     }
 }
 
 impl<const IN: usize, const OUT: usize> Dense<IN, OUT, f32> {
+    /// `y = x W + b`: the same sums, in the same order, as [`Dense::forward`] (which skips
+    /// zero inputs too), the non-zero inputs found by [`for_each_lit`].
+    #[inline(always)]
+    pub fn forward_listed(&self, x: &[f32; IN], y: &mut [f32; OUT]) {
+        let mut acc = self.b;
+        for_each_lit(
+            x,
+            #[inline(always)]
+            |&xi| xi != 0.0,
+            #[inline(always)]
+            |i| {
+                let xi = x[i];
+                for (a, &w) in acc.iter_mut().zip(&self.w[i]) {
+                    *a += xi * w;
+                }
+            },
+        );
+        *y = acc;
+    }
+
     /// `y = x W + b` with `x` the normalized `pixels` (as [`crate::input::normalize`]): the
-    /// same sums, in the same order, as `normalize` then [`Dense::forward`]. The lit pixels are
-    /// found 64 at a time, as a bit mask (a vector compare), and visited bit by bit.
+    /// same sums, in the same order, as `normalize` then [`Dense::forward`], the lit pixels
+    /// found by [`for_each_lit`].
     #[inline(always)]
     pub fn forward_pixels(&self, pixels: &[u8; IN], y: &mut [f32; OUT]) {
         let mut acc = self.b;
-        let mut visit = |base: usize, chunk: &[u8]| {
-            let mut mask = 0u64;
-            for (k, &p) in chunk.iter().enumerate() {
-                mask |= u64::from(p != 0) << k;
-            }
-            while mask != 0 {
-                let i = base + mask.trailing_zeros() as usize;
-                mask &= mask - 1;
+        for_each_lit(
+            pixels,
+            #[inline(always)]
+            |&p| p != 0,
+            #[inline(always)]
+            |i| {
                 let xi = PIXEL_TO_INPUT[pixels[i] as usize];
                 for (a, &w) in acc.iter_mut().zip(&self.w[i]) {
                     *a += xi * w;
                 }
-            }
-        };
-        let chunks = pixels.chunks_exact(64);
-        let rest = chunks.remainder();
-        for (c, chunk) in chunks.enumerate() {
-            visit(64 * c, chunk);
-        }
-        visit(IN - rest.len(), rest);
+            },
+        );
         *y = acc;
     }
 }
@@ -177,6 +200,38 @@ mod tests {
         normalize(&pixels, &mut x);
         for p in 0..256 {
             assert_eq!(x[p].to_bits(), PIXEL_TO_INPUT[p].to_bits(), "pixel {p}");
+        }
+    }
+
+    /// `forward_listed` against `Dense::forward`, bit for bit, on a length that leaves a
+    /// remainder after the 64-input chunks, with zeros of both signs, NaN and infinities among
+    /// the inputs.
+    #[test]
+    fn listed_forward_is_the_dense_forward() {
+        let mut rng = Rng::new(9);
+        let mut layer: Box<Dense<130, 10>> = Box::new(Dense::zeros());
+        layer.init(crate::Init::He, &mut rng);
+        layer.b = core::array::from_fn(|k| k as f32 * 0.1 - 0.3);
+        let specials = [0.0, -0.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e-40];
+        for trial in 0..200 {
+            let mut x = [0.0f32; 130];
+            for (i, xi) in x.iter_mut().enumerate() {
+                let r = rng.next_u64();
+                *xi = match r % 8 {
+                    0..=3 => 0.0,
+                    4 => -0.0,
+                    5 if trial % 10 == 0 => specials[(r >> 8) as usize % specials.len()],
+                    _ => (r >> 11) as f32 / (1u64 << 53) as f32 - 0.25 + i as f32 * 1e-3,
+                };
+            }
+            let (mut dense, mut listed) = ([0.0f32; 10], [0.0f32; 10]);
+            layer.forward(&x, &mut dense);
+            layer.forward_listed(&x, &mut listed);
+            assert_eq!(
+                dense.map(f32::to_bits),
+                listed.map(f32::to_bits),
+                "trial {trial}"
+            );
         }
     }
 

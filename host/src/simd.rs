@@ -19,7 +19,7 @@ pub enum Simd {
     Base,
     /// AVX2 (256-bit registers).
     Avx2,
-    /// AVX-512 (512-bit registers).
+    /// AVX-512 (512-bit registers; F, VL and BW).
     Avx512,
 }
 
@@ -39,6 +39,7 @@ impl Simd {
         {
             if std::arch::is_x86_feature_detected!("avx512f")
                 && std::arch::is_x86_feature_detected!("avx512vl")
+                && std::arch::is_x86_feature_detected!("avx512bw")
                 && std::arch::is_x86_feature_detected!("avx2")
                 && std::arch::is_x86_feature_detected!("fma")
             {
@@ -111,7 +112,8 @@ impl PartialOrd for Simd {
 pub fn dispatch<R>(f: impl FnOnce() -> R) -> R {
     match Simd::current() {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `current` chose AVX-512 only if the CPU has avx512f, avx512vl, avx2 and fma.
+        // SAFETY: `current` chose AVX-512 only if the CPU has avx512f, avx512vl, avx512bw, avx2
+        // and fma.
         Simd::Avx512 => unsafe { avx512(f) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `current` chose AVX2 only if the CPU has avx2 and fma.
@@ -121,7 +123,8 @@ pub fn dispatch<R>(f: impl FnOnce() -> R) -> R {
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+// avx512bw: byte compares straight into a mask register (finding the lit pixels).
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx2,fma")]
 fn avx512<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
