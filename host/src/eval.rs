@@ -14,7 +14,8 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::data::{DatasetKind, Split};
-use crate::model_io;
+use crate::infer;
+use crate::model_io::{self, Network};
 use crate::train::EpochReport;
 
 // A child of `eval` (its only user) so that main.rs declares one module for the whole command.
@@ -187,16 +188,25 @@ pub fn class_names(kind: DatasetKind) -> [&'static str; CLASSES] {
     }
 }
 
-/// The model's prediction and cross-entropy for every image of `split`, in parallel.
-pub fn predict(model: &(dyn Classifier<784, 10> + Sync), split: &Split) -> Vec<(u8, f64)> {
-    split
-        .images
-        .par_iter()
-        .zip(split.labels.par_iter())
-        .map(|(image, &label)| {
-            let z = model.classify(image);
-            (argmax(&z) as u8, cross_entropy(&z, label as usize) as f64)
-        })
+/// The network's prediction and cross-entropy for every image of `split`, in parallel (f32:
+/// [`infer::logits_batch`], the same logits as the device's).
+pub fn predict(network: &Network, split: &Split) -> Vec<(u8, f64)> {
+    let logits: Vec<[f32; 10]> = match network {
+        Network::F32(model) => {
+            let mut out = vec![[0.0; 10]; split.images.len()];
+            infer::logits_batch(model, &split.images, &mut out);
+            out
+        }
+        Network::Int8(model) => split
+            .images
+            .par_iter()
+            .map(|image| model.classify(image))
+            .collect(),
+    };
+    logits
+        .iter()
+        .zip(&split.labels)
+        .map(|(z, &label)| (argmax(z) as u8, cross_entropy(z, label as usize) as f64))
         .collect()
 }
 
@@ -384,7 +394,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         bail!("test label {i} is {}, not a class 0-9", test.labels[i]);
     }
     let names = class_names(dataset.kind);
-    let answers = predict(loaded.network.classifier(), test);
+    let answers = predict(&loaded.network, test);
     let mut report = report(&test.labels, &answers, names);
     report.model = args.model.display().to_string();
     report.dataset = evaluated_on;

@@ -11,6 +11,7 @@ mod eval;
 mod fetch;
 mod finetune;
 mod gradcheck;
+mod infer;
 mod model_io;
 mod pair;
 mod peak;

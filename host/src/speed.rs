@@ -11,12 +11,12 @@ use anyhow::{Context, bail};
 use digits_core::input::normalize;
 use digits_core::softmax::argmax;
 use digits_core::{MnistMlp, Rng, Sgd};
-use rayon::prelude::*;
 
 use crate::backprop::{Backprop, SparseSet};
 use crate::boxed::ModelBox;
 use crate::data::{Dataset, Split};
-use crate::simd::{Simd, dispatch};
+use crate::infer;
+use crate::simd::Simd;
 
 /// Floating-point operations of one training image as a dense network computes them:
 /// forward `2 (784*128 + 128*10)`, first-layer weight gradient `2 * 784*128`, output layer
@@ -149,14 +149,7 @@ pub fn run(data: &Dataset, args: &SpeedArgs) -> anyhow::Result<()> {
     let images = test.labels.len() as f64;
     let single = median(
         (0..args.repeats)
-            .map(|_| {
-                time_single(&model, test, |m, img| {
-                    dispatch(
-                        #[inline(always)]
-                        || m.logits_from_pixels(img),
-                    )
-                })
-            })
+            .map(|_| time_single(&model, test, infer::logits))
             .collect(),
     );
     row(
@@ -347,22 +340,11 @@ fn time_single(
     start.elapsed().as_secs_f64()
 }
 
-/// All test images in one batch, spread over the threads; seconds.
+/// All test images in one batch, spread over the threads ([`infer::logits_batch`]); seconds.
 fn time_batched(model: &MnistMlp, test: &Split) -> f64 {
     let start = Instant::now();
     let mut out = vec![[0.0f32; 10]; test.labels.len()];
-    out.par_chunks_mut(500)
-        .zip(test.images.par_chunks(500))
-        .for_each(|(out, images)| {
-            dispatch(
-                #[inline(always)]
-                || {
-                    for (o, img) in out.iter_mut().zip(images) {
-                        *o = model.logits_from_pixels(img);
-                    }
-                },
-            )
-        });
+    infer::logits_batch(model, &test.images, &mut out);
     std::hint::black_box(&out);
     start.elapsed().as_secs_f64()
 }
