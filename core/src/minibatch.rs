@@ -34,61 +34,69 @@ use crate::softmax::argmax;
 use crate::sparse::{PIXEL_TO_INPUT, SparseInput};
 use crate::{Dense, Mlp};
 
-/// The batch by pixel, for the pixels `first..first + start.len() - 1`: pixel `first + r` is lit
-/// in the samples `sample[start[r]..start[r + 1]]` (ascending), with the values `val[..]` at
-/// the same positions. Buffers are the caller's.
+/// The batch by pixel, for the pixels `first..first + count.len()`: pixel `first + r` is lit in
+/// `count[r]` samples, listed (ascending) at `sample[r * stride..][..count[r]]`, with their
+/// values at the same positions of `val`. `stride` is the most samples a batch may have; the
+/// buffers are the caller's, `count.len() * stride` long (`sample`, `val`).
+///
+/// Why a fixed stride per pixel rather than packed columns: building them is then one pass
+/// over the batch instead of a counting pass and a placing pass (measured: a third faster).
 #[derive(Debug)]
 pub struct Columns<'s> {
     /// First pixel covered.
     pub first: usize,
-    /// One offset per pixel covered, and one more: into `sample` and `val`.
-    pub start: &'s mut [u32],
-    /// Sample indices within the batch; room for every lit pixel of the range.
+    /// Room per pixel: the largest batch.
+    pub stride: usize,
+    /// Per pixel covered, the number of samples where it is lit.
+    pub count: &'s mut [u32],
+    /// Sample indices within the batch, `stride` places per pixel.
     pub sample: &'s mut [u16],
     /// Input values, parallel to `sample`.
     pub val: &'s mut [f32],
 }
 
 impl Columns<'_> {
-    /// Transposes the covered pixels of `samples` (a counting sort by pixel).
+    /// The number of pixels covered.
+    #[inline(always)]
+    pub fn pixels(&self) -> usize {
+        self.count.len()
+    }
+
+    /// Transposes the covered pixels of `samples`. Inlined always, so that a caller compiled
+    /// for wider vector instructions compiles it for them too.
+    #[inline(always)]
     pub fn fill(&mut self, samples: &[SparseInput<'_>]) {
-        let pixels = self.start.len() - 1;
-        let (lo, hi) = (self.first as u16, (self.first + pixels) as u16);
-        let range = |s: &SparseInput<'_>| {
-            let a = s.idx.partition_point(|&i| i < lo);
-            let b = a + s.idx[a..].partition_point(|&i| i < hi);
-            a..b
-        };
-        self.start.fill(0);
-        for s in samples {
-            for &i in &s.idx[range(s)] {
-                self.start[(i - lo) as usize + 1] += 1;
-            }
-        }
-        for r in 0..pixels {
-            self.start[r + 1] += self.start[r];
-        }
-        // `start[r]` is now where column `r` begins; use it as the write cursor, shift back.
+        assert!(
+            samples.len() <= self.stride && samples.len() <= 1 << 16,
+            "a batch of {} samples, columns for {}",
+            samples.len(),
+            self.stride
+        );
+        let room = self.pixels() * self.stride;
+        assert!(
+            self.sample.len() >= room && self.val.len() >= room,
+            "column buffers too small"
+        );
+        let lo = self.first;
+        let covered = lo..lo + self.pixels();
+        self.count.fill(0);
         for (n, s) in samples.iter().enumerate() {
-            let r = range(s);
-            for (&i, &p) in s.idx[r.clone()].iter().zip(&s.pixel[r]) {
-                let c = (i - lo) as usize;
-                let at = self.start[c] as usize;
+            let lit = s.lit_between(covered.clone());
+            for (&i, &p) in s.idx[lit.clone()].iter().zip(&s.pixel[lit]) {
+                let c = i as usize - lo;
+                let at = c * self.stride + self.count[c] as usize;
                 self.sample[at] = n as u16;
                 self.val[at] = PIXEL_TO_INPUT[p as usize];
-                self.start[c] += 1;
+                self.count[c] += 1;
             }
         }
-        for r in (1..=pixels).rev() {
-            self.start[r] = self.start[r - 1];
-        }
-        self.start[0] = 0;
     }
 
     /// The samples and values of the `r`-th pixel covered.
     #[inline(always)]
     pub fn column(&self, r: usize) -> (&[u16], &[f32]) {
-        let (a, b) = (self.start[r] as usize, self.start[r + 1] as usize);
+        let a = r * self.stride;
+        let b = a + self.count[r] as usize;
         (&self.sample[a..b], &self.val[a..b])
     }
 }
@@ -209,7 +217,7 @@ impl<const IN: usize, const HIDDEN: usize, const OUT: usize> Mlp<IN, HIDDEN, OUT
     /// is bit-identical to [`Dense::forward_sparse_with`]`::<M>` of sample `n`.
     #[inline(always)]
     pub fn add_columns<M: MulAdd>(&self, columns: &Columns<'_>, acc: &mut [[f32; HIDDEN]]) {
-        let rows = &self.hidden.w[columns.first..columns.first + columns.start.len() - 1];
+        let rows = &self.hidden.w[columns.first..columns.first + columns.pixels()];
         for (r, row) in rows.iter().enumerate() {
             let (ns, xs) = columns.column(r);
             for (&n, &x) in ns.iter().zip(xs) {
@@ -231,10 +239,9 @@ impl<const IN: usize, const HIDDEN: usize, const OUT: usize> Mlp<IN, HIDDEN, OUT
         acc: &mut [[f32; HIDDEN]],
     ) {
         for (x, acc) in samples.iter().zip(acc) {
-            let lo = x.idx.partition_point(|&i| (i as usize) < pixels.start);
-            let hi = lo + x.idx[lo..].partition_point(|&i| (i as usize) < pixels.end);
+            let lit = x.lit_between(pixels.clone());
             let mut sum = *acc;
-            for (&i, &p) in x.idx[lo..hi].iter().zip(&x.pixel[lo..hi]) {
+            for (&i, &p) in x.idx[lit.clone()].iter().zip(&x.pixel[lit]) {
                 let v = PIXEL_TO_INPUT[p as usize];
                 for (s, &w) in sum.iter_mut().zip(&self.hidden.w[i as usize]) {
                     *s = M::mul_add(v, w, *s);
@@ -314,7 +321,7 @@ impl<const IN: usize, const HIDDEN: usize, const OUT: usize> Mlp<IN, HIDDEN, OUT
         let mut next = 0;
         for c in ranges {
             assert_eq!(c.first, next, "the ranges must follow each other");
-            next += c.start.len() - 1;
+            next += c.pixels();
         }
         assert_eq!(next, IN, "the ranges must cover every input");
         out.transpose(&self.output);
@@ -328,7 +335,7 @@ impl<const IN: usize, const HIDDEN: usize, const OUT: usize> Mlp<IN, HIDDEN, OUT
         self.backward_samples(&out.w2t, labels, rows.reborrow());
         let inv = 1.0 / samples.len() as f32;
         for range in ranges {
-            let rows_of_range = range.first..range.first + range.start.len() - 1;
+            let rows_of_range = range.first..range.first + range.pixels();
             update_rows::<M, HIDDEN>(
                 &mut self.hidden.w[rows_of_range.clone()],
                 &mut velocity.hidden.w[rows_of_range],
@@ -529,7 +536,8 @@ mod tests {
     /// Buffers for the columns of pixels `first..last`.
     struct Cols {
         first: usize,
-        start: Vec<u32>,
+        stride: usize,
+        count: Vec<u32>,
         sample: Vec<u16>,
         val: Vec<f32>,
     }
@@ -538,7 +546,8 @@ mod tests {
         fn new(first: usize, last: usize, batch: usize) -> Self {
             Self {
                 first,
-                start: vec![0; last - first + 1],
+                stride: batch,
+                count: vec![0; last - first],
                 sample: vec![0; batch * (last - first)],
                 val: vec![0.0; batch * (last - first)],
             }
@@ -547,7 +556,8 @@ mod tests {
         fn filled(&mut self, samples: &[SparseInput<'_>]) -> Columns<'_> {
             let mut c = Columns {
                 first: self.first,
-                start: &mut self.start,
+                stride: self.stride,
+                count: &mut self.count,
                 sample: &mut self.sample,
                 val: &mut self.val,
             };

@@ -136,7 +136,8 @@ pub const ROW_SPLIT: usize = 406;
 /// Room for one range of pixels of a batch by pixel ([`Columns`]).
 struct ColumnBuffers {
     first: usize,
-    start: Vec<u32>,
+    stride: usize,
+    count: Vec<u32>,
     sample: Vec<u16>,
     val: Vec<f32>,
 }
@@ -146,7 +147,8 @@ impl ColumnBuffers {
     fn new(pixels: std::ops::Range<usize>, batch: usize) -> Self {
         Self {
             first: pixels.start,
-            start: vec![0; pixels.len() + 1],
+            stride: batch,
+            count: vec![0; pixels.len()],
             sample: vec![0; batch * pixels.len()],
             val: vec![0.0; batch * pixels.len()],
         }
@@ -155,7 +157,8 @@ impl ColumnBuffers {
     fn columns(&mut self) -> Columns<'_> {
         Columns {
             first: self.first,
-            start: &mut self.start,
+            stride: self.stride,
+            count: &mut self.count,
             sample: &mut self.sample,
             val: &mut self.val,
         }
@@ -280,10 +283,13 @@ impl Backprop {
             let (partial_a, partial_b) = partial.split_at(half);
             let (labels_a, labels_b) = labels.split_at(half);
             let rest = |mut rows: SampleRows<'_, 128, 10>, partial, labels| {
-                dispatch(|| {
-                    add_rows(rows.pre, partial);
-                    m.backward_samples(w2t, labels, rows.reborrow());
-                })
+                dispatch(
+                    #[inline(always)]
+                    || {
+                        add_rows(rows.pre, partial);
+                        m.backward_samples(w2t, labels, rows.reborrow());
+                    },
+                )
             };
             self.pair.join(
                 || rest(rows_a, partial_a, labels_a),
