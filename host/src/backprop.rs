@@ -367,23 +367,9 @@ fn prefetch_lines<T>(data: &[T]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::random_images;
     use digits_core::minibatch::Columns;
     use digits_core::{Params, Rng, Sgd};
-
-    fn random_images(rng: &mut Rng, n: usize) -> Vec<[u8; 784]> {
-        (0..n)
-            .map(|_| {
-                let mut img = [0u8; 784];
-                for p in img.iter_mut() {
-                    let r = rng.next_u64();
-                    if r.is_multiple_of(5) {
-                        *p = (r >> 8) as u8;
-                    }
-                }
-                img
-            })
-            .collect()
-    }
 
     /// `Backprop::step` on two threads and on one, against the core's `train_step` with the
     /// same two ranges of pixels: every parameter and velocity bit-identical after a few steps

@@ -76,34 +76,29 @@ unsafe impl<const H: usize, const O: usize> Zeroable for OutputScratch<H, O> {}
 
 /// Rows of `N` floats, each starting on a cache line: a batch's per-sample vectors, read and
 /// written a 64-byte vector at a time by the training step (see [`AlignedBox`] for why).
-/// Dereferences to `[[f32; N]]`.
+/// Dereferences to `[[f32; N]]`. `N * 4` must be a multiple of 64 (whole cache lines, no
+/// padding between rows; checked at compile time in [`AlignedRows::zeros`]).
 #[derive(Clone, Debug)]
-pub struct AlignedRows<const N: usize>(Vec<RowLine<N>>);
-
-/// One row at the start of a cache line. `N * 4` must be a multiple of 64 so that this has
-/// exactly the size of `[f32; N]` (checked in [`AlignedRows::zeros`]).
-#[derive(Clone, Copy, Debug)]
-#[repr(C, align(64))]
-struct RowLine<const N: usize>([f32; N]);
+pub struct AlignedRows<const N: usize>(Vec<CacheLine<[f32; N]>>);
 
 impl<const N: usize> AlignedRows<N> {
     /// `len` rows of zeros.
     pub fn zeros(len: usize) -> Self {
         const {
             assert!(
-                size_of::<RowLine<N>>() == size_of::<[f32; N]>(),
+                size_of::<CacheLine<[f32; N]>>() == size_of::<[f32; N]>(),
                 "rows must be whole cache lines"
             )
         };
-        Self(vec![RowLine([0.0; N]); len])
+        Self(vec![CacheLine([0.0; N]); len])
     }
 }
 
 impl<const N: usize> std::ops::Deref for AlignedRows<N> {
     type Target = [[f32; N]];
     fn deref(&self) -> &[[f32; N]] {
-        // SAFETY: `RowLine<N>` is `repr(C)` around one `[f32; N]` and (checked in `zeros`)
-        // of the same size, so `len` of them are `len` consecutive `[f32; N]`.
+        // SAFETY: `CacheLine<[f32; N]>` is `repr(C)` around one `[f32; N]` and (checked in
+        // `zeros`) of the same size, so `len` of them are `len` consecutive `[f32; N]`.
         unsafe { std::slice::from_raw_parts(self.0.as_ptr().cast(), self.0.len()) }
     }
 }

@@ -46,6 +46,7 @@ pub fn logits_batch(model: &MnistMlp, images: &[[u8; 784]], out: &mut [[f32; 10]
 mod tests {
     use super::*;
     use crate::boxed::ModelBox;
+    use crate::testing::random_images;
     use digits_core::Rng;
     use digits_core::input::normalize;
 
@@ -57,18 +58,7 @@ mod tests {
         let mut rng = Rng::new(4);
         let mut model = ModelBox::zeroed();
         model.init(&mut rng);
-        let mut images: Vec<[u8; 784]> = (0..2 * PIECE + 37)
-            .map(|_| {
-                let mut img = [0u8; 784];
-                for p in img.iter_mut() {
-                    let r = rng.next_u64();
-                    if r.is_multiple_of(5) {
-                        *p = (r >> 8) as u8;
-                    }
-                }
-                img
-            })
-            .collect();
+        let mut images = random_images(&mut rng, 2 * PIECE + 37);
         images[3] = [0; 784];
         images[PIECE + 1] = [255; 784];
         let reference: Vec<[u32; 10]> = images

@@ -20,6 +20,8 @@ mod quantize;
 mod shift;
 mod simd;
 mod speed;
+#[cfg(test)]
+mod testing;
 mod train;
 
 use host::{data, preprocess};

@@ -399,10 +399,7 @@ pub fn evaluate(model: &MnistMlp, split: &Split) -> Score {
             let mut correct = 0;
             for (img, &label) in images.iter().zip(labels) {
                 // Bit-identical to `normalize` + `logits`, several times faster.
-                let z = crate::simd::dispatch(
-                    #[inline(always)]
-                    || model.logits_from_pixels(img),
-                );
+                let z = crate::infer::logits(model, img);
                 loss += digits_core::loss::cross_entropy(&z, label as usize) as f64;
                 correct += usize::from(argmax(&z) == label as usize);
             }
