@@ -1,6 +1,26 @@
-//! The parts of `digits` that read bytes from outside, as a library: the IDX data loader and
-//! the preprocessing of users' pictures, so that the fuzz targets (`fuzz/`) reach the very code
-//! the command runs. Everything else lives in the binary (`src/main.rs`).
+//! `digits`, the host side of the project: everything the `digits` command does, as a library
+//! (so that the end-to-end tests and the fuzz targets reach the very code the command runs).
+//! `main.rs` only parses the command line and dispatches.
+//!
+//! The folders follow the data flow:
+//!
+//! - [`data`]: the MNIST files, found, fetched, validated and read; `digits data`.
+//! - [`train`]: the training loop, its fast step on the CPU's threads, checkpoints,
+//!   augmentation; `digits train`.
+//! - [`evaluate`]: inference on the host, `digits eval` with its plots, and `digits predict`
+//!   with the preprocessing of people's own pictures.
+//! - [`device`]: the firmware in QEMU and the link to it; `digits device`.
+//! - [`tools`]: gradient checks, benchmarks, quantization, inspection of model files.
+//!
+//! Two modules serve every stage: [`model_io`] (model files on disk) and [`simd`] (the vector
+//! instructions the hot loops are compiled for).
 
 pub mod data;
-pub mod preprocess;
+pub mod device;
+pub mod evaluate;
+pub mod model_io;
+pub mod simd;
+#[cfg(test)]
+mod testing;
+pub mod tools;
+pub mod train;

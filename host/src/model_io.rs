@@ -8,7 +8,7 @@ use digits_core::model_file::{self, Metadata, Precision};
 use digits_core::params::Params;
 use digits_core::{Classifier, MnistMlp, MnistQuant};
 
-use crate::boxed::{ModelBox, zeroed};
+use crate::train::aligned::{ModelBox, zeroed};
 
 /// Provenance of a model, owned.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -36,27 +36,27 @@ pub struct Loaded {
 }
 
 /// A network of either precision, as a model file holds it.
-pub enum Network {
+pub enum Weights {
     /// `f32` weights.
     F32(ModelBox),
     /// int8 codes (`digits quantize`).
     Int8(Box<MnistQuant>),
 }
 
-impl Network {
+impl Weights {
     /// The network as a classifier of 8-bit images.
     pub fn classifier(&self) -> &(dyn Classifier<784, 10> + Sync) {
         match self {
-            Network::F32(m) => &**m,
-            Network::Int8(q) => &**q,
+            Weights::F32(m) => &**m,
+            Weights::Int8(q) => &**q,
         }
     }
 }
 
 /// A model file of either precision, read.
-pub struct LoadedNetwork {
+pub struct LoadedWeights {
     /// The network.
-    pub network: Network,
+    pub weights: Weights,
     /// The metadata.
     pub provenance: Provenance,
     /// File size in bytes.
@@ -64,26 +64,26 @@ pub struct LoadedNetwork {
 }
 
 /// Reads and verifies a model file of either precision.
-pub fn load_network(path: &Path) -> Result<LoadedNetwork> {
+pub fn load_weights(path: &Path) -> Result<LoadedWeights> {
     let bytes = read_bounded(path, MAX_MODEL_FILE_BYTES, "model file")?;
     let file =
         model_file::decode(&bytes).with_context(|| format!("model file {}", path.display()))?;
-    let network = match file.precision {
+    let weights = match file.precision {
         Precision::F32 => {
             let mut model: ModelBox = ModelBox::zeroed();
             file.load_into(&mut *model)
                 .with_context(|| format!("model file {}", path.display()))?;
-            Network::F32(model)
+            Weights::F32(model)
         }
         Precision::Int8 => {
             let mut model: Box<MnistQuant> = zeroed();
             file.load_int8_into(&mut *model)
                 .with_context(|| format!("model file {}", path.display()))?;
-            Network::Int8(model)
+            Weights::Int8(model)
         }
     };
-    Ok(LoadedNetwork {
-        network,
+    Ok(LoadedWeights {
+        weights,
         provenance: provenance(&file.metadata),
         bytes: bytes.len(),
     })
@@ -226,7 +226,7 @@ mod bounded_tests {
             .unwrap()
             .set_len(10 << 30)
             .unwrap();
-        let err = format!("{:#}", load_network(&huge).err().expect("refused"));
+        let err = format!("{:#}", load_weights(&huge).err().expect("refused"));
         assert!(
             err.contains("huge.digits")
                 && err.contains("10737418240 bytes")

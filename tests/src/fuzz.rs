@@ -15,7 +15,7 @@ use firmware::eval::{END_MARK, FLAG_LABELS, Header, NoStopwatch};
 use firmware::model::MODEL;
 use firmware::serve::{Memory, Meter, Server};
 use host::data::{IMAGE_PIXELS, read_idx_images, read_idx_labels};
-use host::preprocess::{load_gray, to_mnist};
+use host::evaluate::preprocess::{load_gray, to_mnist};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 

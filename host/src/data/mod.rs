@@ -12,9 +12,12 @@
 //! gzip bomb is refused instead of exhausting memory.
 
 mod checksum;
+pub mod command;
 mod error;
+pub mod fetch;
 mod idx;
 mod mnist;
+pub mod shift;
 mod source;
 #[cfg(test)]
 mod tests;

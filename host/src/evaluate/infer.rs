@@ -45,8 +45,8 @@ pub fn logits_batch(model: &MnistMlp, images: &[[u8; 784]], out: &mut [[f32; 10]
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::boxed::ModelBox;
     use crate::testing::random_images;
+    use crate::train::aligned::ModelBox;
     use digits_core::Rng;
     use digits_core::input::normalize;
 

@@ -7,8 +7,8 @@ use digits_core::numgrad::central_differences;
 use digits_core::structured_numgrad::SampleState;
 use digits_core::{MnistMlp, Rng};
 
-use crate::boxed::zeroed;
 use crate::data::Split;
+use crate::train::aligned::zeroed;
 use crate::train::numeric_gradient;
 
 /// Median of a few timings, in seconds.

@@ -6,6 +6,9 @@
 //! images loaded into the PSRAM by QEMU) unless `--uart` asks for the protocol, which moves
 //! about 20 KiB/s under QEMU: some 50 ms per image.
 
+pub mod finetune;
+pub mod tuner;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -21,9 +24,9 @@ use firmware::qemu::{self, Link, LogLine, Qemu, Serial};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::data::{self, Dataset, DatasetKind};
-use crate::model_io::{self, Network};
-use crate::predict::top3;
-use crate::preprocess;
+use crate::evaluate::predict::top3;
+use crate::evaluate::preprocess;
+use crate::model_io::{self, Weights};
 
 /// Options of `digits device`.
 #[derive(Args)]
@@ -64,7 +67,7 @@ enum DeviceCommand {
     /// Teach the device a new writer (`digits data shift`): fine-tune its output layer on a
     /// few labeled samples; print accuracy before and after, on the shifted and the original
     /// test sets, checking every step against the host.
-    Finetune(crate::device_finetune::FinetuneArgs),
+    Finetune(crate::device::finetune::FinetuneArgs),
 }
 
 #[derive(Args)]
@@ -122,7 +125,7 @@ pub fn run(args: DeviceArgs) -> Result<()> {
                      memory: drop --connect"
                 );
             }
-            crate::device_finetune::run(&firmware, logs, &finetune)
+            crate::device::finetune::run(&firmware, logs, &finetune)
         }
         DeviceCommand::Eval(eval) => {
             if eval.uart {
@@ -141,7 +144,7 @@ pub fn run(args: DeviceArgs) -> Result<()> {
 }
 
 /// Where the firmware binaries are.
-pub(crate) struct Firmware {
+pub struct Firmware {
     dir: PathBuf,
 }
 
@@ -170,7 +173,7 @@ impl Firmware {
 
 /// Prints the device's log lines: warnings and errors always, the rest with `--verbose`.
 #[derive(Clone, Copy)]
-pub(crate) struct LogPrinter {
+pub struct LogPrinter {
     verbose: bool,
 }
 
@@ -184,7 +187,7 @@ impl LogPrinter {
     }
 }
 
-pub(crate) fn need_qemu() -> Result<()> {
+pub fn need_qemu() -> Result<()> {
     if !qemu::qemu_available() {
         return Err(qemu::Error::NoQemu.into());
     }
@@ -328,7 +331,7 @@ fn predict(
 struct Reference {
     images: Vec<[u8; IMAGE_LEN]>,
     labels: Vec<u8>,
-    network: Network,
+    weights: Weights,
 }
 
 impl Reference {
@@ -342,20 +345,20 @@ impl Reference {
         if n == 0 {
             bail!("--limit must be at least 1");
         }
-        let network = model_io::load_network(&args.host.model)
+        let weights = model_io::load_weights(&args.host.model)
             .context("name the model file the firmware was built from with --model FILE")?
-            .network;
+            .weights;
         Ok(Self {
             images: dataset.test.images[..n].to_vec(),
             labels: dataset.test.labels[..n].to_vec(),
-            network,
+            weights,
         })
     }
 
     fn check_model(&self, device_digest: u64, args: &EvalArgs) -> Result<()> {
-        let host = match &self.network {
-            Network::F32(m) => params_digest(m),
-            Network::Int8(q) => int8_digest(q),
+        let host = match &self.weights {
+            Weights::F32(m) => params_digest(m),
+            Weights::Int8(q) => int8_digest(q),
         };
         if host != device_digest {
             bail!(
@@ -368,14 +371,14 @@ impl Reference {
     }
 
     fn host_logits(&self, i: usize) -> [f32; 10] {
-        self.network.classifier().classify(&self.images[i])
+        self.weights.classifier().classify(&self.images[i])
     }
 
     /// The bulk-path firmware for this precision.
     fn eval_elf(&self) -> &'static str {
-        match self.network {
-            Network::F32(_) => "eval",
-            Network::Int8(_) => "eval-int8",
+        match self.weights {
+            Weights::F32(_) => "eval",
+            Weights::Int8(_) => "eval-int8",
         }
     }
 }

@@ -1,6 +1,13 @@
 //! The training loop: shuffled mini-batches, SGD with momentum, a held-out validation split,
 //! and the best model by validation accuracy kept.
 
+pub mod aligned;
+pub mod augment;
+pub mod checkpoint;
+pub mod command;
+pub mod fast_step;
+pub mod threads;
+
 use std::path::Path;
 use std::time::Instant;
 
@@ -14,11 +21,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::augment::Augment;
-use crate::backprop::{Backprop, SparseSet};
-use crate::boxed::{ModelBox, zeroed};
-use crate::checkpoint::{Checkpoint, restore, tensors_of};
 use crate::data::Split;
+use crate::train::aligned::{ModelBox, zeroed};
+use crate::train::augment::Augment;
+use crate::train::checkpoint::{Checkpoint, restore, tensors_of};
+use crate::train::fast_step::{Backprop, SparseSet};
 
 /// Samples per gradient chunk. Fixed (not derived from the thread count) so that the order of
 /// floating-point sums, and therefore the trained model, is the same on any machine.
@@ -399,7 +406,7 @@ pub fn evaluate(model: &MnistMlp, split: &Split) -> Score {
             let mut correct = 0;
             for (img, &label) in images.iter().zip(labels) {
                 // Bit-identical to `normalize` + `logits`, several times faster.
-                let z = crate::infer::logits(model, img);
+                let z = crate::evaluate::infer::logits(model, img);
                 loss += digits_core::loss::cross_entropy(&z, label as usize) as f64;
                 correct += usize::from(argmax(&z) == label as usize);
             }

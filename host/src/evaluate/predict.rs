@@ -11,8 +11,8 @@ use image::GrayImage;
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::evaluate::preprocess::{self, SIDE};
 use crate::model_io;
-use crate::preprocess::{self, SIDE};
 
 /// Options of `digits predict`.
 #[derive(Args)]
@@ -61,9 +61,9 @@ struct Outcome {
 /// Runs `digits predict`. Each image succeeds or fails on its own; the result is an error
 /// (non-zero exit status) if any failed.
 pub fn run(args: PredictArgs) -> Result<()> {
-    let loaded = model_io::load_network(&args.model)
+    let loaded = model_io::load_weights(&args.model)
         .context("train one with `digits train`, or name one with --model FILE")?;
-    let model = loaded.network.classifier();
+    let model = loaded.weights.classifier();
     if let Some(dir) = &args.show {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the --show directory {}", dir.display()))?;

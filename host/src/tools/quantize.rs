@@ -14,9 +14,9 @@ use digits_core::softmax::argmax;
 use digits_core::{Classifier, MnistMlp, MnistQuant};
 use rayon::prelude::*;
 
-use crate::boxed::zeroed;
 use crate::data::Split;
 use crate::model_io::{self, Provenance};
+use crate::train::aligned::zeroed;
 
 /// Percentiles of the hidden activations tried as the top of the code range.
 const PERCENTILES: [f64; 4] = [99.9, 99.99, 99.999, 100.0];
@@ -36,7 +36,7 @@ pub struct QuantizeArgs {
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     calibration: usize,
     #[command(flatten)]
-    data: crate::DataArgs,
+    data: crate::data::command::DataArgs,
 }
 
 /// Accuracy of `model` on `split`, with the predictions.
@@ -65,7 +65,7 @@ pub fn run(args: &QuantizeArgs) -> Result<()> {
     let loaded = model_io::load(&args.model)
         .context("digits quantize reads an f32 model file (as `digits train` writes)")?;
     let model: &MnistMlp = &loaded.model;
-    let dataset = crate::load(&args.data)?;
+    let dataset = crate::data::command::load(&args.data)?;
     let train = &dataset.train;
     if train.labels.len() < HOLD_OUT + args.calibration || args.calibration == 0 {
         bail!(

@@ -1,5 +1,9 @@
 //! `digits gradcheck`: numerical gradients against backprop, per tensor, in f64 and f32.
 
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
 use digits_core::gradcheck::ErrorStats;
 use digits_core::input::normalize;
 use digits_core::numgrad::central_difference_at;
@@ -8,7 +12,9 @@ use digits_core::structured_numgrad::SampleState;
 use digits_core::{Mlp, MnistMlp, Params, Rng, Scalar};
 use serde::Serialize;
 
-use crate::boxed::{Zeroable, zeroed};
+use crate::data::command::{DataArgs, load};
+use crate::model_io;
+use crate::train::aligned::{ModelBox, Zeroable, zeroed};
 
 /// Tolerances in the manner of `torch.autograd.gradcheck`: every element must satisfy
 /// `|backprop - numeric| <= atol + rtol * |numeric|`.
@@ -250,6 +256,99 @@ pub fn print(result: &PrecisionResult) {
             r.worst_backprop,
             r.worst_numeric
         );
+    }
+}
+
+#[derive(Args)]
+pub struct GradcheckArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Model file to check; a freshly initialized network when absent.
+    #[arg(long, value_name = "FILE")]
+    model: Option<PathBuf>,
+    /// Seed of the fresh network and of the parameter sample.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Test images in the batch.
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// First test image of the batch.
+    #[arg(long, default_value_t = 0)]
+    offset: usize,
+    /// Parameters per tensor checked against the definition (slow: two full losses each).
+    #[arg(long, default_value_t = 500)]
+    sample: usize,
+    /// Also write the results as JSON here.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+/// Runs `digits gradcheck`.
+pub fn run(args: GradcheckArgs) -> Result<()> {
+    let dataset = load(&args.data)?;
+    let test = &dataset.test;
+    let end = args
+        .offset
+        .checked_add(args.batch)
+        .filter(|&e| e <= test.labels.len());
+    let Some(end) = end.filter(|_| args.batch > 0) else {
+        anyhow::bail!(
+            "--offset {} --batch {} is outside the {} test images",
+            args.offset,
+            args.batch,
+            test.labels.len()
+        );
+    };
+    let pixels = &test.images[args.offset..end];
+    let labels = &test.labels[args.offset..end];
+    let model = match &args.model {
+        Some(path) => model_io::load(path)?.model,
+        None => {
+            let mut m = ModelBox::zeroed();
+            m.init(&mut digits_core::Rng::new(args.seed));
+            m
+        }
+    };
+    let results = [
+        structured::<f64>(&model, pixels, labels, F64_TOLERANCE),
+        definition::<f64>(
+            &model,
+            pixels,
+            labels,
+            F64_TOLERANCE,
+            args.sample,
+            args.seed,
+        ),
+        structured::<f32>(&model, pixels, labels, F32_TOLERANCE),
+        definition::<f32>(
+            &model,
+            pixels,
+            labels,
+            F32_TOLERANCE,
+            args.sample,
+            args.seed,
+        ),
+    ];
+    for r in &results {
+        print(r);
+    }
+    if let Some(path) = &args.json {
+        model_io::write_atomically(path, serde_json::to_string_pretty(&results)?.as_bytes())?;
+    }
+    let failed: Vec<String> = results
+        .iter()
+        .flat_map(|r| {
+            r.tensors
+                .iter()
+                .filter(|t| t.failures > 0)
+                .map(move |t| format!("{} {} ({})", r.precision, t.name, r.method))
+        })
+        .collect();
+    if failed.is_empty() {
+        println!("all tensors within tolerance");
+        Ok(())
+    } else {
+        anyhow::bail!("gradient check failed for: {}", failed.join("; "))
     }
 }
 

@@ -15,9 +15,9 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use rayon::prelude::*;
 
-use crate::augment::warp;
 use crate::data::{Dataset, FILES, IMAGE_PIXELS, Split, idx_images_bytes, idx_labels_bytes};
 use crate::model_io::write_atomically;
+use crate::train::augment::warp;
 
 /// How one writer draws: the same for every digit.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]

@@ -22,8 +22,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
 use crate::data::{self, Dataset, DatasetKind, Split};
+use crate::device::tuner::{self, MnistTuner, Plan};
 use crate::device::{Firmware, HostSide, LogPrinter, blob_in_psram, need_qemu};
-use crate::finetune::{self, MnistTuner, Plan};
 use crate::model_io;
 use crate::train::GradMethod;
 
@@ -110,7 +110,7 @@ pub fn run(firmware: &Firmware, logs: LogPrinter, args: &FinetuneArgs) -> Result
     let mnist = Dataset::load(&mnist_dir.path, DatasetKind::Mnist)?;
 
     let per_class = args.samples / 10;
-    let picked = finetune::pick(&shifted.train, per_class);
+    let picked = tuner::pick(&shifted.train, per_class);
     ensure!(
         picked.len() == args.samples,
         "the shifted training split has fewer than {per_class} images of some digit"
@@ -178,14 +178,14 @@ pub fn run(firmware: &Firmware, logs: LogPrinter, args: &FinetuneArgs) -> Result
         },
         seed: args.seed,
     };
-    let mut host = finetune::tuner(&model);
+    let mut host = tuner::tuner(&model);
     let before: Vec<Score> = sets
         .iter()
         .map(|set| evaluate(&mut link, &model, &host, set))
         .collect::<Result<_>>()?;
 
     link.reset()?;
-    let steps = finetune::batches(&plan, samples.len());
+    let steps = tuner::batches(&plan, samples.len());
     let bar = ProgressBar::new(steps.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("device finetune [{bar:30}] step {pos}/{len}  ETA {eta}")
@@ -201,7 +201,7 @@ pub fn run(firmware: &Firmware, logs: LogPrinter, args: &FinetuneArgs) -> Result
             sample_instructions.push(tuning.instructions);
         }
         let trained = link.train(plan.method, plan.lr, args.momentum)?;
-        let expected = finetune::step(&mut host, &model, &plan, &batch)
+        let expected = tuner::step(&mut host, &model, &plan, &batch)
             .map_err(|e| anyhow::anyhow!("the host's step {}: {e}", k + 1))?;
         let host_digest = output_digest(&host.output);
         if trained.output_fnv64 != host_digest || trained.loss.to_bits() != expected.loss.to_bits()
@@ -312,7 +312,7 @@ fn evaluate(link: &mut Link, model: &MnistMlp, host: &MnistTuner, set: &EvalSet)
         .split
         .images
         .par_iter()
-        .map(|im| host.logits(model, &finetune::input(im)))
+        .map(|im| host.logits(model, &tuner::input(im)))
         .collect();
     let mut digest = Fnv64::new();
     let mut correct = 0u32;

@@ -22,12 +22,12 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::data::Split;
-use crate::eval::CLASSES;
+use crate::evaluate::metrics::CLASSES;
 use crate::model_io;
 use crate::train::EpochReport;
 
 /// The embedded font (see the module documentation).
-static FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSansMono.ttf");
+static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSansMono.ttf");
 /// The family name plotters asks for by default (chart captions, axis labels, legends).
 const FAMILY: &str = "sans-serif";
 
@@ -399,7 +399,7 @@ mod tests {
             row[k] = 90;
             row[(k + 1) % CLASSES] = 10;
         }
-        let names = crate::eval::class_names(crate::data::DatasetKind::Mnist);
+        let names = crate::evaluate::metrics::class_names(crate::data::DatasetKind::Mnist);
         let path = dir.path().join("confusion.png");
         confusion(&path, &m, &names).unwrap();
         assert_eq!(png_size(&path), CONFUSION_SIZE);

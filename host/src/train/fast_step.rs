@@ -3,9 +3,9 @@
 
 use digits_core::{Dense, Mlp, MnistMlp};
 
-use crate::boxed::{AlignedBox, AlignedRows};
-use crate::pair::Pair;
 use crate::simd::{Fused, dispatch};
+use crate::train::aligned::{AlignedBox, AlignedRows};
+use crate::train::threads::Pair;
 use digits_core::minibatch::{
     Columns, OutputScratch, SampleRows, StepStats, add_rows, update_output_and_biases, update_rows,
 };
@@ -386,7 +386,7 @@ mod tests {
         }
         .coefficients::<f32>(0.05);
         let start: Box<MnistMlp> = {
-            let mut m: Box<MnistMlp> = crate::boxed::zeroed();
+            let mut m: Box<MnistMlp> = crate::train::aligned::zeroed();
             m.init(&mut Rng::new(4));
             m
         };
@@ -398,7 +398,7 @@ mod tests {
                 .build()
                 .expect("a pool");
             results.push(pool.install(|| {
-                let (mut m, mut v) = (start.clone(), crate::boxed::zeroed::<MnistMlp>());
+                let (mut m, mut v) = (start.clone(), crate::train::aligned::zeroed::<MnistMlp>());
                 let mut fast = Backprop::new(73);
                 for r in batches.clone() {
                     let keys: Vec<u32> = (r.start as u32..r.end as u32).collect();
@@ -408,7 +408,7 @@ mod tests {
             }));
         }
         // The core, on this thread.
-        let (mut m, mut v) = (start.clone(), crate::boxed::zeroed::<MnistMlp>());
+        let (mut m, mut v) = (start.clone(), crate::train::aligned::zeroed::<MnistMlp>());
         let mut out = Box::new(OutputScratch::zeros());
         for r in batches {
             let n = r.len();

@@ -12,11 +12,11 @@ use digits_core::input::normalize;
 use digits_core::softmax::argmax;
 use digits_core::{MnistMlp, Rng, Sgd};
 
-use crate::backprop::{Backprop, SparseSet};
-use crate::boxed::ModelBox;
 use crate::data::{Dataset, Split};
-use crate::infer;
+use crate::evaluate::infer;
 use crate::simd::Simd;
+use crate::train::aligned::ModelBox;
+use crate::train::fast_step::{Backprop, SparseSet};
 
 /// Floating-point operations of one training image as a dense network computes them:
 /// forward `2 (784*128 + 128*10)`, first-layer weight gradient `2 * 784*128`, output layer
@@ -62,7 +62,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// Runs the measurements and prints the table (and the comparison, with `compare`).
 pub fn run(data: &Dataset, args: &SpeedArgs) -> anyhow::Result<()> {
     let threads = rayon::current_num_threads();
-    let peak = crate::peak::measure();
+    let peak = crate::tools::peak::measure();
     println!(
         "digits: 784-128-10, f32, {} SIMD ({} threads); peak {:.0} GFLOP/s on 1 thread, {:.0} on {threads} ({} FMA)",
         Simd::current().name(),

@@ -1,6 +1,6 @@
 //! `digits eval`: how well a model file does on the test split. Accuracy and loss, per-class
 //! precision, recall and F1, the confusion matrix; as tables, or as one JSON object for scripts;
-//! and, with `--plots`, as pictures (see [`plots`]).
+//! and, with `--plots`, as pictures (see [`plots`](super::plots)).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -13,14 +13,10 @@ use digits_core::softmax::argmax;
 use rayon::prelude::*;
 use serde::Serialize;
 
+use super::{infer, plots};
 use crate::data::{DatasetKind, Split};
-use crate::infer;
-use crate::model_io::{self, Network};
+use crate::model_io::{self, Weights};
 use crate::train::EpochReport;
-
-// A child of `eval` (its only user) so that main.rs declares one module for the whole command.
-#[path = "plots.rs"]
-pub mod plots;
 
 /// Number of classes (digits 0-9, or the ten Fashion-MNIST garments).
 pub const CLASSES: usize = 10;
@@ -39,7 +35,7 @@ pub struct EvalArgs {
     #[arg(long, value_name = "FILE", default_value = "model.digits")]
     model: PathBuf,
     #[command(flatten)]
-    data: crate::DataArgs,
+    data: crate::data::command::DataArgs,
     /// Print one JSON object (the same figures) instead of the tables.
     #[arg(long)]
     json: bool,
@@ -190,14 +186,14 @@ pub fn class_names(kind: DatasetKind) -> [&'static str; CLASSES] {
 
 /// The network's prediction and cross-entropy for every image of `split`, in parallel (f32:
 /// [`infer::logits_batch`], the same logits as the device's).
-pub fn predict(network: &Network, split: &Split) -> Vec<(u8, f64)> {
-    let logits: Vec<[f32; 10]> = match network {
-        Network::F32(model) => {
+pub fn predict(weights: &Weights, split: &Split) -> Vec<(u8, f64)> {
+    let logits: Vec<[f32; 10]> = match weights {
+        Weights::F32(model) => {
             let mut out = vec![[0.0; 10]; split.images.len()];
             infer::logits_batch(model, &split.images, &mut out);
             out
         }
-        Network::Int8(model) => split
+        Weights::Int8(model) => split
             .images
             .par_iter()
             .map(|image| model.classify(image))
@@ -372,10 +368,10 @@ pub fn run(args: EvalArgs) -> Result<()> {
             args.model.display()
         );
     }
-    let loaded = model_io::load_network(&args.model)?;
+    let loaded = model_io::load_weights(&args.model)?;
     let metrics = args.metrics.as_deref().map(read_metrics).transpose()?;
 
-    let dataset = crate::load(&args.data)?;
+    let dataset = crate::data::command::load(&args.data)?;
     let trained_on = &loaded.provenance.dataset;
     let evaluated_on = dataset.kind.to_string();
     // Scoring a Fashion-MNIST model on digits (or the reverse) gives meaningless figures.
@@ -394,7 +390,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         bail!("test label {i} is {}, not a class 0-9", test.labels[i]);
     }
     let names = class_names(dataset.kind);
-    let answers = predict(&loaded.network, test);
+    let answers = predict(&loaded.weights, test);
     let mut report = report(&test.labels, &answers, names);
     report.model = args.model.display().to_string();
     report.dataset = evaluated_on;

@@ -1,0 +1,74 @@
+//! `digits bench`: its options, and the choice between the two benchmarks.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+
+use super::{numgrad_bench, speed};
+use crate::data::command::{DataArgs, load};
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// What to measure.
+    #[arg(long, value_enum, default_value_t = BenchMode::Numgrad)]
+    mode: BenchMode,
+    /// `--mode speed`: epochs trained, each timed.
+    #[arg(long, default_value_t = 5)]
+    epochs: u32,
+    /// `--mode speed`: seed of initialization and shuffling.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// `--mode speed`: learning rate (constant; momentum 0.9, weight decay 1e-4).
+    #[arg(long, default_value_t = 0.05)]
+    lr: f64,
+    /// `--mode speed`: also run scripts/bench_torch.py with this Python (one with torch and
+    /// numpy, e.g. /work/venv-torch/bin/python) and print the figures side by side.
+    #[arg(long, value_name = "PYTHON")]
+    compare: Option<PathBuf>,
+    /// Batch sizes to measure (`--mode speed`: the first).
+    #[arg(long, value_delimiter = ',', default_value = "32,64")]
+    batch: Vec<usize>,
+    /// Repetitions of the fast methods (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
+    /// Central-difference step.
+    #[arg(long, default_value_t = 1e-2)]
+    step: f32,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchMode {
+    /// One full numerical gradient: the definition vs the structured version.
+    Numgrad,
+    /// Training epoch time, images/s one at a time and batched, GFLOP/s next to the peak.
+    Speed,
+}
+
+/// Runs `digits bench`.
+pub fn run(args: BenchArgs) -> Result<()> {
+    let dataset = load(&args.data)?;
+    if args
+        .batch
+        .iter()
+        .any(|&b| b == 0 || b > dataset.test.labels.len())
+    {
+        anyhow::bail!("--batch sizes must be between 1 and the number of test images");
+    }
+    if args.mode == BenchMode::Speed {
+        let speed = speed::SpeedArgs {
+            batch: args.batch[0],
+            epochs: args.epochs.max(1),
+            repeats: args.repeats.max(1),
+            seed: args.seed,
+            lr: args.lr,
+            compare: args.compare,
+            data_dir: args.data.dir().path,
+        };
+        return speed::run(&dataset, &speed);
+    }
+    numgrad_bench::numgrad(&dataset.test, &args.batch, args.repeats.max(1), args.step);
+    Ok(())
+}
