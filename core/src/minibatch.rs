@@ -170,7 +170,7 @@ impl<'s, const HIDDEN: usize, const OUT: usize> SampleRows<'s, HIDDEN, OUT> {
 
 /// The output layer transposed (`[OUT][HIDDEN]`: the backward pass's sums then run along
 /// contiguous rows of `HIDDEN`, which vectorize), and room for its gradient.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, bytemuck::Zeroable)]
 pub struct OutputScratch<const HIDDEN: usize, const OUT: usize> {
     /// `w2t[k][j] = W2[j][k]`.
     pub w2t: [[f32; HIDDEN]; OUT],
@@ -477,8 +477,8 @@ fn update_scaled(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::input::normalize;
     use crate::mul_add::{FusedSoft, Separate};
+    use crate::pixels::normalize;
     use crate::sparse::sparsify;
     use crate::{MnistMlp, Params, Rng, Sgd};
 

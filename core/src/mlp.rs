@@ -13,7 +13,7 @@ use crate::{Dense, Init, Rng, Scalar};
 ///
 /// `#[repr(C)]`: `hidden` then `output`, each laid out as [`Dense`] is, so the parameters sit in
 /// memory in the order of the model file's tensors (`W1`, `b1`, `W2`, `b2`).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, bytemuck::Zeroable)]
 #[repr(C)]
 pub struct Mlp<const IN: usize, const HIDDEN: usize, const OUT: usize, S: Scalar = f32> {
     /// First layer, `W1: [IN][HIDDEN]`, `b1: [HIDDEN]`.

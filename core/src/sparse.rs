@@ -9,7 +9,7 @@ use crate::activation::relu_forward;
 use crate::mul_add::{MulAdd, Separate};
 use crate::{Dense, Mlp};
 
-/// `PIXEL_TO_INPUT[p] == p as f32 / 255.0`, exactly what [`crate::input::normalize`] computes
+/// `PIXEL_TO_INPUT[p] == p as f32 / 255.0`, exactly what [`crate::pixels::normalize`] computes
 /// for `f32`, without a division per pixel.
 pub const PIXEL_TO_INPUT: [f32; 256] = {
     let mut t = [0.0f32; 256];
@@ -133,7 +133,7 @@ impl<const IN: usize, const OUT: usize> Dense<IN, OUT, f32> {
         *y = acc;
     }
 
-    /// `y = x W + b` with `x` the normalized `pixels` (as [`crate::input::normalize`]): the
+    /// `y = x W + b` with `x` the normalized `pixels` (as [`crate::pixels::normalize`]): the
     /// same sums, in the same order, as `normalize` then [`Dense::forward`], the lit pixels
     /// found by [`for_each_lit`].
     #[inline(always)]
@@ -168,7 +168,7 @@ impl<const IN: usize, const HIDDEN: usize, const OUT: usize> Mlp<IN, HIDDEN, OUT
         z
     }
 
-    /// Logits straight from 8-bit pixels (normalized as [`crate::input::normalize`]),
+    /// Logits straight from 8-bit pixels (normalized as [`crate::pixels::normalize`]),
     /// bit-identical to `normalize` followed by [`Mlp::logits`], but without a division or a
     /// branch per pixel ([`Dense::forward_pixels`]).
     #[inline(always)]
@@ -186,7 +186,7 @@ impl<const IN: usize, const HIDDEN: usize, const OUT: usize> Mlp<IN, HIDDEN, OUT
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::input::normalize;
+    use crate::pixels::normalize;
     use crate::{MnistMlp, Rng};
 
     extern crate std;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use digits_core::MnistMlp;
-use digits_core::input::normalize;
+use digits_core::pixels::normalize;
 use digits_core::softmax::argmax;
 use image::{GrayImage, ImageFormat, Luma};
 use rayon::prelude::*;

@@ -18,7 +18,7 @@ use common::mnist::{
 };
 use common::{firmware_elf, have_qemu, notice, parse, run_in_qemu};
 use digits_core::Params;
-use digits_core::input::normalize;
+use digits_core::pixels::normalize;
 use digits_core::softmax::argmax;
 use firmware::eval::{END_MARK, FLAG_LOGITS, IMAGE_LEN};
 use firmware::qemu::blob_loader;

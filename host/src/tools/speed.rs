@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 
-use digits_core::input::normalize;
+use digits_core::pixels::normalize;
 use digits_core::softmax::argmax;
 use digits_core::{MnistMlp, Rng, Sgd};
 

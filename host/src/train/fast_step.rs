@@ -386,7 +386,7 @@ mod tests {
         }
         .coefficients::<f32>(0.05);
         let start: Box<MnistMlp> = {
-            let mut m: Box<MnistMlp> = crate::train::aligned::zeroed();
+            let mut m: Box<MnistMlp> = bytemuck::zeroed_box();
             m.init(&mut Rng::new(4));
             m
         };
@@ -398,7 +398,7 @@ mod tests {
                 .build()
                 .expect("a pool");
             results.push(pool.install(|| {
-                let (mut m, mut v) = (start.clone(), crate::train::aligned::zeroed::<MnistMlp>());
+                let (mut m, mut v) = (start.clone(), bytemuck::zeroed_box::<MnistMlp>());
                 let mut fast = Backprop::new(73);
                 for r in batches.clone() {
                     let keys: Vec<u32> = (r.start as u32..r.end as u32).collect();
@@ -408,7 +408,7 @@ mod tests {
             }));
         }
         // The core, on this thread.
-        let (mut m, mut v) = (start.clone(), crate::train::aligned::zeroed::<MnistMlp>());
+        let (mut m, mut v) = (start.clone(), bytemuck::zeroed_box::<MnistMlp>());
         let mut out = Box::new(OutputScratch::zeros());
         for r in batches {
             let n = r.len();

@@ -12,8 +12,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Result, bail};
-use digits_core::input::normalize;
 use digits_core::mlp_bn::MlpBn;
+use digits_core::pixels::normalize;
 use digits_core::softmax::argmax;
 use digits_core::structured_numgrad::SampleState;
 use digits_core::{Activations, MnistMlp, Params, Rng, Schedule, Sgd};
@@ -22,7 +22,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::data::Split;
-use crate::train::aligned::{ModelBox, zeroed};
+use crate::train::aligned::ModelBox;
 use crate::train::augment::Augment;
 use crate::train::checkpoint::{Checkpoint, restore, tensors_of};
 use crate::train::fast_step::{Backprop, SparseSet};
@@ -145,12 +145,12 @@ enum Net {
 impl Net {
     fn new(cfg: &TrainConfig, rng: &mut Rng) -> Self {
         if cfg.batchnorm {
-            let mut model: Box<MnistMlpBn> = zeroed();
+            let mut model: Box<MnistMlpBn> = bytemuck::zeroed_box();
             model.init(rng);
             Net::Norm {
                 model,
-                grad: zeroed(),
-                velocity: zeroed(),
+                grad: bytemuck::zeroed_box(),
+                velocity: bytemuck::zeroed_box(),
                 xhat: vec![[0.0; 128]; cfg.batch],
                 y: vec![[0.0; 128]; cfg.batch],
             }
