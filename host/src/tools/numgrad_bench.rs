@@ -1,27 +1,14 @@
 //! `digits bench`: figures measured side by side in one run (medians, ratios).
 
-use std::time::Instant;
-
 use digits_core::numgrad::central_differences;
 use digits_core::pixels::normalize;
 use digits_core::structured_numgrad::SampleState;
 use digits_core::{MnistMlp, Rng};
 
 use crate::data::Split;
+use crate::tools::measure::{median, time};
 
 use crate::train::numeric_gradient;
-
-/// Median of a few timings, in seconds.
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn time<T>(f: impl FnOnce() -> T) -> (f64, T) {
-    let start = Instant::now();
-    let out = f();
-    (start.elapsed().as_secs_f64(), out)
-}
 
 /// One full numerical gradient of `Mlp<784,128,10>` (every parameter, f32): the definition
 /// once, the structured version single-threaded and on all threads as training computes it

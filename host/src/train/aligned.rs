@@ -61,7 +61,7 @@ pub struct AlignedRows<const N: usize>(Vec<Line>);
 impl<const N: usize> AlignedRows<N> {
     /// `len` rows of zeros.
     pub fn zeros(len: usize) -> Self {
-        const { assert!(N % 16 == 0, "rows must be whole cache lines") };
+        const { assert!(N.is_multiple_of(16), "rows must be whole cache lines") };
         Self(vec![Line([0.0; 16]); len * (N / 16)])
     }
 }
