@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Instant;
 
 use anyhow::{Context, bail};
 
@@ -15,7 +14,7 @@ use digits_core::{MnistMlp, Rng, Schedule};
 use crate::data::{Dataset, Split};
 use crate::evaluate::infer;
 use crate::simd::Simd;
-use crate::tools::measure::median;
+use crate::tools::measure::{median, time};
 use crate::train::aligned::ModelBox;
 use crate::train::epoch::{EpochData, Trainer};
 use crate::train::sparse_set::SparseSet;
@@ -71,9 +70,7 @@ pub fn run(data: &Dataset, args: &SpeedArgs) -> anyhow::Result<()> {
     );
 
     // Training: every epoch timed, all 60,000 training images.
-    let start = Instant::now();
-    let set = SparseSet::new(&data.train.images);
-    let prep = start.elapsed().as_secs_f64();
+    let (prep, set) = time(|| SparseSet::new(&data.train.images));
     let (times, model) = train(&data.train, &set, args)?;
     let accuracy = test_accuracy(&model, &data.test);
     let n = data.train.labels.len() as f64;
@@ -314,20 +311,24 @@ fn time_single(
     test: &Split,
     logits: impl Fn(&MnistMlp, &[u8; 784]) -> [f32; 10],
 ) -> f64 {
-    let start = Instant::now();
-    let mut correct = 0usize;
-    for (img, &l) in test.images.iter().zip(&test.labels) {
-        correct += usize::from(argmax(&logits(model, img)) == l as usize);
-    }
+    let (seconds, correct) = time(|| {
+        let mut correct = 0usize;
+        for (img, &l) in test.images.iter().zip(&test.labels) {
+            correct += usize::from(argmax(&logits(model, img)) == l as usize);
+        }
+        correct
+    });
     std::hint::black_box(correct);
-    start.elapsed().as_secs_f64()
+    seconds
 }
 
 /// All test images in one batch, spread over the threads ([`infer::logits_batch`]); seconds.
 fn time_batched(model: &MnistMlp, test: &Split) -> f64 {
-    let start = Instant::now();
-    let mut out = vec![[0.0f32; 10]; test.labels.len()];
-    infer::logits_batch(model, &test.images, &mut out);
+    let (seconds, out) = time(|| {
+        let mut out = vec![[0.0f32; 10]; test.labels.len()];
+        infer::logits_batch(model, &test.images, &mut out);
+        out
+    });
     std::hint::black_box(&out);
-    start.elapsed().as_secs_f64()
+    seconds
 }
