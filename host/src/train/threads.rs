@@ -5,7 +5,7 @@
 //! Why not `rayon::join`: between two joins rayon's idle workers fall asleep, and waking a
 //! sleeping thread costs a large share of such a step, several times per step. Here the worker
 //! spins while work is likely to come (a step's phases, the next step) and only parks after
-//! [`SPIN`] without work, e.g. during an evaluation.
+//! `SPIN` without work, e.g. during an evaluation.
 //!
 //! [`TwoThreads::join`] runs its two closures at once and returns when both are done, like
 //! `rayon::join`: they may borrow from the caller's stack.
