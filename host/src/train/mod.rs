@@ -1,5 +1,12 @@
-//! The training loop: shuffled mini-batches, SGD with momentum, a held-out validation split,
-//! and the best model by validation accuracy kept.
+//! A training run: shuffled mini-batches, SGD with momentum, a held-out validation split, the
+//! best model by validation accuracy kept, a checkpoint after every epoch ([`train`]).
+//!
+//! - [`epoch`]: the one epoch loop (the speed benchmark runs it too);
+//! - `net`: the network in the form it trains (the fused step, the numerical gradient, batch
+//!   normalization);
+//! - [`fast_step`]: the core's fused mini-batch step on two [`threads`], over a
+//!   [`sparse_set`] of the images and rows on cache lines ([`aligned`]);
+//! - [`checkpoint`], [`augment`], and `digits train` itself ([`command`]).
 
 pub mod aligned;
 pub mod augment;

@@ -17,30 +17,39 @@ pub struct SparseSet {
 impl SparseSet {
     /// Lists the lit pixels of every image (in parallel; the result does not depend on it).
     pub fn new(images: &[[u8; 784]]) -> Self {
-        let parts: Vec<(Vec<u32>, Vec<u16>, Vec<u8>)> = images
+        /// The lit pixels of a run of images, one after the other.
+        struct Part {
+            lens: Vec<u32>,
+            idx: Vec<u16>,
+            val: Vec<u8>,
+        }
+        let parts: Vec<Part> = images
             .par_chunks(1024)
             .map(|chunk| {
-                let mut lens = Vec::with_capacity(chunk.len());
-                let (mut idx, mut val) = (Vec::new(), Vec::new());
+                let mut part = Part {
+                    lens: Vec::with_capacity(chunk.len()),
+                    idx: Vec::new(),
+                    val: Vec::new(),
+                };
                 let (mut i, mut v) = ([0u16; 784], [0u8; 784]);
                 for img in chunk {
                     let n = sparsify(img, &mut i, &mut v);
-                    lens.push(n as u32);
-                    idx.extend_from_slice(&i[..n]);
-                    val.extend_from_slice(&v[..n]);
+                    part.lens.push(n as u32);
+                    part.idx.extend_from_slice(&i[..n]);
+                    part.val.extend_from_slice(&v[..n]);
                 }
-                (lens, idx, val)
+                part
             })
             .collect();
         let mut start = Vec::with_capacity(images.len() + 1);
         start.push(0u32);
         let (mut idx, mut val) = (Vec::new(), Vec::new());
-        for (lens, i, v) in parts {
-            for n in lens {
+        for part in parts {
+            for n in part.lens {
                 start.push(start.last().expect("non-empty") + n);
             }
-            idx.extend_from_slice(&i);
-            val.extend_from_slice(&v);
+            idx.extend_from_slice(&part.idx);
+            val.extend_from_slice(&part.val);
         }
         Self { start, idx, val }
     }
@@ -58,7 +67,12 @@ impl SparseSet {
         let total = *self.start.last().expect("non-empty") as usize;
         self.idx.resize(total, 0);
         self.val.resize(total, 0);
-        // Chunks of images, each with its own piece of the output.
+        /// A chunk of the order, and its place in the output.
+        struct Piece<'a> {
+            keys: &'a [u32],
+            idx: &'a mut [u16],
+            val: &'a mut [u8],
+        }
         const CHUNK: usize = 2048;
         let mut pieces = Vec::new();
         let (mut idx, mut val) = (&mut self.idx[..], &mut self.val[..]);
@@ -70,9 +84,13 @@ impl SparseSet {
             let (i, rest_i) = idx.split_at_mut(b - a);
             let (v, rest_v) = val.split_at_mut(b - a);
             (idx, val) = (rest_i, rest_v);
-            pieces.push((keys, i, v));
+            pieces.push(Piece {
+                keys,
+                idx: i,
+                val: v,
+            });
         }
-        pieces.into_par_iter().for_each(|(keys, idx, val)| {
+        pieces.into_par_iter().for_each(|Piece { keys, idx, val }| {
             let mut at = 0;
             for (j, &k) in keys.iter().enumerate() {
                 // The images are scattered over the set: ask for a few ahead meanwhile.
