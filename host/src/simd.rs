@@ -134,3 +134,29 @@ fn avx512<R>(f: impl FnOnce() -> R) -> R {
 fn avx2<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use digits_core::Rng;
+    use digits_core::fast::mul_add::FusedSoft;
+
+    /// The CPU's fused multiply-add (inside `dispatch`, whatever it chose) is the core's exact
+    /// software one, bit for bit: on a product whose rounding matters, and on random values.
+    #[test]
+    fn the_fused_instruction_is_the_cores_fused_mul_add() {
+        let a = 1.0 + f32::powi(2.0, -12);
+        let c = -(1.0 + f32::powi(2.0, -11));
+        assert_eq!(dispatch(|| Fused::mul_add(a, a, c)), f32::powi(2.0, -24));
+        let mut rng = Rng::new(5);
+        let mut value = || (rng.uniform() as f32 - 0.5) * 8.0;
+        for _ in 0..10_000 {
+            let (a, b, c) = (value(), value(), value());
+            assert_eq!(
+                dispatch(|| Fused::mul_add(a, b, c)).to_bits(),
+                FusedSoft::mul_add(a, b, c).to_bits(),
+                "{a} * {b} + {c}"
+            );
+        }
+    }
+}

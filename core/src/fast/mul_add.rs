@@ -6,6 +6,9 @@
 //! the same bits everywhere, and where the CPU has the instruction it does the work of two in
 //! one. The batch training kernels take the choice as a type parameter; the host passes the
 //! CPU's instruction (through `std`), the core offers the exact software version for tests.
+//!
+//! [`Separate`] is the reference's `a * b + c` (it is that expression); [`FusedSoft`] rounds
+//! once, where [`Separate`] rounds twice (`tests::fused_rounds_once`).
 
 /// `a * b + c`, computed one way or the other.
 pub trait MulAdd {
@@ -33,5 +36,20 @@ impl MulAdd for FusedSoft {
     #[inline(always)]
     fn mul_add(a: f32, b: f32, c: f32) -> f32 {
         libm::fmaf(a, b, c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `(1 + 2^-12)^2 - (1 + 2^-11)` is exactly `2^-24`: the product rounded first (to
+    /// `1 + 2^-11`, a tie to even) loses it.
+    #[test]
+    fn fused_rounds_once() {
+        let a = 1.0 + f32::powi(2.0, -12);
+        let c = -(1.0 + f32::powi(2.0, -11));
+        assert_eq!(Separate::mul_add(a, a, c), 0.0);
+        assert_eq!(FusedSoft::mul_add(a, a, c), f32::powi(2.0, -24));
     }
 }
