@@ -104,18 +104,21 @@ impl<const HIDDEN: usize, const OUT: usize> Update<'_, HIDDEN, OUT> {
         columns: &Columns<'_>,
     ) {
         assert_eq!(w1.params.len(), columns.pixels().len(), "one row per pixel");
+        // Locals, not loads through `self` in the loops: the compiler cannot tell that the
+        // rows written do not overlap `self`.
+        let (step, inv, dpre) = (*self.step, self.inv, self.dpre);
         for (r, (w, v)) in w1.params.iter_mut().zip(w1.velocity).enumerate() {
             let (ns, xs) = columns.column(r);
             let mut g = [0.0f32; HIDDEN];
             for (&n, &x) in ns.iter().zip(xs) {
-                for (a, &d) in g.iter_mut().zip(&self.dpre[n as usize]) {
+                for (a, &d) in g.iter_mut().zip(&dpre[n as usize]) {
                     *a = M::mul_add(x, d, *a);
                 }
             }
             for a in g.iter_mut() {
-                *a *= self.inv;
+                *a *= inv;
             }
-            self.step.apply(TensorKind::Weight, w, v, &g);
+            step.apply(TensorKind::Weight, w, v, &g);
         }
     }
 
@@ -130,10 +133,11 @@ impl<const HIDDEN: usize, const OUT: usize> Update<'_, HIDDEN, OUT> {
         output: WithVelocity<'_, Dense<HIDDEN, OUT, f32>>,
         scratch: &mut OutputScratch<HIDDEN, OUT>,
     ) {
+        let (hidden, dpre, dz) = (self.hidden, self.dpre, self.dz);
         let mut grad_b1 = [0.0f32; HIDDEN];
         scratch.grad_w2t = [[0.0; HIDDEN]; OUT];
         scratch.grad.b = [0.0; OUT];
-        for ((h, dpre), dz) in self.hidden.iter().zip(self.dpre).zip(self.dz) {
+        for ((h, dpre), dz) in hidden.iter().zip(dpre).zip(dz) {
             for (g, &d) in grad_b1.iter_mut().zip(dpre) {
                 *g += d;
             }
@@ -186,6 +190,7 @@ impl<const HIDDEN: usize, const OUT: usize> Update<'_, HIDDEN, OUT> {
     #[inline(always)]
     fn apply_scaled(&self, kind: TensorKind, target: WithVelocity<'_, [f32]>, grad: &[f32]) {
         const CHUNK: usize = 64;
+        let (step, inv) = (*self.step, self.inv);
         for ((w, v), g) in target
             .params
             .chunks_mut(CHUNK)
@@ -194,9 +199,9 @@ impl<const HIDDEN: usize, const OUT: usize> Update<'_, HIDDEN, OUT> {
         {
             let mut scaled = [0.0f32; CHUNK];
             for (s, &g) in scaled.iter_mut().zip(g) {
-                *s = g * self.inv;
+                *s = g * inv;
             }
-            self.step.apply(kind, w, v, &scaled[..g.len()]);
+            step.apply(kind, w, v, &scaled[..g.len()]);
         }
     }
 }
