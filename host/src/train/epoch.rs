@@ -76,7 +76,7 @@ impl Trainer {
 
     /// Whether [`EpochData::sparse`] must be given.
     pub fn needs_sparse(&self) -> bool {
-        self.net.is_fast()
+        matches!(self.net, Net::Fast(_))
     }
 
     /// The model as it would be deployed now (batch norm folded in).
@@ -103,7 +103,7 @@ impl Trainer {
         rng.shuffle(&mut self.order);
         let start = Instant::now();
         let coefficients = self.sgd.coefficients::<f32>(lr);
-        if self.net.is_fast() {
+        if self.needs_sparse() {
             let set = data
                 .sparse
                 .expect("the fused step reads the images as lit pixels");
@@ -119,21 +119,23 @@ impl Trainer {
                 *l = data.labels[i as usize];
             }
             let labels = &self.labels[..n];
-            let (loss, right) = if self.net.is_fast() {
-                let at = &self.positions[b * self.batch..b * self.batch + n];
-                self.net
-                    .fast_step(&coefficients, &self.epoch_set, at, labels)
-            } else {
-                for (k, &i) in keys.iter().enumerate() {
-                    self.pixels[k] = data.images[i as usize];
-                    normalize(&self.pixels[k], &mut self.xs[k]);
+            let (loss, right) = match &mut self.net {
+                Net::Fast(net) => {
+                    let at = &self.positions[b * self.batch..b * self.batch + n];
+                    net.step(&coefficients, &self.epoch_set, at, labels)
                 }
-                let batch = DenseBatch {
-                    pixels: &self.pixels[..n],
-                    xs: &self.xs[..n],
-                    labels,
-                };
-                self.net.dense_step(batch, &self.sgd, lr)
+                Net::Dense(net) => {
+                    for (k, &i) in keys.iter().enumerate() {
+                        self.pixels[k] = data.images[i as usize];
+                        normalize(&self.pixels[k], &mut self.xs[k]);
+                    }
+                    let batch = DenseBatch {
+                        pixels: &self.pixels[..n],
+                        xs: &self.xs[..n],
+                        labels,
+                    };
+                    net.step(batch, &self.sgd, lr)
+                }
             };
             // The loss every batch; the parameters (a full pass over them) once an epoch.
             let last = totals.seen + n == total;

@@ -31,14 +31,22 @@ pub(super) struct DenseBatch<'a> {
     pub(super) labels: &'a [u8],
 }
 
-/// The network being trained, with its velocity and what its step needs.
+/// The network being trained, with its velocity and what its step needs: by backprop through
+/// the core's fused step on the images as lit pixels, or by a step that reads them as pixels.
 pub(super) enum Net {
-    /// Backprop, through the core's fused step on the images as lit pixels.
-    Fast {
-        model: ModelBox,
-        velocity: ModelBox,
-        step: Box<FastStep>,
-    },
+    Fast(FastNet),
+    Dense(DenseNet),
+}
+
+/// The plain network trained by backprop, through the core's fused step.
+pub(super) struct FastNet {
+    model: ModelBox,
+    velocity: ModelBox,
+    step: Box<FastStep>,
+}
+
+/// A network whose step reads a batch as pixels.
+pub(super) enum DenseNet {
     /// The structured numerical gradient, then an SGD step.
     Numeric {
         model: ModelBox,
@@ -63,71 +71,137 @@ impl Net {
         if cfg.batchnorm {
             let mut model: Box<MnistMlpBn> = bytemuck::zeroed_box();
             model.init(rng);
-            return Net::Norm {
+            return Net::Dense(DenseNet::Norm {
                 model,
                 grad: bytemuck::zeroed_box(),
                 velocity: bytemuck::zeroed_box(),
                 xhat: vec![[0.0; 128]; cfg.batch],
                 y: vec![[0.0; 128]; cfg.batch],
-            };
+            });
         }
         let mut model = ModelBox::zeroed();
         model.init(rng);
         match cfg.grad {
-            GradMethod::Backprop => Net::Fast {
+            GradMethod::Backprop => Net::Fast(FastNet {
                 model,
                 velocity: ModelBox::zeroed(),
                 step: Box::new(FastStep::new(cfg.batch)),
-            },
-            GradMethod::Numeric => Net::Numeric {
+            }),
+            GradMethod::Numeric => Net::Dense(DenseNet::Numeric {
                 model,
                 grad: ModelBox::zeroed(),
                 velocity: ModelBox::zeroed(),
                 states: vec![SampleState::default(); cfg.batch],
                 columns: vec![[0.0; 784]; 128],
                 h: cfg.step as f32,
+            }),
+        }
+    }
+
+    /// The deployable network: the plain model, or the batch-norm model folded.
+    pub(super) fn deployable(&self) -> ModelBox {
+        match self {
+            Net::Fast(FastNet { model, .. }) | Net::Dense(DenseNet::Numeric { model, .. }) => {
+                model.clone()
+            }
+            Net::Dense(DenseNet::Norm { model, .. }) => {
+                let mut out = ModelBox::zeroed();
+                model.fold(&mut out);
+                out
+            }
+        }
+    }
+
+    /// Parameters, batch-norm running statistics and velocity, for a checkpoint.
+    pub(super) fn snapshot(&self) -> NetState {
+        match self {
+            Net::Fast(FastNet {
+                model, velocity, ..
+            })
+            | Net::Dense(DenseNet::Numeric {
+                model, velocity, ..
+            }) => NetState {
+                model: tensors_of(&**model),
+                running: vec![],
+                velocity: tensors_of(&**velocity),
+            },
+            Net::Dense(DenseNet::Norm {
+                model, velocity, ..
+            }) => NetState {
+                model: tensors_of(&**model),
+                running: vec![
+                    model.norm.running_mean.to_vec(),
+                    model.norm.running_var.to_vec(),
+                ],
+                velocity: tensors_of(&**velocity),
             },
         }
     }
 
-    /// Whether the step reads the images as lit pixels ([`Net::fast_step`]) rather than as
-    /// pixels ([`Net::dense_step`]).
-    pub(super) fn is_fast(&self) -> bool {
-        matches!(self, Net::Fast { .. })
+    pub(super) fn restore(&mut self, ckpt: &Checkpoint) -> Result<()> {
+        match self {
+            Net::Fast(FastNet {
+                model, velocity, ..
+            })
+            | Net::Dense(DenseNet::Numeric {
+                model, velocity, ..
+            }) => {
+                restore(&mut **model, &ckpt.model)?;
+                restore(&mut **velocity, &ckpt.velocity)
+            }
+            Net::Dense(DenseNet::Norm {
+                model, velocity, ..
+            }) => {
+                restore(&mut **model, &ckpt.model)?;
+                restore(&mut **velocity, &ckpt.velocity)?;
+                match ckpt.running.as_slice() {
+                    [mean, var] if mean.len() == 128 && var.len() == 128 => {
+                        model.norm.running_mean.copy_from_slice(mean);
+                        model.norm.running_var.copy_from_slice(var);
+                        Ok(())
+                    }
+                    _ => bail!("the checkpoint has no batch-norm statistics"),
+                }
+            }
+        }
     }
 
+    pub(super) fn all_finite(&self) -> bool {
+        match self {
+            Net::Fast(FastNet { model, .. }) | Net::Dense(DenseNet::Numeric { model, .. }) => {
+                model.all_finite()
+            }
+            Net::Dense(DenseNet::Norm { model, .. }) => model.all_finite(),
+        }
+    }
+}
+
+impl FastNet {
     /// One fused SGD step on the images `keys` of `set`; returns the summed loss and the
     /// number classified correctly.
-    pub(super) fn fast_step(
+    pub(super) fn step(
         &mut self,
         step: &SgdStep<f32>,
         set: &SparseSet,
         keys: &[u32],
         labels: &[u8],
     ) -> (f64, usize) {
-        let Net::Fast {
-            model,
-            velocity,
-            step: fast,
-        } = self
-        else {
-            panic!("fast_step of a network trained another way");
-        };
         let net = WithVelocity {
-            params: &mut **model,
-            velocity: &mut **velocity,
+            params: &mut *self.model,
+            velocity: &mut *self.velocity,
         };
-        let stats = fast.step(net, step, set, keys, labels);
+        let stats = self.step.step(net, step, set, keys, labels);
         (stats.loss_sum, stats.correct)
     }
+}
 
+impl DenseNet {
     /// One SGD step on a batch read as pixels; returns the summed loss and the number
     /// classified correctly.
-    pub(super) fn dense_step(&mut self, batch: DenseBatch<'_>, sgd: &Sgd, lr: f64) -> (f64, usize) {
+    pub(super) fn step(&mut self, batch: DenseBatch<'_>, sgd: &Sgd, lr: f64) -> (f64, usize) {
         let DenseBatch { pixels, xs, labels } = batch;
         match self {
-            Net::Fast { .. } => panic!("dense_step of the fused step's network"),
-            Net::Numeric {
+            DenseNet::Numeric {
                 model,
                 grad,
                 velocity,
@@ -145,7 +219,7 @@ impl Net {
                 sgd.step(&mut **model, grad, velocity, lr);
                 (loss as f64 * n as f64, correct)
             }
-            Net::Norm {
+            DenseNet::Norm {
                 model,
                 grad,
                 velocity,
@@ -168,79 +242,6 @@ impl Net {
                     .count();
                 (loss as f64 * n as f64, correct)
             }
-        }
-    }
-
-    /// The deployable network: the plain model, or the batch-norm model folded.
-    pub(super) fn deployable(&self) -> ModelBox {
-        match self {
-            Net::Fast { model, .. } | Net::Numeric { model, .. } => model.clone(),
-            Net::Norm { model, .. } => {
-                let mut out = ModelBox::zeroed();
-                model.fold(&mut out);
-                out
-            }
-        }
-    }
-
-    /// Parameters, batch-norm running statistics and velocity, for a checkpoint.
-    pub(super) fn snapshot(&self) -> NetState {
-        match self {
-            Net::Fast {
-                model, velocity, ..
-            }
-            | Net::Numeric {
-                model, velocity, ..
-            } => NetState {
-                model: tensors_of(&**model),
-                running: vec![],
-                velocity: tensors_of(&**velocity),
-            },
-            Net::Norm {
-                model, velocity, ..
-            } => NetState {
-                model: tensors_of(&**model),
-                running: vec![
-                    model.norm.running_mean.to_vec(),
-                    model.norm.running_var.to_vec(),
-                ],
-                velocity: tensors_of(&**velocity),
-            },
-        }
-    }
-
-    pub(super) fn restore(&mut self, ckpt: &Checkpoint) -> Result<()> {
-        match self {
-            Net::Fast {
-                model, velocity, ..
-            }
-            | Net::Numeric {
-                model, velocity, ..
-            } => {
-                restore(&mut **model, &ckpt.model)?;
-                restore(&mut **velocity, &ckpt.velocity)
-            }
-            Net::Norm {
-                model, velocity, ..
-            } => {
-                restore(&mut **model, &ckpt.model)?;
-                restore(&mut **velocity, &ckpt.velocity)?;
-                match ckpt.running.as_slice() {
-                    [mean, var] if mean.len() == 128 && var.len() == 128 => {
-                        model.norm.running_mean.copy_from_slice(mean);
-                        model.norm.running_var.copy_from_slice(var);
-                        Ok(())
-                    }
-                    _ => bail!("the checkpoint has no batch-norm statistics"),
-                }
-            }
-        }
-    }
-
-    pub(super) fn all_finite(&self) -> bool {
-        match self {
-            Net::Fast { model, .. } | Net::Numeric { model, .. } => model.all_finite(),
-            Net::Norm { model, .. } => model.all_finite(),
         }
     }
 }
