@@ -186,7 +186,9 @@ fn count(path: &Path) -> Option<u32> {
     let mut head = [0u8; 8];
     let gz = path.extension().is_some_and(|e| e == "gz");
     if gz {
-        flate2::read::GzDecoder::new(file).read_exact(&mut head).ok()?;
+        flate2::read::GzDecoder::new(file)
+            .read_exact(&mut head)
+            .ok()?;
     } else {
         std::io::BufReader::new(file).read_exact(&mut head).ok()?;
     }
@@ -203,7 +205,12 @@ fn word(bytes: &[u8], k: usize, path: &Path) -> u32 {
 /// An IDX images file (raw or gzipped): 28x28 images.
 pub fn read_images(path: &Path) -> Vec<[u8; IMAGE_LEN]> {
     let bytes = read_bytes(path);
-    assert_eq!(word(&bytes, 0, path), 2051, "{}: not IDX images", path.display());
+    assert_eq!(
+        word(&bytes, 0, path),
+        2051,
+        "{}: not IDX images",
+        path.display()
+    );
     let n = word(&bytes, 1, path) as usize;
     assert_eq!(
         (word(&bytes, 2, path), word(&bytes, 3, path)),
@@ -212,7 +219,12 @@ pub fn read_images(path: &Path) -> Vec<[u8; IMAGE_LEN]> {
         path.display()
     );
     let body = &bytes[16..];
-    assert_eq!(body.len(), n * IMAGE_LEN, "{}: wrong length", path.display());
+    assert_eq!(
+        body.len(),
+        n * IMAGE_LEN,
+        "{}: wrong length",
+        path.display()
+    );
     let (images, _) = body.as_chunks::<IMAGE_LEN>();
     images.to_vec()
 }
@@ -220,7 +232,12 @@ pub fn read_images(path: &Path) -> Vec<[u8; IMAGE_LEN]> {
 /// An IDX labels file (raw or gzipped).
 pub fn read_labels(path: &Path) -> Vec<u8> {
     let bytes = read_bytes(path);
-    assert_eq!(word(&bytes, 0, path), 2049, "{}: not IDX labels", path.display());
+    assert_eq!(
+        word(&bytes, 0, path),
+        2049,
+        "{}: not IDX labels",
+        path.display()
+    );
     let n = word(&bytes, 1, path) as usize;
     assert_eq!(bytes.len(), 8 + n, "{}: wrong length", path.display());
     bytes[8..].to_vec()
@@ -244,7 +261,10 @@ mod tests {
     #[test]
     fn the_committed_slice_is_real_mnist() {
         let s = slice();
-        assert_eq!((s.train.images.len(), s.test.images.len()), (SLICE_TRAIN, SLICE_TEST));
+        assert_eq!(
+            (s.train.images.len(), s.test.images.len()),
+            (SLICE_TRAIN, SLICE_TEST)
+        );
         assert_eq!(s.train.labels.len(), SLICE_TRAIN);
         // MNIST's first labels, as everyone who has printed them knows.
         assert_eq!(&s.train.labels[..5], &[5, 0, 4, 1, 9]);
