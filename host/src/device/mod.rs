@@ -15,7 +15,7 @@
 //! - [`session`]: a link to a device, in a QEMU of our own or one already running;
 //! - [`error`]: what can go wrong on the way.
 //!
-//! One module per command: [`run`], [`info`], [`predict`], [`eval`], [`finetune`] (with the
+//! One module per command: [`run`](mod@run), [`info`], [`predict`], [`eval`], [`finetune`] (with the
 //! host's run of the same fine-tuning in [`tuner`]). The formats both sides speak (protocol,
 //! frames, data blob, digests) are `digits-core`'s.
 

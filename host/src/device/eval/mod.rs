@@ -1,7 +1,7 @@
 //! `digits device eval`: the test images classified on the device, compared with the host's
 //! run of the same model image by image, bit for bit. Two ways to get the images there: all at
-//! once into the device's memory before it starts ([`bulk`], the default) or one by one with the
-//! protocol ([`uart`], which is slow under QEMU but runs against any `serve` device).
+//! once into the device's memory before it starts (`bulk.rs`, the default) or one by one with the
+//! protocol (`uart.rs`, which is slow under QEMU but runs against any `serve` device).
 
 mod bulk;
 mod uart;
