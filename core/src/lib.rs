@@ -14,8 +14,10 @@
 //! - Speed: [`sparse`] (inputs as their lit pixels; logits bit-identical to the dense pass) and
 //!   [`minibatch`] (one fused SGD step on a whole batch, in parts that may run in parallel,
 //!   bit-identical to [`Mlp::backprop`] + [`Sgd::step`] with [`mul_add::Separate`]).
-//! - [`model_file`]: the versioned, checksummed model file; [`protocol`] and [`frame`]: the
-//!   host <-> device messages and their framing, shared by both sides.
+//! - Formats both sides of the device link speak: [`model_file`] (the versioned, checksummed
+//!   model file), [`protocol`] and [`frame`] (the host <-> device messages and their framing),
+//!   [`blob`] (the batch of images the host loads into the device's memory) and [`digest`] (the
+//!   FNV-1a digests of parameters and logits that the two sides compare).
 //!
 //! Every computation is generic over [`Scalar`] (`f32` and `f64`): `f32` to train and deploy,
 //! `f64` to check gradients.
@@ -25,7 +27,9 @@
 
 pub mod activation;
 pub mod batchnorm;
+pub mod blob;
 pub mod dense;
+pub mod digest;
 pub mod finetune;
 pub mod frame;
 pub mod gradcheck;

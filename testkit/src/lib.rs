@@ -5,7 +5,7 @@
 //! - where the full MNIST is ([`full_mnist`]), and the one rule for a test that needs something
 //!   this machine may lack ([`needs`]): without it the test skips with a line on stderr saying
 //!   why; under `CI=true` it fails instead, so CI can never pass by skipping;
-//! - a small slice of the real MNIST committed with the repository ([`slice_dir`], [`slice`]):
+//! - a small slice of the real MNIST committed with the repository ([`slice_dir`], [`slice()`]):
 //!   the quick tests run on real digits on any clone, with no network and no `../shared`;
 //! - an IDX reader independent of the host's loader ([`read_images`], [`read_labels`]), and
 //!   [`median`].

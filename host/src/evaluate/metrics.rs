@@ -1,6 +1,6 @@
 //! `digits eval`: how well a model file does on the test split. Accuracy and loss, per-class
 //! precision, recall and F1, the confusion matrix; as tables, or as one JSON object for scripts;
-//! and, with `--plots`, as pictures (see [`plots`](super::plots)).
+//! and, with `--plots`, as pictures (see [`super::plots`]).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
