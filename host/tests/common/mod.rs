@@ -66,7 +66,7 @@ pub fn run_err(cmd: &mut Command) -> String {
 /// Whether QEMU is there, under the one skip rule of `testkit`.
 pub fn have_qemu(what: &str) -> bool {
     testkit::needs(
-        firmware::qemu::qemu_available(),
+        host::device::qemu::qemu_available(),
         what,
         "qemu-system-arm not found (`apt-get install qemu-system-arm`; scripts/test.sh does)",
     )
@@ -85,7 +85,8 @@ pub fn device_setup(what: &str) -> Option<PathBuf> {
 pub fn firmware_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let elfs = firmware::qemu::build_firmware(workspace()).unwrap_or_else(|e| panic!("{e}"));
+        let elfs =
+            host::device::firmware::build_firmware(workspace()).unwrap_or_else(|e| panic!("{e}"));
         let serve = elfs.get("serve").expect("a serve binary");
         serve.parent().expect("in a directory").to_owned()
     })
