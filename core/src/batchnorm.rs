@@ -15,7 +15,9 @@ pub const BN_MOMENTUM: f64 = 0.1;
 ///
 /// In train mode `mean` and `var` are the batch's (biased variance); in eval mode they are the
 /// running estimates gathered during training.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, bytemuck::Zeroable)]
+// The scalar is `Zeroable` already (see `Scalar`): no bound to add.
+#[zeroable(bound = "")]
 pub struct BatchNorm<const N: usize, S: Scalar = f32> {
     /// Scale.
     pub gamma: [S; N],

@@ -11,7 +11,9 @@ use crate::{Init, Rng, Scalar};
 ///
 /// `#[repr(C)]`: the layout is fixed (`w` row by row, then `b`, no padding), so a model can be
 /// laid out in flash at build time and used in place (see the firmware's `model` module).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, bytemuck::Zeroable)]
+// The scalar is `Zeroable` already (see `Scalar`): no bound to add.
+#[zeroable(bound = "")]
 #[repr(C)]
 pub struct Dense<const IN: usize, const OUT: usize, S: Scalar = f32> {
     /// Weights, `w[i][o]` from input `i` to output `o`.

@@ -7,13 +7,17 @@
 //! - [`Mlp`]: dense -> ReLU -> dense, softmax cross-entropy; [`MnistMlp`] is `Mlp<784, 128, 10>`.
 //! - Gradients by [`Mlp::backprop`] and by central differences: [`numgrad`] is the definition
 //!   for any loss and parameters, [`structured_numgrad`] the same differences for an [`Mlp`]
-//!   re-evaluated only where each perturbation reaches (thousands of times faster, and as
-//!   accurate as backprop); [`gradcheck`] compares them tensor by tensor.
+//!   re-evaluated only where each perturbation reaches (so a whole numerical gradient is
+//!   affordable, and as accurate as backprop); [`gradcheck`] compares them tensor by tensor.
 //! - Training parts: [`Rng`] (seeded, platform-independent), [`Init`], [`Sgd`] with momentum
 //!   and weight decay, [`Schedule`], batch normalization ([`MlpBn`], foldable into an [`Mlp`]).
-//! - Speed: [`sparse`] (inputs as their lit pixels; logits bit-identical to the dense pass) and
-//!   [`minibatch`] (one fused SGD step on a whole batch, in parts that may run in parallel,
-//!   bit-identical to [`Mlp::backprop`] + [`Sgd::step`] with [`mul_add::Separate`]).
+//! - [`pixels`]: 8-bit pixels to network inputs.
+//! - [`fast`]: the same arithmetic, bit for bit, with less memory traffic, each module next to
+//!   the test that proves it equal to the reference above: inputs as their lit pixels, logits
+//!   straight from pixels, and one fused SGD step on a whole batch (bit-identical to
+//!   [`Mlp::backprop`] + [`Sgd::step`]) whose parts may run on two threads.
+//! - On the device: [`quant`] (int8 post-training quantization, integer arithmetic up to the
+//!   logits) and [`finetune`] (the output layer trained on small batches in fixed memory).
 //! - Formats both sides of the device link speak: [`model_file`] (the versioned, checksummed
 //!   model file), [`protocol`] and [`frame`] (the host <-> device messages and their framing),
 //!   [`blob`] (the batch of images the host loads into the device's memory) and [`digest`] (the
@@ -30,27 +34,25 @@ pub mod batchnorm;
 pub mod blob;
 pub mod dense;
 pub mod digest;
+pub mod fast;
 pub mod finetune;
 pub mod frame;
 pub mod gradcheck;
 pub mod init;
-pub mod input;
 pub mod loss;
-pub mod minibatch;
 pub mod mlp;
 pub mod mlp_bn;
 pub mod model_file;
-pub mod mul_add;
 pub mod numgrad;
 pub mod optim;
 pub mod params;
+pub mod pixels;
 pub mod protocol;
 pub mod quant;
 pub mod rng;
 pub mod scalar;
 pub mod schedule;
 pub mod softmax;
-pub mod sparse;
 pub mod structured_numgrad;
 
 pub use batchnorm::BatchNorm;

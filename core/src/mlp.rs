@@ -13,7 +13,9 @@ use crate::{Dense, Init, Rng, Scalar};
 ///
 /// `#[repr(C)]`: `hidden` then `output`, each laid out as [`Dense`] is, so the parameters sit in
 /// memory in the order of the model file's tensors (`W1`, `b1`, `W2`, `b2`).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, bytemuck::Zeroable)]
+// The scalar is `Zeroable` already (see `Scalar`): no bound to add.
+#[zeroable(bound = "")]
 #[repr(C)]
 pub struct Mlp<const IN: usize, const HIDDEN: usize, const OUT: usize, S: Scalar = f32> {
     /// First layer, `W1: [IN][HIDDEN]`, `b1: [HIDDEN]`.
@@ -90,16 +92,6 @@ impl<const IN: usize, const HIDDEN: usize, const OUT: usize, S: Scalar> Mlp<IN, 
         let mut act = Activations::default();
         self.forward(x, &mut act);
         act.logits
-    }
-
-    /// Logits of a batch, `logits[n]` for `xs[n]`. The slices must have equal lengths.
-    pub fn forward_batch(&self, xs: &[[S; IN]], logits: &mut [[S; OUT]]) {
-        assert_eq!(xs.len(), logits.len(), "batch and output lengths differ");
-        let mut act = Activations::default();
-        for (x, out) in xs.iter().zip(logits.iter_mut()) {
-            self.forward(x, &mut act);
-            *out = act.logits;
-        }
     }
 
     /// The predicted class of one sample.

@@ -9,7 +9,9 @@ use crate::params::{Params, Tensor, TensorKind, TensorMut};
 use crate::{Dense, Init, Mlp, Rng, Scalar};
 
 /// `logits = relu(bn(x W1 + b1)) W2 + b2`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, bytemuck::Zeroable)]
+// The scalar is `Zeroable` already (see `Scalar`): no bound to add.
+#[zeroable(bound = "")]
 pub struct MlpBn<const IN: usize, const HIDDEN: usize, const OUT: usize, S: Scalar = f32> {
     /// First layer.
     pub hidden: Dense<IN, HIDDEN, S>,

@@ -46,6 +46,15 @@ impl Sgd {
     }
 }
 
+/// Parameters and their velocity (the same shape), updated together by an [`SgdStep`].
+#[derive(Debug)]
+pub struct WithVelocity<'a, T: ?Sized> {
+    /// The parameters.
+    pub params: &'a mut T,
+    /// Their velocity.
+    pub velocity: &'a mut T,
+}
+
 /// One SGD step's coefficients, converted once: what [`Sgd::step`] applies to every tensor,
 /// usable on any slice of one (a row updated as soon as its gradient is known).
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -25,7 +25,7 @@ pub const ACTIVATION_MAX: i32 = 255;
 ///
 /// `#[repr(C)]`, the 4-byte fields first and the byte arrays last, so there is no padding and a
 /// build script can lay it out in flash byte for byte.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, bytemuck::Zeroable)]
 #[repr(C)]
 pub struct QuantMlp<const IN: usize, const HIDDEN: usize, const OUT: usize> {
     /// Hidden biases in accumulator units (pixel x weight code).
@@ -292,7 +292,7 @@ pub fn requantize(v: i32, m: i32, shift: i32) -> u8 {
 }
 
 /// A network that turns 8-bit pixels into logits: the `f32` [`Mlp`] (through
-/// [`crate::input::normalize`]) or the int8 [`QuantMlp`]. What evaluation code on host and
+/// [`crate::pixels::normalize`]) or the int8 [`QuantMlp`]. What evaluation code on host and
 /// device is written against, so it runs either precision.
 pub trait Classifier<const IN: usize, const OUT: usize> {
     /// Logits of one image.
@@ -304,7 +304,7 @@ impl<const IN: usize, const HIDDEN: usize, const OUT: usize> Classifier<IN, OUT>
 {
     fn classify(&self, pixels: &[u8; IN]) -> [f32; OUT] {
         let mut x = [0.0f32; IN];
-        crate::input::normalize(pixels, &mut x);
+        crate::pixels::normalize(pixels, &mut x);
         self.logits(&x)
     }
 }

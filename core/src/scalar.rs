@@ -6,8 +6,13 @@ use core::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAss
 
 /// A floating-point scalar backed by `libm`, so the same code runs with and without `std`
 /// and gives the same bits on every platform.
+///
+/// `Zeroable` (all-zero bits is the value 0): then so is every model made of scalars, by
+/// derive, and a model too large for the stack is allocated zeroed straight on the heap
+/// (`bytemuck::zeroed_box`) without a line of unsafe code.
 pub trait Scalar:
     Copy
+    + bytemuck::Zeroable
     + Default
     + Debug
     + Display

@@ -14,8 +14,8 @@
 //! logarithm. Because pixels are 8-bit, `e^{+-h x W2[j][k]} - 1` takes at most 255 values per
 //! unit and sign: they are tabulated once per unit instead of recomputed per sample.
 
-use crate::input::normalize;
 use crate::loss::cross_entropy;
+use crate::pixels::normalize;
 use crate::softmax::softmax;
 use crate::{Activations, Mlp, Scalar};
 

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{boxed_zeroed, mnist_test_batch, to_f32};
+use common::{test_batch, to_f32};
 use digits_core::{MnistMlp, Params, Rng, Sgd};
 
 fn fingerprint(model: &MnistMlp<f32>) -> u64 {
@@ -19,18 +19,18 @@ fn fingerprint(model: &MnistMlp<f32>) -> u64 {
 }
 
 fn seeded(seed: u64) -> Box<MnistMlp<f32>> {
-    let mut m: Box<MnistMlp<f32>> = boxed_zeroed();
+    let mut m: Box<MnistMlp<f32>> = bytemuck::zeroed_box();
     m.init(&mut Rng::new(seed));
     m
 }
 
 /// Five SGD steps with momentum and weight decay on real images; returns the model and losses.
 fn train_steps(seed: u64) -> (Box<MnistMlp<f32>>, Vec<u32>) {
-    let (xs, labels) = mnist_test_batch(64);
+    let (xs, labels) = test_batch(64);
     let xs: Vec<[f32; 784]> = xs.iter().map(to_f32).collect();
     let mut model = seeded(seed);
-    let mut grad: Box<MnistMlp<f32>> = boxed_zeroed();
-    let mut velocity: Box<MnistMlp<f32>> = boxed_zeroed();
+    let mut grad: Box<MnistMlp<f32>> = bytemuck::zeroed_box();
+    let mut velocity: Box<MnistMlp<f32>> = bytemuck::zeroed_box();
     let sgd = Sgd {
         momentum: 0.9,
         weight_decay: 5e-4,

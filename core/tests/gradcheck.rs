@@ -10,7 +10,7 @@
 mod common;
 
 use common::dd::Dd;
-use common::{boxed_zeroed, mnist_test_batch, random_input, to_f32};
+use common::{random_input, test_batch, to_f32};
 use digits_core::gradcheck::{TensorCheck, gradcheck};
 use digits_core::params::convert;
 use digits_core::{Mlp, Params, Rng};
@@ -75,12 +75,12 @@ fn check_three_ways<const IN: usize, const H: usize, const OUT: usize>(
     labels: &[u8],
     indices: &[usize],
 ) -> [[TensorCheck; 4]; 3] {
-    let mut grad: Box<Mlp<IN, H, OUT, f64>> = boxed_zeroed();
+    let mut grad: Box<Mlp<IN, H, OUT, f64>> = bytemuck::zeroed_box();
     model.backprop(xs, labels, &mut grad);
 
     // 1. Reference: the same loss in double-double (inputs and weights converted exactly).
-    let mut model_dd: Box<Mlp<IN, H, OUT, Dd>> = boxed_zeroed();
-    let mut grad_dd: Box<Mlp<IN, H, OUT, Dd>> = boxed_zeroed();
+    let mut model_dd: Box<Mlp<IN, H, OUT, Dd>> = bytemuck::zeroed_box();
+    let mut grad_dd: Box<Mlp<IN, H, OUT, Dd>> = bytemuck::zeroed_box();
     convert(model, &mut *model_dd);
     convert(&*grad, &mut *grad_dd);
     let xs_dd: Vec<[Dd; IN]> = xs
@@ -103,10 +103,10 @@ fn check_three_ways<const IN: usize, const H: usize, const OUT: usize>(
     });
 
     // 3. f32, same network rounded.
-    let mut model32: Box<Mlp<IN, H, OUT, f32>> = boxed_zeroed();
+    let mut model32: Box<Mlp<IN, H, OUT, f32>> = bytemuck::zeroed_box();
     convert(model, &mut *model32);
     let xs32: Vec<[f32; IN]> = xs.iter().map(to_f32).collect();
-    let mut grad32: Box<Mlp<IN, H, OUT, f32>> = boxed_zeroed();
+    let mut grad32: Box<Mlp<IN, H, OUT, f32>> = bytemuck::zeroed_box();
     model32.backprop(&xs32, labels, &mut grad32);
     let single = gradcheck(
         &mut *model32,
@@ -161,8 +161,8 @@ fn small_network_every_parameter() {
 
 #[test]
 fn mnist_network_on_real_batch() {
-    let (xs, labels) = mnist_test_batch(16);
-    let mut model: Box<Mlp<784, 128, 10, f64>> = boxed_zeroed();
+    let (xs, labels) = test_batch(16);
+    let mut model: Box<Mlp<784, 128, 10, f64>> = bytemuck::zeroed_box();
     model.init(&mut Rng::new(42));
 
     // Every b1, W2, b2 and 1,500 W1 entries whose pixel is lit in some image of the batch

@@ -1,9 +1,9 @@
 //! The model file: round trip, and every kind of damage refused with the right error.
 
-use digits_core::Mlp;
 use digits_core::model_file::{
     Architecture, FORMAT_VERSION, Metadata, ModelFileError, decode, encode, encoded_len_bound,
 };
+use digits_core::{Mlp, Params};
 use proptest::prelude::*;
 
 type Small = Mlp<12, 6, 3, f32>;
@@ -110,20 +110,110 @@ fn wrong_magic_version_architecture_and_nan_say_what_to_do() {
     assert_eq!(err, ModelFileError::NonFinite { index: 2 });
 }
 
+/// The model file's checksum, as `encode` writes it.
+const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+
+/// Magic (8 bytes) and version (1 byte as a varint): what the mutations below leave alone, so
+/// that they reach the checksum and what it guards.
+const HEADER: usize = 9;
+
+/// `content` followed by its correct CRC-32: damage the checksum would refuse, made to pass it.
+fn sealed(content: &[u8]) -> Vec<u8> {
+    let mut bytes = content.to_vec();
+    bytes.extend_from_slice(&CRC.checksum(content).to_le_bytes());
+    bytes
+}
+
+/// A valid file with `edits` applied to its content (each `(position, xor)`, positions past
+/// the header, wrapped into the content) and cut or extended (with zeros) to `len` bytes
+/// after the header.
+fn mutated_content(edits: &[(usize, u8)], len: usize) -> Vec<u8> {
+    let file = encoded(&Small::seeded(8));
+    let mut content = file[..file.len() - 4].to_vec();
+    let body = content.len() - HEADER;
+    for &(at, xor) in edits {
+        content[HEADER + at % body] ^= xor;
+    }
+    content.resize(HEADER + len, 0);
+    content
+}
+
+/// What every decodable file must satisfy: it loads into the matching model or is refused with
+/// an error, never a panic, and a loaded model is finite.
+fn check_decoded(bytes: &[u8]) -> Result<(), ModelFileError> {
+    let file = decode(bytes)?;
+    let mut model = Small::zeros();
+    if file.load_into(&mut model).is_ok() {
+        assert!(
+            model.all_finite(),
+            "a loaded model with a non-finite parameter"
+        );
+    }
+    let mut int8 = digits_core::QuantMlp::<12, 6, 3>::zeroed();
+    let _ = file.load_int8_into(&mut int8);
+    Ok(())
+}
+
+/// A resealed change inside the last tensor (the last bytes before the checksum are `b2`'s
+/// last float, little-endian) decodes and loads a model that differs there: resealing reaches
+/// the decoder and the loader behind it.
+#[test]
+fn a_resealed_change_of_a_weight_loads_a_different_model() {
+    let mut model = Small::seeded(8);
+    model.output.b = [0.5, -1.25, 3.0];
+    let file = encoded(&model);
+    let mut content = file[..file.len() - 4].to_vec();
+    let last = content.len() - 1;
+    content[last] ^= 0x80; // the sign bit
+    let mut back = Small::zeros();
+    decode(&sealed(&content))
+        .unwrap()
+        .load_into(&mut back)
+        .unwrap();
+    assert_eq!(back.output.b[2], -3.0);
+    back.output.b[2] = 3.0;
+    assert_eq!(back, model);
+}
+
 proptest! {
     #[test]
     fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
-        if let Ok(file) = decode(&bytes) {
-            let _ = file.load_into(&mut Small::zeros());
-        }
+        let _ = check_decoded(&bytes);
     }
 
+    /// Random bytes after the magic and version, resealed: they reach the decoder.
     #[test]
-    fn random_bytes_after_the_magic_never_panic(tail in prop::collection::vec(any::<u8>(), 0..600)) {
-        let mut bytes = b"DIGITSNN\x01".to_vec();
-        bytes.extend(tail);
-        if let Ok(file) = decode(&bytes) {
-            let _ = file.load_into(&mut Small::zeros());
-        }
+    fn resealed_random_bytes_never_panic(tail in prop::collection::vec(any::<u8>(), 0..600)) {
+        let mut content = b"DIGITSNN\x01".to_vec();
+        content.extend(tail);
+        let result = check_decoded(&sealed(&content));
+        let refused_by_checksum = matches!(result, Err(ModelFileError::BadChecksum { .. }));
+        prop_assert!(!refused_by_checksum, "{:?}", result);
+    }
+
+    /// A valid file changed in up to 8 bytes and cut or extended, resealed: it reaches the
+    /// decoder (never refused by the checksum), which decodes it or refuses it, never panics.
+    #[test]
+    fn resealed_mutations_of_a_valid_file_never_panic(
+        edits in prop::collection::vec((any::<usize>(), 1..=255u8), 0..8),
+        len in prop_oneof![Just(None), (0..600usize).prop_map(Some)],
+    ) {
+        let full = encoded(&Small::seeded(8)).len() - 4 - HEADER;
+        let content = mutated_content(&edits, len.unwrap_or(full));
+        let result = check_decoded(&sealed(&content));
+        let refused_by_checksum = matches!(result, Err(ModelFileError::BadChecksum { .. }));
+        prop_assert!(!refused_by_checksum, "{:?}", result);
+    }
+
+    /// The same change of one byte past the header, not resealed (the checksum included):
+    /// always refused, by the checksum.
+    #[test]
+    fn an_unsealed_change_is_always_refused(at in any::<usize>(), xor in 1..=255u8) {
+        let mut bytes = encoded(&Small::seeded(8));
+        let len = bytes.len();
+        bytes[HEADER + at % (len - HEADER)] ^= xor;
+        let result = decode(&bytes);
+        let refused_by_checksum = matches!(result, Err(ModelFileError::BadChecksum { .. }));
+        prop_assert!(refused_by_checksum, "{:?}", result.map(|_| ()));
     }
 }

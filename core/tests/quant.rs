@@ -149,7 +149,7 @@ fn int8_logits_follow_the_f32_model() {
     for _ in 0..200 {
         let im = image(&mut rng);
         let mut x = [0.0f32; 784];
-        digits_core::input::normalize(&im, &mut x);
+        digits_core::pixels::normalize(&im, &mut x);
         let f = m.logits(&x);
         let z = q.logits(&im);
         range = range.max(f.iter().fold(0.0f32, |a, v| a.max(v.abs())));

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{boxed_zeroed, mnist_test_pixels, normalized};
+use common::normalized;
 use digits_core::gradcheck::ErrorStats;
 use digits_core::numgrad::central_difference_at;
 use digits_core::structured_numgrad::SampleState;
@@ -66,12 +66,12 @@ fn check<const IN: usize, const HID: usize, const OUT: usize>(
     definition_indices: &[usize],
 ) {
     let xs: Vec<[f64; IN]> = pixels.iter().map(normalized).collect();
-    let mut structured: Box<Mlp<IN, HID, OUT, f64>> = boxed_zeroed();
+    let mut structured: Box<Mlp<IN, HID, OUT, f64>> = bytemuck::zeroed_box();
     let mut states = vec![SampleState::default(); pixels.len()];
     let loss = model.numeric_gradient(pixels, labels, H, &mut states, &mut structured);
     assert_eq!(loss, model.loss(&xs, labels));
 
-    let mut backprop: Box<Mlp<IN, HID, OUT, f64>> = boxed_zeroed();
+    let mut backprop: Box<Mlp<IN, HID, OUT, f64>> = bytemuck::zeroed_box();
     model.backprop(&xs, labels, &mut backprop);
     let all: Vec<usize> = (0..model.num_params()).collect();
     let vs_backprop = compare(&*structured, &all, |i| backprop.param(i));
@@ -123,8 +123,11 @@ fn small_network_equals_definition_and_backprop() {
 
 #[test]
 fn mnist_network_equals_definition_and_backprop() {
-    let (pixels, labels) = mnist_test_pixels(16);
-    let mut model: Box<Mlp<784, 128, 10, f64>> = boxed_zeroed();
+    let testkit::Labeled {
+        images: pixels,
+        labels,
+    } = testkit::test_digits(16);
+    let mut model: Box<Mlp<784, 128, 10, f64>> = bytemuck::zeroed_box();
     model.init(&mut Rng::new(42));
     let lit: Vec<usize> = (0..784)
         .filter(|&i| pixels.iter().any(|p| p[i] != 0))

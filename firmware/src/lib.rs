@@ -44,7 +44,7 @@ pub use digits::{DIGIT_1, DIGIT_7};
 use core::cell::UnsafeCell;
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, Ordering};
-use digits_core::input::normalize;
+use digits_core::pixels::normalize;
 use digits_core::softmax::{argmax, softmax};
 use digits_core::{Dense, Mlp, Params, Rng, Sgd};
 

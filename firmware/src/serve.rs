@@ -17,8 +17,8 @@ use digits_core::blob::Blob;
 use digits_core::digest::{Fnv64, output_digest, params_digest};
 use digits_core::finetune::{Gradient, MnistTuner};
 use digits_core::frame::{self, Feed, FrameError, FrameReader, MAX_FRAME};
-use digits_core::input::normalize;
 use digits_core::model_file::{Architecture, Precision};
+use digits_core::pixels::normalize;
 use digits_core::protocol::{
     self, Classification, DeviceError, DeviceInfo, Evaluation, IMAGE_BYTES, ModelSummary,
     PROTOCOL_VERSION, Request, Response, Stats, Trained, Tuning,

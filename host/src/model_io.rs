@@ -8,7 +8,7 @@ use digits_core::model_file::{self, Metadata, Precision};
 use digits_core::params::Params;
 use digits_core::{Classifier, MnistMlp, MnistQuant};
 
-use crate::train::aligned::{ModelBox, zeroed};
+use crate::train::aligned::ModelBox;
 
 /// Provenance of a model, owned.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -76,7 +76,7 @@ pub fn load_weights(path: &Path) -> Result<LoadedWeights> {
             Weights::F32(model)
         }
         Precision::Int8 => {
-            let mut model: Box<MnistQuant> = zeroed();
+            let mut model: Box<MnistQuant> = bytemuck::zeroed_box();
             file.load_int8_into(&mut *model)
                 .with_context(|| format!("model file {}", path.display()))?;
             Weights::Int8(model)

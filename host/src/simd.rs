@@ -8,7 +8,7 @@
 //! on the baseline), so every choice gives bit-identical results; only the speed differs.
 //! `DIGITS_SIMD=base|avx2|avx512` forces one (to compare, or to test).
 
-use digits_core::mul_add::MulAdd;
+use digits_core::fast::mul_add::MulAdd;
 
 use std::sync::OnceLock;
 

@@ -8,7 +8,7 @@ use common::{digits, text, workspace};
 use std::path::PathBuf;
 
 use digits_core::MnistMlp;
-use digits_core::input::normalize;
+use digits_core::pixels::normalize;
 use digits_core::softmax::argmax;
 use image::{GrayImage, ImageFormat, Luma};
 use rayon::prelude::*;

@@ -17,7 +17,7 @@ use common::mnist::{
 use common::{firmware_elf, parse, qemu, report, run_in_qemu};
 use digits_core::Params;
 use digits_core::blob::{END_MARK, IMAGE_LEN};
-use digits_core::input::normalize;
+use digits_core::pixels::normalize;
 use digits_core::softmax::argmax;
 use host::device::psram::blob_loader;
 use std::time::{Duration, Instant};

@@ -7,7 +7,7 @@ mod common;
 use common::eval::blob;
 use digits_core::finetune::{Gradient, MnistTuner, TuneError};
 use digits_core::frame::{self, Feed, FrameError, FrameReader, FrameWriter, MAX_FRAME};
-use digits_core::input::normalize;
+use digits_core::pixels::normalize;
 use digits_core::protocol::{DeviceError, MAX_BATCH, Request, Response};
 use digits_core::softmax::argmax;
 use digits_core::{Params, Sgd};

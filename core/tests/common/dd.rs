@@ -12,7 +12,7 @@ use core::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAss
 use digits_core::Scalar;
 
 /// `hi + lo` with `|lo| <= ulp(hi) / 2`.
-#[derive(Clone, Copy, Default, Debug, PartialEq)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, bytemuck::Zeroable)]
 pub struct Dd {
     hi: f64,
     lo: f64,

@@ -3,53 +3,22 @@
 
 pub mod dd;
 
-use std::io::Read;
-use std::path::PathBuf;
-
 use digits_core::Rng;
 
-/// Allocates a value whose all-zero bit pattern is valid (arrays of floats) directly on the heap:
-/// `Mlp<784, 128, 10, f64>` is 814 KB, more than a test thread's stack should carry.
-pub fn boxed_zeroed<T>() -> Box<T> {
-    // SAFETY: only used for structs made of float arrays, for which all-zero bits is 0.0.
-    unsafe { Box::<T>::new_zeroed().assume_init() }
-}
-
-/// The real MNIST, shipped next to the repository.
-pub fn mnist_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/mnist")
-}
-
-/// The first `n` test images (as pixels) and labels of the real MNIST.
-pub fn mnist_test_pixels(n: usize) -> (Vec<[u8; 784]>, Vec<u8>) {
-    let read = |name: &str| {
-        let file = std::fs::File::open(mnist_dir().join(name)).unwrap_or_else(|e| {
-            panic!("{name}: {e} (the real MNIST is expected in ../shared/data/mnist)")
-        });
-        let mut bytes = Vec::new();
-        flate2::read::GzDecoder::new(file)
-            .read_to_end(&mut bytes)
-            .unwrap();
-        bytes
-    };
-    let images = read("t10k-images-idx3-ubyte.gz");
-    let labels = read("t10k-labels-idx1-ubyte.gz");
-    let pixels = (0..n)
-        .map(|k| images[16 + k * 784..16 + (k + 1) * 784].try_into().unwrap())
-        .collect();
-    (pixels, labels[8..8 + n].to_vec())
-}
-
-/// The first `n` test images (scaled to [0, 1]) and labels of the real MNIST.
-pub fn mnist_test_batch(n: usize) -> (Vec<[f64; 784]>, Vec<u8>) {
-    let (pixels, labels) = mnist_test_pixels(n);
-    (pixels.iter().map(normalized).collect(), labels)
+/// The first `n` test digits (scaled to [0, 1] as the network sees them) and their labels:
+/// of the full MNIST when it is here, else of the slice committed in `testkit`.
+pub fn test_batch(n: usize) -> (Vec<[f64; 784]>, Vec<u8>) {
+    let digits = testkit::test_digits(n);
+    (
+        digits.images.iter().map(normalized).collect(),
+        digits.labels,
+    )
 }
 
 /// Pixels scaled as the network sees them.
 pub fn normalized<const N: usize>(pixels: &[u8; N]) -> [f64; N] {
     let mut x = [0.0; N];
-    digits_core::input::normalize(pixels, &mut x);
+    digits_core::pixels::normalize(pixels, &mut x);
     x
 }
 

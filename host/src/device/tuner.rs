@@ -2,7 +2,7 @@
 //! to check the device's weights and to plan its batches.
 
 use digits_core::finetune::{Gradient, Step, TuneError};
-use digits_core::input::normalize;
+use digits_core::pixels::normalize;
 use digits_core::{MnistMlp, Rng, Sgd};
 
 use crate::data::{IMAGE_PIXELS, Split};

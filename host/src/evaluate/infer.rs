@@ -48,7 +48,7 @@ mod tests {
     use crate::testing::random_images;
     use crate::train::aligned::ModelBox;
     use digits_core::Rng;
-    use digits_core::input::normalize;
+    use digits_core::pixels::normalize;
 
     /// Against `normalize` + `Mlp::logits` bit for bit, on random MNIST-like images (a fifth
     /// lit), a dark and a fully lit one, in a batch that leaves a partial piece, on one thread

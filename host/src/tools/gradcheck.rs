@@ -5,16 +5,16 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use digits_core::gradcheck::ErrorStats;
-use digits_core::input::normalize;
 use digits_core::numgrad::central_difference_at;
 use digits_core::params::convert;
+use digits_core::pixels::normalize;
 use digits_core::structured_numgrad::SampleState;
 use digits_core::{Mlp, MnistMlp, Params, Rng, Scalar};
 use serde::Serialize;
 
 use crate::data::command::{DataArgs, load};
 use crate::model_io;
-use crate::train::aligned::{ModelBox, Zeroable, zeroed};
+use crate::train::aligned::ModelBox;
 
 /// Tolerances in the manner of `torch.autograd.gradcheck`: every element must satisfy
 /// `|backprop - numeric| <= atol + rtol * |numeric|`.
@@ -145,13 +145,10 @@ pub fn structured<S: Scalar>(
     pixels: &[[u8; 784]],
     labels: &[u8],
     tol: Tolerance,
-) -> PrecisionResult
-where
-    MnistMlp<S>: Zeroable,
-{
-    let mut m: Box<MnistMlp<S>> = zeroed();
+) -> PrecisionResult {
+    let mut m: Box<MnistMlp<S>> = bytemuck::zeroed_box();
     convert(model, &mut *m);
-    let mut numeric: Box<MnistMlp<S>> = zeroed();
+    let mut numeric: Box<MnistMlp<S>> = bytemuck::zeroed_box();
     let mut states = vec![SampleState::default(); labels.len()];
     m.numeric_gradient(
         pixels,
@@ -161,7 +158,7 @@ where
         &mut numeric,
     );
     let xs = inputs::<S>(pixels);
-    let mut backprop: Box<MnistMlp<S>> = zeroed();
+    let mut backprop: Box<MnistMlp<S>> = bytemuck::zeroed_box();
     m.backprop(&xs, labels, &mut backprop);
     PrecisionResult {
         precision: S::NAME,
@@ -180,14 +177,11 @@ pub fn definition<S: Scalar>(
     tol: Tolerance,
     sample: usize,
     seed: u64,
-) -> PrecisionResult
-where
-    MnistMlp<S>: Zeroable,
-{
-    let mut m: Box<MnistMlp<S>> = zeroed();
+) -> PrecisionResult {
+    let mut m: Box<MnistMlp<S>> = bytemuck::zeroed_box();
     convert(model, &mut *m);
     let xs = inputs::<S>(pixels);
-    let mut backprop: Box<MnistMlp<S>> = zeroed();
+    let mut backprop: Box<MnistMlp<S>> = bytemuck::zeroed_box();
     m.backprop(&xs, labels, &mut backprop);
     let mut rng = Rng::new(seed);
     let mut wanted = vec![false; m.num_params()];
@@ -375,7 +369,7 @@ mod tests {
     #[test]
     fn a_correct_gradient_passes_in_both_precisions() {
         let (pixels, labels) = batch(8);
-        let mut model: Box<MnistMlp> = zeroed();
+        let mut model: Box<MnistMlp> = bytemuck::zeroed_box();
         model.init(&mut Rng::new(1));
         for r in [
             structured::<f64>(&model, &pixels, &labels, F64_TOLERANCE),
@@ -389,7 +383,7 @@ mod tests {
 
     #[test]
     fn a_wrong_gradient_fails_and_names_the_parameter() {
-        let mut backprop: Box<MnistMlp<f64>> = zeroed();
+        let mut backprop: Box<MnistMlp<f64>> = bytemuck::zeroed_box();
         backprop.output.w[3][7] = 0.5;
         // Numerical values all zero except where the "bug" is not: W2[3][7] disagrees.
         let r = compare(&*backprop, |_| Some(0.0), F64_TOLERANCE);

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod gradcheck;
 pub mod inspect;
+pub mod measure;
 pub mod numgrad_bench;
 pub mod peak;
 pub mod quantize;

@@ -1,33 +1,20 @@
 //! `digits bench`: figures measured side by side in one run (medians, ratios).
 
-use std::time::Instant;
-
-use digits_core::input::normalize;
 use digits_core::numgrad::central_differences;
+use digits_core::pixels::normalize;
 use digits_core::structured_numgrad::SampleState;
 use digits_core::{MnistMlp, Rng};
 
 use crate::data::Split;
-use crate::train::aligned::zeroed;
+use crate::tools::measure::{median, time};
+
 use crate::train::numeric_gradient;
-
-/// Median of a few timings, in seconds.
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn time<T>(f: impl FnOnce() -> T) -> (f64, T) {
-    let start = Instant::now();
-    let out = f();
-    (start.elapsed().as_secs_f64(), out)
-}
 
 /// One full numerical gradient of `Mlp<784,128,10>` (every parameter, f32): the definition
 /// once, the structured version single-threaded and on all threads as training computes it
 /// (median of `repeats`).
 pub fn numgrad(test: &Split, batches: &[usize], repeats: usize, step: f32) {
-    let mut model: Box<MnistMlp> = zeroed();
+    let mut model: Box<MnistMlp> = bytemuck::zeroed_box();
     model.init(&mut Rng::new(1));
     println!(
         "one full numerical gradient of 784-128-10 (101,770 parameters), f32, h = {step:e}; \
@@ -55,12 +42,12 @@ pub fn numgrad(test: &Split, batches: &[usize], repeats: usize, step: f32) {
             })
             .collect();
 
-        let mut definition: Box<MnistMlp> = zeroed();
+        let mut definition: Box<MnistMlp> = bytemuck::zeroed_box();
         let (t_def, ()) = time(|| {
             central_differences(&mut *model, step, |m| m.loss(&xs, labels), &mut *definition)
         });
 
-        let mut structured: Box<MnistMlp> = zeroed();
+        let mut structured: Box<MnistMlp> = bytemuck::zeroed_box();
         let mut states = vec![SampleState::default(); batch];
         let single: Vec<f64> = (0..repeats)
             .map(|_| {
@@ -69,7 +56,7 @@ pub fn numgrad(test: &Split, batches: &[usize], repeats: usize, step: f32) {
             })
             .collect();
         let mut columns = vec![[0.0f32; 784]; 128];
-        let mut threaded_grad: Box<MnistMlp> = zeroed();
+        let mut threaded_grad: Box<MnistMlp> = bytemuck::zeroed_box();
         let threaded: Vec<f64> = (0..repeats)
             .map(|_| {
                 time(|| {

@@ -19,7 +19,8 @@ pub struct Peak {
 
 const ITERS: u64 = 20_000_000;
 
-/// Measures the peak (about 0.1 s per measurement; the best of three).
+/// Measures the peak: the best of three runs of each measurement (a run long enough that
+/// the clock's resolution and the thread start-up do not count).
 pub fn measure() -> Peak {
     let (isa, flops_per_iter) = kernel_info();
     let run = || {

@@ -16,7 +16,6 @@ use rayon::prelude::*;
 
 use crate::data::Split;
 use crate::model_io::{self, Provenance};
-use crate::train::aligned::zeroed;
 
 /// Percentiles of the hidden activations tried as the top of the code range.
 const PERCENTILES: [f64; 4] = [99.9, 99.99, 99.999, 100.0];
@@ -84,7 +83,7 @@ pub fn run(args: &QuantizeArgs) -> Result<()> {
         .par_iter()
         .flat_map_iter(|im| {
             let mut x = [0.0f32; 784];
-            digits_core::input::normalize(im, &mut x);
+            digits_core::pixels::normalize(im, &mut x);
             let mut h = [0.0f32; 128];
             model.hidden_activations(&x, &mut h);
             h.into_iter().filter(|&v| v > 0.0)
@@ -105,7 +104,7 @@ pub fn run(args: &QuantizeArgs) -> Result<()> {
         let at = ((p / 100.0) * (activations.len() - 1) as f64).round() as usize;
         let top = activations[at];
         let scale = top / 255.0;
-        let mut q: Box<MnistQuant> = zeroed();
+        let mut q: Box<MnistQuant> = bytemuck::zeroed_box();
         q.quantize_into(model, scale)
             .map_err(|e| anyhow::anyhow!("cannot quantize {}: {e}", args.model.display()))?;
         let acc = accuracy(&predictions(&*q, &hold_out), &hold_out.labels);

@@ -4,19 +4,21 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Instant;
 
 use anyhow::{Context, bail};
 
-use digits_core::input::normalize;
+use digits_core::pixels::normalize;
 use digits_core::softmax::argmax;
-use digits_core::{MnistMlp, Rng, Sgd};
+use digits_core::{MnistMlp, Rng, Schedule};
 
 use crate::data::{Dataset, Split};
 use crate::evaluate::infer;
 use crate::simd::Simd;
+use crate::tools::measure::{median, time};
 use crate::train::aligned::ModelBox;
-use crate::train::fast_step::{Backprop, SparseSet};
+use crate::train::epoch::{EpochData, Trainer};
+use crate::train::sparse_set::SparseSet;
+use crate::train::{GradMethod, TrainConfig};
 
 /// Floating-point operations of one training image as a dense network computes them:
 /// forward `2 (784*128 + 128*10)`, first-layer weight gradient `2 * 784*128`, output layer
@@ -54,11 +56,6 @@ struct Summary {
     batched_images_per_second: f64,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 /// Runs the measurements and prints the table (and the comparison, with `compare`).
 pub fn run(data: &Dataset, args: &SpeedArgs) -> anyhow::Result<()> {
     let threads = rayon::current_num_threads();
@@ -73,13 +70,11 @@ pub fn run(data: &Dataset, args: &SpeedArgs) -> anyhow::Result<()> {
     );
 
     // Training: every epoch timed, all 60,000 training images.
-    let start = Instant::now();
-    let set = SparseSet::new(&data.train.images);
-    let prep = start.elapsed().as_secs_f64();
-    let (times, model) = train(&data.train, &set, args);
+    let (prep, set) = time(|| SparseSet::new(&data.train.images));
+    let (times, model) = train(&data.train, &set, args)?;
     let accuracy = test_accuracy(&model, &data.test);
     let n = data.train.labels.len() as f64;
-    let epoch = median(times.clone());
+    let epoch = median(times.iter().copied());
     println!(
         "sparse lists of lit pixels, once per training set: {:.3} s",
         prep
@@ -125,7 +120,7 @@ pub fn run(data: &Dataset, args: &SpeedArgs) -> anyhow::Result<()> {
             .num_threads(1)
             .build()
             .context("a one-thread pool")?;
-        let (times1, model1) = pool.install(|| train(&data.train, &set, args));
+        let (times1, model1) = pool.install(|| train(&data.train, &set, args))?;
         row(
             &format!("train epoch, batch {}, 1 thread", args.batch),
             median(times1),
@@ -147,39 +142,27 @@ pub fn run(data: &Dataset, args: &SpeedArgs) -> anyhow::Result<()> {
     // Inference.
     let test = &data.test;
     let images = test.labels.len() as f64;
-    let single = median(
-        (0..args.repeats)
-            .map(|_| time_single(&model, test, infer::logits))
-            .collect(),
-    );
+    let single = median((0..args.repeats).map(|_| time_single(&model, test, infer::logits)));
     row(
         "infer one at a time, sparse (u8 -> logits)",
         single,
         images,
         INFER_FLOPS,
     );
-    let per_sample = median(
-        (0..args.repeats)
-            .map(|_| {
-                time_single(&model, test, |m, img| {
-                    let mut x = [0.0f32; 784];
-                    normalize(img, &mut x);
-                    m.logits(&x)
-                })
-            })
-            .collect(),
-    );
+    let per_sample = median((0..args.repeats).map(|_| {
+        time_single(&model, test, |m, img| {
+            let mut x = [0.0f32; 784];
+            normalize(img, &mut x);
+            m.logits(&x)
+        })
+    }));
     row(
         "infer one at a time, normalize + Mlp::logits",
         per_sample,
         images,
         INFER_FLOPS,
     );
-    let batched = median(
-        (0..args.repeats)
-            .map(|_| time_batched(&model, test))
-            .collect(),
-    );
+    let batched = median((0..args.repeats).map(|_| time_batched(&model, test)));
     row(
         &format!("infer batch of {}, {threads} threads", test.labels.len()),
         batched,
@@ -275,44 +258,41 @@ fn side_by_side(ours: &Summary, others: &[Summary], args: &SpeedArgs) {
     }
 }
 
-/// Trains a fresh model for `args.epochs` epochs as `digits train` does with a constant rate
-/// and no validation split; returns each epoch's wall time and the model.
-pub fn train(train: &Split, set: &SparseSet, args: &SpeedArgs) -> (Vec<f64>, ModelBox) {
-    let mut rng = Rng::new(args.seed);
-    let mut model: ModelBox = ModelBox::zeroed();
-    model.init(&mut rng);
-    let mut velocity: ModelBox = ModelBox::zeroed();
-    let sgd = Sgd {
+/// Trains a fresh model for `args.epochs` epochs as `digits train` does (the same epoch
+/// loop) with a constant rate and no validation split; returns each epoch's wall time and the
+/// model.
+pub fn train(
+    train: &Split,
+    set: &SparseSet,
+    args: &SpeedArgs,
+) -> anyhow::Result<(Vec<f64>, ModelBox)> {
+    let cfg = TrainConfig {
+        epochs: args.epochs,
+        batch: args.batch,
+        lr: args.lr,
         momentum: 0.9,
         weight_decay: 1e-4,
+        schedule: Schedule::Constant,
+        seed: args.seed,
+        batchnorm: false,
+        validation: 0,
+        grad: GradMethod::Backprop,
+        step: 1e-2,
+        augment: None,
+        limit: None,
     };
-    let step = sgd.coefficients::<f32>(args.lr);
-    let mut fast = Backprop::new(args.batch);
-    let mut order: Vec<u32> = (0..train.labels.len() as u32).collect();
-    let mut labels = vec![0u8; args.batch];
+    let mut rng = Rng::new(cfg.seed);
+    let mut trainer = Trainer::new(&cfg, &mut rng);
+    let data = EpochData {
+        images: &train.images,
+        sparse: Some(set),
+        labels: &train.labels,
+    };
     let mut times = Vec::new();
-    let mut epoch_set = SparseSet::empty();
-    let positions: Vec<u32> = (0..train.labels.len() as u32).collect();
-    for _ in 0..args.epochs {
-        rng.shuffle(&mut order);
-        let start = Instant::now();
-        epoch_set.reorder(set, &order);
-        for (batch, keys) in positions.chunks(args.batch).zip(order.chunks(args.batch)) {
-            for (l, &i) in labels.iter_mut().zip(keys) {
-                *l = train.labels[i as usize];
-            }
-            fast.step(
-                &mut model,
-                &mut velocity,
-                &step,
-                &epoch_set,
-                batch,
-                &labels[..batch.len()],
-            );
-        }
-        times.push(start.elapsed().as_secs_f64());
+    for epoch in 0..cfg.epochs {
+        times.push(trainer.epoch(data, &mut rng, cfg.lr, epoch, None)?.seconds);
     }
-    (times, model)
+    Ok((times, trainer.model()))
 }
 
 fn test_accuracy(model: &MnistMlp, test: &Split) -> f64 {
@@ -331,20 +311,24 @@ fn time_single(
     test: &Split,
     logits: impl Fn(&MnistMlp, &[u8; 784]) -> [f32; 10],
 ) -> f64 {
-    let start = Instant::now();
-    let mut correct = 0usize;
-    for (img, &l) in test.images.iter().zip(&test.labels) {
-        correct += usize::from(argmax(&logits(model, img)) == l as usize);
-    }
+    let (seconds, correct) = time(|| {
+        let mut correct = 0usize;
+        for (img, &l) in test.images.iter().zip(&test.labels) {
+            correct += usize::from(argmax(&logits(model, img)) == l as usize);
+        }
+        correct
+    });
     std::hint::black_box(correct);
-    start.elapsed().as_secs_f64()
+    seconds
 }
 
 /// All test images in one batch, spread over the threads ([`infer::logits_batch`]); seconds.
 fn time_batched(model: &MnistMlp, test: &Split) -> f64 {
-    let start = Instant::now();
-    let mut out = vec![[0.0f32; 10]; test.labels.len()];
-    infer::logits_batch(model, &test.images, &mut out);
+    let (seconds, out) = time(|| {
+        let mut out = vec![[0.0f32; 10]; test.labels.len()];
+        infer::logits_batch(model, &test.images, &mut out);
+        out
+    });
     std::hint::black_box(&out);
-    start.elapsed().as_secs_f64()
+    seconds
 }

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::model_io::{read_bounded, write_atomically};
 
-/// Largest checkpoint read: a batch-norm model with its running statistics and velocity
-/// takes about 1.2 MB.
+/// Largest checkpoint read: far more than the largest a run writes (a batch-norm model with its
+/// running statistics, velocity and best model so far), far less than would strain memory.
 const MAX_CHECKPOINT_BYTES: u64 = 64 << 20;
 use crate::train::EpochReport;
 

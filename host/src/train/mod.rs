@@ -1,38 +1,41 @@
-//! The training loop: shuffled mini-batches, SGD with momentum, a held-out validation split,
-//! and the best model by validation accuracy kept.
+//! A training run: shuffled mini-batches, SGD with momentum, a held-out validation split, the
+//! best model by validation accuracy kept, a checkpoint after every epoch ([`train`]).
+//!
+//! - [`epoch`]: the one epoch loop (the speed benchmark runs it too);
+//! - `net`: the network in the form it trains (the fused step, the numerical gradient, batch
+//!   normalization);
+//! - [`fast_step`]: the core's fused mini-batch step on two [`threads`], over a
+//!   [`sparse_set`] of the images and rows on cache lines ([`aligned`]);
+//! - [`checkpoint`], [`augment`], and `digits train` itself ([`command`]).
 
 pub mod aligned;
 pub mod augment;
 pub mod checkpoint;
 pub mod command;
+pub mod epoch;
 pub mod fast_step;
+mod net;
+pub mod sparse_set;
 pub mod threads;
 
 use std::path::Path;
-use std::time::Instant;
 
 use anyhow::{Result, bail};
-use digits_core::input::normalize;
-use digits_core::mlp_bn::MlpBn;
 use digits_core::softmax::argmax;
-use digits_core::structured_numgrad::SampleState;
-use digits_core::{Activations, MnistMlp, Params, Rng, Schedule, Sgd};
+use digits_core::{MnistMlp, Rng, Schedule};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::data::Split;
-use crate::train::aligned::{ModelBox, zeroed};
+use crate::train::aligned::ModelBox;
 use crate::train::augment::Augment;
 use crate::train::checkpoint::{Checkpoint, restore, tensors_of};
-use crate::train::fast_step::{Backprop, SparseSet};
+use crate::train::epoch::{EpochData, Trainer};
+use crate::train::net::NetState;
+use crate::train::sparse_set::SparseSet;
 
-/// Samples per gradient chunk. Fixed (not derived from the thread count) so that the order of
-/// floating-point sums, and therefore the trained model, is the same on any machine.
-const CHUNK: usize = 16;
-
-/// The MNIST network with batch normalization on its hidden layer.
-pub type MnistMlpBn = MlpBn<784, 128, 10, f32>;
+pub use net::{MnistMlpBn, numeric_gradient};
 
 /// How gradients are computed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -113,288 +116,6 @@ pub struct Score {
     pub accuracy: f64,
 }
 
-/// What a checkpoint keeps of the network being trained, tensor by tensor.
-struct NetState {
-    model: Vec<Vec<f32>>,
-    running: Vec<Vec<f32>>,
-    velocity: Vec<Vec<f32>>,
-}
-
-/// The network being trained, with its gradient and velocity buffers.
-enum Net {
-    Plain {
-        model: ModelBox,
-        grad: ModelBox,
-        velocity: ModelBox,
-        partials: Vec<ModelBox>,
-        fast: Box<Backprop>,
-        method: GradMethod,
-        states: Vec<SampleState<128, 10, f32>>,
-        columns: Vec<[f32; 784]>,
-        step: f32,
-    },
-    Norm {
-        model: Box<MnistMlpBn>,
-        grad: Box<MnistMlpBn>,
-        velocity: Box<MnistMlpBn>,
-        xhat: Vec<[f32; 128]>,
-        y: Vec<[f32; 128]>,
-    },
-}
-
-impl Net {
-    fn new(cfg: &TrainConfig, rng: &mut Rng) -> Self {
-        if cfg.batchnorm {
-            let mut model: Box<MnistMlpBn> = zeroed();
-            model.init(rng);
-            Net::Norm {
-                model,
-                grad: zeroed(),
-                velocity: zeroed(),
-                xhat: vec![[0.0; 128]; cfg.batch],
-                y: vec![[0.0; 128]; cfg.batch],
-            }
-        } else {
-            let mut model: ModelBox = ModelBox::zeroed();
-            model.init(rng);
-            Net::Plain {
-                model,
-                grad: ModelBox::zeroed(),
-                velocity: ModelBox::zeroed(),
-                partials: (0..cfg.batch.div_ceil(CHUNK))
-                    .map(|_| ModelBox::zeroed())
-                    .collect(),
-                fast: Box::new(Backprop::new(cfg.batch)),
-                method: cfg.grad,
-                states: vec![SampleState::default(); cfg.batch],
-                columns: vec![[0.0; 784]; 128],
-                step: cfg.step as f32,
-            }
-        }
-    }
-
-    /// One SGD step on a batch (as pixels and as network inputs); returns the summed loss and
-    /// the number classified correctly.
-    fn step(
-        &mut self,
-        pixels: &[[u8; 784]],
-        xs: &[[f32; 784]],
-        labels: &[u8],
-        sgd: &Sgd,
-        lr: f64,
-    ) -> (f64, usize) {
-        match self {
-            Net::Plain {
-                model,
-                grad,
-                velocity,
-                partials,
-                method: GradMethod::Backprop,
-                ..
-            } => {
-                let (loss, correct) = plain_gradient(model, xs, labels, partials, grad);
-                sgd.step(&mut **model, grad, velocity, lr);
-                (loss, correct)
-            }
-            Net::Plain {
-                model,
-                grad,
-                velocity,
-                method: GradMethod::Numeric,
-                states,
-                columns,
-                step,
-                ..
-            } => {
-                let n = labels.len();
-                let states = &mut states[..n];
-                let loss = numeric_gradient(model, pixels, labels, *step, states, columns, grad);
-                let correct = states
-                    .iter()
-                    .filter(|s| argmax(&s.probs) == s.label as usize)
-                    .count();
-                sgd.step(&mut **model, grad, velocity, lr);
-                (loss as f64 * n as f64, correct)
-            }
-            Net::Norm {
-                model,
-                grad,
-                velocity,
-                xhat,
-                y,
-            } => {
-                let n = xs.len();
-                let mut scratch = digits_core::BnScratch {
-                    xhat: &mut xhat[..n],
-                    y: &mut y[..n],
-                };
-                let (loss, stats) = model.backprop(xs, labels, grad, &mut scratch);
-                sgd.step(&mut **model, grad, velocity, lr);
-                model.norm.update_running(&stats);
-                // Train-mode accuracy would need a second pass; count it in eval mode instead.
-                let correct = xs
-                    .iter()
-                    .zip(labels)
-                    .filter(|(x, l)| argmax(&model.logits_eval(x)) == **l as usize)
-                    .count();
-                (loss as f64 * n as f64, correct)
-            }
-        }
-    }
-
-    /// The plain network trained by backprop, through the fused sparse step.
-    fn fast(&mut self) -> Option<(&mut MnistMlp, &mut MnistMlp, &mut Backprop)> {
-        match self {
-            Net::Plain {
-                model,
-                velocity,
-                fast,
-                method: GradMethod::Backprop,
-                ..
-            } => Some((&mut **model, &mut **velocity, fast)),
-            _ => None,
-        }
-    }
-
-    /// The deployable network: the plain model, or the batch-norm model folded.
-    fn deployable(&self) -> ModelBox {
-        match self {
-            Net::Plain { model, .. } => model.clone(),
-            Net::Norm { model, .. } => {
-                let mut out: ModelBox = ModelBox::zeroed();
-                model.fold(&mut out);
-                out
-            }
-        }
-    }
-
-    /// Parameters, batch-norm running statistics and velocity, for a checkpoint.
-    fn snapshot(&self) -> NetState {
-        match self {
-            Net::Plain {
-                model, velocity, ..
-            } => NetState {
-                model: tensors_of(&**model),
-                running: vec![],
-                velocity: tensors_of(&**velocity),
-            },
-            Net::Norm {
-                model, velocity, ..
-            } => NetState {
-                model: tensors_of(&**model),
-                running: vec![
-                    model.norm.running_mean.to_vec(),
-                    model.norm.running_var.to_vec(),
-                ],
-                velocity: tensors_of(&**velocity),
-            },
-        }
-    }
-
-    fn restore(&mut self, ckpt: &Checkpoint) -> Result<()> {
-        match self {
-            Net::Plain {
-                model, velocity, ..
-            } => {
-                restore(&mut **model, &ckpt.model)?;
-                restore(&mut **velocity, &ckpt.velocity)
-            }
-            Net::Norm {
-                model, velocity, ..
-            } => {
-                restore(&mut **model, &ckpt.model)?;
-                restore(&mut **velocity, &ckpt.velocity)?;
-                match ckpt.running.as_slice() {
-                    [mean, var] if mean.len() == 128 && var.len() == 128 => {
-                        model.norm.running_mean.copy_from_slice(mean);
-                        model.norm.running_var.copy_from_slice(var);
-                        Ok(())
-                    }
-                    _ => bail!("the checkpoint has no batch-norm statistics"),
-                }
-            }
-        }
-    }
-
-    fn all_finite(&self) -> bool {
-        match self {
-            Net::Plain { model, .. } => model.all_finite(),
-            Net::Norm { model, .. } => model.all_finite(),
-        }
-    }
-}
-
-/// Gradient of the mean loss over a batch, computed in fixed chunks in parallel and summed in
-/// chunk order (so the result does not depend on the number of threads).
-fn plain_gradient(
-    model: &MnistMlp,
-    xs: &[[f32; 784]],
-    labels: &[u8],
-    partials: &mut [ModelBox],
-    grad: &mut MnistMlp,
-) -> (f64, usize) {
-    let chunks = xs.len().div_ceil(CHUNK);
-    let sums: Vec<(f32, usize)> = partials[..chunks]
-        .par_iter_mut()
-        .zip(xs.par_chunks(CHUNK).zip(labels.par_chunks(CHUNK)))
-        .map(|(partial, (xs, labels))| {
-            partial.fill_zero();
-            let mut act = Activations::default();
-            let mut loss = 0.0f32;
-            let mut correct = 0;
-            for (x, &label) in xs.iter().zip(labels) {
-                loss += model.backprop_sample(x, label, partial, &mut act);
-                correct += usize::from(argmax(&act.logits) == label as usize);
-            }
-            (loss, correct)
-        })
-        .collect();
-    let inv = 1.0 / xs.len() as f32;
-    for k in 0..grad.tensor_count() {
-        let g = grad.tensor_mut(k).data;
-        g.copy_from_slice(partials[0].tensor(k).data);
-        for partial in &partials[1..chunks] {
-            for (a, b) in g.iter_mut().zip(partial.tensor(k).data) {
-                *a += b;
-            }
-        }
-        for a in g.iter_mut() {
-            *a *= inv;
-        }
-    }
-    let loss = sums.iter().map(|s| s.0 as f64).sum();
-    let correct = sums.iter().map(|s| s.1).sum();
-    (loss, correct)
-}
-
-/// The structured numerical gradient of the mean loss, hidden units spread over threads. Each
-/// unit's column is computed alone, so the result does not depend on the number of threads.
-pub fn numeric_gradient(
-    model: &MnistMlp,
-    pixels: &[[u8; 784]],
-    labels: &[u8],
-    step: f32,
-    states: &mut [SampleState<128, 10, f32>],
-    columns: &mut [[f32; 784]],
-    grad: &mut MnistMlp,
-) -> f32 {
-    let loss = model.numeric_prepare(pixels, labels, states);
-    let states = &*states;
-    let biases: Vec<f32> = columns
-        .par_iter_mut()
-        .enumerate()
-        .map(|(j, column)| model.numeric_hidden_unit(pixels, states, step, j, column))
-        .collect();
-    grad.hidden.b.copy_from_slice(&biases);
-    for (i, row) in grad.hidden.w.iter_mut().enumerate() {
-        for (g, column) in row.iter_mut().zip(columns.iter()) {
-            *g = column[i];
-        }
-    }
-    model.numeric_output_layer(states, step, &mut grad.output);
-    loss
-}
-
 /// Loss and accuracy of `model` on `split` (all of it), in parallel.
 pub fn evaluate(model: &MnistMlp, split: &Split) -> Score {
     let parts: Vec<(f64, usize)> = split
@@ -405,7 +126,8 @@ pub fn evaluate(model: &MnistMlp, split: &Split) -> Score {
             let mut loss = 0.0f64;
             let mut correct = 0;
             for (img, &label) in images.iter().zip(labels) {
-                // Bit-identical to `normalize` + `logits`, several times faster.
+                // Bit-identical to `normalize` + `logits`, without a division or a branch
+                // per pixel.
                 let z = crate::evaluate::infer::logits(model, img);
                 loss += digits_core::loss::cross_entropy(&z, label as usize) as f64;
                 correct += usize::from(argmax(&z) == label as usize);
@@ -439,6 +161,14 @@ pub fn hold_out(train: &Split, validation: usize) -> Result<(Split, Split)> {
     ))
 }
 
+/// The best model so far by validation accuracy.
+struct Best {
+    accuracy: f64,
+    /// From 1.
+    epoch: u32,
+    model: ModelBox,
+}
+
 /// Where a run keeps its checkpoint, and whether to continue from it.
 pub struct Resume<'a> {
     /// Checkpoint file, rewritten atomically after every epoch.
@@ -467,9 +197,9 @@ pub fn train(
     }
     let config = serde_json::to_string(cfg)?;
     let mut rng = Rng::new(cfg.seed);
-    let mut net = Net::new(cfg, &mut rng);
+    let mut trainer = Trainer::new(cfg, &mut rng);
     let mut history = Vec::new();
-    let mut best: Option<(f64, u32, ModelBox)> = None;
+    let mut best: Option<Best> = None;
     let mut first_epoch = 0;
     // A run killed before its first checkpoint has nothing to resume: it starts again.
     let resumable = match resume.checkpoint {
@@ -495,11 +225,15 @@ pub fn train(
                 ckpt.config
             );
         }
-        net.restore(&ckpt)?;
+        trainer.net.restore(&ckpt)?;
         rng = Rng::from_state(ckpt.rng);
         let mut best_model: ModelBox = ModelBox::zeroed();
         restore(&mut *best_model, &ckpt.best_model)?;
-        best = Some((ckpt.best_accuracy, ckpt.best_epoch, best_model));
+        best = Some(Best {
+            accuracy: ckpt.best_accuracy,
+            epoch: ckpt.best_epoch,
+            model: best_model,
+        });
         history = ckpt.history;
         first_epoch = ckpt.epochs_done;
         eprintln!(
@@ -508,20 +242,9 @@ pub fn train(
             path.display()
         );
     }
-    let sgd = Sgd {
-        momentum: cfg.momentum,
-        weight_decay: cfg.weight_decay,
-    };
-    let mut order: Vec<u32> = Vec::with_capacity(train.labels.len());
-    let mut xs = vec![[0.0f32; 784]; cfg.batch];
-    let mut pixels = vec![[0u8; 784]; cfg.batch];
-    let mut labels = vec![0u8; cfg.batch];
     let mut distorted: Vec<[u8; 784]> = Vec::new();
-    let fast = net.fast().is_some();
+    let fast = trainer.needs_sparse();
     let mut sparse = (fast && cfg.augment.is_none()).then(|| SparseSet::new(&train.images));
-    // The epoch's images in the epoch's order, so that a batch is read from consecutive memory.
-    let mut epoch_set = SparseSet::empty();
-    let positions: Vec<u32> = (0..train.labels.len() as u32).collect();
 
     for epoch in first_epoch..cfg.epochs {
         let images = match &cfg.augment {
@@ -539,87 +262,42 @@ pub fn train(
             }
             None => &train.images,
         };
+        let data = EpochData {
+            images,
+            sparse: sparse.as_ref(),
+            labels: &train.labels,
+        };
         let lr = cfg.schedule.lr(cfg.lr, epoch);
-        let coefficients = sgd.coefficients::<f32>(lr);
-        // A fresh permutation every epoch: the order depends only on the generator's state,
-        // which a checkpoint keeps.
-        order.clear();
-        order.extend(0..train.labels.len() as u32);
-        rng.shuffle(&mut order);
-        let bar = progress_bar(epoch + 1, cfg.epochs, order.len());
-        let start = Instant::now();
-        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
-        if let Some(set) = &sparse {
-            epoch_set.reorder(set, &order);
-        }
-        for (b, batch) in order.chunks(cfg.batch).enumerate() {
-            let n = batch.len();
-            for (k, &i) in batch.iter().enumerate() {
-                labels[k] = train.labels[i as usize];
-            }
-            let (loss, right) = match (net.fast(), &sparse) {
-                (Some((model, velocity, fast)), Some(_)) => {
-                    let at = &positions[b * cfg.batch..b * cfg.batch + n];
-                    let stats =
-                        fast.step(model, velocity, &coefficients, &epoch_set, at, &labels[..n]);
-                    (stats.loss_sum, stats.correct)
-                }
-                _ => {
-                    for (k, &i) in batch.iter().enumerate() {
-                        pixels[k] = images[i as usize];
-                        normalize(&pixels[k], &mut xs[k]);
-                    }
-                    net.step(&pixels[..n], &xs[..n], &labels[..n], &sgd, lr)
-                }
-            };
-            // The loss every batch; the parameters (a full pass over them) once an epoch.
-            let last = seen + n == order.len();
-            if !loss.is_finite() || (last && !net.all_finite()) {
-                bar.abandon();
-                bail!(
-                    "training diverged in epoch {} (loss {loss}); the last good checkpoint is kept. \
-                     Lower --lr (now {lr}) or add --batchnorm",
-                    epoch + 1
-                );
-            }
-            loss_sum += loss;
-            correct += right;
-            seen += n;
-            if seen % (32 * cfg.batch) >= cfg.batch && !last {
-                continue;
-            }
-            bar.set_position(seen as u64);
-            bar.set_message(format!(
-                "loss {:.4}  acc {:.2}%",
-                loss_sum / seen as f64,
-                100.0 * correct as f64 / seen as f64
-            ));
-        }
-        let seconds = start.elapsed().as_secs_f64();
+        let bar = progress_bar(epoch + 1, cfg.epochs, train.labels.len());
+        let totals = trainer.epoch(data, &mut rng, lr, epoch, Some(&bar))?;
         bar.finish_and_clear();
-        let model = net.deployable();
+        let model = trainer.model();
         let val = evaluate(&model, validation);
         history.push(EpochReport {
             epoch: epoch + 1,
             lr,
-            train_loss: loss_sum / seen as f64,
-            train_accuracy: correct as f64 / seen as f64,
+            train_loss: totals.loss_sum / totals.seen as f64,
+            train_accuracy: totals.correct as f64 / totals.seen as f64,
             val_loss: val.loss,
             val_accuracy: val.accuracy,
-            seconds,
-            samples_per_second: seen as f64 / seconds,
+            seconds: totals.seconds,
+            samples_per_second: totals.seen as f64 / totals.seconds,
         });
         // Ties go to the later epoch: with a decaying learning rate it is the better trained.
-        if best.as_ref().is_none_or(|b| val.accuracy >= b.0) {
-            best = Some((val.accuracy, epoch + 1, model));
+        if best.as_ref().is_none_or(|b| val.accuracy >= b.accuracy) {
+            best = Some(Best {
+                accuracy: val.accuracy,
+                epoch: epoch + 1,
+                model,
+            });
         }
         if let Some(path) = resume.checkpoint {
             let NetState {
                 model,
                 running,
                 velocity,
-            } = net.snapshot();
-            let (best_accuracy, best_epoch, best_model) = best.as_ref().expect("set above");
+            } = trainer.net.snapshot();
+            let best = best.as_ref().expect("set above");
             Checkpoint {
                 config: config.clone(),
                 epochs_done: epoch + 1,
@@ -627,16 +305,20 @@ pub fn train(
                 model,
                 running,
                 velocity,
-                best_accuracy: *best_accuracy,
-                best_epoch: *best_epoch,
-                best_model: tensors_of(&**best_model),
+                best_accuracy: best.accuracy,
+                best_epoch: best.epoch,
+                best_model: tensors_of(&*best.model),
                 history: history.clone(),
             }
             .save(path)?;
         }
         on_epoch(&history)?;
     }
-    let (_, best_epoch, model) = best.expect("at least one epoch ran");
+    let Best {
+        epoch: best_epoch,
+        model,
+        ..
+    } = best.expect("at least one epoch ran");
     Ok(Outcome { model, best_epoch })
 }
 

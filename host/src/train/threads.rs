@@ -1,13 +1,30 @@
-//! Two threads that split a step's work between them, with a hand-off short enough for steps of
-//! a few hundred microseconds.
+//! [`TwoThreads`]: the calling thread and one spinning worker, which split each phase of a
+//! training step between them, with a hand-off short enough for steps that take far less than
+//! a millisecond.
 //!
 //! Why not `rayon::join`: between two joins rayon's idle workers fall asleep, and waking a
-//! sleeping thread costs tens of microseconds (more in a virtual machine), several times per
-//! training step. Here the second thread spins while work is likely to come (a step's phases,
-//! the next step) and only parks after [`SPIN`] without work, e.g. during an evaluation.
+//! sleeping thread costs a large share of such a step, several times per step. Here the worker
+//! spins while work is likely to come (a step's phases, the next step) and only parks after
+//! `SPIN` without work, e.g. during an evaluation.
 //!
-//! [`Pair::join`] runs its two closures at once and returns when both are done, like
+//! [`TwoThreads::join`] runs its two closures at once and returns when both are done, like
 //! `rayon::join`: they may borrow from the caller's stack.
+//!
+//! # Why misuse cannot compile
+//!
+//! The two threads share one job slot, which is sound only while a single `join` at a time
+//! uses it. `join` takes `&mut self`, so the borrow checker guarantees that:
+//! - two threads cannot join on the same `TwoThreads` at once (each would need a `&mut`);
+//! - a closure given to `join` cannot join on the same `TwoThreads` again (it is already
+//!   borrowed mutably for the whole call):
+//!
+//! ```compile_fail,E0499
+//! let mut threads = host::train::threads::TwoThreads::new(2);
+//! threads.join(|| threads.join(|| {}, || {}), || {});
+//! ```
+//!
+//! A closure may use another `TwoThreads` (it has its own worker and slot), and one may be
+//! reused for any number of joins (`tests::nested_on_another_and_reused`).
 
 use std::any::Any;
 use std::cell::UnsafeCell;
@@ -17,7 +34,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-/// How long the second thread waits for work by spinning before it parks.
+/// How long the worker waits for work by spinning before it parks.
 const SPIN: Duration = Duration::from_micros(500);
 
 const IDLE: u8 = 0;
@@ -25,7 +42,7 @@ const POSTED: u8 = 1;
 const DONE: u8 = 2;
 const EXIT: u8 = 3;
 
-/// A job lent to the second thread: a closure on the caller's stack, its lifetime erased.
+/// A job lent to the worker: a closure on the caller's stack, its lifetime erased.
 type Job = *mut (dyn FnMut() + Send);
 
 /// What the two threads share.
@@ -39,20 +56,22 @@ struct Slot {
 }
 
 // SAFETY: `job` and `panic` are only accessed by the side that owns them in the current
-// `state` (the release store / acquire load on `state` orders the accesses).
+// `state` (the release store / acquire load on `state` orders the accesses), and only one
+// `join` at a time posts a job (it takes `&mut TwoThreads`, which owns the only caller's
+// handle on the slot).
 unsafe impl Sync for Slot {}
 // SAFETY: the job pointer is sent to the worker only while `join` waits for it to finish.
 unsafe impl Send for Slot {}
 
-/// One calling thread and, if there is more than one core, one worker.
-pub struct Pair {
+/// The calling thread and, if there is more than one core, one worker.
+pub struct TwoThreads {
     slot: Arc<Slot>,
     worker: Option<JoinHandle<()>>,
 }
 
-impl Pair {
-    /// A pair with a worker when `threads > 1`; with one thread, [`join`](Self::join) runs
-    /// both closures on the caller, one after the other.
+impl TwoThreads {
+    /// With a worker when `threads > 1`; with one thread, [`join`](Self::join) runs both
+    /// closures on the caller, one after the other.
     pub fn new(threads: usize) -> Self {
         let slot = Arc::new(Slot {
             state: AtomicU8::new(IDLE),
@@ -62,7 +81,7 @@ impl Pair {
         let worker = (threads > 1).then(|| {
             let slot = Arc::clone(&slot);
             thread::Builder::new()
-                .name("digits-pair".into())
+                .name("digits-worker".into())
                 .spawn(move || work(&slot))
                 .expect("spawn the second training thread")
         });
@@ -72,7 +91,7 @@ impl Pair {
     /// Runs `a` on this thread and `b` on the worker at the same time (or both here, `a`
     /// first, without a worker); returns when both are done. A panic in either is resumed
     /// here after both have finished.
-    pub fn join<A, B>(&self, a: A, b: B)
+    pub fn join<A, B>(&mut self, a: A, b: B)
     where
         A: FnOnce(),
         B: FnOnce() + Send,
@@ -92,7 +111,8 @@ impl Pair {
         // SAFETY: only the lifetime is erased; `run_b` outlives its use, because this function
         // does not return (nor unwind) before the worker reports `DONE`.
         let job: Job = unsafe { std::mem::transmute(job) };
-        // SAFETY: the slot is `IDLE`, so the worker does not read `job`.
+        // SAFETY: the slot is `IDLE` (every `join` leaves it so, and `&mut self` excludes any
+        // other `join`), so the worker does not read `job`.
         unsafe { *self.slot.job.get() = Some(job) };
         self.slot.state.store(POSTED, Ordering::Release);
         worker.thread().unpark();
@@ -120,7 +140,7 @@ impl Pair {
     }
 }
 
-impl Drop for Pair {
+impl Drop for TwoThreads {
     fn drop(&mut self) {
         if let Some(worker) = self.worker.take() {
             self.slot.state.store(EXIT, Ordering::Release);
@@ -154,7 +174,7 @@ fn work(slot: &Slot) {
         }
         // SAFETY: `POSTED`: the caller wrote the job and waits for `DONE` before touching it.
         let job = unsafe { (*slot.job.get()).take() }.expect("a posted job");
-        // SAFETY: the closure lives on the caller's stack until `DONE` (see `Pair::join`).
+        // SAFETY: the closure lives on the caller's stack until `DONE` (see `TwoThreads::join`).
         let result = catch_unwind(AssertUnwindSafe(|| unsafe { (*job)() }));
         // SAFETY: the caller reads `panic` only after `DONE`.
         unsafe { *slot.panic.get() = result.err() };
@@ -170,10 +190,10 @@ mod tests {
     #[test]
     fn both_closures_run_and_may_borrow_mutably() {
         for threads in [1, 2] {
-            let pair = Pair::new(threads);
+            let mut two = TwoThreads::new(threads);
             let (mut left, mut right) = (vec![0u64; 1000], vec![0u64; 1000]);
             for round in 0..2000u64 {
-                pair.join(
+                two.join(
                     || left.iter_mut().for_each(|x| *x += round),
                     || right.iter_mut().for_each(|x| *x += 2 * round),
                 );
@@ -186,19 +206,43 @@ mod tests {
 
     #[test]
     fn the_second_closure_runs_on_another_thread_when_there_are_two() {
-        let pair = Pair::new(2);
+        let mut two = TwoThreads::new(2);
         let here = thread::current().id();
         let mut there = here;
-        pair.join(|| {}, || there = thread::current().id());
+        two.join(|| {}, || there = thread::current().id());
         assert_ne!(here, there);
+    }
+
+    /// Joins inside joins, each on its own `TwoThreads` (the same one cannot compile, see the
+    /// module docs), on the caller's side and on the worker's, then the outer one reused.
+    #[test]
+    fn nested_on_another_and_reused() {
+        let mut outer = TwoThreads::new(2);
+        let (mut inner_a, mut inner_b) = (TwoThreads::new(2), TwoThreads::new(2));
+        let mut cells = [0u32; 4];
+        for round in 1..=100 {
+            let [c0, c1, c2, c3] = &mut cells;
+            outer.join(
+                || inner_a.join(|| *c0 += round, || *c1 += 2 * round),
+                || inner_b.join(|| *c2 += 3 * round, || *c3 += 4 * round),
+            );
+        }
+        let sum: u32 = (1..=100).sum();
+        assert_eq!(cells, [sum, 2 * sum, 3 * sum, 4 * sum]);
+        // Moved to another thread and used there: it is `Send`, and `&mut` goes with it.
+        let mut x = 0;
+        thread::scope(|s| {
+            s.spawn(|| outer.join(|| {}, || x = 9));
+        });
+        assert_eq!(x, 9);
     }
 
     #[test]
     fn a_panic_in_either_reaches_the_caller_after_both_finished() {
-        let pair = Pair::new(2);
+        let mut two = TwoThreads::new(2);
         let finished = AtomicUsize::new(0);
         let r = catch_unwind(AssertUnwindSafe(|| {
-            pair.join(
+            two.join(
                 || panic!("left"),
                 || {
                     thread::sleep(Duration::from_millis(20));
@@ -212,12 +256,12 @@ mod tests {
             1,
             "b finished before the panic"
         );
-        let r = catch_unwind(AssertUnwindSafe(|| pair.join(|| {}, || panic!("right"))));
+        let r = catch_unwind(AssertUnwindSafe(|| two.join(|| {}, || panic!("right"))));
         assert!(r.is_err());
         // Still usable afterwards; waking after a long idle (parked) works too.
         thread::sleep(Duration::from_millis(5));
         let mut x = 0;
-        pair.join(|| {}, || x = 7);
+        two.join(|| {}, || x = 7);
         assert_eq!(x, 7);
     }
 }
