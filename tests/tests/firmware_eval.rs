@@ -52,7 +52,7 @@ fn the_embedded_model_is_the_model_file() {
     assert_eq!(
         digits_core::digest::params_digest(embedded),
         params_fnv(&model),
-        "FNV-1a of the firmware crate and of this test disagree"
+        "FNV-1a of digits_core::digest and of this test disagree"
     );
 }
 
