@@ -89,6 +89,39 @@ fn seal<'o>(scratch: &mut [u8], n: usize, out: &'o mut [u8]) -> Result<&'o [u8],
     Ok(&out[..=m])
 }
 
+/// The buffers [`encode`] needs, for a sender that frames one message at a time: the device's
+/// replies, the host's requests, the tests' frames.
+pub struct FrameWriter {
+    scratch: [u8; MAX_FRAME],
+    out: [u8; MAX_FRAME],
+}
+
+impl Default for FrameWriter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FrameWriter {
+    /// Empty buffers.
+    pub const fn new() -> Self {
+        Self {
+            scratch: [0; MAX_FRAME],
+            out: [0; MAX_FRAME],
+        }
+    }
+
+    /// `message` as one frame (delimiter included), valid until the next call.
+    pub fn encode<T: Serialize>(&mut self, message: &T) -> Result<&[u8], FrameError> {
+        encode(message, &mut self.scratch, &mut self.out)
+    }
+
+    /// `payload` framed as it is (see [`encode_payload`]), valid until the next call.
+    pub fn encode_payload(&mut self, payload: &[u8]) -> Result<&[u8], FrameError> {
+        encode_payload(payload, &mut self.scratch, &mut self.out)
+    }
+}
+
 /// Reassembles frames from a byte stream, one byte (or slice) at a time, in a fixed buffer.
 pub struct FrameReader<const N: usize> {
     buf: [u8; N],

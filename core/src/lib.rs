@@ -18,8 +18,10 @@
 //!   [`Mlp::backprop`] + [`Sgd::step`]) whose parts may run on two threads.
 //! - On the device: [`quant`] (int8 post-training quantization, integer arithmetic up to the
 //!   logits) and [`finetune`] (the output layer trained on small batches in fixed memory).
-//! - [`model_file`]: the versioned, checksummed model file; [`protocol`] and [`frame`]: the
-//!   host <-> device messages and their framing, shared by both sides.
+//! - Formats both sides of the device link speak: [`model_file`] (the versioned, checksummed
+//!   model file), [`protocol`] and [`frame`] (the host <-> device messages and their framing),
+//!   [`blob`] (the batch of images the host loads into the device's memory) and [`digest`] (the
+//!   FNV-1a digests of parameters and logits that the two sides compare).
 //!
 //! Every computation is generic over [`Scalar`] (`f32` and `f64`): `f32` to train and deploy,
 //! `f64` to check gradients.
@@ -29,7 +31,9 @@
 
 pub mod activation;
 pub mod batchnorm;
+pub mod blob;
 pub mod dense;
+pub mod digest;
 pub mod fast;
 pub mod finetune;
 pub mod frame;

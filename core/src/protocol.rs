@@ -56,7 +56,7 @@ pub enum Request<'a> {
         momentum: f32,
     },
     /// Classify images `first..first + count` of the data blob that QEMU loaded into the PSRAM
-    /// (see `firmware::eval`), with the output layer as tuned so far.
+    /// (see [`crate::blob`]), with the output layer as tuned so far.
     Evaluate {
         /// Index of the first image.
         first: u32,

@@ -2,19 +2,13 @@
 
 use digits_core::finetune::{Gradient, TuneError};
 use digits_core::frame::{
-    Feed, FrameError, FrameReader, MAX_FRAME, decode, encode, encode_payload,
+    Feed, FrameError, FrameReader, FrameWriter, MAX_FRAME, decode, encode, encode_payload,
 };
 use digits_core::protocol::{
     Classification, DeviceError, Evaluation, IMAGE_BYTES, Request, Response, Stats, Trained,
     Tuning, decode_request,
 };
 use proptest::prelude::*;
-
-fn frame_of<T: serde::Serialize>(message: &T) -> Vec<u8> {
-    let mut scratch = [0u8; MAX_FRAME];
-    let mut out = [0u8; MAX_FRAME];
-    encode(message, &mut scratch, &mut out).unwrap().to_vec()
-}
 
 /// Feeds a stream; returns every outcome that is not `Pending`, payloads copied out.
 fn feed_all(reader: &mut FrameReader<MAX_FRAME>, bytes: &[u8]) -> Vec<Result<Vec<u8>, FrameError>> {
@@ -32,14 +26,17 @@ fn feed_all(reader: &mut FrameReader<MAX_FRAME>, bytes: &[u8]) -> Vec<Result<Vec
 #[test]
 fn ping_frame_has_these_exact_bytes() {
     // postcard: variant 0, varint 0x12345678 = 0xf8 0xac 0xd1 0x91 0x01; then CRC-32; COBS; 0.
-    let frame = frame_of(&Request::Ping { nonce: 0x1234_5678 });
+    let mut frames = FrameWriter::new();
+    let frame = frames
+        .encode(&Request::Ping { nonce: 0x1234_5678 })
+        .unwrap();
     assert_eq!(frame.last(), Some(&0));
     assert!(
         !frame[..frame.len() - 1].contains(&0),
         "COBS leaves no zero inside"
     );
     let mut reader = FrameReader::<MAX_FRAME>::new();
-    let got = feed_all(&mut reader, &frame);
+    let got = feed_all(&mut reader, frame);
     assert_eq!(got.len(), 1);
     let payload = got[0].clone().unwrap();
     assert_eq!(payload, [0x00, 0xf8, 0xac, 0xd1, 0x91, 0x01]);
@@ -69,8 +66,9 @@ fn every_message_round_trips() {
         },
     ];
     let mut reader = FrameReader::<MAX_FRAME>::new();
+    let mut frames = FrameWriter::new();
     for r in &requests {
-        let got = feed_all(&mut reader, &frame_of(r));
+        let got = feed_all(&mut reader, frames.encode(r).unwrap());
         let payload = got[0].clone().unwrap();
         assert_eq!(&decode_request(&payload).unwrap(), r);
     }
@@ -123,7 +121,7 @@ fn every_message_round_trips() {
         Response::Error(DeviceError::BadHyperparameter),
     ];
     for r in &responses {
-        let got = feed_all(&mut reader, &frame_of(r));
+        let got = feed_all(&mut reader, frames.encode(r).unwrap());
         let payload = got[0].clone().unwrap();
         let back: Response<'_> = decode(&payload).unwrap();
         assert_eq!(&back, r);
@@ -132,8 +130,15 @@ fn every_message_round_trips() {
 
 #[test]
 fn garbage_corruption_and_oversized_frames_are_reported_and_skipped() {
-    let good = frame_of(&Request::Ping { nonce: 42 });
-    let mut corrupt = frame_of(&Request::Ping { nonce: 43 });
+    let mut frames = FrameWriter::new();
+    let good = frames
+        .encode(&Request::Ping { nonce: 42 })
+        .unwrap()
+        .to_vec();
+    let mut corrupt = frames
+        .encode(&Request::Ping { nonce: 43 })
+        .unwrap()
+        .to_vec();
     corrupt[2] ^= 0x10;
     let mut stream = b"garbage without zeros\x00".to_vec();
     stream.extend(&good);
@@ -173,20 +178,25 @@ fn unknown_requests_and_wrong_image_sizes_are_told_apart() {
         decode_request(&[8u8]),
         Err(DeviceError::UnknownRequest { tag: 8 })
     );
-    let f = frame_of(&Request::Sample {
-        label: 3,
-        pixels: &[1u8; 100],
-    });
+    let mut frames = FrameWriter::new();
+    let f = frames
+        .encode(&Request::Sample {
+            label: 3,
+            pixels: &[1u8; 100],
+        })
+        .unwrap();
     let mut r = FrameReader::<MAX_FRAME>::new();
-    let payload = feed_all(&mut r, &f)[0].clone().unwrap();
+    let payload = feed_all(&mut r, f)[0].clone().unwrap();
     assert_eq!(
         decode_request(&payload),
         Err(DeviceError::BadImageLength { got: 100 })
     );
     let short = [1u8; 100];
-    let f = frame_of(&Request::Classify { pixels: &short });
+    let f = frames
+        .encode(&Request::Classify { pixels: &short })
+        .unwrap();
     let mut r = FrameReader::<MAX_FRAME>::new();
-    let payload = feed_all(&mut r, &f)[0].clone().unwrap();
+    let payload = feed_all(&mut r, f)[0].clone().unwrap();
     assert_eq!(
         decode_request(&payload),
         Err(DeviceError::BadImageLength { got: 100 })
@@ -227,7 +237,8 @@ proptest! {
         let mut buf = [0u8; 16];
         let bytes = postcard::to_slice(&ping, &mut buf).unwrap().to_vec();
         let framed = encode_payload(&bytes, &mut scratch, &mut out).unwrap().to_vec();
-        prop_assert_eq!(framed, frame_of(&ping));
+        let mut frames = FrameWriter::new();
+        prop_assert_eq!(framed, frames.encode(&ping).unwrap());
         let empty = encode_payload(&[], &mut scratch, &mut out).unwrap().to_vec();
         let got = feed_all(&mut FrameReader::<MAX_FRAME>::new(), &empty);
         prop_assert_eq!(got, vec![Err(FrameError::Checksum)]);
@@ -242,7 +253,7 @@ proptest! {
         }
         // After a delimiter, the reader is in sync whatever came before.
         let mut tail = vec![0u8];
-        tail.extend(frame_of(&Request::Ping { nonce: 7 }));
+        tail.extend(FrameWriter::new().encode(&Request::Ping { nonce: 7 }).unwrap());
         let got = feed_all(&mut reader, &tail);
         let last = got.last().unwrap().clone().unwrap();
         prop_assert_eq!(decode_request(&last), Ok(Request::Ping { nonce: 7 }));

@@ -124,8 +124,9 @@ pub fn memory() -> crate::serve::Memory {
 /// [`Stopwatch`](crate::eval::Stopwatch).
 ///
 /// Under `qemu -icount shift=N` every instruction advances virtual time by 2^N ns, so ticks
-/// count instructions: one tick per 40 instructions at `shift=0`, per 5 at `shift=3`
-/// ([`calibrate`] measures the ratio). Without `-icount` ticks follow the host's wall clock.
+/// count instructions, several to a tick. How many depends on the shift and the clock, so it is
+/// not assumed: [`calibrate`] measures it on every run (figures in `docs/figures.md`). Without
+/// `-icount` ticks follow the host's wall clock.
 pub struct SysTick {
     start: u32,
 }

@@ -6,7 +6,9 @@
 //! together: their values packed in one word `p1 | p2 << 16`, and, for four hidden units at a
 //! time, the two rows' codes unpacked by `SXTB16` (bytes 0 and 2, then 1 and 3, sign-extended
 //! to halves) and paired by `PKHBT`/`PKHTB` into `{w1[j], w2[j]}`, so that one `SMLAD` adds
-//! `p1 * w1[j] + p2 * w2[j]`: 2 word loads and 10 instructions for 8 products.
+//! `p1 * w1[j] + p2 * w2[j]`. For each pair and four hidden units the loop loads one word of
+//! each row and does 8 products in 4 `SMLAD`s, all in registers (what it costs per inference
+//! is measured and recorded in `docs/figures.md`, not here, where it would go stale).
 //!
 //! The sums are integers and the same whatever the order, so this kernel gives exactly the
 //! portable kernel's accumulators; `tests/tests/firmware_eval.rs` checks it on the device for
@@ -35,7 +37,8 @@ struct Pair<'a> {
 }
 
 /// `acc[t] += p1 * first[AT + t] + p2 * second[AT + t]` for `t` in `0..4`, over all `pairs`,
-/// `packed = p1 | p2 << 16`: one loop of 18 instructions per pair, all in registers.
+/// `packed = p1 | p2 << 16`: one pass over the pairs per block of four units, all in
+/// registers, so that the accumulators never go to memory inside the loop.
 #[inline(always)]
 fn block<const AT: usize>(pairs: &[Pair<'_>], acc: &mut [i32]) {
     let [mut acc0, mut acc1, mut acc2, mut acc3] = [0i32; 4];
@@ -91,8 +94,8 @@ fn block<const AT: usize>(pairs: &[Pair<'_>], acc: &mut [i32]) {
 /// The hidden accumulators `sum_i p[i] * w1[i][j]` of `pixels`, as
 /// `QuantMlp::hidden_accumulators` computes them, with `SMLAD`.
 pub fn hidden_accumulators(model: &MnistQuant, pixels: &[u8; IN], acc: &mut [i32; HIDDEN]) {
-    // Not initialized: a list of up to 392 pairs would cost some 1,200 stores per image, and
-    // only the first `n` are written and read.
+    // Not initialized: zeroing the whole list (room for every pixel paired) on every image
+    // would cost stores for pairs never used; only the first `n` are written and read.
     let mut pairs = [const { MaybeUninit::<Pair<'_>>::uninit() }; IN / 2];
     let mut n = 0;
     let mut pending: Option<(&[i8; HIDDEN], u32)> = None;

@@ -1,21 +1,9 @@
 //! Batch inference: classify every image of a data blob with the model in flash and report
 //! what a host needs to check the device bit for bit.
 //!
-//! # The data blob
-//!
-//! ```text
-//! offset  size         field
-//!      0     8         magic "DIGITSEV"
-//!      8     4         count: images, little-endian u32, at least 1
-//!     12     4         flags: little-endian u32; bit 0 labels follow the images,
-//!                      bit 1 print every image's logits; other bits must be 0
-//!     16     count*784 images: 28x28 pixels, row by row, one byte each (as in MNIST's IDX)
-//!      .     count     labels (0-9), if flag bit 0
-//!      .     8         end mark "DIGITEND" (catches a truncated blob or a wrong count)
-//! ```
-//!
-//! On the device, QEMU loads it into the PSRAM at `0x2100_0000`:
-//! `-device loader,file=BLOB,addr=0x21000000,force-raw=on`.
+//! The images come in a data blob (`digits_core::blob`): from the PSRAM, where QEMU loads it
+//! on the mps2-an386, or from a file on the host, read over semihosting, on boards without one
+//! ([`Source`]).
 //!
 //! # The report
 //!
@@ -30,127 +18,26 @@
 
 use core::fmt::{self, Write};
 use core::hint::black_box;
+use digits_core::blob::{Blob, BlobError, FLAG_LOGITS, Header, IMAGE_LEN};
+use digits_core::digest::Fnv64;
 use digits_core::model_file::Precision;
 use digits_core::softmax::argmax;
 
-use crate::model::{Fnv64, Network};
+use crate::model::FlashModel;
 
-/// First bytes of a data blob.
-pub const MAGIC: [u8; 8] = *b"DIGITSEV";
-/// Last bytes of a data blob.
-pub const END_MARK: [u8; 8] = *b"DIGITEND";
-/// What [`Header::parse`] says of bytes that are not a blob.
-pub const NO_MAGIC: &str = "bad data blob: it does not start with \"DIGITSEV\"";
-/// Bytes before the first image.
-pub const HEADER_LEN: usize = 16;
-/// Pixels (bytes) of one image, 28x28.
-pub const IMAGE_LEN: usize = 784;
-/// Flag: `count` labels follow the images.
-pub const FLAG_LABELS: u32 = 1 << 0;
-/// Flag: print every image's logits.
-pub const FLAG_LOGITS: u32 = 1 << 1;
 /// Predicted digits per `digits` line.
 pub const DIGITS_PER_LINE: usize = 100;
-/// Where the host has QEMU load a data blob on the mps2-an386: the start of its PSRAM.
-pub const BLOB_ADDRESS: usize = 0x2100_0000;
 
-/// The fixed-size start of a data blob.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Header {
-    /// Images in the blob.
-    pub count: u32,
-    /// [`FLAG_LABELS`], [`FLAG_LOGITS`].
-    pub flags: u32,
-}
-
-impl Header {
-    /// The header's bytes.
-    pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
-        let mut b = [0; HEADER_LEN];
-        b[..8].copy_from_slice(&MAGIC);
-        b[8..12].copy_from_slice(&self.count.to_le_bytes());
-        b[12..].copy_from_slice(&self.flags.to_le_bytes());
-        b
-    }
-
-    /// Reads and checks a header: magic, known flags, at least one image.
-    pub fn parse(bytes: &[u8; HEADER_LEN]) -> Result<Self, &'static str> {
-        if bytes[..8] != MAGIC {
-            return Err(NO_MAGIC);
+/// The data blob at the start of `memory`, where the host had it loaded; a missing blob's
+/// error says how to load one.
+pub fn loaded_blob(memory: &[u8]) -> Result<Blob<'_>, &'static str> {
+    Blob::parse(memory).map_err(|e| match e {
+        BlobError::NoMagic => {
+            "bad data blob: it does not start with \"DIGITSEV\" (was one loaded? \
+             -device loader,file=BLOB,addr=0x21000000,force-raw=on)"
         }
-        let word = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4"));
-        let header = Header {
-            count: word(8),
-            flags: word(12),
-        };
-        if header.flags & !(FLAG_LABELS | FLAG_LOGITS) != 0 {
-            return Err("bad data blob: unknown flags (known: 1 labels, 2 logits)");
-        }
-        if header.count == 0 {
-            return Err("bad data blob: it holds no images (count 0)");
-        }
-        Ok(header)
-    }
-
-    /// Bytes of the whole blob this header describes.
-    pub fn blob_len(&self) -> u64 {
-        let labels = if self.flags & FLAG_LABELS != 0 { 1 } else { 0 };
-        HEADER_LEN as u64 + self.count as u64 * (IMAGE_LEN as u64 + labels) + END_MARK.len() as u64
-    }
-}
-
-/// A validated data blob, borrowed from memory.
-#[derive(Clone, Copy, Debug)]
-pub struct Blob<'a> {
-    /// The header.
-    pub header: Header,
-    /// The images.
-    pub images: &'a [[u8; IMAGE_LEN]],
-    /// The labels, with [`FLAG_LABELS`].
-    pub labels: Option<&'a [u8]>,
-}
-
-impl<'a> Blob<'a> {
-    /// Finds a blob at the start of `memory` (which may be longer than the blob) and checks it:
-    /// magic, flags, a count of at least one image, the whole blob inside `memory`, the end
-    /// mark where the count puts it, labels 0-9.
-    pub fn parse(memory: &'a [u8]) -> Result<Self, &'static str> {
-        let header = memory
-            .first_chunk::<HEADER_LEN>()
-            .ok_or(NO_MAGIC)
-            .and_then(Header::parse)
-            .map_err(|e| {
-                if e == NO_MAGIC {
-                    "bad data blob: it does not start with \"DIGITSEV\" (was one loaded? \
-                     -device loader,file=BLOB,addr=0x21000000,force-raw=on)"
-                } else {
-                    e
-                }
-            })?;
-        if header.blob_len() > memory.len() as u64 {
-            return Err("bad data blob: count says more images than the memory holds");
-        }
-        let (count, len) = (header.count as usize, header.blob_len() as usize);
-        let (body, end) = memory[HEADER_LEN..len].split_at(len - HEADER_LEN - END_MARK.len());
-        if end != END_MARK {
-            return Err(
-                "bad data blob: no \"DIGITEND\" where its count says it ends \
-                        (truncated, or a wrong count)",
-            );
-        }
-        let (pixels, labels) = body.split_at(count * IMAGE_LEN);
-        let (images, rest) = pixels.as_chunks::<IMAGE_LEN>();
-        debug_assert!(rest.is_empty());
-        let labels = (header.flags & FLAG_LABELS != 0).then_some(labels);
-        if labels.is_some_and(|l| l.iter().any(|&y| y > 9)) {
-            return Err("bad data blob: a label is not a digit 0-9");
-        }
-        Ok(Self {
-            header,
-            images,
-            labels,
-        })
-    }
+        e => e.message(),
+    })
 }
 
 /// Where a data blob's images come from: memory ([`Blob`], the PSRAM) or a file on the host
@@ -207,7 +94,7 @@ pub struct Summary {
 
 /// Classifies every image of `source` with `model` and writes the report (see the module
 /// docs) to `out`. Only the inference is timed, not the reading, bookkeeping and printing.
-pub fn evaluate<N: Network>(
+pub fn evaluate<N: FlashModel>(
     model: &N,
     source: &mut impl Source,
     stopwatch: &mut impl Stopwatch,
@@ -230,7 +117,7 @@ impl From<fmt::Error> for Failure {
     }
 }
 
-fn report<N: Network>(
+fn report<N: FlashModel>(
     model: &N,
     source: &mut impl Source,
     stopwatch: &mut impl Stopwatch,
@@ -238,7 +125,7 @@ fn report<N: Network>(
 ) -> Result<Summary, Failure> {
     let header = source.header();
     let count = header.count as usize;
-    let has_labels = header.flags & FLAG_LABELS != 0;
+    let has_labels = header.has_labels();
     let mut out = Buffered::new(out);
     let out = &mut out;
     let precision = match N::PRECISION {
@@ -364,7 +251,7 @@ impl<W: Write> Write for Buffered<'_, W> {
 /// The `eval` programs on the device: classify the blob in the PSRAM with `model`, report,
 /// and add the calibration and the instructions per inference.
 #[cfg(target_os = "none")]
-pub fn device_main<N: Network>(model: &N) -> ! {
+pub fn device_main<N: FlashModel>(model: &N) -> ! {
     use crate::device::{self, CALIBRATION_INSTRUCTIONS, SysTick};
     device::run(|out| {
         let mut source = crate::board::eval_source()?;
@@ -397,11 +284,11 @@ pub fn device_main<N: Network>(model: &N) -> ! {
 /// The `eval` programs on the host: the report of the blob file named on the command line,
 /// without timings, for comparison.
 #[cfg(not(target_os = "none"))]
-pub fn host_main<N: Network>(model: &N) -> std::process::ExitCode {
+pub fn host_main<N: FlashModel>(model: &N) -> std::process::ExitCode {
     use std::process::ExitCode;
 
     let Some(path) = std::env::args_os().nth(1) else {
-        eprintln!("usage: eval BLOB (a data blob, see firmware::eval)");
+        eprintln!("usage: eval BLOB (a data blob, see digits_core::blob)");
         return ExitCode::from(2);
     };
     let bytes = match std::fs::read(&path) {
@@ -411,7 +298,7 @@ pub fn host_main<N: Network>(model: &N) -> std::process::ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut blob = match Blob::parse(&bytes) {
+    let mut blob = match loaded_blob(&bytes) {
         Ok(blob) => blob,
         Err(e) => {
             eprintln!("error: {e}");

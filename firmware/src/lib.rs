@@ -16,9 +16,11 @@
 //! This library also compiles on the host, where `tests/tests/firmware_boot.rs` redoes the same
 //! computation with `digits-core` and asserts that QEMU printed the very same bits. The glue that
 //! only makes sense on the device (semihosting, exit status, panic and fault reporting) is in
-//! `device`, built for `target_os = "none"` only.
-// On the host the library has std, for the `qemu` module; the device build proves the rest
-// needs none.
+//! `device`, built for `target_os = "none"` only. The host's side of the device (QEMU, the UART
+//! link, defmt decoding) is in the `host` crate, `host::device`; the formats both sides speak
+//! (data blob, digests, protocol) are in `digits-core`.
+// On the host the library has std, for the `eval` binaries' host side (`eval::host_main`); the
+// device build proves the rest needs none.
 #![cfg_attr(target_os = "none", no_std)]
 #![warn(missing_docs)]
 
@@ -33,8 +35,6 @@ pub mod eval;
 #[cfg(target_os = "none")]
 mod logger;
 pub mod model;
-#[cfg(not(target_os = "none"))]
-pub mod qemu;
 pub mod serve;
 #[cfg(all(target_os = "none", board = "mps2-an386"))]
 pub mod uart;

@@ -1,5 +1,5 @@
 //! defmt's global logger: log frames go to QEMU's stdout over semihosting, one host call per
-//! frame, and the host decodes them with the ELF's defmt table (`firmware::qemu::LogDecoder`).
+//! frame, and the host decodes them with the ELF's defmt table (`host::device::logs::decode_logs`).
 //!
 //! Why not the `defmt-semihosting` crate: it makes one semihosting call, a trap to QEMU, per
 //! encoded *byte*. A report line of 100 bytes is then 100 traps; here it is one. Frames longer

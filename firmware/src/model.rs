@@ -24,8 +24,9 @@
 //!
 //! So the one `unsafe` below is as small as it gets, and there is no runtime cost at all.
 
+use digits_core::digest::{int8_digest, params_digest};
 use digits_core::model_file::Precision;
-use digits_core::{Classifier, Dense, MnistMlp, MnistQuant, Params};
+use digits_core::{Classifier, MnistMlp, MnistQuant};
 
 mod info {
     include!(concat!(env!("OUT_DIR"), "/model_info.rs"));
@@ -67,11 +68,12 @@ pub static MODEL_INT8: MnistQuant = {
     unsafe { core::mem::transmute::<[u8; MODEL_INT8_BYTES], MnistQuant>(*IMAGE_INT8) }
 };
 
-/// A network the firmware can embed and run: either precision.
-pub trait Network: Classifier<784, 10> + Sync {
+/// A model embedded in flash and run in place, in either precision: its weights, the metadata
+/// its model file carried, and the fastest kernel this target has for it.
+pub trait FlashModel: Classifier<784, 10> + Sync {
     /// How its weights are stored.
     const PRECISION: Precision;
-    /// FNV-1a over its parameters in model-file order (see [`params_digest`]).
+    /// FNV-1a over its parameters in model-file order ([`params_digest`], [`int8_digest`]).
     fn digest(&self) -> u64;
     /// Where it came from, for [`crate::serve::info`].
     fn dataset(&self) -> &'static str;
@@ -92,7 +94,7 @@ pub trait Network: Classifier<784, 10> + Sync {
     }
 }
 
-impl Network for MnistMlp {
+impl FlashModel for MnistMlp {
     const PRECISION: Precision = Precision::F32;
     fn digest(&self) -> u64 {
         params_digest(self)
@@ -108,7 +110,7 @@ impl Network for MnistMlp {
     }
 }
 
-impl Network for MnistQuant {
+impl FlashModel for MnistQuant {
     const PRECISION: Precision = Precision::Int8;
     fn digest(&self) -> u64 {
         int8_digest(self)
@@ -138,82 +140,4 @@ impl Network for MnistQuant {
                 && crate::dsp::output_accumulators(self, &h) == self.output_accumulators(&h),
         )
     }
-}
-
-/// FNV-1a over the int8 model's tensors in model-file order (`W1`, `b1`, `m1`, `shift1`, `W2`,
-/// `b2`, `out_scale`, `hidden_scale`), each value's little-endian bytes: the digest of the
-/// file's tensor bytes.
-pub fn int8_digest(q: &MnistQuant) -> u64 {
-    let mut h = Fnv64::new();
-    for &c in q.w1.as_flattened() {
-        h.write(&[c as u8]);
-    }
-    for v in q.b1.iter().chain(&q.m1).chain(&q.shift1) {
-        h.write(&v.to_le_bytes());
-    }
-    for &c in q.w2.as_flattened() {
-        h.write(&[c as u8]);
-    }
-    for v in &q.b2 {
-        h.write(&v.to_le_bytes());
-    }
-    h.write_f32s(&q.out_scale);
-    h.write_f32s(&[q.hidden_scale]);
-    h.finish()
-}
-
-/// FNV-1a (64-bit), the digest the firmware reports for the model and for the logits.
-///
-/// Not a cryptographic hash: it tells whether two sequences of numbers are the same.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Fnv64(u64);
-
-impl Fnv64 {
-    /// The empty digest (FNV offset basis).
-    pub const fn new() -> Self {
-        Self(0xcbf2_9ce4_8422_2325)
-    }
-
-    /// Adds `bytes`.
-    pub fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-
-    /// Adds the bits of `values`, each as 4 little-endian bytes.
-    pub fn write_f32s(&mut self, values: &[f32]) {
-        for v in values {
-            self.write(&v.to_bits().to_le_bytes());
-        }
-    }
-
-    /// The digest so far.
-    pub const fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-impl Default for Fnv64 {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// FNV-1a over every parameter of `model`, tensor by tensor (`W1`, `b1`, `W2`, `b2`).
-pub fn params_digest(model: &MnistMlp) -> u64 {
-    let mut h = Fnv64::new();
-    for k in 0..model.tensor_count() {
-        h.write_f32s(model.tensor(k).data);
-    }
-    h.finish()
-}
-
-/// FNV-1a over the output layer `layer` (`W2`, then `b2`), as [`params_digest`] reads them.
-pub fn output_digest(layer: &Dense<128, 10, f32>) -> u64 {
-    let mut h = Fnv64::new();
-    for k in 0..layer.tensor_count() {
-        h.write_f32s(layer.tensor(k).data);
-    }
-    h.finish()
 }

@@ -13,6 +13,8 @@
 //!   host that gets no reply in time knows its request was lost.
 
 use digits_core::MnistMlp;
+use digits_core::blob::Blob;
+use digits_core::digest::{Fnv64, output_digest, params_digest};
 use digits_core::finetune::{Gradient, MnistTuner};
 use digits_core::frame::{self, Feed, FrameError, FrameReader, MAX_FRAME};
 use digits_core::model_file::{Architecture, Precision};
@@ -24,8 +26,8 @@ use digits_core::protocol::{
 use digits_core::softmax::argmax;
 use digits_core::{Mlp, Sgd};
 
-use crate::eval::{Blob, Stopwatch};
-use crate::model::{self as embedded, Fnv64, output_digest};
+use crate::eval::Stopwatch;
+use crate::model as embedded;
 
 /// Memory figures of the running firmware, for [`Request::Info`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -133,6 +135,8 @@ pub struct Server<'m, S: Stopwatch> {
     meter: Meter<S>,
     reader: FrameReader<MAX_FRAME>,
     stats: Stats,
+    /// The reply being framed: two buffers of the server's own rather than a `FrameWriter`,
+    /// with which the device's stack peak measured higher.
     scratch: [u8; MAX_FRAME],
     out: [u8; MAX_FRAME],
 }
@@ -406,7 +410,7 @@ pub fn info<'a>(board: &'a str, model: &MnistMlp, memory: Memory) -> DeviceInfo<
             precision: Precision::F32,
             dataset: embedded::DATASET,
             test_accuracy: embedded::TEST_ACCURACY,
-            params_fnv64: embedded::params_digest(model),
+            params_fnv64: params_digest(model),
         },
         flash_bytes: memory.flash_bytes,
         static_ram_bytes: memory.static_ram_bytes,

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{digits_in_workspace, firmware_dir, have_qemu, text, workspace};
+use common::{digits_in, firmware_dir, have_qemu, slice, text, workspace};
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 use image::{GrayImage, Luma};
 
+/// `digits device ARGS` with the committed MNIST slice as its data: QEMU is all these tests need.
 fn device(args: &[&str]) -> Output {
-    digits_in_workspace()
+    digits_in(&slice())
         .arg("device")
         .args(args)
         .arg("--firmware")
@@ -24,9 +25,11 @@ fn device(args: &[&str]) -> Output {
         .expect("run digits")
 }
 
-/// The built-in test digit 7 drawn as a photo would show it: dark ink on light paper, 8x.
+/// MNIST's first test digit, a 7, drawn as a photo would show it: dark ink on light paper, 8x.
 fn seven_png(dir: &Path) -> PathBuf {
-    let digit = &firmware::DIGIT_7;
+    let slice = testkit::slice();
+    assert_eq!(slice.test.labels[0], 7);
+    let digit = &slice.test.images[0];
     let image = GrayImage::from_fn(28 * 8, 28 * 8, |x, y| {
         Luma([255 - digit[(y / 8 * 28 + x / 8) as usize]])
     });
@@ -37,7 +40,7 @@ fn seven_png(dir: &Path) -> PathBuf {
 
 #[test]
 fn info_reports_the_firmware_the_model_and_the_memory() {
-    if !have_qemu() {
+    if !have_qemu("device_cli::info_reports_the_firmware_the_model_and_the_memory") {
         return;
     }
     let out = device(&["info"]);
@@ -54,7 +57,7 @@ fn info_reports_the_firmware_the_model_and_the_memory() {
 
 #[test]
 fn predict_on_the_device_gives_the_hosts_answer() {
-    if !have_qemu() {
+    if !have_qemu("device_cli::predict_on_the_device_gives_the_hosts_answer") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -67,7 +70,7 @@ fn predict_on_the_device_gives_the_hosts_answer() {
         "{on_device}"
     );
 
-    let host = digits_in_workspace()
+    let host = digits_in(&slice())
         .args(["predict", "--model", "firmware/models/mnist.digits"])
         .arg(&png)
         .output()
@@ -83,7 +86,7 @@ fn predict_on_the_device_gives_the_hosts_answer() {
 
 #[test]
 fn eval_agrees_bit_for_bit_over_the_uart_and_in_bulk() {
-    if !have_qemu() {
+    if !have_qemu("device_cli::eval_agrees_bit_for_bit_over_the_uart_and_in_bulk") {
         return;
     }
     let out = device(&["eval", "--uart", "--limit", "30"]);
@@ -92,13 +95,11 @@ fn eval_agrees_bit_for_bit_over_the_uart_and_in_bulk() {
     assert!(t.contains("30 of 30 with bit-identical logits"), "{t}");
     assert!(t.contains("over the UART"), "{t}");
 
-    let out = device(&["eval", "--limit", "2000"]);
+    let out = device(&["eval", "--limit", "500"]);
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     assert!(
-        t.contains(
-            "2000 of 2000 predictions as on the host, 2000 of 2000 with bit-identical logits"
-        ),
+        t.contains("500 of 500 predictions as on the host, 500 of 500 with bit-identical logits"),
         "{t}"
     );
     assert!(t.contains("per inference (qemu -icount"), "{t}");
@@ -106,7 +107,7 @@ fn eval_agrees_bit_for_bit_over_the_uart_and_in_bulk() {
 
 #[test]
 fn eval_refuses_a_model_the_device_does_not_run() {
-    if !have_qemu() {
+    if !have_qemu("device_cli::eval_refuses_a_model_the_device_does_not_run") {
         return;
     }
     // Any other valid model: the committed one with one weight changed, re-encoded.
@@ -145,7 +146,7 @@ impl Drop for Running {
 
 #[test]
 fn a_running_device_serves_one_client_after_another() {
-    if !have_qemu() {
+    if !have_qemu("device_cli::a_running_device_serves_one_client_after_another") {
         return;
     }
     let port = TcpListener::bind("127.0.0.1:0")
@@ -155,7 +156,7 @@ fn a_running_device_serves_one_client_after_another() {
         .port();
     let addr = format!("127.0.0.1:{port}");
     let mut run = Running(
-        digits_in_workspace()
+        digits_in(&slice())
             .args(["device", "run", "--listen", &addr, "--firmware"])
             .arg(firmware_dir())
             .stdout(Stdio::piped())
@@ -197,7 +198,7 @@ fn a_running_device_serves_one_client_after_another() {
 
 #[test]
 fn without_qemu_the_error_says_how_to_install_it() {
-    let out = digits_in_workspace()
+    let out = digits_in(&slice())
         .args(["device", "info"])
         .env("PATH", "/nonexistent")
         .output()
@@ -210,10 +211,10 @@ fn without_qemu_the_error_says_how_to_install_it() {
 
 #[test]
 fn without_the_firmware_the_error_says_how_to_build_it() {
-    if !have_qemu() {
+    if !have_qemu("device_cli::without_the_firmware_the_error_says_how_to_build_it") {
         return;
     }
-    let out = digits_in_workspace()
+    let out = digits_in(&slice())
         .args(["device", "info", "--firmware", "/nonexistent"])
         .output()
         .unwrap();

@@ -6,10 +6,10 @@
 
 mod common;
 
-use common::{digits_in_workspace, firmware_dir, have_qemu, run_ok, text};
+use common::{digits_in, firmware_dir, full_mnist, have_qemu, run_ok, slice, text};
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::Mutex;
 
 /// The bar: points gained on the held-out shifted images...
 const MIN_GAIN: f64 = 5.0;
@@ -18,20 +18,22 @@ const MAX_LOSS: f64 = 1.0;
 /// RAM the whole firmware may use while fine-tuning.
 const RAM_GOAL: u64 = 64 * 1024;
 
-/// Writer 1's data directory, written once for all tests.
-fn shifted() -> &'static Path {
-    static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    &DIR.get_or_init(|| {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("writer1");
-        run_ok(
-            digits_in_workspace()
-                .args(["data", "shift", "--writer", "1", "--out"])
-                .arg(&dir),
-        );
-        (tmp, dir)
-    })
-    .1
+/// Writer 1's version of the data in `data`, written once per `data` for all tests.
+fn shifted(data: &Path) -> PathBuf {
+    static DIRS: Mutex<Vec<(PathBuf, tempfile::TempDir)>> = Mutex::new(Vec::new());
+    let mut dirs = DIRS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, tmp)) = dirs.iter().find(|(d, _)| d == data) {
+        return tmp.path().join("writer1");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("writer1");
+    run_ok(
+        digits_in(data)
+            .args(["data", "shift", "--writer", "1", "--out"])
+            .arg(&dir),
+    );
+    dirs.push((data.to_owned(), tmp));
+    dir
 }
 
 /// The accuracy `digits eval` prints, in percent.
@@ -49,15 +51,17 @@ fn accuracy(report: &str) -> f64 {
 
 #[test]
 fn a_writer_is_reproducible_and_costs_the_shipped_model_clearly() {
+    // The slice's 500 test digits are enough to see the cost.
+    let data = slice();
     let again = tempfile::tempdir().unwrap();
     let other = tempfile::tempdir().unwrap();
     run_ok(
-        digits_in_workspace()
+        digits_in(&data)
             .args(["data", "shift", "--writer", "1", "--out"])
             .arg(again.path()),
     );
     run_ok(
-        digits_in_workspace()
+        digits_in(&data)
             .args(["data", "shift", "--writer", "2", "--out"])
             .arg(other.path()),
     );
@@ -67,7 +71,7 @@ fn a_writer_is_reproducible_and_costs_the_shipped_model_clearly() {
         "t10k-images-idx3-ubyte.gz",
         "t10k-labels-idx1-ubyte.gz",
     ] {
-        let a = std::fs::read(shifted().join(name)).unwrap();
+        let a = std::fs::read(shifted(&data).join(name)).unwrap();
         let b = std::fs::read(again.path().join(name)).unwrap();
         assert!(a == b, "{name}: writer 1 twice gave different files");
         let c = std::fs::read(other.path().join(name)).unwrap();
@@ -78,13 +82,13 @@ fn a_writer_is_reproducible_and_costs_the_shipped_model_clearly() {
         }
     }
     let model = ["--model", "firmware/models/mnist.digits"];
-    let original = accuracy(&run_ok(digits_in_workspace().arg("eval").args(model)));
+    let original = accuracy(&run_ok(digits_in(&data).arg("eval").args(model)));
     let shifted = accuracy(&run_ok(
-        digits_in_workspace()
+        digits_in(&data)
             .arg("eval")
             .args(model)
             .arg("--data")
-            .arg(shifted()),
+            .arg(shifted(&data)),
     ));
     eprintln!("shipped model: MNIST {original:.2}%, writer 1 {shifted:.2}%");
     assert!(
@@ -133,18 +137,23 @@ fn parse(report: &str) -> Finetuned {
 
 #[test]
 fn the_device_learns_a_new_writer_by_backprop_and_by_central_differences() {
-    if !have_qemu() {
+    let what = "device_finetune::the_device_learns_a_new_writer";
+    if !have_qemu(what) {
         return;
     }
+    // The gains are measured on whole test splits: 10,000 images each.
+    let Some(data) = full_mnist(what) else {
+        return;
+    };
     let firmware_dir = firmware_dir();
     // Both methods at once: one QEMU per core.
     let children: Vec<_> = ["backprop", "numeric"]
         .into_iter()
         .map(|method| {
-            let child = digits_in_workspace()
+            let child = digits_in(&data)
                 .args(["device", "finetune", "--samples", "100", "--method", method])
                 .arg("--shift")
-                .arg(shifted())
+                .arg(shifted(&data))
                 .arg("--firmware")
                 .arg(firmware_dir)
                 .stdout(std::process::Stdio::piped())
@@ -175,7 +184,9 @@ fn the_device_learns_a_new_writer_by_backprop_and_by_central_differences() {
 
 #[test]
 fn bad_finetune_requests_are_explained() {
-    let shift = shifted().to_str().unwrap();
+    let data = slice();
+    let shifted = shifted(&data);
+    let shift = shifted.to_str().unwrap();
     let cases: [(&[&str], &str); 4] = [
         (&["--shift", shift, "--samples", "15"], "multiple of 10"),
         (&["--shift", shift, "--batch", "33"], "1 to 32"),
@@ -186,7 +197,7 @@ fn bad_finetune_requests_are_explained() {
         ),
     ];
     for (args, expected) in cases {
-        let out = digits_in_workspace()
+        let out = digits_in(&data)
             .args(["device", "finetune"])
             .args(args)
             .output()

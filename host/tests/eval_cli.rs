@@ -1,18 +1,19 @@
-//! `digits eval` end to end on the real MNIST: the figures are consistent, `--json` parses,
+//! `digits eval` end to end on real digits (the committed MNIST slice): the figures are consistent, `--json` parses,
 //! `--plots` writes decodable PNGs of the documented sizes, and mistakes in the inputs are
 //! clear errors.
 
 mod common;
 
-use common::{digits, mnist, output_ok, run_err};
+use common::{digits, output_ok, run_err, slice};
+use testkit::SLICE_TEST;
 
 use std::path::Path;
 use std::process::Command;
 
-/// `digits eval --data MNIST` with these arguments.
+/// `digits eval --data SLICE` with these arguments.
 fn eval(args: &[&Path]) -> Command {
     let mut c = digits();
-    c.arg("eval").arg("--data").arg(mnist()).args(args);
+    c.arg("eval").arg("--data").arg(slice()).args(args);
     c
 }
 
@@ -38,8 +39,8 @@ fn eval_reports_consistent_figures_as_text_json_and_pictures() {
         digits()
             .arg("train")
             .arg("--data")
-            .arg(mnist())
-            .args(["--limit", "6000", "--validation", "1000", "--epochs", "2"])
+            .arg(slice())
+            .args(["--validation", "200", "--epochs", "4"])
             .arg("--out")
             .arg(&model)
             .arg("--metrics")
@@ -75,10 +76,10 @@ fn eval_reports_consistent_figures_as_text_json_and_pictures() {
     let m: Vec<Vec<u64>> = serde_json::from_value(json["confusion"].clone()).unwrap();
     assert_eq!(m.len(), 10);
     assert!(m.iter().all(|row| row.len() == 10));
-    assert_eq!(m.iter().flatten().sum::<u64>(), 10_000);
+    assert_eq!(m.iter().flatten().sum::<u64>(), SLICE_TEST as u64);
     let diagonal: u64 = (0..10).map(|k| m[k][k]).sum();
-    assert_eq!(diagonal as f64 / 10_000.0, accuracy);
-    assert_eq!(json["images"], 10_000);
+    assert_eq!(diagonal as f64 / SLICE_TEST as f64, accuracy);
+    assert_eq!(json["images"], SLICE_TEST);
     assert_eq!(json["correct"], diagonal);
     // The same figure `train` measured and stored in the model file.
     let recorded = json["recorded_accuracy"].as_f64().unwrap();

@@ -4,16 +4,21 @@
 
 mod common;
 
-use common::{digits_in_workspace, firmware_dir, have_qemu, run_err, text, workspace};
+use common::{digits_in, firmware_dir, full_mnist, have_qemu, run_err, slice, text, workspace};
 
 /// The issue's bar: points the int8 model may lose against its f32 model.
 const MAX_LOSS: f64 = 0.2;
 
 #[test]
 fn the_committed_int8_model_is_what_quantize_makes_of_the_f32_one() {
+    // Calibration reads the full training split: the same bytes need the same images.
+    let Some(data) = full_mnist("quantize_cli::the_committed_int8_model_is_what_quantize_makes")
+    else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("int8.digits");
-    let out = digits_in_workspace()
+    let out = digits_in(&data)
         .args([
             "quantize",
             "--model",
@@ -44,7 +49,7 @@ fn the_committed_int8_model_is_what_quantize_makes_of_the_f32_one() {
          firmware/models/mnist.digits --out firmware/models/mnist-int8.digits` makes"
     );
 
-    let eval = digits_in_workspace()
+    let eval = digits_in(&data)
         .args(["eval", "--model"])
         .arg(&out_path)
         .output()
@@ -52,7 +57,7 @@ fn the_committed_int8_model_is_what_quantize_makes_of_the_f32_one() {
     let e = text(&eval);
     assert!(eval.status.success(), "{e}");
     assert!(e.contains(&format!("accuracy {int8_acc:.2}%")), "{e}");
-    let inspect = digits_in_workspace()
+    let inspect = digits_in(&data)
         .arg("inspect")
         .arg(&out_path)
         .output()
@@ -66,11 +71,12 @@ fn the_committed_int8_model_is_what_quantize_makes_of_the_f32_one() {
 
 #[test]
 fn quantize_refuses_what_it_cannot_quantize() {
+    let data = slice();
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("again.digits");
     // An int8 file is not an f32 model.
     let err = run_err(
-        digits_in_workspace()
+        digits_in(&data)
             .args([
                 "quantize",
                 "--model",
@@ -82,7 +88,7 @@ fn quantize_refuses_what_it_cannot_quantize() {
     assert!(err.contains("int8 but f32 is expected"), "{err}");
     assert!(!out_path.exists(), "nothing written");
     let err = run_err(
-        digits_in_workspace()
+        digits_in(&data)
             .args([
                 "quantize",
                 "--model",
@@ -98,16 +104,17 @@ fn quantize_refuses_what_it_cannot_quantize() {
 
 #[test]
 fn the_int8_device_agrees_with_the_host_through_digits_device_eval() {
-    if !have_qemu() {
+    if !have_qemu("quantize_cli::the_int8_device_agrees_with_the_host") {
         return;
     }
+    let data = slice();
     let dir = firmware_dir();
-    let out = digits_in_workspace()
+    let out = digits_in(&data)
         .args([
             "device",
             "eval",
             "--limit",
-            "1000",
+            "500",
             "--model",
             "firmware/models/mnist-int8.digits",
         ])
@@ -117,5 +124,5 @@ fn the_int8_device_agrees_with_the_host_through_digits_device_eval() {
         .unwrap();
     let t = text(&out);
     assert!(out.status.success(), "{t}");
-    assert!(t.contains("1000 of 1000 with bit-identical logits"), "{t}");
+    assert!(t.contains("500 of 500 with bit-identical logits"), "{t}");
 }

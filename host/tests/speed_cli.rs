@@ -3,19 +3,19 @@
 
 mod common;
 
-use common::{digits, mnist, run_ok};
+use common::{digits, run_ok, slice};
 
 use std::path::Path;
 
-/// Trains on 3,000 images for 2 epochs with `threads` rayon threads and `simd` forced
+/// Trains on the committed slice (800 images after validation) for 3 epochs with `threads` rayon threads and `simd` forced
 /// (`None`: the best the CPU has); returns the model file's bytes.
 fn train(dir: &Path, threads: usize, simd: Option<&str>) -> Vec<u8> {
     let out = dir.join(format!("model-{threads}-{}", simd.unwrap_or("best")));
     let mut cmd = digits();
     cmd.arg("train")
         .arg("--data")
-        .arg(mnist())
-        .args(["--limit", "3000", "--validation", "500", "--epochs", "2"])
+        .arg(slice())
+        .args(["--validation", "200", "--epochs", "3"])
         .args(["--batch", "64", "--out"])
         .arg(&out)
         .env("RAYON_NUM_THREADS", threads.to_string())
@@ -55,7 +55,7 @@ fn bench_speed_prints_times_rates_and_the_peak() {
                 "1",
             ])
             .args(["--batch", "64", "--data"])
-            .arg(mnist()),
+            .arg(slice()),
     );
     for expected in [
         "peak",
@@ -63,7 +63,7 @@ fn bench_speed_prints_times_rates_and_the_peak() {
         "train epoch, batch 64",
         "test accuracy after 1 epochs",
         "infer one at a time",
-        "infer batch of 10000",
+        "infer batch of 500",
     ] {
         assert!(text.contains(expected), "no {expected:?} in:\n{text}");
     }

@@ -1,23 +1,31 @@
-//! The `digits` command end to end on the real MNIST: reproducible model files, resume after
-//! `kill -9`, clear errors.
+//! `digits train` end to end on real digits: reproducible model files, both ways of computing
+//! gradients and batch normalization learn, clear errors (on the committed MNIST slice), and
+//! resume after `kill -9` (on the full MNIST: a run long enough to be killed mid-epoch).
 
 mod common;
 
-use common::{mnist, run_ok};
+use common::{full_mnist, run_ok, slice};
+
+use std::path::Path;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn digits() -> Command {
+/// `digits train --data DIR`.
+fn train_on(data: &Path) -> Command {
     let mut c = common::digits();
-    c.arg("train").arg("--data").arg(mnist());
+    c.arg("train").arg("--data").arg(data);
     c
 }
 
-/// A short run on 6,000 images, enough to exercise every step.
-const QUICK: &[&str] = &["--limit", "6000", "--validation", "1000", "--epochs", "6"];
-/// Long enough to be killed in the middle: 8 epochs of 55,000 images (about 0.1 s each
-/// here, plus start-up and validation).
+/// `digits train` on the committed slice of MNIST.
+fn digits() -> Command {
+    train_on(&slice())
+}
+
+/// A short run on the slice's 1,000 training images, enough to exercise every step.
+const QUICK: &[&str] = &["--validation", "200", "--epochs", "6"];
+/// Long enough to be killed in the middle: 8 epochs of 55,000 images.
 const LONGER: &[&str] = &["--validation", "5000", "--epochs", "8"];
 
 /// The test accuracy (in percent) that `digits train` reports at the end.
@@ -70,6 +78,10 @@ fn resumed_after(text: &str) -> Option<u32> {
 /// uninterrupted run's. The moments come from the clock; the seed is printed on failure.
 #[test]
 fn kill_9_at_random_moments_then_resume_matches_an_uninterrupted_run() {
+    let Some(mnist) = full_mnist("train_cli::kill_9_at_random_moments_then_resume") else {
+        return;
+    };
+    let digits = || train_on(&mnist);
     let dir = tempfile::tempdir().unwrap();
     let whole = dir.path().join("whole.digits");
     let start = Instant::now();
@@ -190,23 +202,13 @@ fn resume_with_other_options_is_refused() {
     let out = dir.path().join("m.digits");
     run_ok(
         digits()
-            .args([
-                "--limit",
-                "3000",
-                "--validation",
-                "500",
-                "--epochs",
-                "1",
-                "--out",
-            ])
+            .args(["--validation", "200", "--epochs", "1", "--out"])
             .arg(&out),
     );
     let res = digits()
         .args([
-            "--limit",
-            "3000",
             "--validation",
-            "500",
+            "200",
             "--epochs",
             "1",
             "--lr",
@@ -229,12 +231,10 @@ fn numeric_gradient_training_learns() {
     let text = run_ok(
         digits()
             .args([
-                "--limit",
-                "6000",
                 "--validation",
-                "1000",
+                "200",
                 "--epochs",
-                "2",
+                "3",
                 "--grad",
                 "numeric",
                 "--out",
@@ -242,7 +242,7 @@ fn numeric_gradient_training_learns() {
             .arg(&out),
     );
     let acc = test_accuracy(&text);
-    assert!(acc > 85.0, "numeric training reached only {acc}%");
+    assert!(acc > 80.0, "numeric training reached only {acc}%");
 }
 
 #[test]
@@ -251,10 +251,8 @@ fn a_diverging_run_stops_with_a_clear_message_and_writes_no_model() {
     let out = dir.path().join("nan.digits");
     let res = digits()
         .args([
-            "--limit",
-            "3000",
             "--validation",
-            "500",
+            "200",
             "--epochs",
             "2",
             "--lr",
@@ -283,7 +281,7 @@ fn batchnorm_training_learns_and_folds_into_a_plain_model() {
             .arg(&out),
     );
     let acc = test_accuracy(&text);
-    assert!(acc > 90.0, "batch-norm training reached only {acc}%");
+    assert!(acc > 80.0, "batch-norm training reached only {acc}%");
     // The folded model is an ordinary 784-128-10 model file.
     let inspect = Command::new(env!("CARGO_BIN_EXE_digits"))
         .arg("inspect")

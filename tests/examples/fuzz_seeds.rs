@@ -1,17 +1,19 @@
 //! Writes the fuzz targets' seed corpora, `fuzz/seeds/<target>/`: valid inputs of every kind
 //! each decoder reads, small so that the fuzzers mutate them quickly.
-//! `cargo run -p tests --example fuzz_seeds` (needs the MNIST test set in
-//! `../shared/data/mnist`, or `$MNIST_DIR`).
+//! `cargo run -p tests --example fuzz_seeds`. The digits are the first MNIST test images
+//! (`testkit::test_digits`: the full set where it is found, else the committed slice, whose
+//! first images are the same).
 
 use digits_core::finetune::Gradient;
-use digits_core::frame::{self, MAX_FRAME};
+use digits_core::frame::{FrameWriter, MAX_FRAME};
 use digits_core::model_file::{self, Metadata};
 use digits_core::protocol::{DeviceError, Request, Response};
 use digits_core::{Mlp, QuantMlp, Rng};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use testkit::Labeled;
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) {
     std::fs::create_dir_all(dir).unwrap();
@@ -24,13 +26,6 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
-fn framed<T: serde::Serialize>(message: &T) -> Vec<u8> {
-    let (mut scratch, mut out) = ([0u8; MAX_FRAME], [0u8; MAX_FRAME]);
-    frame::encode(message, &mut scratch, &mut out)
-        .unwrap()
-        .to_vec()
-}
-
 fn postcard_bytes<T: serde::Serialize>(message: &T) -> Vec<u8> {
     let mut buf = [0u8; MAX_FRAME];
     postcard::to_slice(message, &mut buf).unwrap().to_vec()
@@ -39,13 +34,7 @@ fn postcard_bytes<T: serde::Serialize>(message: &T) -> Vec<u8> {
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let seeds = root.join("fuzz/seeds");
-    let mnist = std::env::var_os("MNIST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("../shared/data/mnist"));
-    let images = host::data::read_idx_images(&mnist.join("t10k-images-idx3-ubyte.gz"))
-        .expect("the MNIST test images");
-    let labels = host::data::read_idx_labels(&mnist.join("t10k-labels-idx1-ubyte.gz"))
-        .expect("the MNIST test labels");
+    let Labeled { images, labels } = testkit::test_digits(3);
 
     // Model files: a tiny network of each precision, a truncation (the fuzzer and the
     // regression test also read the committed models in `firmware/models/`).
@@ -95,13 +84,15 @@ fn main() {
         Response::Error(DeviceError::NoData),
     ];
     let dir = seeds.join("frames");
+    let mut frames = FrameWriter::new();
     let mut all = Vec::new();
     for (k, r) in requests.iter().enumerate() {
-        write(&dir, &format!("request-{k}"), &framed(r));
-        all.extend(framed(r));
+        let frame = frames.encode(r).unwrap();
+        write(&dir, &format!("request-{k}"), frame);
+        all.extend(frame);
     }
     for (k, r) in responses.iter().enumerate() {
-        write(&dir, &format!("response-{k}"), &framed(r));
+        write(&dir, &format!("response-{k}"), frames.encode(r).unwrap());
     }
     write(&dir, "all-requests", &all);
 

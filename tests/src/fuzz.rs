@@ -6,12 +6,13 @@
 //! Where a checksum guards a decoder (the model file's CRC-32, a frame's), the input is also
 //! tried with a correct checksum, so that random bytes reach the decoding behind it.
 
+use digits_core::blob::Contents;
 use digits_core::finetune::MnistTuner;
-use digits_core::frame::{self, Feed, FrameReader, MAX_FRAME};
+use digits_core::frame::{self, Feed, FrameReader, FrameWriter, MAX_FRAME};
 use digits_core::model_file::{self, Precision};
 use digits_core::protocol::{Response, decode_request};
 use digits_core::{MnistMlp, MnistQuant};
-use firmware::eval::{END_MARK, FLAG_LABELS, Header, NoStopwatch};
+use firmware::eval::NoStopwatch;
 use firmware::model::MODEL;
 use firmware::serve::{Memory, Meter, Server};
 use host::data::{IMAGE_PIXELS, read_idx_images, read_idx_labels};
@@ -84,16 +85,15 @@ pub fn frames(data: &[u8]) {
 fn blob() -> &'static [u8] {
     static BLOB: OnceLock<Vec<u8>> = OnceLock::new();
     BLOB.get_or_init(|| {
-        let mut b = Header {
-            count: 2,
-            flags: FLAG_LABELS,
-        }
-        .to_bytes()
-        .to_vec();
-        b.extend(firmware::DIGIT_7);
-        b.extend(firmware::DIGIT_1);
-        b.extend([7, 1]);
-        b.extend(END_MARK);
+        let contents = Contents {
+            images: &[&[firmware::DIGIT_7, firmware::DIGIT_1]],
+            labels: Some(&[&[7, 1]]),
+            print_logits: false,
+        };
+        let mut b = Vec::new();
+        contents
+            .write(|piece| b.extend_from_slice(piece))
+            .expect("a valid blob");
         b
     })
 }
@@ -129,7 +129,7 @@ pub fn serve(data: &[u8]) {
 
 /// The byte stream [`serve`] sends for `data`.
 pub fn serve_stream(data: &[u8]) -> Vec<u8> {
-    let (mut scratch, mut out) = ([0u8; MAX_FRAME], [0u8; MAX_FRAME]);
+    let mut frames = FrameWriter::new();
     // Requests are framed after a 0x00, as the host sends them.
     let mut stream = vec![0u8];
     let mut rest = data;
@@ -145,7 +145,7 @@ pub fn serve_stream(data: &[u8]) -> Vec<u8> {
             };
             let tail = tail.get(2..).unwrap_or_default();
             let n = len.min(tail.len());
-            match frame::encode_payload(&tail[..n], &mut scratch, &mut out) {
+            match frames.encode_payload(&tail[..n]) {
                 Ok(framed) => stream.extend_from_slice(framed),
                 Err(_) => stream.extend_from_slice(&tail[..n]),
             }

@@ -3,12 +3,12 @@
 //! the device makes QEMU exit non-zero.
 //!
 //! Needs `qemu-system-arm` and the `thumbv7em-none-eabihf` target (`scripts/test.sh` installs
-//! both). Without QEMU the tests are skipped with a notice, except under `CI=true`, where they
-//! fail.
+//! both). Without QEMU the tests skip with a line saying why (testkit's rule), except under
+//! `CI=true`, where they fail.
 
 mod common;
 
-use common::{firmware_elf, have_qemu, parse, run_in_qemu};
+use common::{firmware_elf, parse, qemu, run_in_qemu};
 use digits_core::{Mlp, Rng};
 use firmware::{BATCH, HIDDEN, LEARNING_RATE, SEED, SGD};
 use std::time::Duration;
@@ -25,7 +25,7 @@ fn hex(values: &[f32]) -> Vec<String> {
 
 #[test]
 fn firmware_computes_the_same_bits_as_the_host() {
-    if !have_qemu() {
+    if !qemu("firmware_boot") {
         return;
     }
     let run = run_in_qemu(&firmware_elf("boot"), &[], TIMEOUT);
@@ -82,7 +82,7 @@ fn firmware_computes_the_same_bits_as_the_host() {
 
 #[test]
 fn a_panic_exits_qemu_non_zero() {
-    if !have_qemu() {
+    if !qemu("firmware_boot") {
         return;
     }
     let run = run_in_qemu(&firmware_elf("panic"), &[], TIMEOUT);
@@ -96,7 +96,7 @@ fn a_panic_exits_qemu_non_zero() {
 
 #[test]
 fn a_hardfault_exits_qemu_non_zero() {
-    if !have_qemu() {
+    if !qemu("firmware_boot") {
         return;
     }
     let run = run_in_qemu(&firmware_elf("hardfault"), &[], TIMEOUT);

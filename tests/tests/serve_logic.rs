@@ -1,17 +1,20 @@
 //! The device's request handling (`firmware::serve`) run on the host, byte by byte, without
-//! QEMU: every kind of frame gets the reply (or the silence) documented there.
+//! QEMU: every kind of frame gets the reply (or the silence) documented there. The fine-tuning
+//! runs on real MNIST test digits (testkit's committed slice where the full set is not here).
 
 mod common;
 
+use common::eval::blob;
 use digits_core::finetune::{Gradient, MnistTuner, TuneError};
-use digits_core::frame::{self, Feed, FrameError, FrameReader, MAX_FRAME};
+use digits_core::frame::{self, Feed, FrameError, FrameReader, FrameWriter, MAX_FRAME};
 use digits_core::pixels::normalize;
 use digits_core::protocol::{DeviceError, MAX_BATCH, Request, Response};
 use digits_core::softmax::argmax;
 use digits_core::{Params, Sgd};
-use firmware::eval::{END_MARK, FLAG_LABELS, Header, NoStopwatch};
+use firmware::eval::NoStopwatch;
 use firmware::model::MODEL;
 use firmware::serve::{Event, Memory, Meter, Server};
+use testkit::Labeled;
 
 type HostServer<'m> = Server<'m, NoStopwatch>;
 
@@ -22,14 +25,6 @@ fn server<'m>(board: &'static str, tuner: &'m mut MnistTuner, data: &'m [u8]) ->
 
 fn decode(payload: &[u8]) -> Response<'_> {
     frame::decode(payload).expect("a valid response")
-}
-
-fn frame_of<T: serde::Serialize>(message: &T) -> Vec<u8> {
-    let mut scratch = [0u8; MAX_FRAME];
-    let mut out = [0u8; MAX_FRAME];
-    frame::encode(message, &mut scratch, &mut out)
-        .expect("fits")
-        .to_vec()
 }
 
 /// Feeds `bytes` to `server`; returns the events and the replies' payloads.
@@ -64,16 +59,21 @@ fn feed(server: &mut HostServer<'_>, bytes: &[u8]) -> (Vec<Event>, Vec<Vec<u8>>)
 fn every_request_gets_its_answer_and_damage_gets_silence() {
     let mut tuner = Box::new(MnistTuner::zeroed());
     let mut server = server("test-board", &mut tuner, &[]);
-    let mut bytes = frame_of(&Request::Ping { nonce: 7 });
-    bytes.extend(frame_of(&Request::Info));
-    bytes.extend(frame_of(&Request::Classify {
-        pixels: &firmware::DIGIT_7,
-    }));
+    let mut frames = FrameWriter::new();
+    let mut bytes = frames.encode(&Request::Ping { nonce: 7 }).unwrap().to_vec();
+    bytes.extend(frames.encode(&Request::Info).unwrap());
+    bytes.extend(
+        frames
+            .encode(&Request::Classify {
+                pixels: &firmware::DIGIT_7,
+            })
+            .unwrap(),
+    );
     bytes.extend([1, 2, 3, 0]); // noise: not COBS-valid with a checksum
     bytes.extend(vec![0x41; 2 * MAX_FRAME]); // oversized
     bytes.push(0);
-    bytes.extend(frame_of(&200u8)); // unknown request
-    bytes.extend(frame_of(&Request::Stats));
+    bytes.extend(frames.encode(&200u8).unwrap()); // unknown request
+    bytes.extend(frames.encode(&Request::Stats).unwrap());
     let (events, replies) = feed(&mut server, &bytes);
 
     assert_eq!(events.len(), 7, "{events:?}");
@@ -97,7 +97,7 @@ fn every_request_gets_its_answer_and_damage_gets_silence() {
             assert_eq!(info.flash_bytes, u32::MAX);
             assert_eq!(
                 info.model.params_fnv64,
-                firmware::model::params_digest(&MODEL)
+                digits_core::digest::params_digest(&MODEL)
             );
         }
         other => panic!("{other:?}"),
@@ -126,26 +126,14 @@ fn the_largest_reply_fits_a_frame() {
         &mut tuner,
         &[],
     );
-    let (_, replies) = feed(&mut server, &frame_of(&Request::Info));
+    let mut frames = FrameWriter::new();
+    let (_, replies) = feed(&mut server, frames.encode(&Request::Info).unwrap());
     assert_eq!(replies.len(), 1, "the Info reply was not framed");
     assert!(
         replies[0].len() < MAX_FRAME / 2,
         "{} bytes",
         replies[0].len()
     );
-}
-
-/// A data blob with labels, as QEMU would load it into the PSRAM.
-fn blob(images: &[[u8; 784]], labels: &[u8]) -> Vec<u8> {
-    let header = Header {
-        count: images.len() as u32,
-        flags: FLAG_LABELS,
-    };
-    let mut b = header.to_bytes().to_vec();
-    b.extend(images.as_flattened());
-    b.extend(labels);
-    b.extend(END_MARK);
-    b
 }
 
 /// FNV-1a over a layer's parameters, written out here rather than taken from the firmware.
@@ -160,7 +148,7 @@ fn layer_fnv(layer: &digits_core::Dense<128, 10, f32>) -> u64 {
 }
 
 fn one(server: &mut HostServer<'_>, request: &Request<'_>) -> (Event, Response<'static>) {
-    let (mut events, replies) = feed(server, &frame_of(request));
+    let (mut events, replies) = feed(server, FrameWriter::new().encode(request).unwrap());
     assert_eq!((events.len(), replies.len()), (1, 1), "{events:?}");
     let response = decode(&replies[0]);
     // Own the response: the tuning replies borrow nothing.
@@ -181,12 +169,8 @@ fn one(server: &mut HostServer<'_>, request: &Request<'_>) -> (Event, Response<'
 /// flash weights.
 #[test]
 fn fine_tuning_matches_the_host_and_resets() {
-    let Some((images, labels)) = common::mnist::mnist_test_set("fine_tuning_matches_the_host")
-    else {
-        return;
-    };
-    let (images, labels) = (&images[..200], &labels[..200]);
-    let data = blob(images, labels);
+    let Labeled { images, labels } = testkit::test_digits(200);
+    let data = blob(&images, Some(&labels));
     let mut tuner = Box::new(MnistTuner::zeroed());
     let mut device = server("test-board", &mut tuner, &data);
 
@@ -310,7 +294,7 @@ fn fine_tuning_matches_the_host_and_resets() {
 #[test]
 fn bad_fine_tuning_requests_are_refused() {
     let images: Vec<[u8; 784]> = vec![firmware::DIGIT_7, firmware::DIGIT_1];
-    let data = blob(&images, &[7, 1]);
+    let data = blob(&images, Some(&[7, 1]));
     let mut tuner = Box::new(MnistTuner::zeroed());
     let mut device = server("test-board", &mut tuner, &data);
     let refused = |device: &mut HostServer<'_>, request: &Request<'_>| match one(device, request) {

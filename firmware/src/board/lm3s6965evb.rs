@@ -7,7 +7,9 @@
 
 use cortex_m_semihosting::{nr, syscall, syscall1};
 
-use crate::eval::{END_MARK, FLAG_LABELS, HEADER_LEN, Header, IMAGE_LEN, Source};
+use digits_core::blob::{END_MARK, HEADER_LEN, Header, IMAGE_LEN};
+
+use crate::eval::Source;
 
 /// The board's name, as `Info` reports it.
 pub const NAME: &str = "lm3s6965evb";
@@ -95,7 +97,7 @@ impl Source for HostBlob {
             return Err("image index past the blob");
         }
         read_at(self.handle, HEADER_LEN + i * IMAGE_LEN, image)?;
-        if self.header.flags & FLAG_LABELS == 0 {
+        if !self.header.has_labels() {
             return Ok(None);
         }
         let mut label = [0u8; 1];

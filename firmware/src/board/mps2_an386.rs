@@ -1,13 +1,13 @@
 //! QEMU's `mps2-an386`: a Cortex-M4F (ARMv7E-M: FPU and DSP instructions), UART0 a CMSDK UART
 //! at `0x4000_4000` (`crate::uart`), 16 MiB of PSRAM where QEMU loads data blobs.
 
-use crate::eval::Blob;
+use digits_core::blob::{BLOB_ADDRESS, Blob};
 
 /// The board's name, as `Info` reports it.
 pub const NAME: &str = "mps2-an386";
 
 /// Where QEMU's mps2-an386 has its 16 MiB of PSRAM (where the host loads the blob).
-pub const PSRAM_START: usize = crate::eval::BLOB_ADDRESS;
+pub const PSRAM_START: usize = BLOB_ADDRESS;
 /// Bytes of PSRAM.
 pub const PSRAM_LEN: usize = 16 << 20;
 
@@ -23,5 +23,5 @@ pub fn psram() -> &'static [u8] {
 
 /// The data blob the host had QEMU load into the PSRAM.
 pub fn eval_source() -> Result<Blob<'static>, &'static str> {
-    Blob::parse(psram())
+    crate::eval::loaded_blob(psram())
 }

@@ -22,8 +22,6 @@ mod source;
 #[cfg(test)]
 mod tests;
 
-// The whole API is exported even where the CLI uses only part of it so far.
-#[allow(unused_imports, reason = "public API not yet called by the CLI")]
 pub use {
     checksum::{FileCheck, check, check_one, expected_sha256},
     error::DataError,

@@ -1,5 +1,5 @@
-//! Tests of the data layer: synthetic IDX files in temporary directories, one test per failure
-//! class, and the real MNIST from the shared data directory.
+//! Tests of the data layer: synthetic IDX files in temporary directories (the malformed ones in
+//! one table), the committed MNIST slice, and the full MNIST and Fashion-MNIST where they are.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,11 +12,6 @@ use tempfile::TempDir;
 use super::mnist::{FILES, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS};
 use super::source::read_content_limited;
 use super::*;
-
-/// The real MNIST, beside the workspace: `shared/data/mnist` next to the repository.
-fn real_mnist_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/mnist")
-}
 
 /// An IDX images file with `count` images of `rows` x `cols`, image i filled with i.
 fn images_idx(magic: u32, count: u32, rows: u32, cols: u32) -> Vec<u8> {
@@ -186,46 +181,6 @@ fn missing_directory_is_said_so() {
 }
 
 #[test]
-fn wrong_magic() {
-    let dir = synthetic(false);
-    // A labels file where the images should be.
-    let path = write(dir.path(), TRAIN_IMAGES, &labels(&[1, 2, 3]), false);
-    let err = Dataset::load(dir.path(), DatasetKind::Mnist).err().unwrap();
-    assert!(
-        matches!(
-            err,
-            DataError::BadMagic {
-                found: 2049,
-                expected: 2051,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    assert_names(&err, &path);
-    assert!(err.to_string().contains("labels file"), "{err}");
-}
-
-#[test]
-fn wrong_dims() {
-    let dir = TempDir::new().unwrap();
-    let path = write(dir.path(), TRAIN_IMAGES, &images_idx(2051, 2, 32, 32), true);
-    let err = read_idx_images(&path).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            DataError::BadDims {
-                rows: 32,
-                cols: 32,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    assert_names(&err, &path);
-}
-
-#[test]
 fn count_mismatch_between_images_and_labels() {
     let dir = synthetic(true);
     let labels_path = write(dir.path(), TEST_LABELS, &labels(&[1, 2, 3]), true);
@@ -245,174 +200,277 @@ fn count_mismatch_between_images_and_labels() {
     assert_names(&err, &dir.path().join(format!("{TEST_IMAGES}.gz")));
 }
 
-#[test]
-fn truncated_raw() {
-    let dir = TempDir::new().unwrap();
-    let mut bytes = images(3);
-    bytes.truncate(bytes.len() - 1);
-    let path = write(dir.path(), TRAIN_IMAGES, &bytes, false);
-    let err = read_idx_images(&path).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            DataError::Truncated {
-                expected: 2368,
-                actual: 2367,
-                gzip: false,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    assert_names(&err, &path);
+/// A malformed file and what reading it must say.
+struct Malformed {
+    /// What is wrong, for the failure message.
+    what: &'static str,
+    /// Which of the four files it stands for (images or labels are read accordingly).
+    file: &'static str,
+    /// The bytes as stored: raw, or already gzipped when `gz`.
+    stored: Vec<u8>,
+    /// Stored under the `.gz` name.
+    gz: bool,
+    /// The error expected.
+    expect: fn(&DataError) -> bool,
+    /// A phrase the message must hold besides the file's path.
+    says: &'static str,
 }
 
-#[test]
-fn truncated_header() {
-    let dir = TempDir::new().unwrap();
-    let path = write(dir.path(), TRAIN_LABELS, &[0, 0, 8, 1, 0, 0], false);
-    let err = read_idx_labels(&path).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            DataError::Truncated {
-                expected: 8,
-                actual: 6,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    assert_names(&err, &path);
-    let empty = write(dir.path(), TEST_LABELS, &[], false);
-    let err = read_idx_labels(&empty).unwrap_err();
-    assert!(
-        matches!(err, DataError::Truncated { actual: 0, .. }),
-        "{err:?}"
-    );
+/// `bytes` with the count field (bytes 4..8) replaced.
+fn with_count(mut bytes: Vec<u8>, count: u32) -> Vec<u8> {
+    bytes[4..8].copy_from_slice(&count.to_be_bytes());
+    bytes
 }
 
-#[test]
-fn trailing_bytes() {
-    let dir = TempDir::new().unwrap();
-    let mut bytes = labels(&[1, 2]);
-    bytes.push(0);
-    let path = write(dir.path(), TEST_LABELS, &bytes, true);
-    let err = read_idx_labels(&path).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            DataError::TrailingBytes {
-                expected: 10,
-                actual: 11,
-                gzip: true,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    assert_names(&err, &path);
+/// `bytes` with the byte at `at` (from the end if negative) flipped by `mask`.
+fn flipped(mut bytes: Vec<u8>, at: isize, mask: u8) -> Vec<u8> {
+    let i = if at < 0 {
+        bytes.len() - at.unsigned_abs()
+    } else {
+        at as usize
+    };
+    bytes[i] ^= mask;
+    bytes
 }
 
-#[test]
-fn truncated_gzip() {
-    let dir = TempDir::new().unwrap();
-    let gz = gzip(&images(3));
-    let path = dir.path().join(format!("{TRAIN_IMAGES}.gz"));
-    std::fs::write(&path, &gz[..gz.len() / 2]).unwrap();
-    let err = read_idx_images(&path).unwrap_err();
-    assert!(matches!(err, DataError::TruncatedGzip { .. }), "{err:?}");
-    assert_names(&err, &path);
-    // Cut inside the 8-byte trailer (CRC and size): the data is whole, the file is not.
-    std::fs::write(&path, &gz[..gz.len() - 3]).unwrap();
-    let err = read_idx_images(&path).unwrap_err();
-    assert!(matches!(err, DataError::TruncatedGzip { .. }), "{err:?}");
+fn malformed_files() -> Vec<Malformed> {
+    use DataError as E;
+    let cut = |mut b: Vec<u8>, n: usize| {
+        b.truncate(n);
+        b
+    };
+    let gz_images = gzip(&images(3));
+    vec![
+        Malformed {
+            what: "a labels file where the images should be",
+            file: TRAIN_IMAGES,
+            stored: labels(&[1, 2, 3]),
+            gz: false,
+            expect: |e| {
+                matches!(
+                    e,
+                    E::BadMagic {
+                        found: 2049,
+                        expected: 2051,
+                        ..
+                    }
+                )
+            },
+            says: "labels file",
+        },
+        Malformed {
+            what: "32x32 images",
+            file: TRAIN_IMAGES,
+            stored: gzip(&images_idx(2051, 2, 32, 32)),
+            gz: true,
+            expect: |e| {
+                matches!(
+                    e,
+                    E::BadDims {
+                        rows: 32,
+                        cols: 32,
+                        ..
+                    }
+                )
+            },
+            says: "32",
+        },
+        Malformed {
+            what: "one byte short",
+            file: TRAIN_IMAGES,
+            stored: cut(images(3), images(3).len() - 1),
+            gz: false,
+            expect: |e| {
+                matches!(
+                    e,
+                    E::Truncated {
+                        expected: 2368,
+                        actual: 2367,
+                        gzip: false,
+                        ..
+                    }
+                )
+            },
+            says: "2367",
+        },
+        Malformed {
+            what: "a header cut short",
+            file: TRAIN_LABELS,
+            stored: vec![0, 0, 8, 1, 0, 0],
+            gz: false,
+            expect: |e| {
+                matches!(
+                    e,
+                    E::Truncated {
+                        expected: 8,
+                        actual: 6,
+                        ..
+                    }
+                )
+            },
+            says: "",
+        },
+        Malformed {
+            what: "an empty file",
+            file: TEST_LABELS,
+            stored: vec![],
+            gz: false,
+            expect: |e| matches!(e, E::Truncated { actual: 0, .. }),
+            says: "",
+        },
+        Malformed {
+            what: "a byte too many",
+            file: TEST_LABELS,
+            stored: gzip(&[labels(&[1, 2]), vec![0]].concat()),
+            gz: true,
+            expect: |e| {
+                matches!(
+                    e,
+                    E::TrailingBytes {
+                        expected: 10,
+                        actual: 11,
+                        gzip: true,
+                        ..
+                    }
+                )
+            },
+            says: "",
+        },
+        Malformed {
+            what: "gzip cut in half",
+            file: TRAIN_IMAGES,
+            stored: cut(gz_images.clone(), gz_images.len() / 2),
+            gz: true,
+            expect: |e| matches!(e, E::TruncatedGzip { .. }),
+            says: "",
+        },
+        Malformed {
+            // The data is whole, the file is not.
+            what: "gzip cut inside its 8-byte trailer (CRC and size)",
+            file: TRAIN_IMAGES,
+            stored: cut(gz_images.clone(), gz_images.len() - 3),
+            gz: true,
+            expect: |e| matches!(e, E::TruncatedGzip { .. }),
+            says: "",
+        },
+        Malformed {
+            what: "bits flipped in the deflate data",
+            file: TRAIN_IMAGES,
+            stored: flipped(gz_images.clone(), (gz_images.len() / 2) as isize, 0xff),
+            gz: true,
+            expect: |e| matches!(e, E::CorruptGzip { .. }),
+            says: "",
+        },
+        Malformed {
+            what: "a bit flipped in the gzip CRC",
+            file: TRAIN_IMAGES,
+            stored: flipped(gz_images, -8, 0x01),
+            gz: true,
+            expect: |e| matches!(e, E::CorruptGzip { .. }),
+            says: "",
+        },
+        Malformed {
+            what: "a label of 10",
+            file: TRAIN_LABELS,
+            stored: labels(&[0, 9, 10, 3]),
+            gz: false,
+            expect: |e| {
+                matches!(
+                    e,
+                    E::BadLabel {
+                        index: 2,
+                        label: 10,
+                        ..
+                    }
+                )
+            },
+            says: "",
+        },
+        Malformed {
+            // 3.4 TB: allocating for it would abort the test process.
+            what: "u32::MAX images claimed, raw",
+            file: TRAIN_IMAGES,
+            stored: with_count(images(1), u32::MAX),
+            gz: false,
+            expect: |e| {
+                matches!(
+                    e,
+                    E::CountTooLarge {
+                        count: u32::MAX,
+                        ..
+                    }
+                )
+            },
+            says: "",
+        },
+        Malformed {
+            what: "u32::MAX images claimed, gzipped",
+            file: TRAIN_IMAGES,
+            stored: gzip(&with_count(images(1), u32::MAX)),
+            gz: true,
+            expect: |e| {
+                matches!(
+                    e,
+                    E::CountTooLarge {
+                        count: u32::MAX,
+                        ..
+                    }
+                )
+            },
+            says: "",
+        },
+        Malformed {
+            what: "u32::MAX labels claimed",
+            file: TRAIN_LABELS,
+            stored: header(&[2049, u32::MAX]),
+            gz: false,
+            expect: |e| matches!(e, E::CountTooLarge { .. }),
+            says: "",
+        },
+        Malformed {
+            // Within the limit, so it is a truncated file.
+            what: "60,000 images declared, 1 present",
+            file: TRAIN_IMAGES,
+            stored: with_count(images(1), 60_000),
+            gz: false,
+            expect: |e| {
+                matches!(
+                    e,
+                    E::Truncated {
+                        expected: 47_040_016,
+                        ..
+                    }
+                )
+            },
+            says: "",
+        },
+    ]
 }
 
+/// Every malformed file is refused with the expected error, and the message names the file.
 #[test]
-fn corrupt_gzip() {
+fn malformed_files_are_refused_and_named() {
     let dir = TempDir::new().unwrap();
-    let mut gz = gzip(&images(3));
-    // Flip bits in the middle of the deflate data and, separately, in the CRC.
-    let mid = gz.len() / 2;
-    gz[mid] ^= 0xff;
-    let path = dir.path().join(format!("{TRAIN_IMAGES}.gz"));
-    std::fs::write(&path, &gz).unwrap();
-    let err = read_idx_images(&path).unwrap_err();
-    assert!(matches!(err, DataError::CorruptGzip { .. }), "{err:?}");
-    assert_names(&err, &path);
-
-    let mut gz = gzip(&images(3));
-    let crc = gz.len() - 8;
-    gz[crc] ^= 0x01;
-    std::fs::write(&path, &gz).unwrap();
-    let err = read_idx_images(&path).unwrap_err();
-    assert!(matches!(err, DataError::CorruptGzip { .. }), "{err:?}");
-}
-
-#[test]
-fn label_out_of_range() {
-    let dir = TempDir::new().unwrap();
-    let path = write(dir.path(), TRAIN_LABELS, &labels(&[0, 9, 10, 3]), false);
-    let err = read_idx_labels(&path).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            DataError::BadLabel {
-                index: 2,
-                label: 10,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    assert_names(&err, &path);
-}
-
-#[test]
-fn absurd_count_is_refused_before_allocating() {
-    // Claims u32::MAX images (3.4 TB): allocating for it would abort the test process.
-    let dir = TempDir::new().unwrap();
-    let mut bytes = images(1);
-    bytes[4..8].copy_from_slice(&u32::MAX.to_be_bytes());
-    for gz in [false, true] {
-        let path = write(dir.path(), TRAIN_IMAGES, &bytes, gz);
-        let err = read_idx_images(&path).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                DataError::CountTooLarge {
-                    count: u32::MAX,
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+    for (k, case) in malformed_files().into_iter().enumerate() {
+        // A directory per case: each file stands alone.
+        let sub = dir.path().join(k.to_string());
+        std::fs::create_dir(&sub).unwrap();
+        let name = if case.gz {
+            format!("{}.gz", case.file)
+        } else {
+            case.file.to_string()
+        };
+        let path = sub.join(name);
+        std::fs::write(&path, &case.stored).unwrap();
+        let err = if case.file.contains("images") {
+            read_idx_images(&path).map(drop).unwrap_err()
+        } else {
+            read_idx_labels(&path).map(drop).unwrap_err()
+        };
+        assert!((case.expect)(&err), "{}: got {err:?}", case.what);
         assert_names(&err, &path);
+        assert!(err.to_string().contains(case.says), "{}: {err}", case.what);
     }
-    let labels_path = write(dir.path(), TRAIN_LABELS, &header(&[2049, u32::MAX]), false);
-    let err = read_idx_labels(&labels_path).unwrap_err();
-    assert!(matches!(err, DataError::CountTooLarge { .. }), "{err:?}");
-}
-
-#[test]
-fn plausible_count_in_a_short_file_is_truncation() {
-    // 60,000 images declared, 1 present: within the limit, so it is a truncated file.
-    let dir = TempDir::new().unwrap();
-    let mut bytes = images(1);
-    bytes[4..8].copy_from_slice(&60_000u32.to_be_bytes());
-    let path = write(dir.path(), TRAIN_IMAGES, &bytes, false);
-    let err = read_idx_images(&path).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            DataError::Truncated {
-                expected: 47_040_016,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
 }
 
 #[test]
@@ -476,7 +534,9 @@ fn check_reports_mismatch_with_the_actual_hash() {
 
 #[test]
 fn real_mnist_loads_and_verifies() {
-    let dir = real_mnist_dir();
+    let Some(dir) = testkit::full_mnist("data::tests::real_mnist_loads_and_verifies") else {
+        return;
+    };
     let start = Instant::now();
     let ds = Dataset::load(&dir, DatasetKind::Mnist).unwrap();
     eprintln!("loaded MNIST in {:.3} s", start.elapsed().as_secs_f64());
@@ -499,7 +559,9 @@ fn real_mnist_loads_and_verifies() {
 #[test]
 fn raw_and_gz_verify_alike() {
     // The test split decompressed next to the gzipped training split.
-    let src = real_mnist_dir();
+    let Some(src) = testkit::full_mnist("data::tests::raw_and_gz_verify_alike") else {
+        return;
+    };
     let dir = TempDir::new().unwrap();
     for name in FILES {
         let gz = src.join(format!("{name}.gz"));
@@ -525,17 +587,15 @@ fn raw_and_gz_verify_alike() {
 #[test]
 fn fashion_mnist_from_debian_package() {
     let dir = resolve_dir(None, DatasetKind::Fashion).path;
-    if !dir.is_dir() {
-        // CI installs the package (scripts/test.sh): there, a missing dataset is a failure.
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{} absent under CI=true: apt-get install dataset-fashion-mnist",
-            dir.display()
-        );
-        eprintln!(
-            "skipped: {} absent (apt-get install dataset-fashion-mnist)",
-            dir.display()
-        );
+    let why = format!(
+        "{} absent (apt-get install dataset-fashion-mnist; scripts/test.sh does)",
+        dir.display()
+    );
+    if !testkit::needs(
+        dir.is_dir(),
+        "data::tests::fashion_mnist_from_debian_package",
+        &why,
+    ) {
         return;
     }
     let ds = Dataset::load(&dir, DatasetKind::Fashion).unwrap();
@@ -546,4 +606,17 @@ fn fashion_mnist_from_debian_package() {
     for c in check(&dir, DatasetKind::Fashion).unwrap() {
         assert!(c.ok, "{} has SHA-256 {}", c.file.display(), c.sha256);
     }
+}
+
+#[test]
+fn the_committed_slice_loads_as_the_independent_reader_reads_it() {
+    let ds = Dataset::load(&testkit::slice_dir(), DatasetKind::Mnist).unwrap();
+    let slice = testkit::slice();
+    assert_eq!(ds.train.labels, slice.train.labels);
+    assert_eq!(ds.test.labels, slice.test.labels);
+    assert_eq!(ds.train.images, slice.train.images);
+    assert_eq!(ds.test.images, slice.test.images);
+    // Real MNIST: the well-known first training label is a 5, and every digit occurs.
+    assert_eq!(ds.train.labels[0], 5);
+    assert!((0..10).all(|d| ds.test.labels.contains(&d)));
 }

@@ -12,18 +12,22 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::Args;
+use digits_core::blob::{Contents, IMAGE_LEN};
+use digits_core::digest::{Fnv64, output_digest, params_digest};
 use digits_core::finetune::Gradient;
 use digits_core::protocol::{Evaluation, MAX_BATCH};
 use digits_core::{MnistMlp, Sgd};
-use firmware::eval::{END_MARK, FLAG_LABELS, Header, IMAGE_LEN};
-use firmware::model::{Fnv64, output_digest, params_digest};
-use firmware::qemu::{Link, Qemu};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
+use super::HostSide;
+use super::firmware::Firmware;
+use super::link::Link;
+use super::logs::LogPrinter;
+use super::psram::PsramBlob;
+use super::qemu::{Qemu, require_qemu};
+use super::tuner::{self, MnistTuner, Plan};
 use crate::data::{self, Dataset, DatasetKind, Split};
-use crate::device::tuner::{self, MnistTuner, Plan};
-use crate::device::{Firmware, HostSide, LogPrinter, blob_in_psram, need_qemu};
 use crate::model_io;
 use crate::train::GradMethod;
 
@@ -95,7 +99,7 @@ pub fn run(firmware: &Firmware, logs: LogPrinter, args: &FinetuneArgs) -> Result
         "--batch must be 1 to {MAX_BATCH} (what the device caches), not {}",
         args.batch
     );
-    need_qemu()?;
+    require_qemu()?;
     let model = model_io::load(&args.host.model)
         .context("name the model file the firmware was built from with --model FILE")?
         .model;
@@ -144,13 +148,22 @@ pub fn run(firmware: &Firmware, logs: LogPrinter, args: &FinetuneArgs) -> Result
         sets.iter().all(|s| !s.split.labels.is_empty()),
         "--limit must be at least 1"
     );
-    let blob = blob(&sets);
-    let (_file, loader) = blob_in_psram("digits-finetune-", &blob)?;
+    // The sets one after the other, their labels after all the images.
+    let images = sets.each_ref().map(|set| set.split.images.as_slice());
+    let labels = sets.each_ref().map(|set| set.split.labels.as_slice());
+    let blob = PsramBlob::write(
+        "digits-finetune-",
+        &Contents {
+            images: &images,
+            labels: Some(&labels),
+            print_logits: false,
+        },
+    )?;
 
     // -icount: the device's instruction counts are exact (its clock counts instructions).
     let (qemu, mut link) = Qemu::start_with_link(
         &firmware.elf("serve")?,
-        &["-icount", "shift=0", "-device", &loader],
+        &["-icount", "shift=0", "-device", blob.loader()],
         logs.sink(),
     )?;
     link.set_timeout(Duration::from_secs(600));
@@ -282,24 +295,6 @@ pub fn run(firmware: &Firmware, logs: LogPrinter, args: &FinetuneArgs) -> Result
 fn median(mut v: Vec<u64>) -> u64 {
     v.sort_unstable();
     v.get(v.len() / 2).copied().unwrap_or(0)
-}
-
-/// The evaluation sets one after the other, with labels, as a data blob.
-fn blob(sets: &[EvalSet]) -> Vec<u8> {
-    let count: usize = sets.iter().map(|s| s.split.labels.len()).sum();
-    let header = Header {
-        count: count as u32,
-        flags: FLAG_LABELS,
-    };
-    let mut blob = header.to_bytes().to_vec();
-    for set in sets {
-        blob.extend(set.split.images.as_flattened());
-    }
-    for set in sets {
-        blob.extend(&set.split.labels);
-    }
-    blob.extend(END_MARK);
-    blob
 }
 
 /// Evaluates `set` on the device and on the host; they must agree bit for bit.

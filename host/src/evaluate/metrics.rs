@@ -80,7 +80,7 @@ pub struct Averages {
 
 /// Everything `digits eval` reports; printed as tables or serialized as JSON.
 #[derive(Clone, Debug, Serialize)]
-pub struct Report {
+pub struct EvalReport {
     /// The model file.
     pub model: String,
     /// The dataset whose test split was used.
@@ -260,13 +260,13 @@ fn read_metrics(path: &Path) -> Result<Vec<EpochReport>> {
 }
 
 /// Gathers the report from the true labels and the model's `answers` (from [`predict`]).
-pub fn report(labels: &[u8], answers: &[(u8, f64)], names: [&'static str; CLASSES]) -> Report {
+pub fn report(labels: &[u8], answers: &[(u8, f64)], names: [&'static str; CLASSES]) -> EvalReport {
     let predicted: Vec<u8> = answers.iter().map(|a| a.0).collect();
     let confusion = confusion_matrix::<CLASSES>(labels, &predicted);
     let classes = class_metrics(&confusion);
     let images = labels.len() as u64;
     let correct = classes.iter().map(|c| c.correct).sum();
-    Report {
+    EvalReport {
         model: String::new(),
         dataset: String::new(),
         images,
@@ -282,7 +282,7 @@ pub fn report(labels: &[u8], answers: &[(u8, f64)], names: [&'static str; CLASSE
 }
 
 /// The report as text: overall figures, the per-class table, the confusion matrix.
-pub fn render_text(r: &Report) -> String {
+pub fn render_text(r: &EvalReport) -> String {
     let mut s = String::new();
     // Writing into a String cannot fail; `let _ =` keeps the tables readable.
     let _ = writeln!(
@@ -526,7 +526,7 @@ mod tests {
     fn text_report_has_the_tables() {
         let m = [[3u64; CLASSES]; CLASSES];
         let classes = class_metrics(&m);
-        let r = Report {
+        let r = EvalReport {
             model: "m.digits".into(),
             dataset: "mnist".into(),
             images: 300,

@@ -11,9 +11,16 @@ pub fn workspace() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
 
-/// The real MNIST, next to the workspace.
-pub fn mnist() -> PathBuf {
-    workspace().join("../shared/data/mnist")
+/// The full MNIST for a test that needs it, or `None` after a SKIPPED line (a failure under
+/// `CI=true`): the one rule of `testkit`.
+pub fn full_mnist(what: &str) -> Option<PathBuf> {
+    testkit::full_mnist(what)
+}
+
+/// The committed slice of the real MNIST (1,000 training and 500 test images): for the tests
+/// that need real digits but not all of them, on any clone.
+pub fn slice() -> PathBuf {
+    testkit::slice_dir()
 }
 
 /// The `digits` binary under test.
@@ -21,10 +28,10 @@ pub fn digits() -> Command {
     Command::new(env!("CARGO_BIN_EXE_digits"))
 }
 
-/// `digits` run from the workspace root with `$MNIST_DIR` set, as a user there would.
-pub fn digits_in_workspace() -> Command {
+/// `digits` run from the workspace root with `$MNIST_DIR` set to `data`, as a user there would.
+pub fn digits_in(data: &Path) -> Command {
     let mut cmd = digits();
-    cmd.current_dir(workspace()).env("MNIST_DIR", mnist());
+    cmd.current_dir(workspace()).env("MNIST_DIR", data);
     cmd
 }
 
@@ -56,24 +63,30 @@ pub fn run_err(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stderr).to_string()
 }
 
-/// Whether QEMU is there; under CI (`CI=true`) its absence fails instead of skipping.
-pub fn have_qemu() -> bool {
-    let found = firmware::qemu::qemu_available();
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "qemu-system-arm not found and CI=true"
-        );
-        eprintln!("SKIPPED: qemu-system-arm not found");
+/// Whether QEMU is there, under the one skip rule of `testkit`.
+pub fn have_qemu(what: &str) -> bool {
+    testkit::needs(
+        host::device::qemu::qemu_available(),
+        what,
+        "qemu-system-arm not found (`apt-get install qemu-system-arm`; scripts/test.sh does)",
+    )
+}
+
+/// What a device test needs: QEMU and the full MNIST (its test split is what the device
+/// classifies). `None` after a SKIPPED line.
+pub fn device_setup(what: &str) -> Option<PathBuf> {
+    if !have_qemu(what) {
+        return None;
     }
-    found
+    full_mnist(what)
 }
 
 /// The directory of the firmware binaries, built once.
 pub fn firmware_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let elfs = firmware::qemu::build_firmware(workspace()).unwrap_or_else(|e| panic!("{e}"));
+        let elfs =
+            host::device::firmware::build_firmware(workspace()).unwrap_or_else(|e| panic!("{e}"));
         let serve = elfs.get("serve").expect("a serve binary");
         serve.parent().expect("in a directory").to_owned()
     })

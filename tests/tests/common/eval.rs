@@ -2,23 +2,25 @@
 
 use super::Run;
 use super::mnist::Int8Logits;
-use firmware::eval::{END_MARK, FLAG_LABELS, Header, IMAGE_LEN};
+use digits_core::blob::{Contents, IMAGE_LEN};
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// A data blob for the `eval` firmware (see `firmware::eval`).
-pub fn blob(images: &[[u8; IMAGE_LEN]], labels: Option<&[u8]>, flags: u32) -> Vec<u8> {
-    let header = Header {
-        count: images.len() as u32,
-        flags: flags | labels.map_or(0, |_| FLAG_LABELS),
+/// The data blob of `images` and their `labels` (if any) asking for every image's logits, as
+/// digits-core's writer writes it.
+pub fn blob(images: &[[u8; IMAGE_LEN]], labels: Option<&[u8]>) -> Vec<u8> {
+    let labels = labels.map(|labels| [labels]);
+    let contents = Contents {
+        images: &[images],
+        labels: labels.as_ref().map(|l| &l[..]),
+        print_logits: true,
     };
-    let mut b = header.to_bytes().to_vec();
-    b.extend(images.as_flattened());
-    b.extend(labels.unwrap_or_default());
-    b.extend(END_MARK);
-    assert_eq!(b.len() as u64, header.blob_len());
-    b
+    let mut bytes = Vec::new();
+    contents
+        .write(|piece| bytes.extend_from_slice(piece))
+        .unwrap_or_else(|e| panic!("{e}"));
+    bytes
 }
 
 /// Writes `bytes` under the tests' scratch directory and returns the path.

@@ -1,18 +1,16 @@
-//! The MNIST test set and the committed model, read on the host side of the comparisons with
-//! code independent of the device's.
+//! The MNIST test set (found by testkit) and the committed model, read on the host side of the
+//! comparisons with code independent of the device's.
 
-use super::{notice, under_ci, workspace_root};
+use digits_core::blob::IMAGE_LEN;
 use digits_core::model_file;
 use digits_core::softmax::argmax;
 use digits_core::{MnistMlp, MnistQuant, Params};
-use firmware::eval::IMAGE_LEN;
 use std::fs;
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::sync::Once;
+use testkit::Labeled;
 
-/// FNV-1a (64-bit), written out here rather than taken from the firmware crate, so that the
-/// host side of every comparison is independent of the device code.
+/// FNV-1a (64-bit), written out here rather than taken from `digits_core::digest`, which the
+/// device reports with, so that the host side of every comparison is independent of the
+/// device code.
 pub fn fnv1a(h: &mut u64, bytes: &[u8]) {
     for &b in bytes {
         *h = (*h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
@@ -20,78 +18,11 @@ pub fn fnv1a(h: &mut u64, bytes: &[u8]) {
 }
 pub const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
 
-/// Where the MNIST IDX files are, if anywhere.
-fn mnist_dir() -> Option<PathBuf> {
-    let root = workspace_root();
-    let candidates = std::env::var_os("MNIST_DIR")
-        .map(PathBuf::from)
-        .into_iter()
-        .chain([root.join("data/mnist"), root.join("../shared/data/mnist")]);
-    candidates
-        .into_iter()
-        .find(|dir| idx_path(dir, "t10k-images-idx3-ubyte").is_some())
-}
-
-/// `dir/name.gz` or `dir/name`, whichever exists.
-fn idx_path(dir: &Path, name: &str) -> Option<PathBuf> {
-    [dir.join(format!("{name}.gz")), dir.join(name)]
-        .into_iter()
-        .find(|p| p.is_file())
-}
-
-/// An IDX file's contents (gunzipped if it ends in `.gz`) after checking its magic; returns
-/// the dimensions and the data.
-fn read_idx(dir: &Path, name: &str, magic: u32) -> (Vec<u32>, Vec<u8>) {
-    let path = idx_path(dir, name).unwrap_or_else(|| panic!("no {name} in {}", dir.display()));
-    let raw = fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let bytes = if path.extension().is_some_and(|e| e == "gz") {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        out
-    } else {
-        raw
-    };
-    let word = |k: usize| u32::from_be_bytes(bytes[4 * k..4 * k + 4].try_into().unwrap());
-    assert_eq!(
-        word(0),
-        magic,
-        "{}: not an IDX file of this kind",
-        path.display()
-    );
-    let dims: Vec<u32> = (1..=(magic & 0xff) as usize).map(word).collect();
-    let data = bytes[4 + 4 * dims.len()..].to_vec();
-    let expected: u32 = dims.iter().product();
-    assert_eq!(data.len(), expected as usize, "{}: length", path.display());
-    (dims, data)
-}
-
-/// The MNIST test split: images and labels.
-/// The MNIST test images and labels, or `None` (with a notice) when the data is not there
-/// outside CI; under CI a missing data set fails the `test`.
-pub fn mnist_test_set(test: &str) -> Option<(Vec<[u8; IMAGE_LEN]>, Vec<u8>)> {
-    let Some(dir) = mnist_dir() else {
-        let hint = "the MNIST test set (t10k-*-ubyte[.gz]) is not in $MNIST_DIR, data/mnist/ \
-                    or ../shared/data/mnist/; `cargo run -p host -- data fetch` downloads it";
-        assert!(!under_ci(), "CI=true: {hint}");
-        static NOTICE: Once = Once::new();
-        notice(&NOTICE, &format!("SKIPPED {test}: {hint}\n"));
-        return None;
-    };
-    Some(read_test_set(&dir))
-}
-
-fn read_test_set(dir: &Path) -> (Vec<[u8; IMAGE_LEN]>, Vec<u8>) {
-    let (dims, pixels) = read_idx(dir, "t10k-images-idx3-ubyte", 0x0803);
-    assert_eq!(dims[1..], [28, 28]);
-    let (_, labels) = read_idx(dir, "t10k-labels-idx1-ubyte", 0x0801);
-    let images: Vec<[u8; IMAGE_LEN]> = pixels
-        .chunks_exact(IMAGE_LEN)
-        .map(|c| c.try_into().unwrap())
-        .collect();
-    assert_eq!(images.len(), labels.len());
-    (images, labels)
+/// The full MNIST test split (10,000 images), or `None` when it is not here: then the tests of
+/// `what` skip by testkit's rule (and fail under `CI=true`).
+pub fn full_test_set(what: &str) -> Option<Labeled> {
+    testkit::full_mnist(what)?;
+    Some(testkit::test_digits(10_000))
 }
 
 /// The model the firmware embedded (`firmware::model::SOURCE`), decoded by `digits-core`.

@@ -1,58 +1,45 @@
-//! Shared by the firmware tests: find QEMU, build the firmware, run it in QEMU.
+//! Shared by the firmware tests: QEMU under testkit's skip rule, the firmware built once, runs
+//! in QEMU and their reports. The QEMU runner itself is the host's (`host::device`), the one
+//! `digits device` drives the device with.
 // Each test file uses its own part of this module.
 #![allow(dead_code)]
 
 pub mod eval;
 pub mod mnist;
 
-use firmware::qemu::{Board, QEMU, Qemu, Serial};
+use host::device::firmware::build_firmware;
+use host::device::qemu::{Board, QEMU, Qemu, Serial, qemu_available};
 use std::collections::HashMap;
-use std::env;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, Once, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-/// The workspace root.
-pub fn workspace_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ is in the workspace")
+/// Whether QEMU is here, under testkit's one skip rule: without it the tests of `what` skip
+/// with a line saying why (and fail under `CI=true`).
+pub fn qemu(what: &str) -> bool {
+    testkit::needs(
+        qemu_available(),
+        what,
+        &format!(
+            "{QEMU} not found; install it with `apt-get install -y qemu-system-arm` \
+             (scripts/test.sh does)"
+        ),
+    )
 }
 
-/// Whether we are under CI (`CI=true`), where a missing tool or data set fails instead of
-/// skipping.
-pub fn under_ci() -> bool {
-    env::var("CI").as_deref() == Ok("true")
-}
-
-/// Writes `message` straight to stderr, once per `once`: libtest would swallow an `eprintln!`
-/// of a passing test.
-pub fn notice(once: &Once, message: &str) {
-    once.call_once(|| {
-        std::io::stderr().write_all(message.as_bytes()).ok();
-    });
-}
-
-/// Whether QEMU is there; panics under CI when it is not, so CI can't pass by skipping.
-pub fn have_qemu() -> bool {
-    let found = firmware::qemu::qemu_available();
-    if !found {
-        let hint = "install it with `apt-get install -y qemu-system-arm` (scripts/test.sh does)";
-        assert!(!under_ci(), "{QEMU} not found and CI=true: {hint}");
-        static NOTICE: Once = Once::new();
-        notice(
-            &NOTICE,
-            &format!("SKIPPED firmware tests: {QEMU} not found; {hint}\n"),
-        );
-    }
-    found
+/// Writes a passing test's findings (figures measured on the device) straight to stderr:
+/// libtest would swallow an `eprintln!` of a passing test.
+pub fn report(line: &str) {
+    std::io::stderr()
+        .write_all(format!("{line}\n").as_bytes())
+        .ok();
 }
 
 /// Builds the firmware binaries (once per test process) and returns the path of `bin`.
 pub fn firmware_elf(bin: &str) -> PathBuf {
     static ELFS: OnceLock<Result<HashMap<String, PathBuf>, String>> = OnceLock::new();
-    let elfs = ELFS.get_or_init(|| firmware::qemu::build_firmware(workspace_root()));
+    let elfs = ELFS.get_or_init(|| build_firmware(testkit::workspace()));
     match elfs {
         Ok(elfs) => elfs
             .get(bin)

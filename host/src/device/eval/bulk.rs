@@ -1,0 +1,108 @@
+//! `digits device eval` by the bulk path: all test images in one data blob that QEMU loads into
+//! the device's PSRAM, classified by the `eval` firmware (`eval-int8` for an int8 model), whose
+//! report carries every image's logits and the instructions per inference (`qemu -icount`).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use digits_core::blob::Contents;
+
+use super::{EvalArgs, Reference, Tally};
+use crate::device::firmware::Firmware;
+use crate::device::logs::{LogLine, LogPrinter};
+use crate::device::psram::PsramBlob;
+use crate::device::qemu::{Qemu, Serial, require_qemu};
+use crate::model_io::Weights;
+
+/// What the `eval` firmware's report says, beside the logits.
+#[derive(Default)]
+struct Report {
+    /// The model's parameters digest, hex.
+    model_digest: Option<String>,
+    instructions: Option<String>,
+    stack_peak: Option<String>,
+}
+
+/// Runs the `eval` firmware on the test images and compares its report with the host.
+pub(super) fn run(firmware: &Firmware, logs: LogPrinter, args: &EvalArgs) -> Result<()> {
+    require_qemu()?;
+    let reference = Reference::load(args)?;
+    let elf = firmware.elf(match reference.weights {
+        Weights::F32(_) => "eval",
+        Weights::Int8(_) => "eval-int8",
+    })?;
+    let n = reference.images.len();
+    let contents = Contents {
+        images: &[&reference.images],
+        labels: Some(&[&reference.labels]),
+        print_logits: true,
+    };
+    let blob = PsramBlob::write("digits-eval-", &contents)?;
+
+    // Console lines are the report; log lines are shown as the user asked.
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&lines);
+    let mut show = logs.sink();
+    let start = Instant::now();
+    let mut qemu = Qemu::start(
+        &elf,
+        &Serial::None,
+        &["-icount", "shift=0", "-device", blob.loader()],
+        move |line: LogLine| match line.level {
+            None => sink.lock().expect("lines").push(line.text),
+            Some(_) => show(line),
+        },
+    )?;
+    let code = qemu.wait(Duration::from_secs(600))?;
+    let seconds = start.elapsed().as_secs_f64();
+    if code != Some(0) {
+        bail!(
+            "the eval firmware failed (status {code:?}); its errors are above. {}",
+            qemu.stderr_text()
+        );
+    }
+    let lines = lines.lock().expect("lines");
+
+    let mut tally = Tally::default();
+    let mut report = Report::default();
+    for line in lines.iter() {
+        let mut words = line.split('#').next().unwrap_or("").split_whitespace();
+        match words.next() {
+            Some("model") => report.model_digest = words.last().map(str::to_owned),
+            Some("logits") => {
+                let i: usize = words.next().context("logits line")?.parse()?;
+                let mut z = [0.0f32; 10];
+                for v in &mut z {
+                    let bits = words.next().context("logits line too short")?;
+                    *v = f32::from_bits(u32::from_str_radix(bits, 16)?);
+                }
+                tally.add(i, &z, &reference.host_logits(i), reference.labels[i]);
+            }
+            Some("instructions_per_inference") => {
+                report.instructions = words.next().map(str::to_owned)
+            }
+            Some("stack_peak_bytes") => report.stack_peak = words.next().map(str::to_owned),
+            _ => {}
+        }
+    }
+    let digest = report
+        .model_digest
+        .context("the device did not report its model")?;
+    reference.check_model(u64::from_str_radix(&digest, 16)?, args)?;
+    if tally.images != n {
+        bail!("the device reported {} of {n} images", tally.images);
+    }
+    tally.report(&format!(
+        "loaded into the device's PSRAM, {seconds:.1} s in QEMU"
+    ))?;
+    if let Some(instructions) = report.instructions {
+        println!(
+            "instructions      {instructions} per inference (qemu -icount, normalize + logits)"
+        );
+    }
+    if let Some(stack) = report.stack_peak {
+        println!("stack peak        {stack} B");
+    }
+    Ok(())
+}

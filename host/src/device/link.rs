@@ -1,0 +1,213 @@
+//! The protocol's client: requests to the device's UART, replies back, over a byte stream
+//! (QEMU's socket for UART0), one frame each way at a time.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use digits_core::finetune::Gradient;
+use digits_core::frame::{self, Feed, FrameReader, FrameWriter, MAX_FRAME};
+use digits_core::protocol::{
+    Classification, DeviceInfo, Evaluation, Request, Response, Stats, Trained, Tuning,
+};
+
+use super::error::Error;
+
+/// The protocol over a byte stream to the device's UART.
+///
+/// Requests are answered in order, one reply each (see `firmware::serve`), so a request waits
+/// for its reply before the next goes out. Every frame is sent after a `0x00`, which ends
+/// whatever noise came before as a frame of its own, skipped by the device.
+pub struct Link {
+    stream: TcpStream,
+    reader: Box<FrameReader<MAX_FRAME>>,
+    writer: Box<FrameWriter>,
+    /// The bytes of the request being sent: a `0x00`, then its frame.
+    outbox: Vec<u8>,
+    /// Bytes read but not yet fed to `reader`.
+    inbox: Vec<u8>,
+    /// The payload of the last reply.
+    payload: Vec<u8>,
+    timeout: Duration,
+}
+
+impl Link {
+    /// How long [`Link::call`] waits for a reply by default: far longer than any request but
+    /// `Evaluate` takes under QEMU (whose emulated UART is slow: the figures are in
+    /// `docs/figures.md`), so that only a device that is gone runs into it.
+    pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// A link over `stream`.
+    pub fn new(stream: TcpStream) -> Result<Self, Error> {
+        stream.set_nodelay(true)?;
+        Ok(Self {
+            stream,
+            reader: Box::new(FrameReader::new()),
+            writer: Box::new(FrameWriter::new()),
+            outbox: Vec::with_capacity(MAX_FRAME + 1),
+            inbox: Vec::new(),
+            payload: Vec::new(),
+            timeout: Self::TIMEOUT,
+        })
+    }
+
+    /// Connects to a device whose UART listens at `addr` (`digits device run`).
+    pub fn connect(addr: SocketAddr) -> Result<Self, Error> {
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+        Self::new(stream)
+    }
+
+    /// Sets how long to wait for a reply.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
+    /// Writes `bytes` as they are (for tests that inject noise).
+    pub fn write_raw(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.stream.write_all(bytes)?;
+        Ok(())
+    }
+
+    /// Sends one request.
+    pub fn send(&mut self, request: &Request<'_>) -> Result<(), Error> {
+        let frame = self
+            .writer
+            .encode(request)
+            .map_err(|e| Error::Unexpected(format!("cannot frame the request: {e}")))?;
+        // One write for delimiter and frame, as one piece on the socket.
+        self.outbox.clear();
+        self.outbox.push(0);
+        self.outbox.extend_from_slice(frame);
+        self.stream.write_all(&self.outbox)?;
+        Ok(())
+    }
+
+    /// Waits for the next intact reply (damaged frames from the device are skipped).
+    pub fn receive(&mut self) -> Result<Response<'_>, Error> {
+        let deadline = Instant::now() + self.timeout;
+        'frame: loop {
+            for (i, &b) in self.inbox.iter().enumerate() {
+                if let Feed::Frame(payload) = self.reader.push(b) {
+                    self.payload.clear();
+                    self.payload.extend_from_slice(payload);
+                    self.inbox.drain(..=i);
+                    break 'frame;
+                }
+            }
+            self.inbox.clear();
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::Timeout(self.timeout));
+            }
+            self.stream.set_read_timeout(Some(left))?;
+            let mut buf = [0u8; 2048];
+            match self.stream.read(&mut buf) {
+                Ok(0) => {
+                    return Err(Error::Io(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the device closed the connection",
+                    )));
+                }
+                Ok(n) => self.inbox.extend_from_slice(&buf[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Err(Error::Timeout(self.timeout));
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        frame::decode(&self.payload).map_err(|e| Error::Unexpected(format!("{e}")))
+    }
+
+    /// Sends `request` and waits for its reply.
+    pub fn call(&mut self, request: &Request<'_>) -> Result<Response<'_>, Error> {
+        self.send(request)?;
+        self.receive()
+    }
+
+    /// Ping with `nonce`; checks the echo.
+    pub fn ping(&mut self, nonce: u32) -> Result<(), Error> {
+        match self.call(&Request::Ping { nonce })? {
+            Response::Pong { nonce: n } if n == nonce => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Who the device is.
+    pub fn info(&mut self) -> Result<DeviceInfo<'_>, Error> {
+        match self.call(&Request::Info)? {
+            Response::Info(info) => Ok(info),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Classifies one image on the device.
+    pub fn classify(&mut self, pixels: &[u8]) -> Result<Classification, Error> {
+        match self.call(&Request::Classify { pixels })? {
+            Response::Classified(c) => Ok(c),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The device's counters.
+    pub fn stats(&mut self) -> Result<Stats, Error> {
+        match self.call(&Request::Stats)? {
+            Response::Stats(s) => Ok(s),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Starts fine-tuning over from the flash weights.
+    pub fn reset(&mut self) -> Result<Tuning, Error> {
+        match self.call(&Request::Reset)? {
+            Response::Tuning(t) => Ok(t),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Sends one labeled sample for the next training step.
+    pub fn sample(&mut self, label: u8, pixels: &[u8]) -> Result<Tuning, Error> {
+        match self.call(&Request::Sample { label, pixels })? {
+            Response::Tuning(t) => Ok(t),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// One training step on the samples sent since the last.
+    pub fn train(
+        &mut self,
+        method: Gradient,
+        learning_rate: f32,
+        momentum: f32,
+    ) -> Result<Trained, Error> {
+        let request = Request::Train {
+            method,
+            learning_rate,
+            momentum,
+        };
+        match self.call(&request)? {
+            Response::Trained(t) => Ok(t),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Classifies images `first..first + count` of the data blob in the device's PSRAM.
+    pub fn evaluate(&mut self, first: u32, count: u32) -> Result<Evaluation, Error> {
+        match self.call(&Request::Evaluate { first, count })? {
+            Response::Evaluated(e) => Ok(e),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+fn unexpected(response: Response<'_>) -> Error {
+    match response {
+        Response::Error(e) => Error::Device(e),
+        other => Error::Unexpected(format!("{other:?}")),
+    }
+}

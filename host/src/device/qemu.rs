@@ -1,0 +1,262 @@
+//! QEMU as a process: which machine, how the device's UART is wired, start, wait, stop. The
+//! device's output (its defmt log stream on QEMU's stdout) is decoded on a thread of its own
+//! ([`super::logs`]).
+
+use std::io::{self, Read};
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use super::error::Error;
+use super::link::Link;
+use super::logs::{self, LogLine};
+
+/// The QEMU executable.
+pub const QEMU: &str = "qemu-system-arm";
+/// How to get it, for error messages.
+pub const INSTALL_QEMU: &str = "install it with `sudo apt-get install qemu-system-arm` (Debian/Ubuntu) or your system's \
+     QEMU package, which provides qemu-system-arm";
+/// The firmware's target (the [`Board::Mps2An386`]'s).
+pub const TARGET: &str = "thumbv7em-none-eabihf";
+
+/// Whether `qemu-system-arm` runs.
+pub fn qemu_available() -> bool {
+    Command::new(QEMU)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// [`Error::NoQemu`] unless QEMU runs: a command checks this first, so that a missing QEMU
+/// is reported as such rather than as a failure to start it.
+pub fn require_qemu() -> Result<(), Error> {
+    if qemu_available() {
+        Ok(())
+    } else {
+        Err(Error::NoQemu)
+    }
+}
+
+/// A QEMU machine the firmware is built for (see the firmware's `board` module).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Board {
+    /// Cortex-M4F, [`TARGET`]: every binary.
+    Mps2An386,
+    /// Cortex-M3 without FPU, 256 KiB flash, 64 KiB RAM: `eval-int8` (the only program whose
+    /// model fits).
+    Lm3s6965evb,
+}
+
+impl Board {
+    /// The Rust target that builds for it.
+    pub fn target(self) -> &'static str {
+        match self {
+            Board::Mps2An386 => TARGET,
+            Board::Lm3s6965evb => "thumbv7m-none-eabi",
+        }
+    }
+
+    fn machine(self) -> [&'static str; 4] {
+        match self {
+            Board::Mps2An386 => ["-M", "mps2-an386", "-cpu", "cortex-m4"],
+            Board::Lm3s6965evb => ["-M", "lm3s6965evb", "-cpu", "cortex-m3"],
+        }
+    }
+}
+
+/// How the device's UART0 is connected.
+#[derive(Clone, Debug)]
+pub enum Serial {
+    /// Not at all.
+    None,
+    /// QEMU connects to this address (a listener of ours).
+    ConnectTo(SocketAddr),
+    /// QEMU listens on this address; clients come and go (`digits device run`).
+    Listen(SocketAddr),
+}
+
+impl Serial {
+    /// QEMU's arguments after `-serial`.
+    fn args(&self) -> Vec<String> {
+        let socket = |addr: &SocketAddr, server: &str| {
+            vec![
+                "chardev:uart0".to_owned(),
+                "-chardev".to_owned(),
+                format!(
+                    "socket,id=uart0,host={},port={},{server}",
+                    addr.ip(),
+                    addr.port()
+                ),
+            ]
+        };
+        match self {
+            Serial::None => vec!["null".to_owned()],
+            Serial::ConnectTo(addr) => socket(addr, "server=off"),
+            Serial::Listen(addr) => socket(addr, "server=on,wait=off"),
+        }
+    }
+}
+
+/// A QEMU running a firmware; killed when dropped.
+pub struct Qemu {
+    child: Child,
+    logs: Option<JoinHandle<Result<(), String>>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Qemu {
+    /// Starts `elf` on the mps2-an386 with `serial`, plus `extra` QEMU arguments, sending every
+    /// decoded log line to `log` (on another thread).
+    pub fn start(
+        elf: &Path,
+        serial: &Serial,
+        extra: &[&str],
+        log: impl FnMut(LogLine) + Send + 'static,
+    ) -> Result<Self, Error> {
+        Self::start_on(Board::Mps2An386, elf, serial, extra, &[], log)
+    }
+
+    /// [`Qemu::start`] on `board`, with `semihosting_args` as the program's semihosting
+    /// command line (`SYS_GET_CMDLINE`).
+    pub fn start_on(
+        board: Board,
+        elf: &Path,
+        serial: &Serial,
+        extra: &[&str],
+        semihosting_args: &[&str],
+        log: impl FnMut(LogLine) + Send + 'static,
+    ) -> Result<Self, Error> {
+        let image = std::fs::read(elf).map_err(|source| Error::Firmware {
+            path: elf.to_owned(),
+            source,
+        })?;
+        // Check the table now rather than on the log thread, where an error would be lost.
+        logs::check_table(&image).map_err(|why| Error::NoLogTable {
+            path: elf.to_owned(),
+            why,
+        })?;
+        let mut semihosting = "enable=on,target=native".to_owned();
+        for arg in semihosting_args {
+            // QEMU's option syntax: a comma inside a value is written twice.
+            semihosting.push_str(&format!(",arg={}", arg.replace(',', ",,")));
+        }
+        let mut child = Command::new(QEMU)
+            .args(board.machine())
+            .args(["-display", "none", "-monitor", "none"])
+            .args(["-semihosting-config", &semihosting])
+            .arg("-serial")
+            .args(serial.args())
+            .args(extra)
+            .arg("-kernel")
+            .arg(elf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => Error::NoQemu,
+                _ => Error::Qemu(format!("cannot start {QEMU}: {e}")),
+            })?;
+        let stdout = child.stdout.take().expect("piped");
+        let logs = thread::spawn(move || logs::decode_logs(&image, stdout, log));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut pipe = child.stderr.take().expect("piped");
+        let sink = Arc::clone(&stderr);
+        thread::spawn(move || {
+            let mut s = String::new();
+            pipe.read_to_string(&mut s).ok();
+            sink.lock().expect("stderr").push_str(&s);
+        });
+        Ok(Self {
+            child,
+            logs: Some(logs),
+            stderr,
+        })
+    }
+
+    /// Starts `elf` with its UART connected to the returned [`Link`].
+    pub fn start_with_link(
+        elf: &Path,
+        extra: &[&str],
+        log: impl FnMut(LogLine) + Send + 'static,
+    ) -> Result<(Self, Link), Error> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let mut qemu = Self::start(elf, &Serial::ConnectTo(addr), extra, log)?;
+        listener.set_nonblocking(true)?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let stream = loop {
+            match listener.accept() {
+                Ok((stream, _)) => break stream,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e.into()),
+            }
+            if let Some(status) = qemu.child.try_wait()? {
+                return Err(Error::Qemu(format!(
+                    "it exited ({status}) before connecting the UART: {}",
+                    qemu.stderr_text()
+                )));
+            }
+            if Instant::now() > deadline {
+                return Err(Error::Qemu(
+                    "it did not connect the UART within 20 s".into(),
+                ));
+            }
+            thread::sleep(Duration::from_millis(5));
+        };
+        stream.set_nonblocking(false)?;
+        Ok((qemu, Link::new(stream)?))
+    }
+
+    /// What QEMU wrote on stderr so far.
+    pub fn stderr_text(&self) -> String {
+        // Give the reader thread a moment after an exit.
+        thread::sleep(Duration::from_millis(20));
+        self.stderr.lock().expect("stderr").trim().to_owned()
+    }
+
+    /// Waits for QEMU to exit by itself, at most `timeout` (`Duration::MAX`: for ever);
+    /// returns its exit code (`None` if killed by a signal) after the last log line was
+    /// decoded.
+    pub fn wait(&mut self, timeout: Duration) -> Result<Option<i32>, Error> {
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                self.join_logs()?;
+                return Ok(status.code());
+            }
+            if deadline.is_some_and(|d| Instant::now() > d) {
+                return Err(Error::Qemu(format!("still running after {timeout:?}")));
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Stops QEMU and waits until every log line was decoded.
+    pub fn stop(mut self) -> Result<(), Error> {
+        self.child.kill().ok();
+        self.child.wait()?;
+        self.join_logs()
+    }
+
+    fn join_logs(&mut self) -> Result<(), Error> {
+        if let Some(logs) = self.logs.take() {
+            logs.join()
+                .map_err(|_| Error::Qemu("the log decoder panicked".into()))?
+                .map_err(|e| Error::Qemu(format!("decoding the device's logs: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
