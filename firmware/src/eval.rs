@@ -101,19 +101,19 @@ pub fn evaluate<N: FlashModel>(
     out: &mut impl Write,
 ) -> Result<Summary, &'static str> {
     report(model, source, stopwatch, out).map_err(|e| match e {
-        Failure::Print => "cannot print the report",
-        Failure::Read(why) => why,
+        ReportFailure::Print => "cannot print the report",
+        ReportFailure::Read(why) => why,
     })
 }
 
-enum Failure {
+enum ReportFailure {
     Print,
     Read(&'static str),
 }
 
-impl From<fmt::Error> for Failure {
+impl From<fmt::Error> for ReportFailure {
     fn from(_: fmt::Error) -> Self {
-        Failure::Print
+        ReportFailure::Print
     }
 }
 
@@ -122,7 +122,7 @@ fn report<N: FlashModel>(
     source: &mut impl Source,
     stopwatch: &mut impl Stopwatch,
     out: &mut impl Write,
-) -> Result<Summary, Failure> {
+) -> Result<Summary, ReportFailure> {
     let header = source.header();
     let count = header.count as usize;
     let has_labels = header.has_labels();
@@ -148,7 +148,7 @@ fn report<N: FlashModel>(
     let (mut kernels_checked, mut kernels_agree) = (0u32, 0u32);
     let mut image = [0u8; IMAGE_LEN];
     for i in 0..count {
-        let label = source.read(i, &mut image).map_err(Failure::Read)?;
+        let label = source.read(i, &mut image).map_err(ReportFailure::Read)?;
         let pixels = &image;
         // black_box keeps the work between the two clock readings.
         stopwatch.start();

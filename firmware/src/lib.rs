@@ -6,7 +6,7 @@
 //! The `boot` binary initializes a `784-16-10` network from [`SEED`], computes the logits and
 //! the loss of the built-in [`DIGIT_7`], takes one SGD step on a batch of [`DIGIT_7`] and
 //! [`DIGIT_1`], computes the logits again, checks them and prints every number as the hex bits
-//! of its `f32` over semihosting ([`Report::write`]).
+//! of its `f32` over semihosting ([`BootReport::write`]).
 //!
 //! The `eval` binary classifies a batch of images, loaded by QEMU into the PSRAM, with the
 //! project's MNIST model ([`model::MODEL`], embedded at build time and read in place from
@@ -119,7 +119,7 @@ pub fn take_nets() -> Option<&'static mut Nets> {
 
 /// What the boot computation found.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Report {
+pub struct BootReport {
     /// Logits of the first batch sample before the step.
     pub logits_before: [f32; 10],
     /// `sample_loss` of the first batch sample before the step.
@@ -133,7 +133,7 @@ pub struct Report {
 }
 
 /// Initializes `nets` from [`SEED`] and runs the boot computation on [`BATCH`].
-pub fn boot_step(nets: &mut Nets) -> Report {
+pub fn boot_step(nets: &mut Nets) -> BootReport {
     let Nets {
         model,
         grad,
@@ -154,7 +154,7 @@ pub fn boot_step(nets: &mut Nets) -> Report {
     let loss_before = model.sample_loss(x, y);
     let batch_loss = model.backprop(&xs, &labels, grad);
     SGD.step(model, grad, velocity, LEARNING_RATE);
-    Report {
+    BootReport {
         logits_before,
         loss_before,
         batch_loss,
@@ -163,7 +163,7 @@ pub fn boot_step(nets: &mut Nets) -> Report {
     }
 }
 
-impl Report {
+impl BootReport {
     /// Sanity checks worth failing the run for: every number finite, softmax sums to 1.
     pub fn check(&self) -> Result<(), &'static str> {
         let scalars = [self.loss_before, self.batch_loss, self.loss_after];

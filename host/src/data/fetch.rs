@@ -75,7 +75,7 @@ pub struct FetchArgs {
 }
 
 /// What became of one file.
-enum Outcome {
+enum FetchOutcome {
     /// It was there already and verified.
     Present(PathBuf),
     /// It was downloaded from `url` (`bytes` bytes) and verified.
@@ -90,7 +90,7 @@ enum Outcome {
 }
 
 /// Why one download attempt failed.
-enum Failure {
+enum FetchFailure {
     /// The mirror could not be reached at all (no such host, connection refused, timeout,
     /// TLS failure): it is not asked again for the other files, so an offline machine gets
     /// one failure per mirror rather than one per mirror and file.
@@ -132,10 +132,10 @@ pub fn run(dir: &DataDir, kind: DatasetKind, args: &FetchArgs) -> Result<()> {
             &mut reachable,
             args.force,
         )? {
-            Some(Outcome::Present(file)) => {
+            Some(FetchOutcome::Present(file)) => {
                 println!("  ok       {} (already there)", file.display());
             }
-            Some(Outcome::Fetched { path, url, bytes }) => {
+            Some(FetchOutcome::Fetched { path, url, bytes }) => {
                 fetched += 1;
                 println!("  fetched  {} ({bytes} bytes from {url})", path.display());
             }
@@ -266,7 +266,7 @@ fn fetch_file(
     mirrors: &[String],
     reachable: &mut [bool],
     force: bool,
-) -> Result<Option<Outcome>> {
+) -> Result<Option<FetchOutcome>> {
     // The file the loader would read: the raw form if it is there, else the gzipped one.
     // Replacing that one (and in the same form) is what makes `digits data check` pass.
     let raw = dir.join(name);
@@ -277,7 +277,7 @@ fn fetch_file(
     };
     if target.is_file() {
         match data::check_one(&target, kind, name) {
-            Ok(c) if c.ok && !force => return Ok(Some(Outcome::Present(target))),
+            Ok(c) if c.ok && !force => return Ok(Some(FetchOutcome::Present(target))),
             Ok(c) if c.ok => {}
             Ok(c) => println!(
                 "  MISMATCH {} (sha256 {}, expected {}): fetching it again",
@@ -299,18 +299,18 @@ fn fetch_file(
         match download(agent, &url, dir, kind, name) {
             Ok((tmp, bytes)) => {
                 install(tmp, &target)?;
-                return Ok(Some(Outcome::Fetched {
+                return Ok(Some(FetchOutcome::Fetched {
                     path: target,
                     url,
                     bytes,
                 }));
             }
-            Err(Failure::Unreachable(message)) => {
+            Err(FetchFailure::Unreachable(message)) => {
                 eprintln!("  failed   {message}");
                 *reachable = false;
             }
-            Err(Failure::Mirror(message)) => eprintln!("  failed   {message}"),
-            Err(Failure::Local(e)) => return Err(e),
+            Err(FetchFailure::Mirror(message)) => eprintln!("  failed   {message}"),
+            Err(FetchFailure::Local(e)) => return Err(e),
         }
     }
     Ok(None)
@@ -325,19 +325,21 @@ fn download(
     dir: &Path,
     kind: DatasetKind,
     name: &str,
-) -> std::result::Result<(NamedTempFile, u64), Failure> {
+) -> std::result::Result<(NamedTempFile, u64), FetchFailure> {
     let file = format!("{name}.gz");
-    let fail = |what: String| Failure::Mirror(format!("{file} from {url}: {what}"));
+    let fail = |what: String| FetchFailure::Mirror(format!("{file} from {url}: {what}"));
     let response = agent.get(url).call().map_err(|e| match e {
         ureq::Error::StatusCode(code) => fail(format!("the server answered HTTP {code}")),
         // No answer at all: the mirror is down or out of reach.
-        ureq::Error::Io(e) => Failure::Unreachable(format!("{file} from {url}: no answer: {e}")),
+        ureq::Error::Io(e) => {
+            FetchFailure::Unreachable(format!("{file} from {url}: no answer: {e}"))
+        }
         e @ (ureq::Error::HostNotFound
         | ureq::Error::ConnectionFailed
         | ureq::Error::Timeout(_)
         | ureq::Error::Tls(_)
         | ureq::Error::Rustls(_)) => {
-            Failure::Unreachable(format!("{file} from {url}: no answer: {e}"))
+            FetchFailure::Unreachable(format!("{file} from {url}: no answer: {e}"))
         }
         e => fail(format!("cannot download: {e}")),
     })?;
@@ -348,7 +350,7 @@ fn download(
     {
         return Err(fail(too_large(Some(n))));
     }
-    let mut tmp = temp_file(dir).map_err(Failure::Local)?;
+    let mut tmp = temp_file(dir).map_err(FetchFailure::Local)?;
     let bar = progress_bar(&file, announced);
     // The limit guards against a server that announces no length (or a false one) and then
     // never stops sending.
@@ -366,7 +368,7 @@ fn download(
             }
         };
         tmp.write_all(&buf[..n]).map_err(|e| {
-            Failure::Local(anyhow!(
+            FetchFailure::Local(anyhow!(
                 "cannot write {} while downloading {file}: {e}",
                 tmp.path().display()
             ))
@@ -386,8 +388,8 @@ fn download(
     }
     tmp.as_file()
         .sync_all()
-        .map_err(|e| Failure::Local(anyhow!("cannot write {}: {e}", tmp.path().display())))?;
-    verify(tmp.path(), kind, name, &file, url).map_err(Failure::Mirror)?;
+        .map_err(|e| FetchFailure::Local(anyhow!("cannot write {}: {e}", tmp.path().display())))?;
+    verify(tmp.path(), kind, name, &file, url).map_err(FetchFailure::Mirror)?;
     Ok((tmp, received))
 }
 

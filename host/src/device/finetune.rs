@@ -29,6 +29,7 @@ use super::qemu::{Qemu, require_qemu};
 use super::tuner::{self, MnistTuner, Plan};
 use crate::data::{self, Dataset, DatasetKind, Split};
 use crate::model_io;
+use crate::tools::measure::median;
 use crate::train::GradMethod;
 
 /// Options of `digits device finetune`.
@@ -76,12 +77,12 @@ struct EvalSet {
 
 /// Accuracy and digest of one evaluation, checked equal on both sides.
 #[derive(Clone, Copy)]
-struct Score {
+struct TuneScore {
     correct: u32,
     images: u32,
 }
 
-impl Score {
+impl TuneScore {
     fn percent(&self) -> f64 {
         100.0 * self.correct as f64 / self.images as f64
     }
@@ -192,7 +193,7 @@ pub fn run(firmware: &Firmware, logs: LogPrinter, args: &FinetuneArgs) -> Result
         seed: args.seed,
     };
     let mut host = tuner::tuner(&model);
-    let before: Vec<Score> = sets
+    let before: Vec<TuneScore> = sets
         .iter()
         .map(|set| evaluate(&mut link, &model, &host, set))
         .collect::<Result<_>>()?;
@@ -233,7 +234,7 @@ pub fn run(firmware: &Firmware, logs: LogPrinter, args: &FinetuneArgs) -> Result
     }
     bar.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
-    let after: Vec<Score> = sets
+    let after: Vec<TuneScore> = sets
         .iter()
         .map(|set| evaluate(&mut link, &model, &host, set))
         .collect::<Result<_>>()?;
@@ -273,12 +274,7 @@ pub fn run(firmware: &Firmware, logs: LogPrinter, args: &FinetuneArgs) -> Result
         2 * sets.len()
     );
     let per_sample = median(sample_instructions);
-    let per_step_sample = median(
-        step_instructions
-            .iter()
-            .map(|&(instr, n)| instr / n as u64)
-            .collect(),
-    );
+    let per_step_sample = median(step_instructions.iter().map(|&(instr, n)| instr / n as u64));
     println!(
         "instructions          {} per training image = {per_sample} (hidden layer, cached) + \
          {per_step_sample} (its share of a step: gradient and update); medians, qemu -icount",
@@ -292,13 +288,13 @@ pub fn run(firmware: &Firmware, logs: LogPrinter, args: &FinetuneArgs) -> Result
     Ok(())
 }
 
-fn median(mut v: Vec<u64>) -> u64 {
-    v.sort_unstable();
-    v.get(v.len() / 2).copied().unwrap_or(0)
-}
-
 /// Evaluates `set` on the device and on the host; they must agree bit for bit.
-fn evaluate(link: &mut Link, model: &MnistMlp, host: &MnistTuner, set: &EvalSet) -> Result<Score> {
+fn evaluate(
+    link: &mut Link,
+    model: &MnistMlp,
+    host: &MnistTuner,
+    set: &EvalSet,
+) -> Result<TuneScore> {
     let n = set.split.labels.len() as u32;
     let device: Evaluation = link
         .evaluate(set.first, n)
@@ -323,5 +319,5 @@ fn evaluate(link: &mut Link, model: &MnistMlp, host: &MnistTuner, set: &EvalSet)
             digest.finish()
         );
     }
-    Ok(Score { correct, images: n })
+    Ok(TuneScore { correct, images: n })
 }

@@ -77,7 +77,7 @@ enum DeviceCommand {
         images: Vec<PathBuf>,
     },
     /// Classify test images on the device; print its accuracy and its agreement with the host.
-    Eval(eval::EvalArgs),
+    Eval(eval::DeviceEvalArgs),
     /// Teach the device a new writer (`digits data shift`): fine-tune its output layer on a
     /// few labeled samples; print accuracy before and after, on the shifted and the original
     /// test sets, checking every step against the host.

@@ -41,7 +41,7 @@ pub struct Guess {
 
 /// What became of one image: JSON output, and the source of the text output.
 #[derive(Serialize)]
-struct Outcome {
+struct FileOutcome {
     file: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     digit: Option<u8>,
@@ -70,7 +70,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
     }
     let names = show_names(&args.images);
     // Decoding dominates and the images are independent; collect keeps the order.
-    let outcomes: Vec<Outcome> = args
+    let outcomes: Vec<FileOutcome> = args
         .images
         .par_iter()
         .zip(&names)
@@ -80,7 +80,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
             match predict_file(model, path, show) {
                 Ok((probabilities, shown)) => {
                     let top3 = top3(&probabilities);
-                    Outcome {
+                    FileOutcome {
                         file,
                         digit: Some(top3[0].digit),
                         top3: Some(top3),
@@ -89,7 +89,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
                         error: None,
                     }
                 }
-                Err(e) => Outcome {
+                Err(e) => FileOutcome {
                     file,
                     digit: None,
                     top3: None,

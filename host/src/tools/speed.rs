@@ -48,7 +48,7 @@ pub struct SpeedArgs {
 
 /// The headline figures of one framework.
 #[derive(Clone, Debug, serde::Deserialize)]
-struct Summary {
+struct SpeedSummary {
     name: String,
     epoch_seconds: f64,
     test_accuracy: f64,
@@ -169,7 +169,7 @@ pub fn run(data: &Dataset, args: &SpeedArgs) -> anyhow::Result<()> {
         images,
         INFER_FLOPS,
     );
-    let ours = Summary {
+    let ours = SpeedSummary {
         name: "digits".into(),
         epoch_seconds: epoch,
         test_accuracy: accuracy,
@@ -184,7 +184,7 @@ pub fn run(data: &Dataset, args: &SpeedArgs) -> anyhow::Result<()> {
 }
 
 /// Runs `scripts/bench_torch.py` with `python`, echoing its output; returns its results.
-fn compare(python: &Path, args: &SpeedArgs, threads: usize) -> anyhow::Result<Vec<Summary>> {
+fn compare(python: &Path, args: &SpeedArgs, threads: usize) -> anyhow::Result<Vec<SpeedSummary>> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/bench_torch.py");
     println!();
     let out = Command::new(python)
@@ -218,19 +218,19 @@ fn compare(python: &Path, args: &SpeedArgs, threads: usize) -> anyhow::Result<Ve
     Ok(results)
 }
 
-fn side_by_side(ours: &Summary, others: &[Summary], args: &SpeedArgs) {
+fn side_by_side(ours: &SpeedSummary, others: &[SpeedSummary], args: &SpeedArgs) {
     println!();
     println!(
         "side by side: 784-128-10, batch {}, {} epochs of 60,000 images, SGD lr {} momentum 0.9 wd 1e-4",
         args.batch, args.epochs, args.lr
     );
-    let all: Vec<&Summary> = std::iter::once(ours).chain(others).collect();
+    let all: Vec<&SpeedSummary> = std::iter::once(ours).chain(others).collect();
     print!("{:<30}", "");
     for s in &all {
         print!(" {:>12}", s.name);
     }
     println!();
-    let line = |what: &str, f: &dyn Fn(&Summary) -> String| {
+    let line = |what: &str, f: &dyn Fn(&SpeedSummary) -> String| {
         print!("{what:<30}");
         for s in &all {
             print!(" {:>12}", f(s));

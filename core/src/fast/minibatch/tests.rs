@@ -89,12 +89,12 @@ impl Join for Reversed {
 
 /// A model and its velocity, trained by one of the paths.
 #[derive(Clone)]
-struct Trained {
+struct StepResult {
     model: Box<MnistMlp>,
     velocity: Box<MnistMlp>,
 }
 
-impl Trained {
+impl StepResult {
     fn new(seed: u64) -> Self {
         let mut model: Box<MnistMlp> = bytemuck::zeroed_box();
         model.init(&mut Rng::new(seed));
@@ -179,7 +179,7 @@ fn differences(a: &MnistMlp, b: &MnistMlp) -> (usize, f32) {
     (differing, worst)
 }
 
-fn assert_same(what: &str, a: &Trained, b: &Trained) {
+fn assert_same(what: &str, a: &StepResult, b: &StepResult) {
     for (part, x, y) in [
         ("model", &a.model, &b.model),
         ("velocity", &a.velocity, &b.velocity),
@@ -217,7 +217,7 @@ fn batches(rng: &mut Rng) -> Vec<(Vec<[u8; 784]>, Vec<u8>)> {
 fn one_range_is_backprop_then_sgd_bit_for_bit() {
     let mut rng = Rng::new(11);
     let step = SGD.coefficients::<f32>(LR);
-    let mut reference = Trained::new(5);
+    let mut reference = StepResult::new(5);
     let (mut forward, mut backward) = (reference.clone(), reference.clone());
     let mut buffers = Buffers::new(784, 64);
     for (images, labels) in batches(&mut rng) {
@@ -255,7 +255,7 @@ const SPLIT_TOLERANCE: f32 = 1e-6;
 fn the_parts_are_independent_and_two_ranges_round_only() {
     let mut rng = Rng::new(11);
     let step = SGD.coefficients::<f32>(LR);
-    let mut reference = Trained::new(5);
+    let mut reference = StepResult::new(5);
     let (mut forward, mut backward) = (reference.clone(), reference.clone());
     let mut buffers = Buffers::new(300, 64);
     for (images, labels) in batches(&mut rng) {
@@ -287,7 +287,7 @@ const FUSED_TOLERANCE: f32 = 1e-6;
 fn fused_differs_by_rounding_only() {
     let mut rng = Rng::new(12);
     let step = SGD.coefficients::<f32>(LR);
-    let mut reference = Trained::new(6);
+    let mut reference = StepResult::new(6);
     let mut fused = reference.clone();
     let mut buffers = Buffers::new(784, 64);
     for _ in 0..4 {
@@ -321,7 +321,7 @@ fn fused_differs_by_rounding_only() {
 #[should_panic(expected = "two consecutive ranges")]
 fn columns_that_do_not_cover_the_inputs_are_refused() {
     let mut buffers = Buffers::new(300, 4);
-    let mut trained = Trained::new(1);
+    let mut trained = StepResult::new(1);
     let [c0, c1] = &mut buffers.count;
     let [s0, s1] = &mut buffers.sample;
     let [v0, v1] = &mut buffers.val;

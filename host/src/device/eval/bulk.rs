@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use digits_core::blob::Contents;
 
-use super::{EvalArgs, Reference, Tally};
+use super::{DeviceEvalArgs, Reference, Tally};
 use crate::device::firmware::Firmware;
 use crate::device::logs::{LogLine, LogPrinter};
 use crate::device::psram::PsramBlob;
@@ -17,7 +17,7 @@ use crate::model_io::Weights;
 
 /// What the `eval` firmware's report says, beside the logits.
 #[derive(Default)]
-struct Report {
+struct BulkReport {
     /// The model's parameters digest, hex.
     model_digest: Option<String>,
     instructions: Option<String>,
@@ -25,7 +25,7 @@ struct Report {
 }
 
 /// Runs the `eval` firmware on the test images and compares its report with the host.
-pub(super) fn run(firmware: &Firmware, logs: LogPrinter, args: &EvalArgs) -> Result<()> {
+pub(super) fn run(firmware: &Firmware, logs: LogPrinter, args: &DeviceEvalArgs) -> Result<()> {
     require_qemu()?;
     let reference = Reference::load(args)?;
     let elf = firmware.elf(match reference.weights {
@@ -65,7 +65,7 @@ pub(super) fn run(firmware: &Firmware, logs: LogPrinter, args: &EvalArgs) -> Res
     let lines = lines.lock().expect("lines");
 
     let mut tally = Tally::default();
-    let mut report = Report::default();
+    let mut report = BulkReport::default();
     for line in lines.iter() {
         let mut words = line.split('#').next().unwrap_or("").split_whitespace();
         match words.next() {

@@ -22,7 +22,7 @@ use crate::model_io::{self, Weights};
 
 /// Options of `digits device eval`.
 #[derive(Args)]
-pub struct EvalArgs {
+pub struct DeviceEvalArgs {
     /// Only the first N test images.
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
@@ -39,7 +39,7 @@ pub fn run(
     firmware: &Firmware,
     connect: Option<SocketAddr>,
     logs: LogPrinter,
-    args: &EvalArgs,
+    args: &DeviceEvalArgs,
 ) -> Result<()> {
     if args.uart {
         return uart::run(firmware, connect, logs, args);
@@ -61,7 +61,7 @@ struct Reference {
 }
 
 impl Reference {
-    fn load(args: &EvalArgs) -> Result<Self> {
+    fn load(args: &DeviceEvalArgs) -> Result<Self> {
         let dir = data::resolve_dir(args.host.data.as_deref(), DatasetKind::Mnist);
         let dataset = Dataset::load(&dir.path, DatasetKind::Mnist)?;
         let n = args
@@ -81,7 +81,7 @@ impl Reference {
         })
     }
 
-    fn check_model(&self, device_digest: u64, args: &EvalArgs) -> Result<()> {
+    fn check_model(&self, device_digest: u64, args: &DeviceEvalArgs) -> Result<()> {
         let host = match &self.weights {
             Weights::F32(m) => params_digest(m),
             Weights::Int8(q) => int8_digest(q),

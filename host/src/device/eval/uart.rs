@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{EvalArgs, Reference, Tally};
+use super::{DeviceEvalArgs, Reference, Tally};
 use crate::device::firmware::Firmware;
 use crate::device::logs::LogPrinter;
 use crate::device::session::Session;
@@ -17,7 +17,7 @@ pub(super) fn run(
     firmware: &Firmware,
     connect: Option<SocketAddr>,
     logs: LogPrinter,
-    args: &EvalArgs,
+    args: &DeviceEvalArgs,
 ) -> Result<()> {
     let reference = Reference::load(args)?;
     let mut session = Session::open(firmware, connect, logs)?;
