@@ -20,7 +20,5 @@ pub mod device;
 pub mod evaluate;
 pub mod model_io;
 pub mod simd;
-#[cfg(test)]
-mod testing;
 pub mod tools;
 pub mod train;

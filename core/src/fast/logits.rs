@@ -103,7 +103,6 @@ impl<const IN: usize, const HIDDEN: usize, const OUT: usize> Mlp<IN, HIDDEN, OUT
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fast::random_image;
     use crate::pixels::normalize;
     use crate::{MnistMlp, Rng};
 
@@ -146,7 +145,7 @@ mod tests {
     fn logits_from_pixels_are_normalize_then_logits() {
         let mut rng = Rng::new(7);
         let model: Box<MnistMlp> = Box::new(MnistMlp::seeded(3));
-        let images = (0..50).map(|_| random_image(&mut rng));
+        let images = testkit::random_images(rng.next_u64(), 50).into_iter();
         // Edge cases too: nothing lit, everything lit.
         for img in images.chain([[0u8; 784], [255u8; 784]]) {
             let mut x = [0.0f32; 784];

@@ -25,17 +25,3 @@ pub mod logits;
 pub mod minibatch;
 pub mod mul_add;
 pub mod sparse;
-
-/// Random 28x28 images shaped like MNIST's as far as sparsity goes: about a fifth of the
-/// pixels lit, with full-scale and partial values.
-#[cfg(test)]
-pub(crate) fn random_image(rng: &mut crate::Rng) -> [u8; 784] {
-    let mut img = [0u8; 784];
-    for p in img.iter_mut() {
-        let r = rng.next_u64();
-        if r.is_multiple_of(5) {
-            *p = (r >> 8) as u8;
-        }
-    }
-    img
-}

@@ -45,7 +45,6 @@ pub fn logits_batch(model: &MnistMlp, images: &[[u8; 784]], out: &mut [[f32; 10]
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::random_images;
     use crate::train::aligned::ModelBox;
     use digits_core::Rng;
     use digits_core::pixels::normalize;
@@ -58,7 +57,7 @@ mod tests {
         let mut rng = Rng::new(4);
         let mut model = ModelBox::zeroed();
         model.init(&mut rng);
-        let mut images = random_images(&mut rng, 2 * PIECE + 37);
+        let mut images = testkit::random_images(rng.next_u64(), 2 * PIECE + 37);
         images[3] = [0; 784];
         images[PIECE + 1] = [255; 784];
         let reference: Vec<[u32; 10]> = images

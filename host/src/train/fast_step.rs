@@ -156,7 +156,6 @@ impl Join for Vectorized<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::random_images;
     use digits_core::fast::minibatch::Sequential;
     use digits_core::{Params, Rng, Sgd};
 
@@ -209,7 +208,7 @@ mod tests {
     #[test]
     fn two_threads_one_thread_and_the_core_alone_give_the_same_bits() {
         let mut rng = Rng::new(3);
-        let images = random_images(&mut rng, 200);
+        let images = testkit::random_images(rng.next_u64(), 200);
         let labels: Vec<u8> = (0..200).map(|_| rng.below(10) as u8).collect();
         let set = SparseSet::new(&images);
         let step = Sgd {

@@ -156,12 +156,10 @@ fn prefetch_lines<T>(data: &[T]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::random_images;
-    use digits_core::Rng;
 
     #[test]
     fn images_are_their_lit_pixels_in_any_order() {
-        let mut images = random_images(&mut Rng::new(2), 3000);
+        let mut images = testkit::random_images(2, 3000);
         images[7] = [0; 784];
         images[8] = [255; 784];
         let set = SparseSet::new(&images);

@@ -2,7 +2,6 @@
 
 use super::*;
 use crate::fast::mul_add::{FusedSoft, Separate};
-use crate::fast::random_image;
 use crate::fast::sparse::sparsify;
 use crate::pixels::normalize;
 use crate::{MnistMlp, Params, Rng, Sgd};
@@ -203,7 +202,7 @@ fn batches(rng: &mut Rng) -> Vec<(Vec<[u8; 784]>, Vec<u8>)> {
     [1usize, 7, 64, 33]
         .iter()
         .map(|&n| {
-            let images = (0..n).map(|_| random_image(rng)).collect();
+            let images = testkit::random_images(rng.next_u64(), n);
             let labels = (0..n).map(|_| rng.below(10) as u8).collect();
             (images, labels)
         })
@@ -291,7 +290,7 @@ fn fused_differs_by_rounding_only() {
     let mut fused = reference.clone();
     let mut buffers = Buffers::new(784, 64);
     for _ in 0..4 {
-        let images: Vec<[u8; 784]> = (0..64).map(|_| random_image(&mut rng)).collect();
+        let images = testkit::random_images(rng.next_u64(), 64);
         let labels: Vec<u8> = (0..64).map(|_| rng.below(10) as u8).collect();
         reference.reference_step(&SGD, LR, &images, &labels);
         let sparse = Sparse::new(&images);
