@@ -8,7 +8,7 @@
 //! - a small slice of the real MNIST committed with the repository ([`slice_dir`], [`slice()`]):
 //!   the quick tests run on real digits on any clone, with no network and no `../shared`;
 //! - an IDX reader independent of the host's loader ([`read_images`], [`read_labels`]), and
-//!   [`median`].
+//!   [`random_images`] shaped like MNIST's.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -269,17 +269,6 @@ pub fn random_images(seed: u64, n: usize) -> Vec<[u8; IMAGE_LEN]> {
         .collect()
 }
 
-/// The median of `values` (the mean of the middle two for an even count); NaN for none.
-pub fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,9 +292,24 @@ mod tests {
     }
 
     #[test]
-    fn median_of_odd_even_and_unsorted() {
-        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
-        assert!(median(&[]).is_nan());
+    fn the_skip_rule_skips_or_fails_under_ci() {
+        assert!(needs(true, "testkit::self-test", "never printed"));
+        let skipped = std::panic::catch_unwind(|| {
+            needs(false, "testkit::self-test", "a test of the rule itself")
+        });
+        match skipped {
+            Ok(ran) => assert!(!under_ci() && !ran, "skipped outside CI"),
+            Err(_) => assert!(under_ci(), "panicked outside CI"),
+        }
+    }
+
+    #[test]
+    fn random_images_repeat_by_seed_and_are_a_fifth_lit() {
+        let a = random_images(9, 20);
+        assert_eq!(a, random_images(9, 20));
+        assert_ne!(a, random_images(10, 20));
+        let lit = a.iter().flatten().filter(|&&p| p > 0).count() as f64;
+        let share = lit / (20 * IMAGE_LEN) as f64;
+        assert!((0.15..0.25).contains(&share), "{share}");
     }
 }
