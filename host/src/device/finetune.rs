@@ -100,7 +100,6 @@ pub fn run(firmware: &Firmware, logs: LogPrinter, args: &FinetuneArgs) -> Result
         "--batch must be 1 to {MAX_BATCH} (what the device caches), not {}",
         args.batch
     );
-    require_qemu()?;
     let model = model_io::load(&args.host.model)
         .context("name the model file the firmware was built from with --model FILE")?
         .model;
@@ -113,6 +112,8 @@ pub fn run(firmware: &Firmware, logs: LogPrinter, args: &FinetuneArgs) -> Result
     })?;
     let mnist_dir = data::resolve_dir(args.host.data.as_deref(), DatasetKind::Mnist);
     let mnist = Dataset::load(&mnist_dir.path, DatasetKind::Mnist)?;
+    // The user's inputs are judged first, whatever this machine lacks.
+    require_qemu()?;
 
     let per_class = args.samples / 10;
     let picked = tuner::pick(&shifted.train, per_class);
