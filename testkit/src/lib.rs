@@ -19,7 +19,9 @@ pub const IMAGE_LEN: usize = 784;
 
 /// The workspace root.
 pub fn workspace() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("testkit/ is in the workspace")
 }
 
 /// Whether this is CI (`CI=true`), where nothing may skip.
