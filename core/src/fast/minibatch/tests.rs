@@ -167,6 +167,16 @@ impl Sparse {
     }
 }
 
+/// Runs `f` on `images` and `labels` as the fast step takes them: a [`Batch`] of sparse inputs.
+fn with_batch<R>(images: &[[u8; 784]], labels: &[u8], f: impl FnOnce(Batch<'_>) -> R) -> R {
+    let sparse = Sparse::new(images);
+    let samples = sparse.inputs();
+    f(Batch {
+        samples: &samples,
+        labels,
+    })
+}
+
 /// How many parameters of `a` and `b` differ in their bits, and the largest difference.
 fn differences(a: &MnistMlp, b: &MnistMlp) -> (usize, f32) {
     let differing = (0..a.num_params())
@@ -222,14 +232,11 @@ fn one_range_is_backprop_then_sgd_bit_for_bit() {
     for (images, labels) in batches(&mut rng) {
         let n = labels.len();
         let ref_loss = reference.reference_step(&SGD, LR, &images, &labels);
-        let sparse = Sparse::new(&images);
-        let samples = sparse.inputs();
-        let batch = Batch {
-            samples: &samples,
-            labels: &labels,
-        };
-        let stats = forward.fast_step::<Separate>(&step, batch, &mut buffers, &mut Sequential);
-        backward.fast_step::<Separate>(&step, batch, &mut buffers, &mut Reversed);
+        let stats = with_batch(&images, &labels, |batch| {
+            let stats = forward.fast_step::<Separate>(&step, batch, &mut buffers, &mut Sequential);
+            backward.fast_step::<Separate>(&step, batch, &mut buffers, &mut Reversed);
+            stats
+        });
         let mean = (stats.loss_sum / n as f64) as f32;
         assert!(
             (mean - ref_loss).abs() <= 1e-5 * ref_loss.abs(),
@@ -259,14 +266,10 @@ fn the_parts_are_independent_and_two_ranges_round_only() {
     let mut buffers = Buffers::new(300, 64);
     for (images, labels) in batches(&mut rng) {
         reference.reference_step(&SGD, LR, &images, &labels);
-        let sparse = Sparse::new(&images);
-        let samples = sparse.inputs();
-        let batch = Batch {
-            samples: &samples,
-            labels: &labels,
-        };
-        forward.fast_step::<Separate>(&step, batch, &mut buffers, &mut Sequential);
-        backward.fast_step::<Separate>(&step, batch, &mut buffers, &mut Reversed);
+        with_batch(&images, &labels, |batch| {
+            forward.fast_step::<Separate>(&step, batch, &mut buffers, &mut Sequential);
+            backward.fast_step::<Separate>(&step, batch, &mut buffers, &mut Reversed);
+        });
         assert_same(&format!("batch of {}", labels.len()), &backward, &forward);
     }
     let (differing, worst) = differences(&forward.model, &reference.model);
@@ -293,13 +296,9 @@ fn fused_differs_by_rounding_only() {
         let images = testkit::random_images(rng.next_u64(), 64);
         let labels: Vec<u8> = (0..64).map(|_| rng.below(10) as u8).collect();
         reference.reference_step(&SGD, LR, &images, &labels);
-        let sparse = Sparse::new(&images);
-        let samples = sparse.inputs();
-        let batch = Batch {
-            samples: &samples,
-            labels: &labels,
-        };
-        fused.fast_step::<FusedSoft>(&step, batch, &mut buffers, &mut Sequential);
+        with_batch(&images, &labels, |batch| {
+            fused.fast_step::<FusedSoft>(&step, batch, &mut buffers, &mut Sequential)
+        });
     }
     let (differing, worst) = differences(&fused.model, &reference.model);
     std::println!(
