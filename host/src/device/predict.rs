@@ -10,7 +10,7 @@ use digits_core::softmax::softmax;
 use super::firmware::Firmware;
 use super::logs::LogPrinter;
 use super::session::Session;
-use crate::evaluate::predict::top3;
+use crate::evaluate::predict::{top3, top3_text};
 use crate::evaluate::preprocess;
 
 /// Runs `digits device predict` on `images`; a picture that cannot be read is reported and
@@ -38,17 +38,11 @@ pub fn run(
         let c = session.link.classify(&pixels)?;
         let mut p = [0.0f32; 10];
         softmax(&c.logits, &mut p);
-        let t = top3(&p);
         println!(
-            "{}: {}  (on the device; top-3: {} {:.1}%, {} {:.1}%, {} {:.1}%)",
+            "{}: {}  (on the device; top-3: {})",
             path.display(),
             c.digit,
-            t[0].digit,
-            100.0 * t[0].probability,
-            t[1].digit,
-            100.0 * t[1].probability,
-            t[2].digit,
-            100.0 * t[2].probability
+            top3_text(&top3(&p))
         );
     }
     session.close()?;

@@ -104,17 +104,9 @@ pub fn run(args: PredictArgs) -> Result<()> {
     for o in &outcomes {
         match (&o.error, &o.top3) {
             (Some(e), _) => eprintln!("error: {e}"),
-            (None, Some(t)) if !args.json => println!(
-                "{}: {}  (top-3: {} {:.1}%, {} {:.1}%, {} {:.1}%)",
-                o.file,
-                t[0].digit,
-                t[0].digit,
-                100.0 * t[0].probability,
-                t[1].digit,
-                100.0 * t[1].probability,
-                t[2].digit,
-                100.0 * t[2].probability
-            ),
+            (None, Some(t)) if !args.json => {
+                println!("{}: {}  (top-3: {})", o.file, t[0].digit, top3_text(t))
+            }
             _ => {}
         }
     }
@@ -166,6 +158,12 @@ pub fn top3(p: &[f32; 10]) -> [Guess; 3] {
         .collect::<Vec<_>>()
         .try_into()
         .unwrap_or_else(|_| unreachable!("ten digits give three"))
+}
+
+/// The three guesses as the text output shows them: `7 99.1%, 2 0.5%, 3 0.2%`.
+pub fn top3_text(t: &[Guess; 3]) -> String {
+    let [a, b, c] = t.map(|g| format!("{} {:.1}%", g.digit, 100.0 * g.probability));
+    format!("{a}, {b}, {c}")
 }
 
 /// File stems for `--show`, made unique (`7`, `7-2`, ...) when two images share one.
