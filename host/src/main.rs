@@ -10,7 +10,7 @@ use host::{data, device, evaluate, tools, train};
 
 /// Handwritten-digit recognition with a small network written once for PC and microcontroller.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(name = "digits", version, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

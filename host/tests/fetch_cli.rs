@@ -578,3 +578,220 @@ fn a_damaged_raw_file_is_replaced_by_the_verified_content() {
     check.args(["data", "check", "--data"]).arg(dir.path());
     output_ok(&mut check);
 }
+
+/// A fresh machine: an empty home (no data anywhere) and an empty working directory, in one
+/// temporary directory.
+struct Fresh {
+    root: tempfile::TempDir,
+}
+
+impl Fresh {
+    fn new() -> Self {
+        let root = tempfile::tempdir().unwrap();
+        for d in ["home", "work"] {
+            fs::create_dir(root.path().join(d)).unwrap();
+        }
+        Fresh { root }
+    }
+
+    fn home(&self) -> std::path::PathBuf {
+        self.root.path().join("home")
+    }
+
+    fn work(&self) -> std::path::PathBuf {
+        self.root.path().join("work")
+    }
+
+    /// Where the first run puts MNIST with `$XDG_DATA_HOME` unset.
+    fn default_place(&self) -> std::path::PathBuf {
+        self.home().join(".local/share/digits/mnist")
+    }
+
+    /// `digits ARGS...` run in the empty working directory, with the empty home, no
+    /// `$MNIST_DIR` or `$XDG_DATA_HOME`, and no proxy in the way of 127.0.0.1.
+    fn digits(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_digits"));
+        c.args(args)
+            .current_dir(self.work())
+            .env("HOME", self.home())
+            .env_remove("MNIST_DIR")
+            .env_remove("XDG_DATA_HOME");
+        for var in [
+            "http_proxy",
+            "HTTP_PROXY",
+            "https_proxy",
+            "HTTPS_PROXY",
+            "all_proxy",
+            "ALL_PROXY",
+        ] {
+            c.env_remove(var);
+        }
+        c
+    }
+}
+
+/// Every file under `dir`, as paths relative to it, sorted.
+fn tree(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path.clone());
+            }
+            found.push(path.strip_prefix(dir).unwrap().display().to_string());
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn the_first_train_on_a_fresh_machine_downloads_mnist_then_trains() {
+    if !have_originals("fetch_cli::the_first_train_on_a_fresh_machine_downloads_mnist_then_trains")
+    {
+        return;
+    }
+    let server = good_server();
+    let fresh = Fresh::new();
+    let quick = [
+        "train",
+        "--epochs",
+        "1",
+        "--limit",
+        "2000",
+        "--validation",
+        "500",
+    ];
+    let mut first = fresh.digits(&quick);
+    first.args(["--mirror", &server.url]);
+    let out = output_ok(&mut first);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let place = fresh.default_place();
+    assert!(
+        stderr.contains(&format!(
+            "mnist: the dataset is not in {} (default, per user;",
+            place.display()
+        )),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(server.requests(), 4, "{}", text(&out));
+    assert_eq!(stderr.matches("  fetched  ").count(), 4, "{stderr}");
+    for f in FILES {
+        assert!(
+            fs::read(place.join(f)).unwrap() == original(f),
+            "{f} differs"
+        );
+    }
+    assert_eq!(listing(&place), sorted(&FILES));
+    // It went on to train and wrote the model in the working directory.
+    assert!(
+        stderr.contains(&format!(
+            "mnist: 60000 training and 10000 test images from {}",
+            place.display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        fresh.work().join("model.digits").is_file(),
+        "{}",
+        text(&out)
+    );
+
+    // The second run, from another directory, finds the data there: nothing is downloaded.
+    let elsewhere = fresh.root.path().join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    let mut again = fresh.digits(&quick);
+    again
+        .args(["--mirror", &server.url])
+        .current_dir(&elsewhere);
+    let out = output_ok(&mut again);
+    assert_eq!(server.requests(), 4, "{}", text(&out));
+    assert!(!text(&out).contains("downloading"), "{}", text(&out));
+    assert!(elsewhere.join("model.digits").is_file());
+}
+
+#[test]
+fn eval_downloads_the_test_split_alone_into_xdg_data_home() {
+    if !have_originals("fetch_cli::eval_downloads_the_test_split_alone_into_xdg_data_home") {
+        return;
+    }
+    let server = good_server();
+    let fresh = Fresh::new();
+    let xdg = fresh.root.path().join("xdg");
+    let model = common::workspace().join("firmware/models/mnist.digits");
+    let mut eval = fresh.digits(&["eval", "--json", "--mirror", &server.url, "--model"]);
+    eval.arg(&model).env("XDG_DATA_HOME", &xdg);
+    let out = output_ok(&mut eval);
+    // Only the two test files were asked for, and stdout is still one JSON document.
+    assert_eq!(server.requests(), 2, "{}", text(&out));
+    let place = xdg.join("digits/mnist");
+    assert_eq!(
+        listing(&place),
+        sorted(&["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"])
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(report["dataset"], "mnist", "{report}");
+    assert!(tree(&fresh.home()).is_empty(), "{:?}", tree(&fresh.home()));
+}
+
+#[test]
+fn offline_the_first_run_fails_in_one_line_and_leaves_nothing() {
+    let fresh = Fresh::new();
+    let refused = refused_url();
+    let mut train = fresh.digits(&["train", "--epochs", "1", "--mirror", &refused]);
+    let stderr = run_err(&mut train);
+    let place = fresh.default_place();
+    let lines: Vec<&str> = stderr.lines().collect();
+    // What it is about to do, then the error: one line that says what to do.
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert!(lines[0].contains("downloading"), "{stderr}");
+    let error = lines[1];
+    assert!(
+        error.starts_with(&format!(
+            "error: mnist not found in {} and no mirror could be reached ({refused}: no answer: ",
+            place.display()
+        )),
+        "{stderr}"
+    );
+    for what_to_do in [
+        "copy train-images-idx3-ubyte.gz, ",
+        "--mirror URL",
+        "--data DIR",
+    ] {
+        assert!(error.contains(what_to_do), "{what_to_do}: {stderr}");
+    }
+    // Nothing written: not the data directories, not a model, not a temporary file.
+    assert!(tree(&fresh.home()).is_empty(), "{:?}", tree(&fresh.home()));
+    assert!(tree(&fresh.work()).is_empty(), "{:?}", tree(&fresh.work()));
+}
+
+#[test]
+fn no_download_says_where_it_looked_and_what_to_type() {
+    let fresh = Fresh::new();
+    let stderr = run_err(&mut fresh.digits(&["train", "--no-download"]));
+    let place = fresh.default_place();
+    assert!(
+        stderr.contains(&format!(
+            "mnist data not found: no train-images-idx3-ubyte, train-labels-idx1-ubyte, \
+             t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (raw or .gz) in {}",
+            place.display()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("`digits data fetch`"), "{stderr}");
+    assert!(stderr.contains("--no-download was given"), "{stderr}");
+    assert!(tree(&fresh.home()).is_empty(), "{:?}", tree(&fresh.home()));
+    assert!(tree(&fresh.work()).is_empty(), "{:?}", tree(&fresh.work()));
+    // A mirror with downloads turned off is a contradiction, refused as such.
+    let stderr = run_err(&mut fresh.digits(&[
+        "train",
+        "--no-download",
+        "--mirror",
+        "http://127.0.0.1:9/mnist/",
+    ]));
+    assert!(stderr.contains("--no-download"), "{stderr}");
+    assert!(stderr.contains("--mirror"), "{stderr}");
+}

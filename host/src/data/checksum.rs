@@ -66,16 +66,62 @@ pub struct FileCheck {
     pub ok: bool,
 }
 
+/// What was found for one of the four files.
+#[derive(Debug)]
+pub enum FileState {
+    /// Read and hashed; [`FileCheck::ok`] says whether it matches.
+    Checked(FileCheck),
+    /// In neither form: the paths tried.
+    Missing(Vec<PathBuf>),
+    /// There, but it cannot be read or decompressed.
+    Unreadable(DataError),
+}
+
+/// One of the four files and what was found for it.
+#[derive(Debug)]
+pub struct FileReport {
+    /// Its base name, one of [`FILES`].
+    pub name: &'static str,
+    /// What was found.
+    pub state: FileState,
+}
+
+impl FileReport {
+    /// Whether the file is there and matches the official checksum.
+    pub fn ok(&self) -> bool {
+        matches!(&self.state, FileState::Checked(c) if c.ok)
+    }
+
+    /// The check, if the file could be read.
+    pub fn checked(&self) -> Option<&FileCheck> {
+        match &self.state {
+            FileState::Checked(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
 /// Verifies the SHA-256 of the decompressed content of each of the four files in `dir`
 /// against the official values for `kind`, in the order train images, train labels, test
-/// images, test labels. A mismatch is reported in the result (`ok: false`); a file that is
-/// missing or cannot be read or decompressed is an error.
-pub fn check(dir: &Path, kind: DatasetKind) -> Result<Vec<FileCheck>, DataError> {
-    let files = super::mnist::locate(dir, kind)?;
-    files
+/// images, test labels. Every file is reported, whatever became of the others: missing,
+/// unreadable, or read and (mis)matching.
+pub fn check(dir: &Path, kind: DatasetKind) -> Vec<FileReport> {
+    FILES
         .into_iter()
-        .zip(FILES)
-        .map(|(file, name)| check_file(file, expected_sha256(kind, name)))
+        .map(|name| {
+            let state = match super::mnist::locate(dir, kind, &[name]) {
+                Ok(found) => {
+                    let file = found.into_iter().next().expect("one file was asked for");
+                    match check_file(file, expected_sha256(kind, name)) {
+                        Ok(c) => FileState::Checked(c),
+                        Err(e) => FileState::Unreadable(e),
+                    }
+                }
+                Err(DataError::Missing { tried, .. }) => FileState::Missing(tried),
+                Err(e) => FileState::Unreadable(e),
+            };
+            FileReport { name, state }
+        })
         .collect()
 }
 

@@ -1,5 +1,6 @@
-//! `digits data fetch`: downloads the four files of a dataset from a mirror, verifies each
-//! against the official SHA-256 of its decompressed content, and only then moves it into place.
+//! `digits data fetch`, and the first run of any command that reads the dataset: downloads the
+//! files of a dataset from a mirror, verifies each against the official SHA-256 of its
+//! decompressed content, and only then moves it into place.
 //!
 //! What it guarantees, whatever the mirror sends:
 //!
@@ -10,7 +11,8 @@
 //!   complete new one: a corrupt, truncated or oversized download is deleted and the next
 //!   mirror is tried, and the file it would have replaced is untouched.
 //! - No temporary file is left behind: those of this run are deleted on every error path,
-//!   and those of a run that was killed (Ctrl-C) are deleted by the next run.
+//!   and those of a run that was killed (Ctrl-C) are deleted by the next run. Directories
+//!   created for a fetch that got nothing are removed again.
 //! - Each download is limited in size ([`MAX_DOWNLOAD_BYTES`]) and time (connect and per-read
 //!   timeouts, and an overall limit), so a broken or hostile server cannot fill the disk or
 //!   hang the command.
@@ -58,6 +60,9 @@ const TEMP_SUFFIX: &str = ".tmp";
 /// Bytes read from the network at a time.
 const CHUNK: usize = 64 * 1024;
 
+/// Seconds to wait for a server to accept the connection or to send more data.
+const DEFAULT_TIMEOUT_SECS: u64 = 30;
+
 /// The options of `digits data fetch` besides the data directory and the dataset.
 #[derive(clap::Args)]
 pub struct FetchArgs {
@@ -70,7 +75,7 @@ pub struct FetchArgs {
     pub force: bool,
     /// Seconds to wait for a server to accept the connection or to send more data before
     /// giving up on it.
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_TIMEOUT_SECS)]
     pub timeout: u64,
 }
 
@@ -93,7 +98,7 @@ enum FetchOutcome {
 enum FetchFailure {
     /// The mirror could not be reached at all (no such host, connection refused, timeout,
     /// TLS failure): it is not asked again for the other files, so an offline machine gets
-    /// one failure per mirror rather than one per mirror and file.
+    /// one failure per mirror rather than one per mirror and file. Holds why.
     Unreachable(String),
     /// What the mirror sent is not the file (an HTTP error, a broken-off, corrupt or wrong
     /// download): worth trying the next mirror, and this one again for the next file.
@@ -101,6 +106,37 @@ enum FetchFailure {
     /// Something about this machine (the target directory is not writable, the disk is full):
     /// no mirror would do better, so the command stops.
     Local(anyhow::Error),
+}
+
+/// Who is fetching, which decides where the messages go.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Voice {
+    /// `digits data fetch`: every step on stdout, every failed attempt on stderr.
+    Fetch,
+    /// The first run of a command that reads the dataset: everything on stderr (its stdout may
+    /// be a JSON document), and unreachable mirrors left to its one-line error.
+    FirstRun,
+}
+
+impl Voice {
+    fn say(self, line: &str) {
+        match self {
+            Voice::Fetch => println!("{line}"),
+            Voice::FirstRun => eprintln!("{line}"),
+        }
+    }
+}
+
+/// What a fetch achieved.
+struct Outcome {
+    /// Files downloaded.
+    fetched: usize,
+    /// Files (`NAME.gz`) no mirror gave.
+    failed: Vec<String>,
+    /// The mirrors that could not be reached, each with why.
+    unreachable: Vec<(String, String)>,
+    /// Whether any mirror could be reached.
+    any_reachable: bool,
 }
 
 /// Fetches the four files of `kind` into `dir` (see the module documentation).
@@ -115,46 +151,25 @@ pub fn run(dir: &DataDir, kind: DatasetKind, args: &FetchArgs) -> Result<()> {
     }
     let path = &dir.path;
     println!("{kind} into {} ({})", path.display(), dir.source);
-    let created = !path.exists();
-    fs::create_dir_all(path).with_context(|| format!("cannot create {}", path.display()))?;
-    remove_leftovers(path);
-    let agent = agent(Duration::from_secs(args.timeout));
-    let mut reachable = vec![true; mirrors.len()];
-    let mut failed = Vec::new();
-    let mut fetched = 0;
-    for name in data::FILES {
-        match fetch_file(
-            &agent,
-            path,
-            kind,
-            name,
-            &mirrors,
-            &mut reachable,
-            args.force,
-        )? {
-            Some(FetchOutcome::Present(file)) => {
-                println!("  ok       {} (already there)", file.display());
-            }
-            Some(FetchOutcome::Fetched { path, url, bytes }) => {
-                fetched += 1;
-                println!("  fetched  {} ({bytes} bytes from {url})", path.display());
-            }
-            None => failed.push(format!("{name}.gz")),
-        }
-    }
-    if failed.is_empty() {
+    let outcome = fetch_files(
+        path,
+        kind,
+        &data::FILES,
+        &mirrors,
+        Duration::from_secs(args.timeout),
+        args.force,
+        Voice::Fetch,
+    )?;
+    if outcome.failed.is_empty() {
         println!(
-            "all {} files are there and match the official checksums ({fetched} downloaded)",
-            data::FILES.len()
+            "all {} files are there and match the official checksums ({} downloaded)",
+            data::FILES.len(),
+            outcome.fetched
         );
         return Ok(());
     }
-    if created {
-        // Leave no trace of a fetch that got nothing; fails harmlessly if anything is there.
-        let _ = fs::remove_dir(path);
-    }
     // What went wrong with each attempt was printed as it happened; this sums it up.
-    let offline = if reachable.iter().any(|&r| r) {
+    let offline = if outcome.any_reachable {
         ""
     } else {
         "; no mirror could be reached (is this machine offline?)"
@@ -162,12 +177,156 @@ pub fn run(dir: &DataDir, kind: DatasetKind, args: &FetchArgs) -> Result<()> {
     bail!(
         "could not fetch {} of the {} {kind} files into {}: {} (each mirror's answer is above){offline}; \
          nothing was left half-written and the files already there are untouched\n{}",
-        failed.len(),
+        outcome.failed.len(),
         data::FILES.len(),
         path.display(),
-        failed.join(", "),
+        outcome.failed.join(", "),
         how_else(kind)
     )
+}
+
+/// Downloads the files `missing` of `kind` into `dir`, where they are not: what the first run
+/// of a command that reads the dataset does. Reports on stderr; fails with one line that says
+/// what to do, and then leaves nothing half-written (the files it did get are complete and
+/// verified, and serve the next run).
+pub fn first_run(
+    dir: &DataDir,
+    kind: DatasetKind,
+    missing: &[&'static str],
+    given_mirrors: &[String],
+) -> Result<()> {
+    let mirrors = mirrors(kind, given_mirrors)?;
+    let path = &dir.path;
+    let files: Vec<String> = missing.iter().map(|name| format!("{name}.gz")).collect();
+    eprintln!(
+        "{kind}: {} not in {} ({}); downloading {} from {}, verified by the official SHA-256 \
+         (`--no-download` to refuse)",
+        if missing.len() == data::FILES.len() {
+            "the dataset is".to_string()
+        } else {
+            format!("{} of its files are", missing.len())
+        },
+        path.display(),
+        dir.source,
+        files.join(", "),
+        mirrors.join(" or ")
+    );
+    let outcome = fetch_files(
+        path,
+        kind,
+        missing,
+        &mirrors,
+        Duration::from_secs(DEFAULT_TIMEOUT_SECS),
+        false,
+        Voice::FirstRun,
+    )?;
+    if outcome.failed.is_empty() {
+        return Ok(());
+    }
+    let what_to_do = format!(
+        "copy {} (gzipped or raw) into {} by other means, try another mirror with \
+         `--mirror URL`, or point to files you have with `--data DIR`",
+        outcome.failed.join(", "),
+        path.display()
+    );
+    if !outcome.any_reachable {
+        let why: Vec<String> = outcome
+            .unreachable
+            .iter()
+            .map(|(mirror, why)| format!("{mirror}: {why}"))
+            .collect();
+        bail!(
+            "{kind} not found in {} and no mirror could be reached ({}); {what_to_do}",
+            path.display(),
+            why.join("; ")
+        );
+    }
+    bail!(
+        "{kind} not found in {} and could not download {} (each mirror's answer is above); \
+         {what_to_do}",
+        path.display(),
+        outcome.failed.join(", ")
+    )
+}
+
+/// Fetches the files `names` of `kind` into `dir`, creating it if need be; the directories it
+/// created are removed again if the fetch got nothing.
+fn fetch_files(
+    dir: &Path,
+    kind: DatasetKind,
+    names: &[&'static str],
+    mirrors: &[String],
+    timeout: Duration,
+    force: bool,
+    voice: Voice,
+) -> Result<Outcome> {
+    let created = create_dirs(dir)?;
+    remove_leftovers(dir, voice);
+    let agent = agent(timeout);
+    let mut reachable = vec![true; mirrors.len()];
+    let mut outcome = Outcome {
+        fetched: 0,
+        failed: Vec::new(),
+        unreachable: Vec::new(),
+        any_reachable: true,
+    };
+    for &name in names {
+        let got = fetch_file(
+            &agent,
+            dir,
+            kind,
+            name,
+            mirrors,
+            &mut reachable,
+            &mut outcome.unreachable,
+            force,
+            voice,
+        );
+        match got {
+            Ok(Some(FetchOutcome::Present(file))) => {
+                voice.say(&format!("  ok       {} (already there)", file.display()));
+            }
+            Ok(Some(FetchOutcome::Fetched { path, url, bytes })) => {
+                outcome.fetched += 1;
+                voice.say(&format!(
+                    "  fetched  {} ({bytes} bytes from {url})",
+                    path.display()
+                ));
+            }
+            Ok(None) => outcome.failed.push(format!("{name}.gz")),
+            Err(e) => {
+                remove_created(&created);
+                return Err(e);
+            }
+        }
+    }
+    outcome.any_reachable = reachable.iter().any(|&r| r);
+    if !outcome.failed.is_empty() {
+        // Leave no trace of a fetch that got nothing; fails harmlessly if anything is there.
+        remove_created(&created);
+    }
+    Ok(outcome)
+}
+
+/// Creates `dir` and its missing parents; returns those it created, outermost first.
+fn create_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut created: Vec<PathBuf> = dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .map(Path::to_path_buf)
+        .collect();
+    created.reverse();
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(created)
+}
+
+/// Removes the directories `created` (outermost first) as long as they are empty.
+fn remove_created(created: &[PathBuf]) {
+    for dir in created.iter().rev() {
+        if fs::remove_dir(dir).is_err() {
+            break;
+        }
+    }
 }
 
 /// The mirrors to try: those given, each checked to be an HTTP(S) URL, else the defaults.
@@ -230,7 +389,7 @@ fn agent(timeout: Duration) -> ureq::Agent {
 
 /// Deletes the temporary files that a killed run left in `dir` (a run that ends normally
 /// deletes its own). Best effort: a leftover that cannot be deleted is reported, not fatal.
-fn remove_leftovers(dir: &Path) {
+fn remove_leftovers(dir: &Path, voice: Voice) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
@@ -242,10 +401,10 @@ fn remove_leftovers(dir: &Path) {
         }
         let path = entry.path();
         match fs::remove_file(&path) {
-            Ok(()) => println!(
+            Ok(()) => voice.say(&format!(
                 "  removed  {} (left by an interrupted fetch)",
                 path.display()
-            ),
+            )),
             Err(e) => eprintln!(
                 "warning: cannot remove {} (left by an interrupted fetch): {e}",
                 path.display()
@@ -256,8 +415,14 @@ fn remove_leftovers(dir: &Path) {
 
 /// Makes sure file `name` of `kind` is in `dir` and verifies: keeps it if it is there and
 /// verifies (unless `force`), else downloads it from the first mirror that gives a file that
-/// verifies. `reachable` says which mirrors are still worth asking, and is updated. `None`
-/// when no mirror gave the file (each failure is printed); an error stops the command.
+/// verifies. `reachable` says which mirrors are still worth asking, and is updated; those found
+/// unreachable are added to `unreachable` with why. `None` when no mirror gave the file (each
+/// failure is printed, unreachable mirrors only by `digits data fetch`); an error stops the
+/// command.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site, each argument named"
+)]
 fn fetch_file(
     agent: &ureq::Agent,
     dir: &Path,
@@ -265,7 +430,9 @@ fn fetch_file(
     name: &str,
     mirrors: &[String],
     reachable: &mut [bool],
+    unreachable: &mut Vec<(String, String)>,
     force: bool,
+    voice: Voice,
 ) -> Result<Option<FetchOutcome>> {
     // The file the loader would read: the raw form if it is there, else the gzipped one.
     // Replacing that one (and in the same form) is what makes `digits data check` pass.
@@ -279,14 +446,14 @@ fn fetch_file(
         match data::check_one(&target, kind, name) {
             Ok(c) if c.ok && !force => return Ok(Some(FetchOutcome::Present(target))),
             Ok(c) if c.ok => {}
-            Ok(c) => println!(
+            Ok(c) => voice.say(&format!(
                 "  MISMATCH {} (sha256 {}, expected {}): fetching it again",
                 target.display(),
                 c.sha256,
                 c.expected
-            ),
+            )),
             // The message already says to fetch the file again, which is what follows.
-            Err(e) => println!("  damaged  {e}"),
+            Err(e) => voice.say(&format!("  damaged  {e}")),
         }
     }
     let file = format!("{name}.gz");
@@ -305,8 +472,11 @@ fn fetch_file(
                     bytes,
                 }));
             }
-            Err(FetchFailure::Unreachable(message)) => {
-                eprintln!("  failed   {message}");
+            Err(FetchFailure::Unreachable(why)) => {
+                if voice == Voice::Fetch {
+                    eprintln!("  failed   {file} from {url}: {why}");
+                }
+                unreachable.push((mirror.clone(), why));
                 *reachable = false;
             }
             Err(FetchFailure::Mirror(message)) => eprintln!("  failed   {message}"),
@@ -331,16 +501,12 @@ fn download(
     let response = agent.get(url).call().map_err(|e| match e {
         ureq::Error::StatusCode(code) => fail(format!("the server answered HTTP {code}")),
         // No answer at all: the mirror is down or out of reach.
-        ureq::Error::Io(e) => {
-            FetchFailure::Unreachable(format!("{file} from {url}: no answer: {e}"))
-        }
+        ureq::Error::Io(e) => FetchFailure::Unreachable(format!("no answer: {e}")),
         e @ (ureq::Error::HostNotFound
         | ureq::Error::ConnectionFailed
         | ureq::Error::Timeout(_)
         | ureq::Error::Tls(_)
-        | ureq::Error::Rustls(_)) => {
-            FetchFailure::Unreachable(format!("{file} from {url}: no answer: {e}"))
-        }
+        | ureq::Error::Rustls(_)) => FetchFailure::Unreachable(format!("no answer: {e}")),
         e => fail(format!("cannot download: {e}")),
     })?;
     let body = response.into_body();

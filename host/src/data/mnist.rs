@@ -1,6 +1,5 @@
-//! The MNIST dataset: where its four files are and how they make up the two splits.
+//! The MNIST dataset: its four files in a directory and how they make up the two splits.
 
-use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -17,13 +16,28 @@ pub(super) const TEST_IMAGES: &str = "t10k-images-idx3-ubyte";
 pub(super) const TEST_LABELS: &str = "t10k-labels-idx1-ubyte";
 /// The four files, in the order `locate` returns them.
 pub const FILES: [&str; 4] = [TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS];
+/// The test split's files, images then labels.
+const TEST_FILES: [&str; 2] = [TEST_IMAGES, TEST_LABELS];
 
-/// The environment variable naming the MNIST directory.
-const MNIST_DIR_VAR: &str = "MNIST_DIR";
-/// Where MNIST is looked for when neither `--data` nor `$MNIST_DIR` says.
-const MNIST_DEFAULT_DIR: &str = "data/mnist";
-/// Where Debian's `dataset-fashion-mnist` package installs Fashion-MNIST.
-const FASHION_DEFAULT_DIR: &str = "/usr/share/datasets/fashion-mnist";
+/// Which splits a command reads: one that only evaluates needs, and downloads, only the test
+/// files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Splits {
+    /// The training and the test split.
+    Both,
+    /// The test split alone.
+    Test,
+}
+
+impl Splits {
+    /// The files these splits are made of, in the order of [`FILES`].
+    pub fn files(self) -> &'static [&'static str] {
+        match self {
+            Splits::Both => &FILES,
+            Splits::Test => &TEST_FILES,
+        }
+    }
+}
 
 /// Images and their labels, index for index.
 #[derive(Clone, Default)]
@@ -43,6 +57,14 @@ pub struct Dataset {
     /// The directory it was read from.
     #[allow(dead_code, reason = "public API not yet read by the CLI")]
     pub dir: PathBuf,
+    /// Which dataset it is.
+    pub kind: DatasetKind,
+}
+
+/// The test split alone: what the commands that only evaluate read.
+pub struct TestSet {
+    /// The test split (10,000 images in MNIST).
+    pub test: Split,
     /// Which dataset it is.
     pub kind: DatasetKind,
 }
@@ -82,47 +104,6 @@ impl DatasetKind {
     }
 }
 
-/// A data directory and how it was chosen.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DataDir {
-    /// The directory.
-    pub path: PathBuf,
-    /// How it was chosen, for messages: "--data", "$MNIST_DIR" or which default.
-    pub source: String,
-}
-
-/// Chooses the data directory: the explicit `--data` directory, else (for MNIST) `$MNIST_DIR`,
-/// else the default, `data/mnist/` for MNIST and `/usr/share/datasets/fashion-mnist` (Debian's
-/// `dataset-fashion-mnist`) for Fashion-MNIST. An empty `$MNIST_DIR` counts as unset.
-pub fn resolve_dir(explicit: Option<&Path>, kind: DatasetKind) -> DataDir {
-    resolve_dir_from(explicit, kind, std::env::var_os(MNIST_DIR_VAR))
-}
-
-/// [`resolve_dir`] with the environment passed in, so it can be tested without touching the
-/// process environment.
-fn resolve_dir_from(explicit: Option<&Path>, kind: DatasetKind, env: Option<OsString>) -> DataDir {
-    let dir = |path: PathBuf, source: &str| DataDir {
-        path,
-        source: source.to_string(),
-    };
-    if let Some(path) = explicit {
-        return dir(path.to_path_buf(), "--data");
-    }
-    match kind {
-        DatasetKind::Mnist => match env.filter(|v| !v.is_empty()) {
-            Some(path) => dir(path.into(), "$MNIST_DIR"),
-            None => dir(
-                MNIST_DEFAULT_DIR.into(),
-                "default; no --data and $MNIST_DIR unset",
-            ),
-        },
-        DatasetKind::Fashion => dir(
-            FASHION_DEFAULT_DIR.into(),
-            "default for fashion-mnist, Debian package dataset-fashion-mnist",
-        ),
-    }
-}
-
 impl Dataset {
     /// Loads and validates the four files from `dir`.
     ///
@@ -131,11 +112,23 @@ impl Dataset {
     /// `gunzip` leaves and needs no decompression. `kind` only labels the result and the
     /// messages: both datasets have the same format.
     pub fn load(dir: &Path, kind: DatasetKind) -> Result<Dataset, DataError> {
-        let [train_images, train_labels, test_images, test_labels] = locate(dir, kind)?;
+        let files = locate(dir, kind, Splits::Both.files())?;
         Ok(Dataset {
-            train: read_split(&train_images, &train_labels)?,
-            test: read_split(&test_images, &test_labels)?,
+            train: read_split(&files[0], &files[1])?,
+            test: read_split(&files[2], &files[3])?,
             dir: dir.to_path_buf(),
+            kind,
+        })
+    }
+}
+
+impl TestSet {
+    /// Loads and validates the test split's two files from `dir`, as [`Dataset::load`] does;
+    /// the training files need not be there.
+    pub fn load(dir: &Path, kind: DatasetKind) -> Result<TestSet, DataError> {
+        let files = locate(dir, kind, Splits::Test.files())?;
+        Ok(TestSet {
+            test: read_split(&files[0], &files[1])?,
             kind,
         })
     }
@@ -156,30 +149,43 @@ fn read_split(images_file: &Path, labels_file: &Path) -> Result<Split, DataError
     Ok(Split { images, labels })
 }
 
-/// Finds the four files in `dir` (order of [`FILES`]), raw preferred over gzipped; lists all
-/// the missing ones at once rather than one per attempt.
-pub(super) fn locate(dir: &Path, kind: DatasetKind) -> Result<[PathBuf; 4], DataError> {
+/// Finds the files `names` (some of [`FILES`]) in `dir`, in that order, raw preferred over
+/// gzipped; lists all the missing ones at once rather than one per attempt.
+pub(super) fn locate(
+    dir: &Path,
+    kind: DatasetKind,
+    names: &[&'static str],
+) -> Result<Vec<PathBuf>, DataError> {
     let mut missing = Vec::new();
     let mut tried = Vec::new();
-    let found = FILES.map(|name| {
+    let mut found = Vec::with_capacity(names.len());
+    for &name in names {
         let candidates = candidates(dir, name);
-        let hit = candidates.iter().find(|path| path.is_file()).cloned();
-        if hit.is_none() {
-            missing.push(name);
-            tried.extend(candidates);
+        match candidates.iter().find(|path| path.is_file()) {
+            Some(hit) => found.push(hit.clone()),
+            None => {
+                missing.push(name);
+                tried.extend(candidates);
+            }
         }
-        hit
-    });
-    match found {
-        [Some(a), Some(b), Some(c), Some(d)] => Ok([a, b, c, d]),
-        _ => Err(DataError::Missing {
-            kind,
-            dir: dir.to_path_buf(),
-            dir_problem: dir_problem(dir),
-            missing,
-            tried,
-        }),
     }
+    if missing.is_empty() {
+        return Ok(found);
+    }
+    Err(DataError::Missing {
+        kind,
+        dir: dir.to_path_buf(),
+        dir_problem: dir_problem(dir),
+        missing,
+        tried,
+    })
+}
+
+/// Whether all four files are in `dir` (raw or gzipped), whatever their content.
+pub(super) fn holds_all(dir: &Path) -> bool {
+    FILES
+        .iter()
+        .all(|name| candidates(dir, name).iter().any(|p| p.is_file()))
 }
 
 /// Why `dir` cannot hold the files, if the directory itself is the problem; decided when the
@@ -202,40 +208,6 @@ fn candidates(dir: &Path, name: &str) -> [PathBuf; 2] {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn explicit_dir_wins() {
-        let d = resolve_dir_from(
-            Some(Path::new("/x")),
-            DatasetKind::Mnist,
-            Some("/env".into()),
-        );
-        assert_eq!(d.path, Path::new("/x"));
-        assert_eq!(d.source, "--data");
-        let d = resolve_dir_from(Some(Path::new("/x")), DatasetKind::Fashion, None);
-        assert_eq!(d.path, Path::new("/x"));
-    }
-
-    #[test]
-    fn mnist_dir_env_then_default() {
-        let d = resolve_dir_from(None, DatasetKind::Mnist, Some("/env".into()));
-        assert_eq!(
-            (d.path.as_path(), d.source.as_str()),
-            (Path::new("/env"), "$MNIST_DIR")
-        );
-        let d = resolve_dir_from(None, DatasetKind::Mnist, Some("".into()));
-        assert_eq!(d.path, Path::new("data/mnist"));
-        let d = resolve_dir_from(None, DatasetKind::Mnist, None);
-        assert_eq!(d.path, Path::new("data/mnist"));
-        assert!(d.source.starts_with("default"));
-    }
-
-    #[test]
-    fn fashion_ignores_mnist_dir() {
-        let d = resolve_dir_from(None, DatasetKind::Fashion, Some("/env".into()));
-        assert_eq!(d.path, Path::new("/usr/share/datasets/fashion-mnist"));
-        assert!(d.source.contains("dataset-fashion-mnist"));
-    }
 
     #[test]
     fn kind_display() {

@@ -13,6 +13,7 @@
 
 mod checksum;
 pub mod command;
+mod dir;
 mod error;
 pub mod fetch;
 mod idx;
@@ -23,8 +24,9 @@ mod source;
 mod tests;
 
 pub use {
-    checksum::{FileCheck, check, check_one, expected_sha256},
+    checksum::{FileCheck, FileReport, FileState, check, check_one, expected_sha256},
+    dir::{DataDir, resolve_dir},
     error::DataError,
     idx::{IMAGE_PIXELS, idx_images_bytes, idx_labels_bytes, read_idx_images, read_idx_labels},
-    mnist::{DataDir, Dataset, DatasetKind, FILES, Split, resolve_dir},
+    mnist::{Dataset, DatasetKind, FILES, Split, Splits, TestSet},
 };

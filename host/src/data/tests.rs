@@ -520,10 +520,79 @@ fn unreadable_path_is_an_io_error() {
     assert_names(&err, &path);
 }
 
+/// The checks of the four files, every one of which must have been read.
+fn checked(dir: &Path, kind: DatasetKind) -> Vec<FileCheck> {
+    check(dir, kind)
+        .into_iter()
+        .map(|r| match r.state {
+            FileState::Checked(c) => c,
+            other => panic!("{}: {other:?}", r.name),
+        })
+        .collect()
+}
+
+#[test]
+fn check_reports_every_file_whatever_became_of_the_others() {
+    let dir = synthetic(true);
+    // The first file missing, the second damaged: the other two are still checked.
+    std::fs::remove_file(dir.path().join(format!("{TRAIN_IMAGES}.gz"))).unwrap();
+    let damaged = dir.path().join(format!("{TRAIN_LABELS}.gz"));
+    std::fs::write(&damaged, &gzip(&labels(&[7, 0, 9]))[..20]).unwrap();
+    let reports = check(dir.path(), DatasetKind::Mnist);
+    let names: Vec<&str> = reports.iter().map(|r| r.name).collect();
+    assert_eq!(names, FILES);
+    match &reports[0].state {
+        FileState::Missing(tried) => assert_eq!(
+            tried,
+            &[
+                dir.path().join(TRAIN_IMAGES),
+                dir.path().join(format!("{TRAIN_IMAGES}.gz"))
+            ]
+        ),
+        other => panic!("{other:?}"),
+    }
+    match &reports[1].state {
+        FileState::Unreadable(e) => {
+            assert!(matches!(e, DataError::TruncatedGzip { .. }), "{e:?}");
+            assert_names(e, &damaged);
+        }
+        other => panic!("{other:?}"),
+    }
+    for r in &reports[2..] {
+        let c = r.checked().unwrap();
+        assert!(!c.ok, "synthetic files are not the official ones");
+        assert_eq!(c.sha256.len(), 64);
+    }
+    assert!(reports.iter().all(|r| !r.ok()));
+}
+
+#[test]
+fn the_test_split_loads_without_the_training_files() {
+    let dir = synthetic(false);
+    for name in [TRAIN_IMAGES, TRAIN_LABELS] {
+        std::fs::remove_file(dir.path().join(name)).unwrap();
+    }
+    let set = TestSet::load(dir.path(), DatasetKind::Mnist).unwrap();
+    assert_eq!(set.test.labels, [1, 2]);
+    assert_eq!(set.test.images.len(), 2);
+    // The whole dataset does need them, and says which are missing.
+    let err = Dataset::load(dir.path(), DatasetKind::Mnist).err().unwrap();
+    match err {
+        DataError::Missing { missing, .. } => assert_eq!(missing, [TRAIN_IMAGES, TRAIN_LABELS]),
+        other => panic!("{other:?}"),
+    }
+    // And the test split needs its own files.
+    std::fs::remove_file(dir.path().join(TEST_LABELS)).unwrap();
+    match TestSet::load(dir.path(), DatasetKind::Mnist).err().unwrap() {
+        DataError::Missing { missing, .. } => assert_eq!(missing, [TEST_LABELS]),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn check_reports_mismatch_with_the_actual_hash() {
     let dir = synthetic(true);
-    let checks = check(dir.path(), DatasetKind::Mnist).unwrap();
+    let checks = checked(dir.path(), DatasetKind::Mnist);
     assert_eq!(checks.len(), 4);
     assert!(checks.iter().all(|c| !c.ok));
     // SHA-256 of the decompressed content, not of the .gz file.
@@ -551,7 +620,7 @@ fn real_mnist_loads_and_verifies() {
     // Every digit occurs, and the well-known first training label is a 5.
     assert_eq!(ds.train.labels[0], 5);
     assert!((0..10).all(|d| ds.test.labels.contains(&d)));
-    for c in check(&dir, DatasetKind::Mnist).unwrap() {
+    for c in checked(&dir, DatasetKind::Mnist) {
         assert!(c.ok, "{} has SHA-256 {}", c.file.display(), c.sha256);
     }
 }
@@ -572,13 +641,12 @@ fn raw_and_gz_verify_alike() {
             std::fs::copy(&gz, dir.path().join(format!("{name}.gz"))).unwrap();
         }
     }
-    let checks = check(dir.path(), DatasetKind::Mnist).unwrap();
+    let checks = checked(dir.path(), DatasetKind::Mnist);
     assert_eq!(name_of(&checks[2].file), TEST_IMAGES);
     assert!(checks.iter().all(|c| c.ok), "{checks:?}");
     // The Fashion-MNIST checksums must not accept MNIST.
     assert!(
-        check(dir.path(), DatasetKind::Fashion)
-            .unwrap()
+        checked(dir.path(), DatasetKind::Fashion)
             .iter()
             .all(|c| !c.ok)
     );
@@ -603,7 +671,7 @@ fn fashion_mnist_from_debian_package() {
         (ds.train.labels.len(), ds.test.labels.len()),
         (60_000, 10_000)
     );
-    for c in check(&dir, DatasetKind::Fashion).unwrap() {
+    for c in checked(&dir, DatasetKind::Fashion) {
         assert!(c.ok, "{} has SHA-256 {}", c.file.display(), c.sha256);
     }
 }

@@ -27,7 +27,8 @@ use super::logs::LogPrinter;
 use super::psram::PsramBlob;
 use super::qemu::{Qemu, require_qemu};
 use super::tuner::{self, MnistTuner, Plan};
-use crate::data::{self, Dataset, DatasetKind, Split};
+use crate::data::command::{DataArgs, load_test};
+use crate::data::{Dataset, DatasetKind, Split};
 use crate::model_io;
 use crate::tools::measure::median;
 use crate::train::GradMethod;
@@ -110,8 +111,7 @@ pub fn run(firmware: &Firmware, logs: LogPrinter, args: &FinetuneArgs) -> Result
             args.shift.display()
         )
     })?;
-    let mnist_dir = data::resolve_dir(args.host.data.as_deref(), DatasetKind::Mnist);
-    let mnist = Dataset::load(&mnist_dir.path, DatasetKind::Mnist)?;
+    let mnist = load_test(&DataArgs::mnist_at(args.host.data.clone()))?;
     // The user's inputs are judged first, whatever this machine lacks.
     require_qemu()?;
 

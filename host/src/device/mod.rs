@@ -94,7 +94,8 @@ pub struct HostSide {
         default_value = "firmware/models/mnist.digits"
     )]
     pub model: PathBuf,
-    /// Directory with the MNIST IDX files; else $MNIST_DIR, else data/mnist/.
+    /// Directory with the MNIST IDX files [default: $MNIST_DIR, else
+    /// $XDG_DATA_HOME/digits/mnist, else ~/.local/share/digits/mnist].
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
 }

@@ -371,7 +371,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let loaded = model_io::load_weights(&args.model)?;
     let metrics = args.metrics.as_deref().map(read_metrics).transpose()?;
 
-    let dataset = crate::data::command::load(&args.data)?;
+    let dataset = crate::data::command::load_test(&args.data)?;
     let trained_on = &loaded.provenance.dataset;
     let evaluated_on = dataset.kind.to_string();
     // Scoring a Fashion-MNIST model on digits (or the reverse) gives meaningless figures.

@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::{Args, ValueEnum};
 
 use super::{numgrad_bench, speed};
-use crate::data::command::{DataArgs, load};
+use crate::data::command::{DataArgs, load, load_test};
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -49,15 +49,9 @@ pub enum BenchMode {
 
 /// Runs `digits bench`.
 pub fn run(args: BenchArgs) -> Result<()> {
-    let dataset = load(&args.data)?;
-    if args
-        .batch
-        .iter()
-        .any(|&b| b == 0 || b > dataset.test.labels.len())
-    {
-        anyhow::bail!("--batch sizes must be between 1 and the number of test images");
-    }
     if args.mode == BenchMode::Speed {
+        let dataset = load(&args.data)?;
+        check_batches(&args.batch, dataset.test.labels.len())?;
         let speed = speed::SpeedArgs {
             batch: args.batch[0],
             epochs: args.epochs.max(1),
@@ -69,6 +63,16 @@ pub fn run(args: BenchArgs) -> Result<()> {
         };
         return speed::run(&dataset, &speed);
     }
+    // One gradient on test images: the training files are not needed.
+    let dataset = load_test(&args.data)?;
+    check_batches(&args.batch, dataset.test.labels.len())?;
     numgrad_bench::numgrad(&dataset.test, &args.batch, args.repeats.max(1), args.step);
+    Ok(())
+}
+
+fn check_batches(batches: &[usize], images: usize) -> Result<()> {
+    if batches.iter().any(|&b| b == 0 || b > images) {
+        anyhow::bail!("--batch sizes must be between 1 and the number of test images");
+    }
     Ok(())
 }

@@ -12,7 +12,7 @@ use digits_core::structured_numgrad::SampleState;
 use digits_core::{Mlp, MnistMlp, Params, Rng, Scalar};
 use serde::Serialize;
 
-use crate::data::command::{DataArgs, load};
+use crate::data::command::{DataArgs, load_test};
 use crate::model_io;
 use crate::train::aligned::ModelBox;
 
@@ -279,7 +279,7 @@ pub struct GradcheckArgs {
 
 /// Runs `digits gradcheck`.
 pub fn run(args: GradcheckArgs) -> Result<()> {
-    let dataset = load(&args.data)?;
+    let dataset = load_test(&args.data)?;
     let test = &dataset.test;
     let end = args
         .offset

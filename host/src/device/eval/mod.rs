@@ -17,7 +17,7 @@ use digits_core::softmax::argmax;
 use super::HostSide;
 use super::firmware::Firmware;
 use super::logs::LogPrinter;
-use crate::data::{self, Dataset, DatasetKind};
+use crate::data::command::{DataArgs, load_test};
 use crate::model_io::{self, Weights};
 
 /// Options of `digits device eval`.
@@ -62,8 +62,7 @@ struct Reference {
 
 impl Reference {
     fn load(args: &DeviceEvalArgs) -> Result<Self> {
-        let dir = data::resolve_dir(args.host.data.as_deref(), DatasetKind::Mnist);
-        let dataset = Dataset::load(&dir.path, DatasetKind::Mnist)?;
+        let dataset = load_test(&DataArgs::mnist_at(args.host.data.clone()))?;
         let n = args
             .limit
             .unwrap_or(dataset.test.labels.len())
