@@ -54,7 +54,7 @@ impl Env {
 /// Chooses the data directory of `kind` (see the module documentation). An empty variable
 /// counts as unset.
 pub fn resolve_dir(explicit: Option<&Path>, kind: DatasetKind) -> DataDir {
-    resolve_dir_from(explicit, kind, &Env::of_process(), |dir| holds_all(dir))
+    resolve_dir_from(explicit, kind, &Env::of_process(), holds_all)
 }
 
 /// [`resolve_dir`] with the environment and the file system's answer passed in, so it can be
