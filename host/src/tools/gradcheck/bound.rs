@@ -94,15 +94,12 @@ impl Bounds {
                 self.mean(|s| s.x[i] * (s.dh_err[j] + 3.0 * u * s.dh[j].abs()))
                     + nb * u * self.mean(|s| (s.x[i] * s.dh[j]).abs())
             }
-            Param::B1 { j } => {
-                self.mean(|s| s.dh_err[j]) + nb * u * self.mean(|s| s.dh[j].abs())
-            }
+            Param::B1 { j } => self.mean(|s| s.dh_err[j]) + nb * u * self.mean(|s| s.dh[j].abs()),
             Param::W2 { j, k } => {
                 self.mean(|s| {
                     s.pre_err[j] * s.dz[k].abs()
                         + s.hidden[j] * (s.dz_err[k] + 2.0 * u * s.dz[k].abs())
-                })
-                    + nb * u * self.mean(|s| (s.hidden[j] * s.dz[k]).abs())
+                }) + nb * u * self.mean(|s| (s.hidden[j] * s.dz[k]).abs())
             }
             Param::B2 { k } => self.mean(|s| s.dz_err[k]) + nb * u * self.mean(|s| s.dz[k].abs()),
         };
@@ -236,7 +233,8 @@ fn sample(model: &Net, pixels: &[u8; 784], label: usize, u: f64) -> Sample {
         + u * (20.0 + lse.abs() + loss.abs() + z[label].abs());
     let max_logit_err = logit_err.iter().copied().fold(0.0, f64::max);
     // softmax: relative error from the logits' error (twice it) and from its own evaluation.
-    let dz_err: [f64; 10] = std::array::from_fn(|k| probs[k] * (2.0 * max_logit_err + 14.0 * u) + u);
+    let dz_err: [f64; 10] =
+        std::array::from_fn(|k| probs[k] * (2.0 * max_logit_err + 14.0 * u) + u);
     let mut dh = [0.0; 128];
     let mut dh_err = [0.0; 128];
     for j in 0..128 {

@@ -91,9 +91,14 @@ impl TensorReport {
         if e.analytic.abs() > e.bound {
             self.resolved += 1;
         }
-        self.max_error = self.max_error.max(if err.is_nan() { f64::INFINITY } else { err });
+        self.max_error = self
+            .max_error
+            .max(if err.is_nan() { f64::INFINITY } else { err });
         self.max_bound = self.max_bound.max(e.bound);
-        if self.worst.is_none_or(|w| e.ratio() > w.ratio() || e.error().is_nan()) {
+        if self
+            .worst
+            .is_none_or(|w| e.ratio() > w.ratio() || e.error().is_nan())
+        {
             self.worst = Some(e);
         }
     }
@@ -281,10 +286,7 @@ pub fn central_differences<S: Scalar>(
         let numeric = (plus - minus) / (hp + hm);
         let truncation = hp.max(hm).powi(2) / 6.0 * along.m3 + (hp - hm).abs() / 2.0 * along.m2;
         let rounding = 2.0 * delta / (hp + hm) + 4.0 * unit_roundoff::<f64>() * numeric.abs();
-        let bound = truncation
-            + rounding
-            + bounds.backprop_error(i)
-            + reference.backprop_error(i);
+        let bound = truncation + rounding + bounds.backprop_error(i) + reference.backprop_error(i);
         tensors[k].record(Element {
             index: j,
             analytic: a,
@@ -347,4 +349,73 @@ pub fn f32_against_f64(
         verdict: Verdict::Pass,
     }
     .finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn element(analytic: f64, reference: f64, bound: f64) -> Element {
+        Element {
+            index: 0,
+            analytic,
+            reference,
+            bound,
+            step: Some(1e-3),
+        }
+    }
+
+    fn report(elements: &[Element], role: Role) -> CheckReport {
+        let mut t = TensorReport::new("W2");
+        for &e in elements {
+            t.record(e);
+        }
+        CheckReport {
+            precision: "f32",
+            method: "test",
+            role,
+            loss_rounding: None,
+            loss: 0.0,
+            tensors: vec![t],
+            verdict: Verdict::Pass,
+        }
+        .finish()
+    }
+
+    #[test]
+    fn a_numeric_zero_against_a_resolved_gradient_fails() {
+        // The case: backprop -2.0e-4, numeric exactly 0.
+        let r = report(&[element(-2.049194e-4, 0.0, 1e-5)], Role::Judged);
+        assert_eq!(r.verdict, Verdict::Fail);
+        assert!(r.fails());
+    }
+
+    #[test]
+    fn nothing_resolved_is_never_a_pass() {
+        let r = report(&[element(1e-6, 0.0, 1e-4)], Role::Decides);
+        assert_eq!(r.verdict, Verdict::Unresolved);
+        assert!(r.fails(), "an undecided deciding check fails");
+        let r = report(&[element(1e-6, 0.0, 1e-4)], Role::Judged);
+        assert!(!r.fails(), "only reported");
+    }
+
+    #[test]
+    fn nan_fails_and_is_the_worst() {
+        let r = report(
+            &[element(1.0, 1.0, 1e-3), element(1.0, f64::NAN, 1e-3)],
+            Role::Decides,
+        );
+        assert_eq!(r.verdict, Verdict::Fail);
+        assert!(r.tensors[0].worst.unwrap().reference.is_nan());
+    }
+
+    #[test]
+    fn within_bound_and_resolved_passes() {
+        let r = report(
+            &[element(1e-2, 1e-2 + 1e-9, 1e-8), element(0.0, 0.0, 0.0)],
+            Role::Decides,
+        );
+        assert_eq!(r.verdict, Verdict::Pass);
+        assert_eq!(r.tensors[0].resolved, 1);
+    }
 }

@@ -214,7 +214,9 @@ pub fn run(args: GradcheckArgs) -> Result<()> {
             print(c);
         }
         if report.passed {
-            println!("gradient correct: every parameter within its bound, every tensor resolved in f64");
+            println!(
+                "gradient correct: every parameter within its bound, every tensor resolved in f64"
+            );
         }
     }
     if report.passed {
