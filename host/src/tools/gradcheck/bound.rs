@@ -211,9 +211,9 @@ fn sample(model: &Net, pixels: &[u8; 784], label: usize, u: f64) -> Sample {
     let logit_err: [f64; 10] = std::array::from_fn(|k| {
         let mut mag = model.output.b[k].abs();
         let mut carried = 0.0;
-        for j in 0..128 {
-            mag += (act.hidden[j] * model.output.w[j][k]).abs();
-            carried += pre_err[j] * model.output.w[j][k].abs();
+        for ((a, e), row) in act.hidden.iter().zip(&pre_err).zip(&model.output.w) {
+            mag += (a * row[k]).abs();
+            carried += e * row[k].abs();
         }
         129.0 * u * mag + carried
     });

@@ -85,7 +85,8 @@ impl TensorReport {
     fn record(&mut self, e: Element) {
         self.checked += 1;
         let err = e.error();
-        if !(err <= e.bound) {
+        // NaN is beyond every bound.
+        if err.is_nan() || err > e.bound {
             self.beyond += 1;
         }
         if e.analytic.abs() > e.bound {
@@ -160,11 +161,10 @@ impl CheckReport {
 
     /// True when this check makes the whole check fail.
     pub fn fails(&self) -> bool {
-        match (self.verdict, self.role) {
-            (Verdict::Fail, _) => true,
-            (Verdict::Unresolved, Role::Decides) => true,
-            _ => false,
-        }
+        matches!(
+            (self.verdict, self.role),
+            (Verdict::Fail, _) | (Verdict::Unresolved, Role::Decides)
+        )
     }
 }
 
