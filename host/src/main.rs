@@ -2,8 +2,6 @@
 //!
 //! This file parses the command line and hands each command to its module (see `lib.rs`).
 
-use std::path::PathBuf;
-
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use host::{data, device, evaluate, tools, train};
@@ -39,11 +37,8 @@ enum Command {
     /// Quantize an f32 model file to int8 (4x smaller): per-channel weight scales, hidden
     /// activations calibrated on training images; prints f32 vs int8 test accuracy.
     Quantize(tools::quantize::QuantizeArgs),
-    /// Print what a model file holds.
-    Inspect {
-        /// The model file.
-        file: PathBuf,
-    },
+    /// Print what a model file holds (`--json` for scripts).
+    Inspect(tools::inspect::InspectArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -67,6 +62,6 @@ fn run(command: Command) -> Result<()> {
         Command::Data { command } => data::command::run(command),
         Command::Device(args) => device::run(args),
         Command::Quantize(args) => tools::quantize::run(&args),
-        Command::Inspect { file } => tools::inspect::run(&file),
+        Command::Inspect(args) => tools::inspect::run(&args),
     }
 }

@@ -63,7 +63,7 @@ fn the_committed_int8_model_is_what_quantize_makes_of_the_f32_one() {
         .output()
         .unwrap();
     assert!(
-        text(&inspect).contains("precision     int8"),
+        text(&inspect).contains("precision:       int8"),
         "{}",
         text(&inspect)
     );
@@ -125,4 +125,41 @@ fn the_int8_device_agrees_with_the_host_through_digits_device_eval() {
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     assert!(t.contains("500 of 500 with bit-identical logits"), "{t}");
+}
+
+#[test]
+fn quantize_json_is_one_document_on_stdout() {
+    let Some(data) = full_mnist("quantize_cli::quantize_json_is_one_document_on_stdout") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("q.digits");
+    let out = digits_in(&data)
+        .args([
+            "quantize",
+            "--json",
+            "--calibration",
+            "500",
+            "--model",
+            "firmware/models/mnist.digits",
+            "--out",
+        ])
+        .arg(&out_path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let doc: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is exactly one JSON document");
+    assert_eq!(doc["percentiles"].as_array().unwrap().len(), 4, "{doc:#}");
+    let (f, i) = (
+        doc["f32_test_accuracy"].as_f64().unwrap(),
+        doc["int8_test_accuracy"].as_f64().unwrap(),
+    );
+    assert!(f > 0.9 && i > 0.9, "{doc:#}");
+    assert_eq!(
+        doc["bytes"].as_u64().unwrap(),
+        std::fs::metadata(&out_path).unwrap().len()
+    );
+    // The progress lines went to stderr.
+    assert!(String::from_utf8_lossy(&out.stderr).contains("percentile"));
 }

@@ -13,6 +13,7 @@ use clap::Args;
 use digits_core::softmax::argmax;
 use digits_core::{Classifier, MnistMlp, MnistQuant};
 use rayon::prelude::*;
+use serde::Serialize;
 
 use crate::data::Split;
 use crate::model_io::{self, Provenance};
@@ -34,8 +35,20 @@ pub struct QuantizeArgs {
     /// Training images whose hidden activations set the activation scale.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     calibration: usize,
+    /// Print one JSON document on stdout (progress goes to stderr).
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     data: crate::data::command::DataArgs,
+}
+
+/// One percentile tried.
+#[derive(Serialize)]
+struct Tried {
+    percentile: f64,
+    top_activation: f32,
+    code_step: f32,
+    held_out_accuracy: f64,
 }
 
 /// Accuracy of `model` on `split`, with the predictions.
@@ -94,11 +107,20 @@ pub fn run(args: &QuantizeArgs) -> Result<()> {
     }
     activations.sort_unstable_by(f32::total_cmp);
 
-    println!(
+    // With --json, stdout holds only the document.
+    let say = |line: String| {
+        if args.json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    };
+    say(format!(
         "calibration: {} hidden activations > 0 of {} training images; choosing on the last {HOLD_OUT}",
         activations.len(),
         args.calibration
-    );
+    ));
+    let mut tried = Vec::new();
     let mut best: Option<(f64, f32, Box<MnistQuant>)> = None;
     for p in PERCENTILES {
         let at = ((p / 100.0) * (activations.len() - 1) as f64).round() as usize;
@@ -108,9 +130,15 @@ pub fn run(args: &QuantizeArgs) -> Result<()> {
         q.quantize_into(model, scale)
             .map_err(|e| anyhow::anyhow!("cannot quantize {}: {e}", args.model.display()))?;
         let acc = accuracy(&predictions(&*q, &hold_out), &hold_out.labels);
-        println!(
+        say(format!(
             "  percentile {p:>7}: activations up to {top:.3}, code step {scale:.5}: held-out accuracy {acc:.2}%"
-        );
+        ));
+        tried.push(Tried {
+            percentile: p,
+            top_activation: top,
+            code_step: scale,
+            held_out_accuracy: acc / 100.0,
+        });
         if best.as_ref().is_none_or(|(b, _, _)| acc > *b) {
             best = Some((acc, scale, q));
         }
@@ -144,17 +172,34 @@ pub fn run(args: &QuantizeArgs) -> Result<()> {
     };
     let bytes = model_io::encode_int8(&q, &provenance)?;
     model_io::write_atomically(&args.out, &bytes)?;
-    println!(
+    say(format!(
         "test accuracy: f32 {f:.2}%, int8 {i:.2}% ({:+.2} points); the same digit for {agree} of {} images",
         i - f,
         test.labels.len()
-    );
-    println!(
+    ));
+    say(format!(
         "wrote {} ({} bytes; the f32 file is {} bytes: {:.2}x smaller)",
         args.out.display(),
         bytes.len(),
         loaded.bytes,
         loaded.bytes as f64 / bytes.len() as f64
-    );
+    ));
+    if args.json {
+        let doc = serde_json::json!({
+            "model": args.model.display().to_string(),
+            "out": args.out.display().to_string(),
+            "calibration_images": args.calibration,
+            "hold_out_images": HOLD_OUT,
+            "percentiles": tried,
+            "hidden_scale": scale,
+            "test_images": test.labels.len(),
+            "f32_test_accuracy": f / 100.0,
+            "int8_test_accuracy": i / 100.0,
+            "same_digit": agree,
+            "bytes": bytes.len(),
+            "f32_bytes": loaded.bytes,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    }
     Ok(())
 }
