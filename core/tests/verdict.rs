@@ -66,7 +66,10 @@ fn independent(pixels: &[u8; 784]) -> InkShape {
 
 fn assert_same(pixels: &[u8; 784]) {
     let (a, b) = (InkShape::measure(pixels), independent(pixels));
-    assert!((a.mass - b.mass).abs() <= 1e-3 * b.mass.max(1.0), "{a:?} vs {b:?}");
+    assert!(
+        (a.mass - b.mass).abs() <= 1e-3 * b.mass.max(1.0),
+        "{a:?} vs {b:?}"
+    );
     assert_eq!(
         (a.area, a.perimeter, a.width, a.height, a.pieces),
         (b.area, b.perimeter, b.width, b.height, b.pieces),
@@ -116,7 +119,10 @@ fn ink_reason(pixels: &[u8; 784]) -> Option<Reason> {
 fn synthetic_non_digits_are_flagged_with_the_right_reason() {
     assert_eq!(ink_reason(&[0u8; 784]), Some(Reason::Blank));
     // A 3x3 dot, as it comes when nobody fits it to the box.
-    assert_eq!(ink_reason(&rect(13, 13, 16, 16)), Some(Reason::TooLittleInk));
+    assert_eq!(
+        ink_reason(&rect(13, 13, 16, 16)),
+        Some(Reason::TooLittleInk)
+    );
     // The same dot fitted to 20x20, as predict prepares a photo of it: a solid square.
     assert_eq!(ink_reason(&rect(4, 4, 24, 24)), Some(Reason::Solid));
     // Ruled paper: thin strokes, but more of them than any digit has.
@@ -164,7 +170,12 @@ fn real_digits_are_not_flagged() {
         .load_into(&mut *net)
         .unwrap();
     let slice = testkit::slice();
-    let images: Vec<&[u8; 784]> = slice.test.images.iter().chain(&slice.train.images).collect();
+    let images: Vec<&[u8; 784]> = slice
+        .test
+        .images
+        .iter()
+        .chain(&slice.train.images)
+        .collect();
     let flagged: Vec<(usize, Reason)> = images
         .iter()
         .enumerate()

@@ -9,9 +9,9 @@
 use std::path::Path;
 
 use digits_core::MnistMlp;
+use digits_core::verdict::Limits;
 use host::data::Split;
 use host::evaluate::verdict_bench::{SetResult, measure};
-use digits_core::verdict::Limits;
 
 const FASHION: &str = "/usr/share/datasets/fashion-mnist";
 
@@ -45,9 +45,8 @@ fn the_verdict_meets_its_targets_on_the_four_sets() {
         .unwrap();
     let sets = measure(&*net, &split(&mnist), &split(fashion), 1);
     let limit = Limits::MNIST.min_confidence;
-    let find = |prefix: &str| -> &SetResult {
-        sets.iter().find(|s| s.name.starts_with(prefix)).unwrap()
-    };
+    let find =
+        |prefix: &str| -> &SetResult { sets.iter().find(|s| s.name.starts_with(prefix)).unwrap() };
     for s in &sets {
         println!("{:<48} {:>6.2}%", s.name, s.flagged_percent(limit));
     }
@@ -59,6 +58,10 @@ fn the_verdict_meets_its_targets_on_the_four_sets() {
     for kind in ["blank", "dot", "noise"] {
         let s = find(&format!("  generated: {kind} "));
         let p = s.flagged_percent(limit);
-        assert!(p >= 95.0, "{}: {p:.2}% flagged, at least 95% wanted", s.name);
+        assert!(
+            p >= 95.0,
+            "{}: {p:.2}% flagged, at least 95% wanted",
+            s.name
+        );
     }
 }

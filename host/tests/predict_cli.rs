@@ -165,12 +165,21 @@ fn page(side: u32, seed: u64, dark: impl Fn(u32, u32) -> bool) -> image::GrayIma
 fn non_digits_are_not_digits_with_the_reason_and_digits_are() {
     let dir = tempfile::tempdir().unwrap();
     let mut rng = host::evaluate::photo::Lcg::new(5);
-    let noise = image::GrayImage::from_fn(200, 200, |_, _| {
-        image::Luma([rng.range(0.0, 255.0) as u8])
-    });
+    let noise =
+        image::GrayImage::from_fn(200, 200, |_, _| image::Luma([rng.range(0.0, 255.0) as u8]));
     let pictures = [
-        ("dot", page(200, 1, |x, y| (99..102).contains(&x) && (99..102).contains(&y))),
-        ("bar", page(200, 2, |x, y| (40..160).contains(&x) && (95..105).contains(&y))),
+        (
+            "dot",
+            page(200, 1, |x, y| {
+                (99..102).contains(&x) && (99..102).contains(&y)
+            }),
+        ),
+        (
+            "bar",
+            page(200, 2, |x, y| {
+                (40..160).contains(&x) && (95..105).contains(&y)
+            }),
+        ),
         ("blank", page(200, 3, |_, _| false)),
         ("noise", noise),
         ("seven", render(&testkit::test_digits(1).images[0], 1)),
@@ -226,8 +235,15 @@ fn non_digits_are_not_digits_with_the_reason_and_digits_are() {
         stdout.contains("bar.png: not a digit: a flat mark (a horizontal line or dash?)  (top-3: "),
         "{stdout}"
     );
-    assert!(stdout.contains("blank.png: not a digit: the picture is blank\n"), "{stdout}");
+    assert!(
+        stdout.contains("blank.png: not a digit: the picture is blank\n"),
+        "{stdout}"
+    );
     assert!(stdout.contains("seven.png: 7  (top-3: 7 "), "{stdout}");
     // stderr is not a terminal here: no progress bar.
-    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

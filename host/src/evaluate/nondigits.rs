@@ -61,14 +61,20 @@ impl Kind {
 /// Letters as strokes (polylines) in a unit box, y down.
 const LETTERS: [&[&[(f32, f32)]]; 9] = [
     // A
-    &[&[(0.0, 1.0), (0.5, 0.0), (1.0, 1.0)], &[(0.22, 0.6), (0.78, 0.6)]],
+    &[
+        &[(0.0, 1.0), (0.5, 0.0), (1.0, 1.0)],
+        &[(0.22, 0.6), (0.78, 0.6)],
+    ],
     // E
     &[
         &[(1.0, 0.0), (0.0, 0.0), (0.0, 1.0), (1.0, 1.0)],
         &[(0.0, 0.5), (0.75, 0.5)],
     ],
     // F
-    &[&[(1.0, 0.0), (0.0, 0.0), (0.0, 1.0)], &[(0.0, 0.5), (0.75, 0.5)]],
+    &[
+        &[(1.0, 0.0), (0.0, 0.0), (0.0, 1.0)],
+        &[(0.0, 0.5), (0.75, 0.5)],
+    ],
     // H
     &[
         &[(0.0, 0.0), (0.0, 1.0)],
@@ -121,7 +127,10 @@ pub fn draw(kind: Kind, index: u64, seed: u64) -> GrayImage {
             let letter = LETTERS[rng.below(LETTERS.len())];
             let h = rng.range(60.0, 160.0);
             let w = h * rng.range(0.55, 0.9);
-            let (ox, oy) = (rng.range(10.0, side - w - 10.0), rng.range(10.0, side - h - 10.0));
+            let (ox, oy) = (
+                rng.range(10.0, side - w - 10.0),
+                rng.range(10.0, side - h - 10.0),
+            );
             let mut jitter = || rng.range(-0.04, 0.04);
             let strokes: Vec<Vec<(f32, f32)>> = letter
                 .iter()
@@ -159,12 +168,7 @@ pub fn draw(kind: Kind, index: u64, seed: u64) -> GrayImage {
                 rng.range(30.0, 75.0),
             );
             let points: Vec<(f32, f32)> = (0..n)
-                .map(|_| {
-                    (
-                        cx + rng.range(-reach, reach),
-                        cy + rng.range(-reach, reach),
-                    )
-                })
+                .map(|_| (cx + rng.range(-reach, reach), cy + rng.range(-reach, reach)))
                 .collect();
             let width = rng.range(3.0, 8.0);
             paper.draw(CANVAS, &mut rng, |x, y| pen(&[&points], width, x, y))
@@ -178,11 +182,24 @@ fn shape(paper: &Paper, rng: &mut Lcg) -> GrayImage {
     let (cx, cy) = (rng.range(90.0, 150.0), rng.range(90.0, 150.0));
     let (rx, ry) = (rng.range(25.0, 80.0), rng.range(25.0, 80.0));
     let width = rng.range(4.0, 12.0);
-    let corners = [(cx - rx, cy - ry), (cx + rx, cy - ry), (cx + rx, cy + ry), (cx - rx, cy + ry)];
+    let corners = [
+        (cx - rx, cy - ry),
+        (cx + rx, cy - ry),
+        (cx + rx, cy + ry),
+        (cx - rx, cy + ry),
+    ];
     let triangle = [(cx, cy - ry), (cx + rx, cy + ry), (cx - rx, cy + ry)];
     let clamp = |(x, y): (f32, f32)| (x.clamp(2.0, side - 2.0), y.clamp(2.0, side - 2.0));
-    let rect: Vec<(f32, f32)> = corners.iter().chain(&corners[..1]).map(|&p| clamp(p)).collect();
-    let tri: Vec<(f32, f32)> = triangle.iter().chain(&triangle[..1]).map(|&p| clamp(p)).collect();
+    let rect: Vec<(f32, f32)> = corners
+        .iter()
+        .chain(&corners[..1])
+        .map(|&p| clamp(p))
+        .collect();
+    let tri: Vec<(f32, f32)> = triangle
+        .iter()
+        .chain(&triangle[..1])
+        .map(|&p| clamp(p))
+        .collect();
     match rng.below(5) {
         0 => paper.draw(CANVAS, rng, |x, y| rx.min(ry) - dist(x, y, (cx, cy)) + 0.5),
         1 => paper.draw(CANVAS, rng, |x, y| {
@@ -191,7 +208,9 @@ fn shape(paper: &Paper, rng: &mut Lcg) -> GrayImage {
         2 => paper.draw(CANVAS, rng, |x, y| {
             // Inside the triangle: below its top edges and above its base.
             let t = (y - (cy - ry)) / (2.0 * ry);
-            f32::from(u8::from((0.0..=1.0).contains(&t) && (x - cx).abs() <= t * rx))
+            f32::from(u8::from(
+                (0.0..=1.0).contains(&t) && (x - cx).abs() <= t * rx,
+            ))
         }),
         3 => paper.draw(CANVAS, rng, |x, y| pen(&[&rect], width, x, y)),
         _ => paper.draw(CANVAS, rng, |x, y| pen(&[&tri], width, x, y)),

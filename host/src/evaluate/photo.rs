@@ -62,12 +62,7 @@ impl Paper {
 
     /// A `side` x `side` picture of this paper with `cover(x, y)` (0 = paper, 1 = full ink)
     /// drawn on it, and noise of +-6 levels.
-    pub fn draw(
-        &self,
-        side: u32,
-        rng: &mut Lcg,
-        cover: impl Fn(f32, f32) -> f32,
-    ) -> GrayImage {
+    pub fn draw(&self, side: u32, rng: &mut Lcg, cover: impl Fn(f32, f32) -> f32) -> GrayImage {
         let mid = side as f32 / 2.0;
         GrayImage::from_fn(side, side, |x, y| {
             let light = self.level

@@ -94,7 +94,11 @@ pub struct SetResult {
 impl SetResult {
     /// Share of the set flagged at this confidence limit, in percent.
     pub fn flagged_percent(&self, min_confidence: f32) -> f64 {
-        let n = self.judged.iter().filter(|j| j.flagged(min_confidence)).count();
+        let n = self
+            .judged
+            .iter()
+            .filter(|j| j.flagged(min_confidence))
+            .count();
         100.0 * n as f64 / self.judged.len().max(1) as f64
     }
 
