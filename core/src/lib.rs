@@ -11,7 +11,8 @@
 //!   affordable, and as accurate as backprop); [`gradcheck`] compares them tensor by tensor.
 //! - Training parts: [`Rng`] (seeded, platform-independent), [`Init`], [`Sgd`] with momentum
 //!   and weight decay, [`Schedule`], batch normalization ([`MlpBn`], foldable into an [`Mlp`]).
-//! - [`pixels`]: 8-bit pixels to network inputs.
+//! - [`pixels`]: 8-bit pixels to network inputs; [`verdict`]: whether a 28x28 picture is a
+//!   digit at all ("not a digit", and why), shared by every front end and the device.
 //! - [`fast`]: the same arithmetic, bit for bit, with less memory traffic, each module next to
 //!   the test that proves it equal to the reference above: inputs as their lit pixels, logits
 //!   straight from pixels, and one fused SGD step on a whole batch (bit-identical to
@@ -54,6 +55,7 @@ pub mod scalar;
 pub mod schedule;
 pub mod softmax;
 pub mod structured_numgrad;
+pub mod verdict;
 
 pub use batchnorm::BatchNorm;
 pub use dense::Dense;

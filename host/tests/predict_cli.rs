@@ -10,13 +10,12 @@ use std::path::PathBuf;
 use digits_core::MnistMlp;
 use digits_core::pixels::normalize;
 use digits_core::softmax::argmax;
-use image::{GrayImage, ImageFormat, Luma};
+use host::evaluate::photo::{CANVAS, render_digit as render};
+use image::ImageFormat;
 use rayon::prelude::*;
 
 /// Test digits rendered and compared.
 const DIGITS: usize = 1000;
-/// Side of the canvas each digit is rendered on.
-const CANVAS: u32 = 400;
 
 /// The committed f32 model (trained on the full MNIST): no training here, no data needed.
 fn model() -> PathBuf {
@@ -31,59 +30,6 @@ fn digit_count() -> usize {
     } else {
         testkit::SLICE_TEST
     }
-}
-
-/// A small deterministic generator (a 64-bit LCG; the high bits are good enough here).
-struct Lcg(u64);
-
-impl Lcg {
-    /// Uniform in [0, 1).
-    fn next(&mut self) -> f32 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 40) as f32 / (1u64 << 24) as f32
-    }
-    fn range(&mut self, lo: f32, hi: f32) -> f32 {
-        lo + (hi - lo) * self.next()
-    }
-}
-
-/// Renders a 28x28 MNIST digit as a person's picture of it: dark ink on light gray paper,
-/// scaled up 6-12 times with bilinear interpolation, anywhere on a 400x400 canvas, with a
-/// lighting gradient and noise.
-fn render(digit: &[u8; 784], seed: u64) -> GrayImage {
-    let mut rng = Lcg(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5);
-    let scale = rng.range(6.0, 12.0);
-    let size = 28.0 * scale;
-    let ox = rng.range(0.0, CANVAS as f32 - size);
-    let oy = rng.range(0.0, CANVAS as f32 - size);
-    let paper = rng.range(215.0, 250.0);
-    let ink = rng.range(10.0, 60.0);
-    let (gx, gy) = (rng.range(-0.05, 0.05), rng.range(-0.05, 0.05));
-    let at = |x: i32, y: i32| -> f32 {
-        if (0..28).contains(&x) && (0..28).contains(&y) {
-            f32::from(digit[(y * 28 + x) as usize]) / 255.0
-        } else {
-            0.0
-        }
-    };
-    GrayImage::from_fn(CANVAS, CANVAS, |x, y| {
-        // Source coordinates of this pixel's center, pixel centers at integer + 0.5.
-        let u = (x as f32 + 0.5 - ox) / scale - 0.5;
-        let v = (y as f32 + 0.5 - oy) / scale - 0.5;
-        let (x0, y0) = (u.floor(), v.floor());
-        let (tx, ty) = (u - x0, v - y0);
-        let (x0, y0) = (x0 as i32, y0 as i32);
-        let cover = (1.0 - ty) * ((1.0 - tx) * at(x0, y0) + tx * at(x0 + 1, y0))
-            + ty * ((1.0 - tx) * at(x0, y0 + 1) + tx * at(x0 + 1, y0 + 1));
-        let light = paper + gx * (x as f32 - 200.0) + gy * (y as f32 - 200.0);
-        let noise = rng.range(-6.0, 6.0);
-        Luma([(light + cover * (ink - light) + noise)
-            .round()
-            .clamp(0.0, 255.0) as u8])
-    })
 }
 
 #[test]
@@ -203,5 +149,101 @@ fn a_missing_model_is_a_clear_error() {
     assert!(
         stderr.contains("cannot read model file") && stderr.contains("none.digits"),
         "{stderr}"
+    );
+}
+
+/// A `side` x `side` white page with `dark(x, y)` pixels black, the rest light with some noise.
+fn page(side: u32, seed: u64, dark: impl Fn(u32, u32) -> bool) -> image::GrayImage {
+    let mut rng = host::evaluate::photo::Lcg::new(seed);
+    image::GrayImage::from_fn(side, side, |x, y| {
+        let v = if dark(x, y) { 20.0 } else { 235.0 };
+        image::Luma([(v + rng.range(-5.0, 5.0)) as u8])
+    })
+}
+
+#[test]
+fn non_digits_are_not_digits_with_the_reason_and_digits_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = host::evaluate::photo::Lcg::new(5);
+    let noise =
+        image::GrayImage::from_fn(200, 200, |_, _| image::Luma([rng.range(0.0, 255.0) as u8]));
+    let pictures = [
+        (
+            "dot",
+            page(200, 1, |x, y| {
+                (99..102).contains(&x) && (99..102).contains(&y)
+            }),
+        ),
+        (
+            "bar",
+            page(200, 2, |x, y| {
+                (40..160).contains(&x) && (95..105).contains(&y)
+            }),
+        ),
+        ("blank", page(200, 3, |_, _| false)),
+        ("noise", noise),
+        ("seven", render(&testkit::test_digits(1).images[0], 1)),
+    ];
+    let files: Vec<PathBuf> = pictures
+        .iter()
+        .map(|(name, img)| {
+            let path = dir.path().join(format!("{name}.png"));
+            img.save(&path).unwrap();
+            path
+        })
+        .collect();
+    let run = |json: bool| {
+        let mut cmd = digits();
+        cmd.arg("predict").arg("--model").arg(model()).args(&files);
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "predict failed:\n{}", text(&out));
+        out
+    };
+
+    let json: Vec<serde_json::Value> = serde_json::from_slice(&run(true).stdout).unwrap();
+    let verdicts: Vec<(bool, Option<&str>, Option<u64>)> = json
+        .iter()
+        .map(|r| {
+            (
+                r["verdict"]["is_digit"].as_bool().unwrap(),
+                r["verdict"]["reason"].as_str(),
+                r["digit"].as_u64(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            (false, Some("solid"), None),
+            (false, Some("flat"), None),
+            (false, Some("blank"), None),
+            (false, Some("noise"), None),
+            (true, None, Some(7)),
+        ],
+        "{json:#?}"
+    );
+    // The top-3 is still there for a picture with ink, and explained for people.
+    assert!(json[1]["top3"].is_array(), "{:#}", json[1]);
+    assert!(json[2]["top3"].is_null(), "{:#}", json[2]);
+
+    let out = run(false);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("bar.png: not a digit: a flat mark (a horizontal line or dash?)  (top-3: "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("blank.png: not a digit: the picture is blank\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("seven.png: 7  (top-3: 7 "), "{stdout}");
+    // stderr is not a terminal here: no progress bar.
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }

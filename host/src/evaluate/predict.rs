@@ -1,17 +1,21 @@
-//! `digits predict`: recognizes a person's own pictures of digits (PNG or JPEG, any size).
+//! `digits predict`: recognizes a person's own pictures of digits (PNG or JPEG, any size), and
+//! says "not a digit", and why, when a picture holds none (the core's [`Verdict`]).
 
 use std::collections::HashMap;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
 use digits_core::Classifier;
 use digits_core::softmax::softmax;
+use digits_core::verdict::{Limits, Reason, Verdict};
 use image::GrayImage;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::evaluate::preprocess::{self, SIDE};
+use crate::evaluate::preprocess::{self, PreprocessError, SIDE};
 use crate::model_io;
 
 /// Options of `digits predict`.
@@ -39,12 +43,39 @@ pub struct Guess {
     pub probability: f32,
 }
 
+/// Whether a picture holds a digit, for the JSON output.
+#[derive(Serialize)]
+pub struct VerdictOut {
+    /// False when the picture is not a digit.
+    pub is_digit: bool,
+    /// Why not, for scripts (`"blank"`, `"flat"`, `"unsure"`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+    /// Why not, for people.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<String>,
+}
+
+impl From<Verdict> for VerdictOut {
+    fn from(v: Verdict) -> Self {
+        VerdictOut {
+            is_digit: v == Verdict::Digit,
+            reason: v.reason().map(|r| r.code()),
+            explanation: v.reason().map(|r| r.to_string()),
+        }
+    }
+}
+
 /// What became of one image: JSON output, and the source of the text output.
 #[derive(Serialize)]
 struct FileOutcome {
     file: String,
+    /// The digit, when the picture is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     digit: Option<u8>,
+    /// A digit, or not a digit and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verdict: Option<VerdictOut>,
     /// The three most probable digits, most probable first.
     #[serde(skip_serializing_if = "Option::is_none")]
     top3: Option<[Guess; 3]>,
@@ -69,6 +100,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
             .with_context(|| format!("cannot create the --show directory {}", dir.display()))?;
     }
     let names = show_names(&args.images);
+    let bar = progress_bar(args.images.len(), args.json);
     // Decoding dominates and the images are independent; collect keeps the order.
     let outcomes: Vec<FileOutcome> = args
         .images
@@ -77,14 +109,18 @@ pub fn run(args: PredictArgs) -> Result<()> {
         .map(|(path, name)| {
             let show = args.show.as_deref().map(|dir| (dir, name.as_str()));
             let file = path.display().to_string();
-            match predict_file(model, path, show) {
-                Ok((probabilities, shown)) => {
-                    let top3 = top3(&probabilities);
+            let outcome = match predict_file(model, path, show) {
+                Ok((seen, shown)) => {
+                    let top3 = seen.probabilities.as_ref().map(top3);
                     FileOutcome {
                         file,
-                        digit: Some(top3[0].digit),
-                        top3: Some(top3),
-                        probabilities: Some(probabilities),
+                        digit: match (seen.verdict, &top3) {
+                            (Verdict::Digit, Some(t)) => Some(t[0].digit),
+                            _ => None,
+                        },
+                        verdict: Some(seen.verdict.into()),
+                        top3,
+                        probabilities: seen.probabilities,
                         shown,
                         error: None,
                     }
@@ -92,22 +128,24 @@ pub fn run(args: PredictArgs) -> Result<()> {
                 Err(e) => FileOutcome {
                     file,
                     digit: None,
+                    verdict: None,
                     top3: None,
                     probabilities: None,
                     shown: None,
                     error: Some(format!("{e:#}")),
                 },
-            }
+            };
+            bar.inc(1);
+            outcome
         })
         .collect();
+    bar.finish_and_clear();
 
     for o in &outcomes {
-        match (&o.error, &o.top3) {
-            (Some(e), _) => eprintln!("error: {e}"),
-            (None, Some(t)) if !args.json => {
-                println!("{}: {}  (top-3: {})", o.file, t[0].digit, top3_text(t))
-            }
-            _ => {}
+        if let Some(e) = &o.error {
+            eprintln!("error: {e}");
+        } else if !args.json {
+            println!("{}", outcome_line(o));
         }
     }
     if args.json {
@@ -123,19 +161,79 @@ pub fn run(args: PredictArgs) -> Result<()> {
     Ok(())
 }
 
-/// Reads, preprocesses and classifies one image; saves what the network saw when asked.
+/// One line of the text output: `7.png: 7  (top-3: ...)`, or `bar.png: not a digit: ...`.
+fn outcome_line(o: &FileOutcome) -> String {
+    let verdict = match o.verdict.as_ref().and_then(|v| v.explanation.as_deref()) {
+        Some(why) => format!("not a digit: {why}"),
+        None => o.digit.map(|d| d.to_string()).unwrap_or_default(),
+    };
+    match &o.top3 {
+        Some(t) => format!("{}: {verdict}  (top-3: {})", o.file, top3_text(t)),
+        None => format!("{}: {verdict}", o.file),
+    }
+}
+
+/// A bar on stderr, counting pictures; hidden for `--json` and when stderr is not a terminal.
+fn progress_bar(len: usize, json: bool) -> ProgressBar {
+    if json || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(len as u64), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("predict [{bar:30}] {pos}/{len}  ETA {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+/// What `predict` made of one picture.
+#[derive(Clone, Copy, Debug)]
+pub struct Seen {
+    /// The 28x28 picture the network saw (none when there was no ink to fit).
+    pub pixels: Option<[u8; SIDE * SIDE]>,
+    /// The probability of each digit (none without a picture).
+    pub probabilities: Option<[f32; 10]>,
+    /// A digit, or not and why.
+    pub verdict: Verdict,
+}
+
+/// Preprocesses, classifies and judges one picture. A blank or noisy picture is a verdict
+/// ("not a digit"), not an error; a picture with no pixels is an error.
+pub fn see(model: &dyn Classifier<784, 10>, gray: &GrayImage) -> Result<Seen, PreprocessError> {
+    let nothing = |reason| Seen {
+        pixels: None,
+        probabilities: None,
+        verdict: Verdict::NotADigit(reason),
+    };
+    match preprocess::to_mnist(gray) {
+        Ok(pixels) => {
+            let probabilities = classify(model, &pixels);
+            Ok(Seen {
+                pixels: Some(pixels),
+                probabilities: Some(probabilities),
+                verdict: Verdict::judge(&pixels, &probabilities, &Limits::MNIST),
+            })
+        }
+        Err(PreprocessError::NoInk { .. }) => Ok(nothing(Reason::Blank)),
+        Err(PreprocessError::Noisy { .. }) => Ok(nothing(Reason::Noise)),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads, preprocesses, classifies and judges one image; saves what the network saw when asked.
 fn predict_file(
     model: &dyn Classifier<784, 10>,
     path: &Path,
     show: Option<(&Path, &str)>,
-) -> Result<([f32; 10], Option<String>)> {
+) -> Result<(Seen, Option<String>)> {
     let gray = preprocess::load_gray(path)?;
-    let pixels = preprocess::to_mnist(&gray).with_context(|| path.display().to_string())?;
-    let shown = match show {
-        Some((dir, name)) => Some(save_view(&pixels, dir, name)?),
-        None => None,
+    let seen = see(model, &gray).with_context(|| path.display().to_string())?;
+    let shown = match (show, &seen.pixels) {
+        (Some((dir, name)), Some(pixels)) => Some(save_view(pixels, dir, name)?),
+        _ => None,
     };
-    Ok((classify(model, &pixels), shown))
+    Ok((seen, shown))
 }
 
 /// Probabilities of the ten digits for a 28x28 picture.

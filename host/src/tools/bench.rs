@@ -18,7 +18,8 @@ pub struct BenchArgs {
     /// `--mode speed`: epochs trained, each timed.
     #[arg(long, default_value_t = 5)]
     epochs: u32,
-    /// `--mode speed`: seed of initialization and shuffling.
+    /// `--mode speed`: seed of initialization and shuffling; `--mode not-a-digit`: seed of the
+    /// generated non-digits.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// `--mode speed`: learning rate (constant; momentum 0.9, weight decay 1e-4).
@@ -37,6 +38,9 @@ pub struct BenchArgs {
     /// Central-difference step.
     #[arg(long, default_value_t = 1e-2)]
     step: f32,
+    /// `--mode not-a-digit`: the model file.
+    #[arg(long, value_name = "FILE", default_value = "model.digits")]
+    model: PathBuf,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -45,10 +49,16 @@ pub enum BenchMode {
     Numgrad,
     /// Training epoch time, images/s one at a time and batched, GFLOP/s next to the peak.
     Speed,
+    /// The "not a digit" verdict: flagged digits and non-digits, per set, over the threshold
+    /// (MNIST's and Fashion-MNIST's test sets; generated non-digits drawn from --seed).
+    NotADigit,
 }
 
 /// Runs `digits bench`.
 pub fn run(args: BenchArgs) -> Result<()> {
+    if args.mode == BenchMode::NotADigit {
+        return crate::evaluate::verdict_bench::run(&args.model, &args.data, args.seed);
+    }
     if args.mode == BenchMode::Speed {
         let dataset = load(&args.data)?;
         check_batches(&args.batch, dataset.test.labels.len())?;

@@ -51,6 +51,9 @@ pub const WORK_SIDE: usize = 1024;
 /// Least difference from the paper (of 255) that counts as ink at all: below it the picture is
 /// taken to be blank rather than stretching noise into a "digit".
 const MIN_CONTRAST: f32 = 40.0;
+/// Most noise (robust standard deviation of the border, levels of 255) of a picture of paper:
+/// above it the picture is noise, with nothing to tell ink from. A phone photo's is a few levels.
+const MAX_NOISE: f32 = 30.0;
 /// Share of the ink that ends at full intensity: in MNIST about a third of the ink pixels are
 /// 253 or more, the rest are anti-aliased edges.
 const SATURATED_SHARE: f32 = 0.35;
@@ -76,6 +79,11 @@ pub enum PreprocessError {
         /// The strongest difference from the background that was found (of 255).
         contrast: f32,
     },
+    /// The picture is noise: its border varies too much to tell ink from paper.
+    Noisy {
+        /// The border's robust standard deviation (of 255).
+        noise: f32,
+    },
 }
 
 impl fmt::Display for PreprocessError {
@@ -86,6 +94,11 @@ impl fmt::Display for PreprocessError {
                 f,
                 "no ink found: the strongest marks differ from the background by only \
                  {contrast:.0} of 255 levels (at least {MIN_CONTRAST:.0} needed); is the image blank?"
+            ),
+            PreprocessError::Noisy { noise } => write!(
+                f,
+                "the image is noise: its background varies by {noise:.0} levels of 255 \
+                 (at most {MAX_NOISE:.0} to tell ink from paper)"
             ),
         }
     }

@@ -3,7 +3,7 @@
 
 use image::GrayImage;
 
-use super::{FAINT_SHARE, MIN_CONTRAST, PreprocessError, SATURATED_SHARE, WORK_SIDE};
+use super::{FAINT_SHARE, MAX_NOISE, MIN_CONTRAST, PreprocessError, SATURATED_SHARE, WORK_SIDE};
 
 /// A grayscale picture in floating point, row by row.
 pub(super) struct Plane {
@@ -192,6 +192,9 @@ pub(super) fn quantile(hist: &[u64; 256], from: usize, share: f32) -> f32 {
 pub(super) fn ink(img: &Plane) -> Result<Vec<f32>, PreprocessError> {
     let (bg, mut border) = Background::fit(img);
     let sigma = 1.4826 * median(&mut border);
+    if sigma > MAX_NOISE {
+        return Err(PreprocessError::Noisy { noise: sigma });
+    }
     let noise = 3.0 * sigma + 4.0;
     let mut diff = Vec::with_capacity(img.px.len());
     let (mut darker, mut lighter) = (0.0f64, 0.0f64);

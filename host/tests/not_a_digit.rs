@@ -1,0 +1,67 @@
+//! The "not a digit" verdict measured on the issue's four sets: at most 1% of MNIST's test
+//! digits (as they are, and drawn as photos) flagged; every blank page, dot and noise flagged
+//! (what the ink checks are for). Issue 16 also asks for at least 95% of Fashion-MNIST's test
+//! images and of all the generated non-digits: the ink checks and the confidence limit do not
+//! reach that (letters, scribbles, outlined shapes and many clothes pass as digits), so it is
+//! reported (`digits bench --mode not-a-digit`, docs/figures.md) and not asserted here yet.
+//! Needs the full MNIST and Fashion-MNIST (Debian's dataset-fashion-mnist).
+
+use std::path::Path;
+
+use digits_core::MnistMlp;
+use digits_core::verdict::Limits;
+use host::data::Split;
+use host::evaluate::verdict_bench::{SetResult, measure};
+
+const FASHION: &str = "/usr/share/datasets/fashion-mnist";
+
+fn split(dir: &Path) -> Split {
+    let test = testkit::read_dir(dir).test;
+    Split {
+        images: test.images,
+        labels: test.labels,
+    }
+}
+
+#[test]
+fn the_verdict_meets_its_targets_on_the_four_sets() {
+    let Some(mnist) = testkit::full_mnist("not_a_digit: the four sets") else {
+        return;
+    };
+    let fashion = Path::new(FASHION);
+    let here = testkit::idx_path(fashion, testkit::TEST_IMAGES).is_some();
+    if !testkit::needs(
+        here,
+        "not_a_digit: the four sets",
+        "Fashion-MNIST is not in /usr/share/datasets/fashion-mnist (apt-get install dataset-fashion-mnist)",
+    ) {
+        return;
+    }
+    let bytes = std::fs::read(testkit::workspace().join("firmware/models/mnist.digits")).unwrap();
+    let mut net = Box::new(MnistMlp::zeros());
+    digits_core::model_file::decode(&bytes)
+        .unwrap()
+        .load_into(&mut *net)
+        .unwrap();
+    let sets = measure(&*net, &split(&mnist), &split(fashion), 1);
+    let limit = Limits::MNIST.min_confidence;
+    let find =
+        |prefix: &str| -> &SetResult { sets.iter().find(|s| s.name.starts_with(prefix)).unwrap() };
+    for s in &sets {
+        println!("{:<48} {:>6.2}%", s.name, s.flagged_percent(limit));
+    }
+    for prefix in ["MNIST test digits (", "MNIST test digits as photos"] {
+        let s = find(prefix);
+        let p = s.flagged_percent(limit);
+        assert!(p <= 1.0, "{}: {p:.2}% flagged, at most 1% wanted", s.name);
+    }
+    for kind in ["blank", "dot", "noise"] {
+        let s = find(&format!("  generated: {kind} "));
+        let p = s.flagged_percent(limit);
+        assert!(
+            p >= 95.0,
+            "{}: {p:.2}% flagged, at least 95% wanted",
+            s.name
+        );
+    }
+}
