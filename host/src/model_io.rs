@@ -184,8 +184,15 @@ pub const MAX_MODEL_FILE_BYTES: u64 = 16 << 20;
 /// Reads `path` whole if it holds at most `limit` bytes; a larger file is refused before
 /// anything is allocated, with a message that names the `what`, its size and the limit.
 pub fn read_bounded(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
-    let file = std::fs::File::open(path)
-        .with_context(|| format!("cannot read {what} {}", path.display()))?;
+    let file = std::fs::File::open(path).map_err(|e| {
+        // A relative default (`model.digits`) read outside the directory it was meant for:
+        // say where it was looked for.
+        let place = match std::path::absolute(path) {
+            Ok(abs) if path.is_relative() => format!("{} ({})", path.display(), abs.display()),
+            _ => path.display().to_string(),
+        };
+        anyhow::anyhow!("cannot read {what} {place}: {e}")
+    })?;
     let len = file
         .metadata()
         .with_context(|| format!("cannot read {what} {}", path.display()))?
