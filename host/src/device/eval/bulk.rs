@@ -97,7 +97,15 @@ pub(super) fn run(args: &DeviceEvalArgs, reference: &Reference) -> Result<EvalRe
         bail!("the device reported {} of {n} images", tally.images);
     }
     let mut eval = tally.report("psram", seconds, reference);
-    eval.instructions_per_inference = report.instructions.map(|s| s.parse()).transpose()?;
-    eval.stack_peak_bytes = report.stack_peak.map(|s| s.parse()).transpose()?;
+    eval.instructions_per_inference = report
+        .instructions
+        .map(|s| s.parse())
+        .transpose()
+        .context("the device's instructions_per_inference")?;
+    eval.stack_peak_bytes = report
+        .stack_peak
+        .map(|s| s.parse())
+        .transpose()
+        .context("the device's stack_peak_bytes")?;
     Ok(eval)
 }

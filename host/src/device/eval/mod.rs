@@ -158,7 +158,7 @@ struct EvalReport {
     /// Seconds in QEMU.
     seconds: f64,
     /// Instructions per inference on the device (bulk path, `qemu -icount`).
-    instructions_per_inference: Option<u64>,
+    instructions_per_inference: Option<f64>,
     /// Deepest stack use on the device (bulk path), bytes.
     stack_peak_bytes: Option<u64>,
 }
