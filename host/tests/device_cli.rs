@@ -342,9 +342,20 @@ struct Running(Child);
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.0.kill().ok();
+        // SIGTERM, which digits passes on to its QEMU (SIGKILL would leave QEMU running).
+        if matches!(self.0.try_wait(), Ok(None)) {
+            terminate(&self.0);
+        }
         self.0.wait().ok();
     }
+}
+
+/// Sends SIGTERM to `child`.
+fn terminate(child: &Child) {
+    std::process::Command::new("kill")
+        .args(["-s", "TERM", &child.id().to_string()])
+        .status()
+        .ok();
 }
 
 #[test]
@@ -410,7 +421,7 @@ fn a_running_device_serves_one_client_after_another() {
         "{t}"
     );
 
-    run.0.kill().unwrap();
+    terminate(&run.0);
     run.0.wait().unwrap();
     let mut log = String::new();
     run.0
@@ -452,8 +463,9 @@ fn without_the_firmware_the_error_says_how_to_build_it() {
     );
 }
 
-/// The processes whose parent is `pid` (Linux: /proc/PID/task/TID/children).
-fn children_of(pid: u32) -> Vec<u32> {
+/// The QEMUs running a firmware whose parent is `pid` (Linux: /proc/PID/task/TID/children),
+/// not the `qemu-system-arm --version` that checks QEMU is there.
+fn qemus_of(pid: u32) -> Vec<u32> {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return Vec::new();
     };
@@ -465,10 +477,15 @@ fn children_of(pid: u32) -> Vec<u32> {
                 .filter_map(|p| p.parse().ok())
                 .collect::<Vec<u32>>()
         })
+        .filter(|child| {
+            std::fs::read(format!("/proc/{child}/cmdline"))
+                .is_ok_and(|c| c.split(|&b| b == 0).any(|arg| arg == b"-kernel"))
+        })
         .collect()
 }
 
-/// Whether process `pid` exists (running, or a zombie nobody reaped).
+/// Whether process `pid` exists (running, or a zombie nobody reaped: an orphan's new parent
+/// may never reap it).
 fn exists(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
@@ -511,7 +528,7 @@ fn signal_ends_digits_and_its_qemu(args: &[&str], signal: &str, signo: i32) -> u
     let mut qemu = Vec::new();
     assert!(
         wait_for(Duration::from_secs(30), || {
-            qemu = children_of(pid);
+            qemu = qemus_of(pid);
             !qemu.is_empty()
         }),
         "{args:?}: no QEMU started"

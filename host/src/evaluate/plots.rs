@@ -279,7 +279,10 @@ fn draw_heat_scale(root: &DrawingArea<BitMapBackend, Shift>, max: u64) -> Result
     for tick in heat_ticks(max) {
         let y = bottom - 1 - (heat_level(tick, max) * (height - 1) as f64).round() as i32;
         root.draw(&PathElement::new(
-            vec![(SCALE_LEFT + SCALE_WIDTH, y), (SCALE_LEFT + SCALE_WIDTH + 5, y)],
+            vec![
+                (SCALE_LEFT + SCALE_WIDTH, y),
+                (SCALE_LEFT + SCALE_WIDTH + 5, y),
+            ],
             DARK,
         ))?;
         root.draw_text(
@@ -290,7 +293,10 @@ fn draw_heat_scale(root: &DrawingArea<BitMapBackend, Shift>, max: u64) -> Result
     }
     let zero = HEAT_TOP + grid - ZERO_SWATCH;
     root.draw(&Rectangle::new(
-        [(SCALE_LEFT, zero), (SCALE_LEFT + SCALE_WIDTH, zero + ZERO_SWATCH)],
+        [
+            (SCALE_LEFT, zero),
+            (SCALE_LEFT + SCALE_WIDTH, zero + ZERO_SWATCH),
+        ],
         frame,
     ))?;
     root.draw_text(
@@ -526,7 +532,10 @@ mod tests {
         // The scale: dark at the bottom (1), bright at the top (the largest count).
         let bar = |y: i32| *png.get_pixel((SCALE_LEFT + SCALE_WIDTH / 2) as u32, y as u32);
         let (top, bottom) = (bar(HEAT_TOP + 2), bar(HEAT_TOP + 400));
-        assert!(luma(&top) > 180.0 && luma(&bottom) < luma(&top), "{top:?} {bottom:?}");
+        assert!(
+            luma(&top) > 180.0 && luma(&bottom) < luma(&top),
+            "{top:?} {bottom:?}"
+        );
         assert_eq!(heat_ticks(989), [1, 2, 5, 10, 20, 50, 100, 200, 500]);
         assert_eq!(heat_ticks(5000), [1, 10, 100, 1000]);
         assert_eq!(heat(1, 989), RGBColor(68, 1, 84));
