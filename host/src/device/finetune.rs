@@ -28,7 +28,6 @@ use super::qemu::{Qemu, require_qemu};
 use super::tuner::{self, MnistTuner, Plan};
 use super::{HostSide, Launch};
 use crate::data::{self, Dataset, DatasetKind, Split};
-use crate::model_io::Weights;
 use crate::tools::measure::median;
 use crate::train::GradMethod;
 
@@ -106,10 +105,7 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
         args.batch
     );
     let device_model = DeviceModel::load(args.host.model.as_deref())?;
-    device_model.require_f32("finetune")?;
-    let Weights::F32(model) = &device_model.weights else {
-        unreachable!("checked f32 above")
-    };
+    let model = device_model.f32("finetune")?;
     let shifted = Dataset::load(&args.shift, DatasetKind::Mnist).with_context(|| {
         format!(
             "cannot read the shifted data in {}: write it with `digits data shift --out {}`",
@@ -193,10 +189,10 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
         },
         seed: args.seed,
     };
-    let mut host = tuner::tuner(&model);
+    let mut host = tuner::tuner(model);
     let before: Vec<TuneScore> = sets
         .iter()
-        .map(|set| evaluate(&mut link, &model, &host, set))
+        .map(|set| evaluate(&mut link, model, &host, set))
         .collect::<Result<_>>()?;
 
     link.reset()?;
@@ -216,7 +212,7 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
             sample_instructions.push(tuning.instructions);
         }
         let trained = link.train(plan.method, plan.lr, args.momentum)?;
-        let expected = tuner::step(&mut host, &model, &plan, &batch)
+        let expected = tuner::step(&mut host, model, &plan, &batch)
             .map_err(|e| anyhow::anyhow!("the host's step {}: {e}", k + 1))?;
         let host_digest = output_digest(&host.output);
         if trained.output_fnv64 != host_digest || trained.loss.to_bits() != expected.loss.to_bits()
@@ -237,7 +233,7 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
     let seconds = start.elapsed().as_secs_f64();
     let after: Vec<TuneScore> = sets
         .iter()
-        .map(|set| evaluate(&mut link, &model, &host, set))
+        .map(|set| evaluate(&mut link, model, &host, set))
         .collect::<Result<_>>()?;
     let info = link.info()?;
     let (static_ram, stack_peak) = (info.static_ram_bytes, info.stack_peak_bytes);

@@ -10,6 +10,7 @@ use digits_core::digest::{int8_digest, params_digest};
 
 use super::qemu::TARGET;
 use crate::model_io::{self, Weights};
+use crate::train::aligned::ModelBox;
 use crate::workspace::{self, SHIPPED_MODEL, SHIPPED_MODEL_INT8};
 
 /// A model file for the device, read and checked.
@@ -74,9 +75,10 @@ impl DeviceModel {
         std::path::absolute(&self.path).unwrap_or_else(|_| self.path.clone())
     }
 
-    /// The `serve` firmware (info, predict, eval --uart, finetune, run) runs f32 models only.
-    pub fn require_f32(&self, command: &str) -> Result<()> {
-        if self.is_int8() {
+    /// The f32 network, or an error for `digits device {command}`: the `serve` firmware (info,
+    /// predict, eval --uart, finetune, run) runs f32 models only.
+    pub fn f32(&self, command: &str) -> Result<&ModelBox> {
+        let Weights::F32(model) = &self.weights else {
             bail!(
                 "{} is an int8 model, and `digits device {command}` runs the serve firmware, \
                  which runs f32 models only: evaluate it on the device with `digits device eval \
@@ -84,8 +86,8 @@ impl DeviceModel {
                 self.path.display(),
                 self.path.display()
             );
-        }
-        Ok(())
+        };
+        Ok(model)
     }
 
     /// Fails with what to type unless the device, reached as `reached`, reports this model.

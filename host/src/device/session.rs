@@ -21,7 +21,7 @@ impl Session {
     /// without `model`, that it runs that model. `command` names the command for messages.
     pub fn open(reach: &Reach, model: Option<&DeviceModel>, command: &str) -> Result<Self> {
         if let Some(model) = model {
-            model.require_f32(command)?;
+            model.f32(command)?;
         }
         let (qemu, mut link) = match reach.connect {
             Some(addr) => {

@@ -68,7 +68,7 @@ impl Reference {
     fn load(args: &DeviceEvalArgs) -> Result<Self> {
         let model = DeviceModel::load(args.host.model.as_deref())?;
         if args.uart {
-            model.require_f32("eval --uart")?;
+            model.f32("eval --uart")?;
         }
         let dir = data::resolve_dir(args.host.data.as_deref(), DatasetKind::Mnist);
         let dataset = Dataset::load(&dir.path, DatasetKind::Mnist)?;
