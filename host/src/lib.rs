@@ -12,8 +12,9 @@
 //! - [`device`]: the firmware in QEMU and the link to it; `digits device`.
 //! - [`tools`]: gradient checks, benchmarks, quantization, inspection of model files.
 //!
-//! Two modules serve every stage: [`model_io`] (model files on disk) and [`simd`] (the vector
-//! instructions the hot loops are compiled for).
+//! Three modules serve every stage: [`model_io`] (model files on disk), [`simd`] (the vector
+//! instructions the hot loops are compiled for) and [`workspace`] (the source tree, wherever the
+//! command runs).
 
 pub mod data;
 pub mod device;
@@ -22,3 +23,4 @@ pub mod model_io;
 pub mod simd;
 pub mod tools;
 pub mod train;
+pub mod workspace;

@@ -181,11 +181,20 @@ pub fn decode(bytes: &[u8]) -> Result<Loaded> {
 /// path (a disk image, a video) is refused at once instead of read into memory.
 pub const MAX_MODEL_FILE_BYTES: u64 = 16 << 20;
 
+/// `path` for a message, with its absolute form when relative: a relative default such as
+/// `model.digits`, read outside the directory it was meant for, says where it was looked for.
+pub fn where_is(path: &Path) -> String {
+    match std::path::absolute(path) {
+        Ok(abs) if path.is_relative() => format!("{} ({})", path.display(), abs.display()),
+        _ => path.display().to_string(),
+    }
+}
+
 /// Reads `path` whole if it holds at most `limit` bytes; a larger file is refused before
 /// anything is allocated, with a message that names the `what`, its size and the limit.
 pub fn read_bounded(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
     let file = std::fs::File::open(path)
-        .with_context(|| format!("cannot read {what} {}", path.display()))?;
+        .map_err(|e| anyhow::anyhow!("cannot read {what} {}: {e}", where_is(path)))?;
     let len = file
         .metadata()
         .with_context(|| format!("cannot read {what} {}", path.display()))?

@@ -1,10 +1,11 @@
 //! `digits device` end to end, with the firmware in QEMU: info, predict, eval over the UART and
-//! through the bulk path, a long-running `device run` reached with `--connect`, and the errors
-//! a user meets first (no QEMU, no firmware, another model).
+//! through the bulk path, a long-running `device run` reached with `--connect`, the user's own
+//! model, `--json`, no QEMU left behind on a signal, and the errors a user meets first (no
+//! QEMU, no firmware, another model).
 
 mod common;
 
-use common::{digits_in, firmware_dir, have_qemu, slice, text, workspace};
+use common::{digits, digits_in, firmware_dir, have_qemu, output_ok, slice, text, workspace};
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -21,6 +22,15 @@ fn device(args: &[&str]) -> Output {
         .args(args)
         .arg("--firmware")
         .arg(firmware_dir())
+        .output()
+        .expect("run digits")
+}
+
+/// `digits device ARGS` for a device that `device run` keeps running (no --firmware).
+fn client(args: &[&str]) -> Output {
+    digits_in(&slice())
+        .arg("device")
+        .args(args)
         .output()
         .expect("run digits")
 }
@@ -105,13 +115,8 @@ fn eval_agrees_bit_for_bit_over_the_uart_and_in_bulk() {
     assert!(t.contains("per inference (qemu -icount"), "{t}");
 }
 
-#[test]
-fn eval_refuses_a_model_the_device_does_not_run() {
-    if !have_qemu("device_cli::eval_refuses_a_model_the_device_does_not_run") {
-        return;
-    }
-    // Any other valid model: the committed one with one weight changed, re-encoded.
-    let dir = tempfile::tempdir().unwrap();
+/// Any other valid f32 model: the shipped one with one bias changed, re-encoded, in `dir`.
+fn other_model(dir: &Path) -> PathBuf {
     let bytes = std::fs::read(workspace().join("firmware/models/mnist.digits")).unwrap();
     let file = digits_core::model_file::decode(&bytes).unwrap();
     let mut model = Box::new(digits_core::MnistMlp::zeros());
@@ -119,9 +124,18 @@ fn eval_refuses_a_model_the_device_does_not_run() {
     model.output.b[3] += 0.5;
     let mut other = vec![0u8; bytes.len() + 4096];
     let n = digits_core::model_file::encode(&*model, &file.metadata, &mut other).unwrap();
-    let path = dir.path().join("other.digits");
+    let path = dir.join("other.digits");
     std::fs::write(&path, &other[..n]).unwrap();
+    path
+}
 
+#[test]
+fn prebuilt_firmware_with_another_model_says_what_to_type() {
+    if !have_qemu("device_cli::prebuilt_firmware_with_another_model_says_what_to_type") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = other_model(dir.path());
     for uart in [false, true] {
         let mut args = vec!["eval", "--limit", "5", "--model", path.to_str().unwrap()];
         if uart {
@@ -130,8 +144,197 @@ fn eval_refuses_a_model_the_device_does_not_run() {
         let out = device(&args);
         let t = text(&out);
         assert!(!out.status.success(), "{t}");
-        assert!(t.contains("the device runs another model"), "{t}");
+        assert!(t.contains("was built with another model"), "{t}");
+        assert!(t.contains("drop --firmware"), "{t}");
+        assert!(
+            t.contains(&format!("`DIGITS_MODEL={} cargo build", path.display())),
+            "{t}"
+        );
     }
+}
+
+#[test]
+fn the_users_own_model_runs_on_the_device_from_any_directory() {
+    if !have_qemu("device_cli::the_users_own_model_runs_on_the_device_from_any_directory") {
+        return;
+    }
+    // Outside the repository, no --firmware: digits builds a firmware with this model in it.
+    let dir = tempfile::tempdir().unwrap();
+    let path = other_model(dir.path());
+    let out = digits()
+        .current_dir(dir.path())
+        .env("MNIST_DIR", slice())
+        .args([
+            "device",
+            "eval",
+            "--limit",
+            "40",
+            "--json",
+            "--model",
+            "other.digits",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", text(&out)));
+    assert_eq!(report["images"], 40, "{report}");
+    assert_eq!(report["same_bits"], 40, "{report}");
+    assert_eq!(report["model"], "other.digits", "{report}");
+
+    // The same firmware (built once) serves predict; the shipped model answers differently.
+    let png = seven_png(dir.path());
+    let predict = |model: Option<&Path>| {
+        let mut cmd = digits();
+        cmd.current_dir(dir.path())
+            .args(["device", "predict", "--json"])
+            .arg(&png);
+        if let Some(m) = model {
+            cmd.arg("--model").arg(m);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v[0]["probabilities"].clone()
+    };
+    let mine = predict(Some(&path));
+    let shipped = predict(None);
+    assert_ne!(mine, shipped, "the device ran the same model for both");
+
+    // What the device reports about itself: the user's model, as JSON.
+    let out = digits()
+        .current_dir(dir.path())
+        .args(["device", "info", "--json", "--model", "other.digits"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let digest = report["model_digest"].as_str().unwrap();
+    assert_eq!(
+        format!("{:016x}", info["model"]["params_fnv64"].as_u64().unwrap()),
+        digest,
+        "{info}"
+    );
+    assert_eq!(info["counters"]["classified"], 0, "{info}");
+    assert_eq!(info["board"], "mps2-an386", "{info}");
+}
+
+#[test]
+fn an_int8_model_is_sent_to_the_bulk_eval() {
+    // The serve firmware runs f32 models only: refused before QEMU is looked for.
+    let out = digits_in(&slice())
+        .args([
+            "device",
+            "predict",
+            "--model",
+            "firmware/models/mnist-int8.digits",
+            "x.png",
+        ])
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(
+        t.contains("digits device eval --model firmware/models/mnist-int8.digits"),
+        "{t}"
+    );
+}
+
+#[test]
+fn each_subcommand_lists_and_takes_only_its_options() {
+    let help = text(&output_ok(digits().args(["device", "--help"])));
+    for command in ["run", "info", "predict", "eval", "finetune"] {
+        assert!(
+            help.lines().any(|l| l.trim_start().starts_with(command)),
+            "{command} missing from:\n{help}"
+        );
+    }
+    assert!(
+        help.contains("run, info, predict, eval, finetune"),
+        "{help}"
+    );
+    let refused: [(&[&str], &str); 5] = [
+        (
+            &["run", "--connect", "127.0.0.1:9"],
+            "unexpected argument '--connect'",
+        ),
+        (&["run", "--verbose"], "unexpected argument '--verbose'"),
+        (
+            &["info", "--connect", "127.0.0.1:9", "--firmware", "fw"],
+            "cannot be used with",
+        ),
+        (
+            &["info", "--connect", "127.0.0.1:9", "-v"],
+            "cannot be used with",
+        ),
+        (
+            &["run", "--model", "m.digits", "--firmware", "fw"],
+            "cannot be used with",
+        ),
+    ];
+    for (args, expected) in refused {
+        let out = digits().arg("device").args(args).output().unwrap();
+        let t = text(&out);
+        assert!(!out.status.success(), "{args:?}: {t}");
+        assert!(t.contains(expected), "{args:?}: {t}");
+    }
+}
+
+#[test]
+fn info_eval_and_predict_print_one_json_document() {
+    if !have_qemu("device_cli::info_eval_and_predict_print_one_json_document") {
+        return;
+    }
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = device(args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{args:?}: stdout is not one JSON document ({e}):\n{}",
+                text(&out)
+            )
+        })
+    };
+    let info = json(&["info", "--json"]);
+    assert_eq!(
+        info["protocol"],
+        digits_core::protocol::PROTOCOL_VERSION,
+        "{info}"
+    );
+    assert_eq!(info["model"]["dataset"], "mnist", "{info}");
+    assert!(info["stack_peak_bytes"].as_u64().unwrap() > 0, "{info}");
+    assert!(
+        info["counters"]["requests"].as_u64().unwrap() >= 1,
+        "{info}"
+    );
+
+    for uart in [false, true] {
+        let mut args = vec!["eval", "--limit", "30", "--json"];
+        if uart {
+            args.push("--uart");
+        }
+        let eval = json(&args);
+        assert_eq!(eval["images"], 30, "{eval}");
+        assert_eq!(eval["same_bits"], 30, "{eval}");
+        assert_eq!(eval["path"], if uart { "uart" } else { "psram" }, "{eval}");
+        let accuracy = eval["accuracy"].as_f64().unwrap();
+        let correct = eval["correct"].as_f64().unwrap();
+        assert!((accuracy - correct / 30.0).abs() < 1e-12, "{eval}");
+        assert_eq!(eval["instructions_per_inference"].is_f64(), !uart, "{eval}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let png = seven_png(dir.path());
+    let predicted = json(&["predict", "--json", png.to_str().unwrap()]);
+    assert_eq!(predicted[0]["digit"], 7, "{predicted}");
+    assert_eq!(predicted[0]["top3"][0]["digit"], 7, "{predicted}");
+    let sum: f64 = predicted[0]["probabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_f64().unwrap())
+        .sum();
+    assert!((sum - 1.0).abs() < 1e-4, "{predicted}");
 }
 
 /// Kills the child when dropped, so a failing test leaves no QEMU behind.
@@ -139,9 +342,20 @@ struct Running(Child);
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.0.kill().ok();
+        // SIGTERM, which digits passes on to its QEMU (SIGKILL would leave QEMU running).
+        if matches!(self.0.try_wait(), Ok(None)) {
+            terminate(&self.0);
+        }
         self.0.wait().ok();
     }
+}
+
+/// Sends SIGTERM to `child`.
+fn terminate(child: &Child) {
+    std::process::Command::new("kill")
+        .args(["-s", "TERM", &child.id().to_string()])
+        .status()
+        .ok();
 }
 
 #[test]
@@ -167,7 +381,7 @@ fn a_running_device_serves_one_client_after_another() {
     // QEMU listens as soon as it runs; retry until it does.
     let start = Instant::now();
     let info = loop {
-        let out = device(&["info", "--connect", &addr]);
+        let out = client(&["info", "--connect", &addr]);
         if out.status.success() || start.elapsed() > Duration::from_secs(20) {
             break out;
         }
@@ -176,15 +390,38 @@ fn a_running_device_serves_one_client_after_another() {
     assert!(info.status.success(), "{}", text(&info));
     let dir = tempfile::tempdir().unwrap();
     let png = seven_png(dir.path());
-    let out = device(&["predict", "--connect", &addr, png.to_str().unwrap()]);
+    let out = client(&["predict", "--connect", &addr, png.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("seven.png: 7"), "{}", text(&out));
     // The device counts across clients: this info saw the previous sessions' requests.
-    let out = device(&["info", "--connect", &addr]);
+    let out = client(&["info", "--connect", &addr]);
     let t = text(&out);
     assert!(t.contains("1 images classified"), "{t}");
+    // Another model than the running device's: the message says how to run it.
+    let dir = tempfile::tempdir().unwrap();
+    let other = other_model(dir.path());
+    let out = client(&[
+        "eval",
+        "--uart",
+        "--limit",
+        "3",
+        "--connect",
+        &addr,
+        "--model",
+        other.to_str().unwrap(),
+    ]);
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(
+        t.contains(&format!("the device at {addr} runs another model")),
+        "{t}"
+    );
+    assert!(
+        t.contains(&format!("digits device run --model {}", other.display())),
+        "{t}"
+    );
 
-    run.0.kill().unwrap();
+    terminate(&run.0);
     run.0.wait().unwrap();
     let mut log = String::new();
     run.0
@@ -224,4 +461,156 @@ fn without_the_firmware_the_error_says_how_to_build_it() {
         t.contains("cargo build -p firmware --release --target thumbv7em-none-eabihf"),
         "{t}"
     );
+}
+
+/// The QEMUs running a firmware whose parent is `pid` (Linux: /proc/PID/task/TID/children),
+/// not the `qemu-system-arm --version` that checks QEMU is there.
+fn qemus_of(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|s| {
+            s.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .filter(|child| {
+            std::fs::read(format!("/proc/{child}/cmdline"))
+                .is_ok_and(|c| c.split(|&b| b == 0).any(|arg| arg == b"-kernel"))
+        })
+        .collect()
+}
+
+/// Whether process `pid` exists (running, or a zombie nobody reaped: an orphan's new parent
+/// may never reap it).
+fn exists(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Waits until `cond` holds, at most `limit`.
+fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cond()
+}
+
+/// A free local port, as an address.
+fn free_addr() -> String {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("127.0.0.1:{port}")
+}
+
+/// Starts `digits ARGS`, waits for its QEMU, sends it `signal`: digits ends by that signal
+/// and its QEMU is gone. Returns the QEMU's pid.
+fn signal_ends_digits_and_its_qemu(args: &[&str], signal: &str, signo: i32) -> u32 {
+    use std::os::unix::process::ExitStatusExt;
+    let mut run = Running(
+        digits_in(&slice())
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = run.0.id();
+    let mut qemu = Vec::new();
+    assert!(
+        wait_for(Duration::from_secs(30), || {
+            qemu = qemus_of(pid);
+            !qemu.is_empty()
+        }),
+        "{args:?}: no QEMU started"
+    );
+    let qemu = qemu[0];
+    // Let it settle into its work.
+    std::thread::sleep(Duration::from_millis(500));
+    let status = std::process::Command::new("kill")
+        .args(["-s", signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut ended = None;
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            ended = run.0.try_wait().unwrap();
+            ended.is_some()
+        }),
+        "{args:?}: digits still running after SIG{signal}"
+    );
+    assert_eq!(
+        ended.unwrap().signal(),
+        Some(signo),
+        "{args:?}: digits did not end by SIG{signal}"
+    );
+    assert!(
+        wait_for(Duration::from_secs(5), || !exists(qemu)),
+        "{args:?}: QEMU (pid {qemu}) outlived digits after SIG{signal}"
+    );
+    qemu
+}
+
+#[test]
+fn no_qemu_outlives_device_run_on_any_signal() {
+    if !have_qemu("device_cli::no_qemu_outlives_device_run_on_any_signal") {
+        return;
+    }
+    let firmware = firmware_dir().to_str().unwrap().to_owned();
+    for (signal, signo) in [("TERM", 15), ("INT", 2), ("HUP", 1)] {
+        let addr = free_addr();
+        let args = ["device", "run", "--listen", &addr, "--firmware", &firmware];
+        signal_ends_digits_and_its_qemu(&args, signal, signo);
+        // The port QEMU listened on is free again.
+        assert!(
+            wait_for(Duration::from_secs(5), || TcpListener::bind(&addr).is_ok()),
+            "SIG{signal}: {addr} still bound"
+        );
+    }
+}
+
+#[test]
+fn no_qemu_outlives_a_command_with_a_session() {
+    if !have_qemu("device_cli::no_qemu_outlives_a_command_with_a_session") {
+        return;
+    }
+    // Over the UART 500 images take several seconds: the signal comes in the middle.
+    let firmware = firmware_dir().to_str().unwrap().to_owned();
+    let args = [
+        "device",
+        "eval",
+        "--uart",
+        "--limit",
+        "500",
+        "--firmware",
+        &firmware,
+    ];
+    signal_ends_digits_and_its_qemu(&args, "TERM", 15);
+}
+
+#[test]
+fn a_panic_stops_the_qemu_it_unwinds_past() {
+    if !have_qemu("device_cli::a_panic_stops_the_qemu_it_unwinds_past") {
+        return;
+    }
+    let elf = firmware_dir().join("serve");
+    let (send, pid) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let (qemu, _link) = host::device::qemu::Qemu::start_with_link(&elf, &[], |_| {}).unwrap();
+        send.send(qemu.pid()).unwrap();
+        panic!("a failure while the device runs");
+    });
+    let pid = pid.recv().unwrap();
+    assert!(thread.join().is_err(), "the thread did not panic");
+    assert!(!exists(pid), "QEMU (pid {pid}) outlived the panic");
 }

@@ -183,6 +183,38 @@ fn the_device_learns_a_new_writer_by_backprop_and_by_central_differences() {
 }
 
 #[test]
+fn finetune_json_is_one_document_with_the_report() {
+    if !have_qemu("device_finetune::finetune_json_is_one_document_with_the_report") {
+        return;
+    }
+    let data = slice();
+    let out = digits_in(&data)
+        .args(["device", "finetune", "--samples", "20", "--epochs", "2"])
+        .args(["--batch", "10", "--limit", "40", "--json", "--shift"])
+        .arg(shifted(&data))
+        .arg("--firmware")
+        .arg(firmware_dir())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", text(&out)));
+    assert_eq!(report["samples"], 20, "{report}");
+    assert_eq!(report["steps"], 4, "{report}");
+    let sets = report["sets"].as_array().unwrap();
+    assert_eq!(sets.len(), 2, "{report}");
+    for set in sets {
+        assert_eq!(set["images"], 40, "{report}");
+        let after = set["after"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&after), "{report}");
+    }
+    assert!(
+        report["instructions_per_sample"].as_u64().unwrap() > 0,
+        "{report}"
+    );
+}
+
+#[test]
 fn bad_finetune_requests_are_explained() {
     let data = slice();
     let shifted = shifted(&data);
@@ -193,7 +225,7 @@ fn bad_finetune_requests_are_explained() {
         (&["--shift", "/nonexistent/shift"], "digits data shift"),
         (
             &["--shift", shift, "--connect", "127.0.0.1:9"],
-            "drop --connect",
+            "unexpected argument '--connect'",
         ),
     ];
     for (args, expected) in cases {

@@ -13,23 +13,22 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use clap::Args;
 use digits_core::blob::{Contents, IMAGE_LEN};
-use digits_core::digest::{Fnv64, output_digest, params_digest};
+use digits_core::digest::{Fnv64, output_digest};
 use digits_core::finetune::Gradient;
 use digits_core::protocol::{Evaluation, MAX_BATCH};
 use digits_core::{MnistMlp, Sgd};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
+use serde::Serialize;
 
-use super::HostSide;
-use super::firmware::Firmware;
 use super::link::Link;
-use super::logs::LogPrinter;
+use super::model::DeviceModel;
 use super::psram::PsramBlob;
 use super::qemu::{Qemu, require_qemu};
 use super::tuner::{self, MnistTuner, Plan};
+use super::{HostSide, Launch};
 use crate::data::command::{DataArgs, load_test};
 use crate::data::{Dataset, DatasetKind, Split};
-use crate::model_io;
 use crate::tools::measure::median;
 use crate::train::GradMethod;
 
@@ -66,6 +65,11 @@ pub struct FinetuneArgs {
     limit: Option<usize>,
     #[command(flatten)]
     host: HostSide,
+    #[command(flatten)]
+    launch: Launch,
+    /// Print one JSON object (the same figures) instead of the text report.
+    #[arg(long)]
+    json: bool,
 }
 
 /// One evaluation set as both sides see it.
@@ -90,7 +94,7 @@ impl TuneScore {
 }
 
 /// Runs `digits device finetune`.
-pub fn run(firmware: &Firmware, logs: LogPrinter, args: &FinetuneArgs) -> Result<()> {
+pub fn run(args: &FinetuneArgs) -> Result<()> {
     ensure!(
         args.samples >= 10 && args.samples.is_multiple_of(10),
         "--samples must be a positive multiple of 10 (as many of each digit), not {}",
@@ -101,9 +105,8 @@ pub fn run(firmware: &Firmware, logs: LogPrinter, args: &FinetuneArgs) -> Result
         "--batch must be 1 to {MAX_BATCH} (what the device caches), not {}",
         args.batch
     );
-    let model = model_io::load(&args.host.model)
-        .context("name the model file the firmware was built from with --model FILE")?
-        .model;
+    let device_model = DeviceModel::load(args.host.model.as_deref())?;
+    let model = device_model.f32("finetune")?;
     let shifted = Dataset::load(&args.shift, DatasetKind::Mnist).with_context(|| {
         format!(
             "cannot read the shifted data in {}: write it with `digits data shift --out {}`",
@@ -163,21 +166,14 @@ pub fn run(firmware: &Firmware, logs: LogPrinter, args: &FinetuneArgs) -> Result
     )?;
 
     // -icount: the device's instruction counts are exact (its clock counts instructions).
+    let firmware = args.launch.firmware();
     let (qemu, mut link) = Qemu::start_with_link(
-        &firmware.elf("serve")?,
+        &firmware.elf("serve", Some(&device_model))?,
         &["-icount", "shift=0", "-device", blob.loader()],
-        logs.sink(),
+        args.launch.logs().sink(),
     )?;
     link.set_timeout(Duration::from_secs(600));
-    let device_model = link.info()?.model.params_fnv64;
-    let host_model = params_digest(&model);
-    if device_model != host_model {
-        bail!(
-            "the device runs another model (parameters digest {device_model:016x}) than {} \
-             ({host_model:016x}): pass the model file the firmware was built from with --model",
-            args.host.model.display()
-        );
-    }
+    device_model.check(link.info()?.model.params_fnv64, &firmware.reached())?;
 
     let plan = Plan {
         method: match args.method {
@@ -193,10 +189,10 @@ pub fn run(firmware: &Firmware, logs: LogPrinter, args: &FinetuneArgs) -> Result
         },
         seed: args.seed,
     };
-    let mut host = tuner::tuner(&model);
+    let mut host = tuner::tuner(model);
     let before: Vec<TuneScore> = sets
         .iter()
-        .map(|set| evaluate(&mut link, &model, &host, set))
+        .map(|set| evaluate(&mut link, model, &host, set))
         .collect::<Result<_>>()?;
 
     link.reset()?;
@@ -216,7 +212,7 @@ pub fn run(firmware: &Firmware, logs: LogPrinter, args: &FinetuneArgs) -> Result
             sample_instructions.push(tuning.instructions);
         }
         let trained = link.train(plan.method, plan.lr, args.momentum)?;
-        let expected = tuner::step(&mut host, &model, &plan, &batch)
+        let expected = tuner::step(&mut host, model, &plan, &batch)
             .map_err(|e| anyhow::anyhow!("the host's step {}: {e}", k + 1))?;
         let host_digest = output_digest(&host.output);
         if trained.output_fnv64 != host_digest || trained.loss.to_bits() != expected.loss.to_bits()
@@ -237,56 +233,138 @@ pub fn run(firmware: &Firmware, logs: LogPrinter, args: &FinetuneArgs) -> Result
     let seconds = start.elapsed().as_secs_f64();
     let after: Vec<TuneScore> = sets
         .iter()
-        .map(|set| evaluate(&mut link, &model, &host, set))
+        .map(|set| evaluate(&mut link, model, &host, set))
         .collect::<Result<_>>()?;
     let info = link.info()?;
     let (static_ram, stack_peak) = (info.static_ram_bytes, info.stack_peak_bytes);
     drop(link);
     qemu.stop()?;
 
-    println!(
-        "fine-tuned the output layer on the device: {} shifted samples ({per_class} of each \
-         digit), {} epochs in batches of {}, {:?}, learning rate {}, momentum {}: {} steps in \
-         {seconds:.1} s",
-        samples.len(),
-        plan.epochs,
-        plan.batch,
-        args.method,
-        plan.lr,
-        args.momentum,
-        steps.len()
-    );
-    println!("                      before     after    change");
-    for ((set, b), a) in sets.iter().zip(&before).zip(&after) {
-        println!(
-            "{:<20} {:>7.2}%  {:>7.2}%  {:>+6.2} points  ({} images)",
-            set.name,
-            b.percent(),
-            a.percent(),
-            a.percent() - b.percent(),
-            a.images
-        );
-    }
-    println!(
-        "device = host         tuned weights bit-identical after all {} steps (final digest \
-         {:016x}); logits of all {} evaluations bit-identical",
-        steps.len(),
-        output_digest(&host.output),
-        2 * sets.len()
-    );
     let per_sample = median(sample_instructions);
     let per_step_sample = median(step_instructions.iter().map(|&(instr, n)| instr / n as u64));
-    println!(
-        "instructions          {} per training image = {per_sample} (hidden layer, cached) + \
-         {per_step_sample} (its share of a step: gradient and update); medians, qemu -icount",
-        per_sample + per_step_sample
-    );
-    println!(
-        "RAM                   {} B = {static_ram} B static (.data + .bss, tuner included) + \
-         {stack_peak} B peak stack",
-        static_ram + stack_peak
-    );
+    let report = FinetuneReport {
+        samples: samples.len(),
+        per_class,
+        method: args.method,
+        epochs: plan.epochs,
+        batch: plan.batch,
+        lr: plan.lr,
+        momentum: args.momentum,
+        steps: steps.len(),
+        seconds,
+        sets: sets
+            .iter()
+            .zip(&before)
+            .zip(&after)
+            .map(|((set, b), a)| SetReport {
+                name: set.name,
+                images: a.images,
+                before: b.percent() / 100.0,
+                after: a.percent() / 100.0,
+            })
+            .collect(),
+        output_digest: format!("{:016x}", output_digest(&host.output)),
+        instructions_per_sample: per_sample,
+        instructions_per_step_sample: per_step_sample,
+        static_ram_bytes: static_ram,
+        stack_peak_bytes: stack_peak,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        report.print();
+    }
     Ok(())
+}
+
+/// What `digits device finetune` found; `--json` prints it as it is. Every figure was checked
+/// equal on the device and the host.
+#[derive(Serialize)]
+struct FinetuneReport {
+    /// Labeled shifted images learned from...
+    samples: usize,
+    /// ...as many of each digit.
+    per_class: usize,
+    method: GradMethod,
+    epochs: u32,
+    batch: usize,
+    lr: f32,
+    momentum: f32,
+    /// Training steps taken.
+    steps: usize,
+    /// Seconds for all steps.
+    seconds: f64,
+    /// Accuracy before and after, per evaluation set.
+    sets: Vec<SetReport>,
+    /// Digest of the tuned output layer (hex), the same on both sides.
+    output_digest: String,
+    /// Median instructions per training image: its hidden layer, cached...
+    instructions_per_sample: u64,
+    /// ...and its share of a step (gradient and update).
+    instructions_per_step_sample: u64,
+    /// Static RAM (.data + .bss, tuner included), bytes.
+    static_ram_bytes: u32,
+    /// Deepest stack use, bytes.
+    stack_peak_bytes: u32,
+}
+
+/// One evaluation set's accuracy before and after (fractions).
+#[derive(Serialize)]
+struct SetReport {
+    name: &'static str,
+    images: u32,
+    before: f64,
+    after: f64,
+}
+
+impl FinetuneReport {
+    fn print(&self) {
+        println!(
+            "fine-tuned the output layer on the device: {} shifted samples ({} of each \
+             digit), {} epochs in batches of {}, {:?}, learning rate {}, momentum {}: {} steps \
+             in {:.1} s",
+            self.samples,
+            self.per_class,
+            self.epochs,
+            self.batch,
+            self.method,
+            self.lr,
+            self.momentum,
+            self.steps,
+            self.seconds
+        );
+        println!("                      before     after    change");
+        for set in &self.sets {
+            let (b, a) = (100.0 * set.before, 100.0 * set.after);
+            println!(
+                "{:<20} {b:>7.2}%  {a:>7.2}%  {:>+6.2} points  ({} images)",
+                set.name,
+                a - b,
+                set.images
+            );
+        }
+        println!(
+            "device = host         tuned weights bit-identical after all {} steps (final digest \
+             {}); logits of all {} evaluations bit-identical",
+            self.steps,
+            self.output_digest,
+            2 * self.sets.len()
+        );
+        println!(
+            "instructions          {} per training image = {} (hidden layer, cached) + {} (its \
+             share of a step: gradient and update); medians, qemu -icount",
+            self.instructions_per_sample + self.instructions_per_step_sample,
+            self.instructions_per_sample,
+            self.instructions_per_step_sample
+        );
+        println!(
+            "RAM                   {} B = {} B static (.data + .bss, tuner included) + {} B \
+             peak stack",
+            self.static_ram_bytes + self.stack_peak_bytes,
+            self.static_ram_bytes,
+            self.stack_peak_bytes
+        );
+    }
 }
 
 /// Evaluates `set` on the device and on the host; they must agree bit for bit.

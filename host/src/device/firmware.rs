@@ -1,5 +1,11 @@
-//! The firmware binaries: where `digits device` finds them ([`Firmware`]), and how tests and
-//! development build them from the source ([`build_firmware`]).
+//! The firmware binaries: where `digits device` gets them ([`Firmware`]: prebuilt ones named by
+//! `--firmware`, else built from the project's source with the chosen model embedded), and how
+//! tests and development build them ([`build_firmware`]).
+//!
+//! The firmware embeds its model at build time (`firmware/build.rs`: `DIGITS_MODEL`,
+//! `DIGITS_MODEL_INT8`). The shipped models are built into cargo's usual target directory;
+//! any other model into a target directory of its own, `device-models/PRECISION-DIGEST` in it,
+//! so that each model is built once and switching models rebuilds nothing.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -7,36 +13,93 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Result, bail};
 
+use super::model::{DeviceModel, Reached};
 use super::qemu::{Board, TARGET};
+use crate::workspace;
 
-/// Where the firmware binaries are.
+/// Where the firmware binaries come from.
 pub struct Firmware {
-    dir: PathBuf,
+    /// `--firmware DIR`, if given.
+    prebuilt: Option<PathBuf>,
 }
 
 impl Firmware {
-    /// The binaries in `dir`, else where `cargo build -p firmware --release --target ...`
-    /// puts them (under `$CARGO_TARGET_DIR`, else `target/`).
+    /// The binaries in `dir`, else ones built from the source.
     pub fn new(dir: Option<&Path>) -> Self {
-        let dir = dir.map(Path::to_owned).unwrap_or_else(|| {
-            let target = std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into());
-            Path::new(&target).join(TARGET).join("release")
-        });
-        Self { dir }
+        Self {
+            prebuilt: dir.map(Path::to_owned),
+        }
     }
 
-    /// The path of the binary `name`, if it is there; else an error that says how to build it.
-    pub fn elf(&self, name: &str) -> Result<PathBuf> {
-        let path = self.dir.join(name);
-        if !path.is_file() {
+    /// How a device started from these binaries was reached, for [`DeviceModel::check`].
+    pub fn reached(&self) -> Reached<'_> {
+        match &self.prebuilt {
+            Some(dir) => Reached::Prebuilt(dir),
+            None => Reached::Built,
+        }
+    }
+
+    /// The binary `name` with `model` embedded (`None`: the shipped model): from `--firmware
+    /// DIR` as it is (the device's model is checked later), else built (once per model) from
+    /// the source.
+    pub fn elf(&self, name: &str, model: Option<&DeviceModel>) -> Result<PathBuf> {
+        if let Some(dir) = &self.prebuilt {
+            let path = dir.join(name);
+            if !path.is_file() {
+                bail!(
+                    "no firmware binary {} in --firmware {}: name the directory that `cargo \
+                     build -p firmware --release --target {TARGET}` writes them to, or drop \
+                     --firmware and digits builds them",
+                    path.display(),
+                    dir.display()
+                );
+            }
+            return Ok(path);
+        }
+        // The shipped model is the firmware's default: no variable, cargo's usual directory.
+        let model = model.filter(|m| !m.shipped);
+        let Some(root) = workspace::root() else {
+            let variable = match model {
+                Some(m) => format!("{}={} ", m.build_variable(), m.absolute_path().display()),
+                None => String::new(),
+            };
             bail!(
-                "no firmware binary {}: build the firmware with `cargo build -p firmware \
-                 --release --target {}`, or name its directory with --firmware DIR",
-                path.display(),
-                TARGET
+                "no firmware to run: {} (the source tree this digits was built from) is not there \
+                 to build one from; pass --firmware DIR, the binaries of `{variable}cargo build \
+                 -p firmware --release --target {TARGET}` (in target/{TARGET}/release/)",
+                workspace::expected_root().display(),
+            );
+        };
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target"));
+        let target = match model {
+            None => target,
+            Some(m) => {
+                let precision = if m.is_int8() { "int8" } else { "f32" };
+                target
+                    .join("device-models")
+                    .join(format!("{precision}-{:016x}", m.digest))
+            }
+        };
+        if !target.join(TARGET).join("release").join(name).is_file() {
+            eprintln!(
+                "building the firmware with {} in it (once per model, into {}) ...",
+                model.map_or("the shipped model".into(), |m| m.path.display().to_string()),
+                target.display()
             );
         }
-        Ok(path)
+        let build = Build {
+            target_dir: Some(&target),
+            model,
+            quiet: true,
+            ..Build::new(root, Board::Mps2An386)
+        };
+        let elfs = build.run().map_err(anyhow::Error::msg)?;
+        match elfs.get(name) {
+            Some(path) => Ok(path.clone()),
+            None => bail!("building the firmware gave no binary {name}"),
+        }
     }
 }
 
@@ -51,44 +114,86 @@ pub fn build_firmware_for(
     workspace: &Path,
     board: Board,
 ) -> Result<HashMap<String, PathBuf>, String> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let target = board.target();
-    let bins: &[&str] = match board {
-        Board::Mps2An386 => &["--bins"],
-        Board::Lm3s6965evb => &["--bin", "eval-int8"],
-    };
-    // The executables' paths come from cargo's messages, wherever the target directory is.
-    let out = Command::new(cargo)
-        .current_dir(workspace)
-        // Flags meant for the host build (e.g. `-C target-cpu=native`) must not reach the device.
-        .env_remove("RUSTFLAGS")
-        .args(["build", "-p", "firmware", "--release"])
-        .args(bins)
-        .args([
-            "--target",
-            target,
-            "--message-format=json-render-diagnostics",
-        ])
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "building the firmware failed ({}); is the target installed? \
-             `rustup target add {target}`",
-            out.status
-        ));
-    }
-    let mut elfs = HashMap::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        if let (Some(name), Some(exe)) =
-            (msg["target"]["name"].as_str(), msg["executable"].as_str())
-        {
-            elfs.insert(name.to_owned(), PathBuf::from(exe));
+    Build::new(workspace, board).run()
+}
+
+/// One `cargo build` of the firmware.
+struct Build<'a> {
+    workspace: &'a Path,
+    board: Board,
+    /// Cargo's `--target-dir`, if not its default.
+    target_dir: Option<&'a Path>,
+    /// The model to embed, if not the shipped one.
+    model: Option<&'a DeviceModel>,
+    /// Only errors on stderr (cargo's `--quiet`).
+    quiet: bool,
+}
+
+impl<'a> Build<'a> {
+    fn new(workspace: &'a Path, board: Board) -> Self {
+        Self {
+            workspace,
+            board,
+            target_dir: None,
+            model: None,
+            quiet: false,
         }
     }
-    Ok(elfs)
+
+    fn run(&self) -> Result<HashMap<String, PathBuf>, String> {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let target = self.board.target();
+        let bins: &[&str] = match self.board {
+            Board::Mps2An386 => &["--bins"],
+            Board::Lm3s6965evb => &["--bin", "eval-int8"],
+        };
+        let mut command = Command::new(cargo);
+        command
+            .current_dir(self.workspace)
+            // Flags meant for the host build (e.g. `-C target-cpu=native`) must not reach the
+            // device; and only the model chosen here is embedded.
+            .env_remove("RUSTFLAGS")
+            .env_remove("DIGITS_MODEL")
+            .env_remove("DIGITS_MODEL_INT8")
+            .args(["build", "-p", "firmware", "--release"])
+            .args(bins)
+            .args([
+                "--target",
+                target,
+                "--message-format=json-render-diagnostics",
+            ]);
+        if let Some(dir) = self.target_dir {
+            command.arg("--target-dir").arg(dir);
+        }
+        if self.quiet {
+            command.arg("--quiet");
+        }
+        if let Some(model) = self.model {
+            command.env(model.build_variable(), model.absolute_path());
+        }
+        // The executables' paths come from cargo's messages, wherever the target directory is.
+        let out = command
+            .stderr(Stdio::inherit())
+            .output()
+            .map_err(|e| format!("cannot run cargo to build the firmware: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "building the firmware failed ({}); is the target installed? \
+                 `rustup target add {target}`",
+                out.status
+            ));
+        }
+        let mut elfs = HashMap::new();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            if let (Some(name), Some(exe)) =
+                (msg["target"]["name"].as_str(), msg["executable"].as_str())
+            {
+                elfs.insert(name.to_owned(), PathBuf::from(exe));
+            }
+        }
+        Ok(elfs)
+    }
 }

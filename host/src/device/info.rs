@@ -1,24 +1,64 @@
 //! `digits device info`: what the device reports about itself.
 
-use std::net::SocketAddr;
-
 use anyhow::Result;
-use digits_core::protocol::DeviceInfo;
+use clap::Args;
+use digits_core::protocol::{DeviceInfo, Stats};
+use serde::Serialize;
 
-use super::firmware::Firmware;
-use super::logs::LogPrinter;
+use super::model::DeviceModel;
 use super::session::Session;
+use super::{ModelChoice, Reach};
+
+/// Options of `digits device info`.
+#[derive(Args)]
+pub struct InfoArgs {
+    #[command(flatten)]
+    reach: Reach,
+    #[command(flatten)]
+    model: ModelChoice,
+    /// Print one JSON object (the same figures) instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The whole report, as `--json` prints it.
+#[derive(Serialize)]
+struct InfoReport {
+    /// The device's `DeviceInfo`, its fields at the top level.
+    #[serde(flatten)]
+    info: serde_json::Value,
+    counters: Stats,
+}
 
 /// Runs `digits device info`: the device's firmware, model, memory and counters.
-pub fn run(firmware: &Firmware, connect: Option<SocketAddr>, logs: LogPrinter) -> Result<()> {
-    let mut session = Session::open(firmware, connect, logs)?;
+pub fn run(args: &InfoArgs) -> Result<()> {
+    let model = args
+        .model
+        .model
+        .as_deref()
+        .map(|path| DeviceModel::load(Some(path)))
+        .transpose()?;
+    let mut session = Session::open(&args.reach, model.as_ref(), "info")?;
+    // The info borrows the link's buffer: taken down before the next request.
     let info = session.link.info()?;
-    print_info(&info);
-    let stats = session.link.stats()?;
-    println!(
-        "counters      {} requests, {} images classified, {} damaged frames, {} unknown requests",
-        stats.requests, stats.classified, stats.bad_frames, stats.unknown_requests
-    );
+    let info_json = serde_json::to_value(&info)?;
+    if !args.json {
+        print_info(&info);
+    }
+    let counters = session.link.stats()?;
+    if args.json {
+        let report = InfoReport {
+            info: info_json,
+            counters,
+        };
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "counters      {} requests, {} images classified, {} damaged frames, {} unknown \
+             requests",
+            counters.requests, counters.classified, counters.bad_frames, counters.unknown_requests
+        );
+    }
     session.close()
 }
 

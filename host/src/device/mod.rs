@@ -1,16 +1,21 @@
 //! `digits device`: the firmware in QEMU, driven from the host.
 //!
 //! Each command starts its own QEMU (the `serve` firmware, UART0 on a local socket) and stops
-//! it when done, or talks to one that `digits device run` keeps running (`--connect`).
+//! it when done, or talks to one that `digits device run` keeps running (`--connect`). The
+//! device runs the shipped model unless `--model FILE` names another: the firmware is then
+//! built with that model in it, once per model ([`firmware`]).
 //! `device eval` classifies the whole test set through the bulk path (the `eval` firmware,
 //! images loaded into the PSRAM by QEMU) unless `--uart` asks for the protocol, whose every
-//! byte crosses QEMU's slow emulated UART (figures in `docs/figures.md`).
+//! byte crosses QEMU's slow emulated UART (figures in `docs/figures.md`). Every command that
+//! reports something prints one JSON document on stdout with `--json`, and nothing else there.
 //!
 //! The host's side of the device, also used by the end-to-end tests:
-//! - [`qemu`]: QEMU as a process (machine, UART wiring, start, wait, stop);
+//! - [`qemu`]: QEMU as a process (machine, UART wiring, start, wait, stop), none outliving
+//!   us ([`children`]);
 //! - [`logs`]: the device's defmt log, decoded and shown;
 //! - [`link`]: the protocol's client over the UART;
 //! - [`firmware`]: where the firmware binaries are, and building them;
+//! - [`model`]: the model a device runs, and what to type when it runs another;
 //! - [`psram`]: data blobs loaded into the device's PSRAM;
 //! - [`session`]: a link to a device, in a QEMU of our own or one already running;
 //! - [`error`]: what can go wrong on the way.
@@ -19,6 +24,7 @@
 //! host's run of the same fine-tuning in [`tuner`]). The formats both sides speak (protocol,
 //! frames, data blob, digests) are `digits-core`'s.
 
+pub mod children;
 pub mod error;
 pub mod eval;
 pub mod finetune;
@@ -26,6 +32,7 @@ pub mod firmware;
 pub mod info;
 pub mod link;
 pub mod logs;
+pub mod model;
 pub mod predict;
 pub mod psram;
 pub mod qemu;
@@ -36,7 +43,7 @@ pub mod tuner;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::{Args, Subcommand};
 
 use self::firmware::Firmware;
@@ -47,35 +54,18 @@ use self::logs::LogPrinter;
 pub struct DeviceArgs {
     #[command(subcommand)]
     command: DeviceCommand,
-    /// Directory with the firmware binaries `serve` and `eval`.
-    #[arg(long, value_name = "DIR", global = true)]
-    firmware: Option<PathBuf>,
-    /// Talk to a device that `digits device run` keeps running at ADDR instead of starting one.
-    #[arg(long, value_name = "ADDR", global = true)]
-    connect: Option<SocketAddr>,
-    /// Show the device's INFO and DEBUG log lines too, not only warnings and errors.
-    #[arg(long, short, global = true)]
-    verbose: bool,
 }
 
 #[derive(Subcommand)]
 enum DeviceCommand {
-    /// Start the device and keep it running, its UART listening at --listen, its log printed,
-    /// until Ctrl-C.
-    Run {
-        /// Where the device's UART listens for `digits device ... --connect ADDR`.
-        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7878")]
-        listen: SocketAddr,
-    },
+    /// Start a device and keep it running, its UART listening at --listen for `digits device
+    /// ... --connect`, its log printed, until Ctrl-C.
+    Run(run::RunArgs),
     /// Print what the device reports about itself: firmware, model, memory, counters.
-    Info,
+    Info(info::InfoArgs),
     /// Recognize pictures of digits on the device (preprocessed on the host like `digits
     /// predict`).
-    Predict {
-        /// Pictures of one digit each (PNG or JPEG).
-        #[arg(required = true, value_name = "IMAGE")]
-        images: Vec<PathBuf>,
-    },
+    Predict(predict::DevicePredictArgs),
     /// Classify test images on the device; print its accuracy and its agreement with the host.
     Eval(eval::DeviceEvalArgs),
     /// Teach the device a new writer (`digits data shift`): fine-tune its output layer on a
@@ -84,16 +74,56 @@ enum DeviceCommand {
     Finetune(finetune::FinetuneArgs),
 }
 
-/// What the host compares a device run with: the model the firmware was built from and MNIST.
+/// How a command starts a device of its own.
+#[derive(Args)]
+pub struct Launch {
+    /// Directory with prebuilt firmware binaries (serve, eval, eval-int8); by default digits
+    /// builds them from the project's source with the model in them.
+    #[arg(long, value_name = "DIR")]
+    firmware: Option<PathBuf>,
+    /// Show the device's INFO and DEBUG log lines too, not only warnings and errors.
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+impl Launch {
+    fn firmware(&self) -> Firmware {
+        Firmware::new(self.firmware.as_deref())
+    }
+
+    fn logs(&self) -> LogPrinter {
+        LogPrinter::new(self.verbose)
+    }
+}
+
+/// A device of the command's own, or one that `digits device run` keeps running.
+#[derive(Args)]
+pub struct Reach {
+    /// Talk to the device that `digits device run` keeps running at ADDR instead of starting
+    /// one (its firmware and log are that command's).
+    #[arg(long, value_name = "ADDR", conflicts_with_all = ["firmware", "verbose"])]
+    connect: Option<SocketAddr>,
+    #[command(flatten)]
+    launch: Launch,
+}
+
+/// The model a command's device runs, when only the device needs it.
+#[derive(Args)]
+pub struct ModelChoice {
+    /// The model the device runs (f32; digits builds the firmware with it, once per model);
+    /// default: the shipped firmware/models/mnist.digits. With --connect: the model the running
+    /// device must have.
+    #[arg(long, value_name = "FILE")]
+    model: Option<PathBuf>,
+}
+
+/// The model the device runs and the data the host compares it on.
 #[derive(Args)]
 pub struct HostSide {
-    /// The model file the firmware was built from, for the host's side of the comparison.
-    #[arg(
-        long,
-        value_name = "FILE",
-        default_value = "firmware/models/mnist.digits"
-    )]
-    pub model: PathBuf,
+    /// The model the device runs and the host compares it with (f32 or int8; digits builds the
+    /// firmware with it, once per model); default: the shipped firmware/models/mnist.digits.
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
     /// Directory with the MNIST IDX files [default: $MNIST_DIR, else
     /// $XDG_DATA_HOME/digits/mnist, else ~/.local/share/digits/mnist].
     #[arg(long, value_name = "DIR")]
@@ -102,21 +132,11 @@ pub struct HostSide {
 
 /// Runs `digits device`.
 pub fn run(args: DeviceArgs) -> Result<()> {
-    let firmware = Firmware::new(args.firmware.as_deref());
-    let logs = LogPrinter::new(args.verbose);
     match args.command {
-        DeviceCommand::Run { listen } => run::run(&firmware, listen),
-        DeviceCommand::Info => info::run(&firmware, args.connect, logs),
-        DeviceCommand::Predict { images } => predict::run(&firmware, args.connect, logs, &images),
-        DeviceCommand::Eval(eval) => eval::run(&firmware, args.connect, logs, &eval),
-        DeviceCommand::Finetune(finetune) => {
-            if args.connect.is_some() {
-                bail!(
-                    "device finetune starts its own device, with the evaluation images in its \
-                     memory: drop --connect"
-                );
-            }
-            finetune::run(&firmware, logs, &finetune)
-        }
+        DeviceCommand::Run(run) => run::run(&run),
+        DeviceCommand::Info(info) => info::run(&info),
+        DeviceCommand::Predict(predict) => predict::run(&predict),
+        DeviceCommand::Eval(eval) => eval::run(&eval),
+        DeviceCommand::Finetune(finetune) => finetune::run(&finetune),
     }
 }

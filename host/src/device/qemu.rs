@@ -5,11 +5,12 @@
 use std::io::{self, Read};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use super::children::Guarded;
 use super::error::Error;
 use super::link::Link;
 use super::logs::{self, LogLine};
@@ -102,9 +103,10 @@ impl Serial {
     }
 }
 
-/// A QEMU running a firmware; killed when dropped.
+/// A QEMU running a firmware; killed when dropped, or when a signal ends this process
+/// ([`super::children`]).
 pub struct Qemu {
-    child: Child,
+    child: Guarded,
     logs: Option<JoinHandle<Result<(), String>>>,
     stderr: Arc<Mutex<String>>,
 }
@@ -145,7 +147,8 @@ impl Qemu {
             // QEMU's option syntax: a comma inside a value is written twice.
             semihosting.push_str(&format!(",arg={}", arg.replace(',', ",,")));
         }
-        let mut child = Command::new(QEMU)
+        let mut command = Command::new(QEMU);
+        command
             .args(board.machine())
             .args(["-display", "none", "-monitor", "none"])
             .args(["-semihosting-config", &semihosting])
@@ -156,16 +159,15 @@ impl Qemu {
             .arg(elf)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::NotFound => Error::NoQemu,
-                _ => Error::Qemu(format!("cannot start {QEMU}: {e}")),
-            })?;
-        let stdout = child.stdout.take().expect("piped");
+            .stderr(Stdio::piped());
+        let (child, pipes) = Guarded::spawn(&mut command).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => Error::NoQemu,
+            _ => Error::Qemu(format!("cannot start {QEMU}: {e}")),
+        })?;
+        let stdout = pipes.stdout.expect("piped");
         let logs = thread::spawn(move || logs::decode_logs(&image, stdout, log));
         let stderr = Arc::new(Mutex::new(String::new()));
-        let mut pipe = child.stderr.take().expect("piped");
+        let mut pipe = pipes.stderr.expect("piped");
         let sink = Arc::clone(&stderr);
         thread::spawn(move || {
             let mut s = String::new();
@@ -187,7 +189,7 @@ impl Qemu {
     ) -> Result<(Self, Link), Error> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
-        let mut qemu = Self::start(elf, &Serial::ConnectTo(addr), extra, log)?;
+        let qemu = Self::start(elf, &Serial::ConnectTo(addr), extra, log)?;
         listener.set_nonblocking(true)?;
         let deadline = Instant::now() + Duration::from_secs(20);
         let stream = loop {
@@ -237,10 +239,14 @@ impl Qemu {
         }
     }
 
+    /// QEMU's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Stops QEMU and waits until every log line was decoded.
     pub fn stop(mut self) -> Result<(), Error> {
-        self.child.kill().ok();
-        self.child.wait()?;
+        self.child.kill()?;
         self.join_logs()
     }
 
@@ -251,12 +257,5 @@ impl Qemu {
                 .map_err(|e| Error::Qemu(format!("decoding the device's logs: {e}")))?;
         }
         Ok(())
-    }
-}
-
-impl Drop for Qemu {
-    fn drop(&mut self) {
-        self.child.kill().ok();
-        self.child.wait().ok();
     }
 }

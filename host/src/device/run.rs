@@ -2,18 +2,46 @@
 //! ... --connect`, its whole log printed.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
+use clap::Args;
 
 use super::firmware::Firmware;
 use super::logs::LogPrinter;
+use super::model::DeviceModel;
 use super::qemu::{Qemu, Serial, require_qemu};
 
-/// Runs `digits device run` until QEMU ends (Ctrl-C reaches it too).
-pub fn run(firmware: &Firmware, listen: SocketAddr) -> Result<()> {
+/// Options of `digits device run`.
+#[derive(Args)]
+pub struct RunArgs {
+    /// Where the device's UART listens for `digits device ... --connect ADDR`.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7878")]
+    listen: SocketAddr,
+    /// The model the device runs (f32; digits builds the firmware with it, once per model);
+    /// default: the shipped firmware/models/mnist.digits.
+    #[arg(long, value_name = "FILE", conflicts_with = "firmware")]
+    model: Option<PathBuf>,
+    /// Directory with prebuilt firmware binaries (serve); by default digits builds them from
+    /// the project's source with the model in them.
+    #[arg(long, value_name = "DIR")]
+    firmware: Option<PathBuf>,
+}
+
+/// Runs `digits device run` until QEMU ends or a signal ends us (and QEMU with us).
+pub fn run(args: &RunArgs) -> Result<()> {
+    let model = args
+        .model
+        .as_deref()
+        .map(|path| DeviceModel::load(Some(path)))
+        .transpose()?;
+    if let Some(model) = &model {
+        model.f32("run")?;
+    }
     require_qemu()?;
-    let elf = firmware.elf("serve")?;
+    let elf = Firmware::new(args.firmware.as_deref()).elf("serve", model.as_ref())?;
+    let listen = args.listen;
     let mut qemu = Qemu::start(
         &elf,
         &Serial::Listen(listen),
@@ -21,9 +49,10 @@ pub fn run(firmware: &Firmware, listen: SocketAddr) -> Result<()> {
         LogPrinter::new(true).sink(),
     )?;
     eprintln!(
-        "device: {} in QEMU, UART0 at {listen}; try `digits device info --connect {listen}`; \
-         Ctrl-C stops it",
-        elf.display()
+        "device: {} in QEMU (pid {}), UART0 at {listen}; try `digits device info --connect \
+         {listen}`; Ctrl-C stops it",
+        elf.display(),
+        qemu.pid()
     );
     let code = qemu.wait(Duration::MAX)?;
     match code {

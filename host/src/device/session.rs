@@ -1,13 +1,11 @@
 //! A session with a device: the protocol link to a `serve` firmware, in a QEMU of its own or
 //! one that `digits device run` keeps running (`--connect`).
 
-use std::net::SocketAddr;
-
 use anyhow::{Context, Result};
 
-use super::firmware::Firmware;
+use super::Reach;
 use super::link::Link;
-use super::logs::LogPrinter;
+use super::model::{DeviceModel, Reached};
 use super::qemu::{Qemu, require_qemu};
 
 /// A link to a device, and the QEMU behind it if we started one.
@@ -18,14 +16,14 @@ pub struct Session {
 }
 
 impl Session {
-    /// Connects to the device at `connect`, or starts the `serve` firmware in QEMU, showing
-    /// its log with `logs`; checks that it answers a ping.
-    pub fn open(
-        firmware: &Firmware,
-        connect: Option<SocketAddr>,
-        logs: LogPrinter,
-    ) -> Result<Self> {
-        let (qemu, mut link) = match connect {
+    /// Connects to the device `reach` names, or starts the `serve` firmware with `model` (the
+    /// shipped one if `None`) in QEMU; checks that it answers a ping and, unless connected
+    /// without `model`, that it runs that model. `command` names the command for messages.
+    pub fn open(reach: &Reach, model: Option<&DeviceModel>, command: &str) -> Result<Self> {
+        if let Some(model) = model {
+            model.f32(command)?;
+        }
+        let (qemu, mut link) = match reach.connect {
             Some(addr) => {
                 let link = Link::connect(addr).with_context(|| {
                     format!("cannot reach a device at {addr}: is `digits device run` running?")
@@ -34,14 +32,29 @@ impl Session {
             }
             None => {
                 require_qemu()?;
-                let (qemu, link) =
-                    Qemu::start_with_link(&firmware.elf("serve")?, &[], logs.sink())?;
+                let firmware = reach.launch.firmware();
+                let elf = firmware.elf("serve", model)?;
+                let (qemu, link) = Qemu::start_with_link(&elf, &[], reach.launch.logs().sink())?;
                 (Some(qemu), link)
             }
         };
         link.ping(0x5EED)
             .context("the device does not answer a ping")?;
-        Ok(Self { qemu, link })
+        let mut session = Self { qemu, link };
+        if let Some(model) = model {
+            let firmware = reach.launch.firmware();
+            let reached = match reach.connect {
+                Some(addr) => Reached::Connected(addr),
+                None => firmware.reached(),
+            };
+            model.check(session.link.info()?.model.params_fnv64, &reached)?;
+        }
+        Ok(session)
+    }
+
+    /// The QEMU's process id, if we started one.
+    pub fn qemu_pid(&self) -> Option<u32> {
+        self.qemu.as_ref().map(Qemu::pid)
     }
 
     /// Stops the QEMU we started, if any (a device we connected to keeps running).

@@ -364,7 +364,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     if !args.model.exists() {
         bail!(
             "no model file at {}: train one with `digits train --out {}`, or pass --model FILE",
-            args.model.display(),
+            model_io::where_is(&args.model),
             args.model.display()
         );
     }

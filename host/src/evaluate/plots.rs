@@ -32,7 +32,7 @@ static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSansMono.ttf");
 const FAMILY: &str = "sans-serif";
 
 /// Size of `confusion.png` in pixels.
-pub const CONFUSION_SIZE: (u32, u32) = (740, 700);
+pub const CONFUSION_SIZE: (u32, u32) = (860, 700);
 /// Size of `digits.png` with a full 10 x 10 grid.
 pub const DIGITS_SIZE: (u32, u32) = (1020, 1246);
 /// Size of `curves.png`.
@@ -42,6 +42,10 @@ pub const CURVES_SIZE: (u32, u32) = (1200, 500);
 const HEAT_LEFT: i32 = 150;
 const HEAT_TOP: i32 = 110;
 const HEAT_CELL: i32 = 56;
+/// The colour scale right of the heatmap: its left edge and width; the swatch for zero below it.
+const SCALE_LEFT: i32 = HEAT_LEFT + HEAT_CELL * CLASSES as i32 + 28;
+const SCALE_WIDTH: i32 = 22;
+const ZERO_SWATCH: i32 = 22;
 
 /// The digit grid: columns, tile size, margin, header height, image magnification.
 const GRID_COLUMNS: usize = 10;
@@ -51,7 +55,8 @@ const GRID_MARGIN: i32 = 10;
 const GRID_HEADER: i32 = 56;
 const SCALE: i32 = 3;
 
-/// Blue for right answers (the diagonal), red for mistakes; the classic matplotlib pair.
+/// Blue and red for the training curves (train, and mistakes in the digit grid); the classic
+/// matplotlib pair.
 const RIGHT: RGBColor = RGBColor(31, 119, 180);
 const WRONG: RGBColor = RGBColor(214, 39, 40);
 const DARK: RGBColor = RGBColor(40, 40, 40);
@@ -96,10 +101,62 @@ fn text(size: u32, color: RGBColor, pos: Pos) -> TextStyle<'static> {
     }
 }
 
-/// `base` faded towards white: `t` = 0 is white, 1 is `base`.
-fn shade(base: RGBColor, t: f64) -> RGBColor {
-    let mix = |c: u8| (255.0 - (255.0 - c as f64) * t.clamp(0.0, 1.0)).round() as u8;
-    RGBColor(mix(base.0), mix(base.1), mix(base.2))
+/// The heatmap's colour of a count: white for none; else viridis (dark purple to yellow, the
+/// same lightness steps everywhere, readable in grey and by the colour-blind) on a log scale
+/// from 1 to `max`, so that a single mistake is as dark as a colour gets while the diagonal's
+/// thousand images are bright.
+fn heat(n: u64, max: u64) -> RGBColor {
+    if n == 0 {
+        WHITE
+    } else {
+        viridis(heat_level(n, max))
+    }
+}
+
+/// Matplotlib's viridis at `t` in 0..=1: linear between eight of its colours (the same stops as
+/// plotters' `ViridisRGB`, whose feature pulls in a whole palette).
+fn viridis(t: f64) -> RGBColor {
+    const STOPS: [(u8, u8, u8); 8] = [
+        (68, 1, 84),
+        (70, 50, 127),
+        (54, 92, 141),
+        (39, 127, 143),
+        (31, 162, 136),
+        (74, 194, 110),
+        (160, 219, 57),
+        (254, 232, 37),
+    ];
+    let x = t.clamp(0.0, 1.0) * (STOPS.len() - 1) as f64;
+    let k = (x.floor() as usize).min(STOPS.len() - 2);
+    let f = x - k as f64;
+    let mix = |a: u8, b: u8| (a as f64 + (b as f64 - a as f64) * f).round() as u8;
+    let (a, b) = (STOPS[k], STOPS[k + 1]);
+    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+}
+
+/// Where a count of at least 1 sits on the colour scale, 0 (one) to 1 (`max`).
+fn heat_level(n: u64, max: u64) -> f64 {
+    let top = (max.max(2) as f64).ln();
+    ((n.max(1) as f64).ln() / top).clamp(0.0, 1.0)
+}
+
+/// Text that reads on `fill`: white on dark colours, dark on light ones (by luma).
+fn ink_on(fill: RGBColor) -> RGBColor {
+    let luma = 0.299 * fill.0 as f64 + 0.587 * fill.1 as f64 + 0.114 * fill.2 as f64;
+    if luma < 140.0 { WHITE } else { DARK }
+}
+
+/// The counts labelled on the colour scale: 1, 2, 5, 10, 20, 50, ... up to `max`, only powers of
+/// ten past three decades.
+fn heat_ticks(max: u64) -> Vec<u64> {
+    let steps: &[u64] = if max >= 1000 { &[1] } else { &[1, 2, 5] };
+    let mut ticks = Vec::new();
+    let mut decade = 1u64;
+    while decade <= max {
+        ticks.extend(steps.iter().map(|s| s * decade).filter(|&t| t <= max));
+        decade = decade.saturating_mul(10);
+    }
+    ticks
 }
 
 /// The label of row `t` of the heatmap: the digit, or the number and name of a Fashion-MNIST
@@ -113,7 +170,7 @@ fn row_label(names: &[&str; CLASSES], t: usize) -> String {
 }
 
 /// `confusion.png`: the confusion matrix as a heatmap with the counts in the cells, true class
-/// down, predicted class across.
+/// down, predicted class across, and its colour scale on the right.
 pub fn confusion(
     path: &Path,
     m: &[[u64; CLASSES]; CLASSES],
@@ -150,8 +207,8 @@ pub fn confusion(
                 HEAT_TOP + grid / 2,
             ),
         )?;
+        let max = m.iter().flatten().copied().max().unwrap_or(0);
         for (t, row) in m.iter().enumerate() {
-            let support: u64 = row.iter().sum();
             let y = HEAT_TOP + t as i32 * HEAT_CELL;
             root.draw_text(
                 &row_label(names, t),
@@ -160,20 +217,12 @@ pub fn confusion(
             )?;
             for (p, &n) in row.iter().enumerate() {
                 let x = HEAT_LEFT + p as i32 * HEAT_CELL;
-                // Coloured by the share of the true class, square-rooted so that the few
-                // mistakes (often under 1% of a row) still show against the white.
-                let share = n as f64 / support.max(1) as f64;
-                let base = if p == t { RIGHT } else { WRONG };
-                let fill = shade(base, share.sqrt());
+                let fill = heat(n, max);
                 root.draw(&Rectangle::new(
                     [(x, y), (x + HEAT_CELL, y + HEAT_CELL)],
                     fill.filled(),
                 ))?;
-                let ink = match n {
-                    0 => FAINT,
-                    _ if share.sqrt() > 0.55 => WHITE,
-                    _ => DARK,
-                };
+                let ink = if n == 0 { FAINT } else { ink_on(fill) };
                 root.draw_text(
                     &n.to_string(),
                     &text(15, ink, centre),
@@ -181,6 +230,7 @@ pub fn confusion(
                 )?;
             }
         }
+        draw_heat_scale(root, max)?;
         for p in 0..CLASSES as i32 {
             root.draw_text(
                 &p.to_string(),
@@ -203,6 +253,63 @@ pub fn confusion(
         }
         Ok(())
     })
+}
+
+/// The colour scale right of the heatmap: viridis from 1 (bottom) to `max` (top) on a log
+/// scale, its ticks, and a white swatch for zero below.
+fn draw_heat_scale(root: &DrawingArea<BitMapBackend, Shift>, max: u64) -> Result<()> {
+    let grid = HEAT_CELL * CLASSES as i32;
+    // The bar spans the grid less room for the zero swatch below it.
+    let (top, bottom) = (HEAT_TOP, HEAT_TOP + grid - ZERO_SWATCH - 14);
+    let height = bottom - top;
+    for y in top..bottom {
+        let level = (bottom - 1 - y) as f64 / (height - 1) as f64;
+        root.draw(&Rectangle::new(
+            [(SCALE_LEFT, y), (SCALE_LEFT + SCALE_WIDTH, y + 1)],
+            viridis(level).filled(),
+        ))?;
+    }
+    let frame = RGBColor(150, 150, 150);
+    root.draw(&Rectangle::new(
+        [(SCALE_LEFT, top), (SCALE_LEFT + SCALE_WIDTH, bottom)],
+        frame,
+    ))?;
+    let label = Pos::new(HPos::Left, VPos::Center);
+    let max = max.max(2);
+    for tick in heat_ticks(max) {
+        let y = bottom - 1 - (heat_level(tick, max) * (height - 1) as f64).round() as i32;
+        root.draw(&PathElement::new(
+            vec![
+                (SCALE_LEFT + SCALE_WIDTH, y),
+                (SCALE_LEFT + SCALE_WIDTH + 5, y),
+            ],
+            DARK,
+        ))?;
+        root.draw_text(
+            &tick.to_string(),
+            &text(13, DARK, label),
+            (SCALE_LEFT + SCALE_WIDTH + 8, y),
+        )?;
+    }
+    let zero = HEAT_TOP + grid - ZERO_SWATCH;
+    root.draw(&Rectangle::new(
+        [
+            (SCALE_LEFT, zero),
+            (SCALE_LEFT + SCALE_WIDTH, zero + ZERO_SWATCH),
+        ],
+        frame,
+    ))?;
+    root.draw_text(
+        "0",
+        &text(13, DARK, label),
+        (SCALE_LEFT + SCALE_WIDTH + 8, zero + ZERO_SWATCH / 2),
+    )?;
+    root.draw_text(
+        "images (log scale)",
+        &text(14, DARK, Pos::new(HPos::Center, VPos::Center)).transform(FontTransform::Rotate270),
+        (SCALE_LEFT + SCALE_WIDTH + 56, HEAT_TOP + grid / 2),
+    )?;
+    Ok(())
 }
 
 /// `digits.png`: the test images `tiles` (indices into `split`) in a grid, magnified, each
@@ -389,6 +496,51 @@ mod tests {
 
     fn png_size(path: &Path) -> (u32, u32) {
         image::image_dimensions(path).unwrap()
+    }
+
+    fn luma(p: &image::Rgb<u8>) -> f64 {
+        0.299 * p[0] as f64 + 0.587 * p[1] as f64 + 0.114 * p[2] as f64
+    }
+
+    #[test]
+    fn a_single_mistake_shows_and_the_scale_is_drawn() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = [[0u64; CLASSES]; CLASSES];
+        for (k, row) in m.iter_mut().enumerate() {
+            row[k] = 980 + k as u64;
+        }
+        m[0][1] = 1;
+        m[4][9] = 12;
+        let names = crate::evaluate::metrics::class_names(crate::data::DatasetKind::Mnist);
+        let path = dir.path().join("confusion.png");
+        confusion(&path, &m, &names).unwrap();
+        let png = image::open(&path).unwrap().to_rgb8();
+        assert_eq!(png.dimensions(), CONFUSION_SIZE);
+        // A cell's corner, clear of its number and of the grid lines.
+        let cell = |t: i32, p: i32| {
+            let (x, y) = (HEAT_LEFT + p * HEAT_CELL + 4, HEAT_TOP + t * HEAT_CELL + 4);
+            *png.get_pixel(x as u32, y as u32)
+        };
+        let (one, zero, twelve, right) = (cell(0, 1), cell(0, 2), cell(4, 9), cell(3, 3));
+        assert_eq!(zero, image::Rgb([255, 255, 255]), "a zero cell is white");
+        assert!(luma(&one) < 80.0, "one mistake is dark: {one:?}");
+        assert!(luma(&right) > 180.0, "the diagonal is bright: {right:?}");
+        assert!(
+            luma(&one) < luma(&twelve) && luma(&twelve) < luma(&right),
+            "brighter with more images: {one:?} {twelve:?} {right:?}"
+        );
+        // The scale: dark at the bottom (1), bright at the top (the largest count).
+        let bar = |y: i32| *png.get_pixel((SCALE_LEFT + SCALE_WIDTH / 2) as u32, y as u32);
+        let (top, bottom) = (bar(HEAT_TOP + 2), bar(HEAT_TOP + 400));
+        assert!(
+            luma(&top) > 180.0 && luma(&bottom) < luma(&top),
+            "{top:?} {bottom:?}"
+        );
+        assert_eq!(heat_ticks(989), [1, 2, 5, 10, 20, 50, 100, 200, 500]);
+        assert_eq!(heat_ticks(5000), [1, 10, 100, 1000]);
+        assert_eq!(heat(1, 989), RGBColor(68, 1, 84));
+        assert_eq!(heat(989, 989), RGBColor(254, 232, 37));
+        assert_eq!(viridis(0.5 / 7.0), RGBColor(69, 26, 106));
     }
 
     #[test]

@@ -8,12 +8,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use digits_core::blob::Contents;
 
-use super::{DeviceEvalArgs, Reference, Tally};
-use crate::device::firmware::Firmware;
-use crate::device::logs::{LogLine, LogPrinter};
+use super::{DeviceEvalArgs, EvalReport, Reference, Tally};
+use crate::device::logs::LogLine;
 use crate::device::psram::PsramBlob;
 use crate::device::qemu::{Qemu, Serial, require_qemu};
-use crate::model_io::Weights;
 
 /// What the `eval` firmware's report says, beside the logits.
 #[derive(Default)]
@@ -25,13 +23,16 @@ struct BulkReport {
 }
 
 /// Runs the `eval` firmware on the test images and compares its report with the host.
-pub(super) fn run(firmware: &Firmware, logs: LogPrinter, args: &DeviceEvalArgs) -> Result<()> {
+pub(super) fn run(args: &DeviceEvalArgs, reference: &Reference) -> Result<EvalReport> {
     require_qemu()?;
-    let reference = Reference::load(args)?;
-    let elf = firmware.elf(match reference.weights {
-        Weights::F32(_) => "eval",
-        Weights::Int8(_) => "eval-int8",
-    })?;
+    let firmware = args.reach.launch.firmware();
+    let logs = args.reach.launch.logs();
+    let name = if reference.model.is_int8() {
+        "eval-int8"
+    } else {
+        "eval"
+    };
+    let elf = firmware.elf(name, Some(&reference.model))?;
     let n = reference.images.len();
     let contents = Contents {
         images: &[&reference.images],
@@ -89,20 +90,22 @@ pub(super) fn run(firmware: &Firmware, logs: LogPrinter, args: &DeviceEvalArgs) 
     let digest = report
         .model_digest
         .context("the device did not report its model")?;
-    reference.check_model(u64::from_str_radix(&digest, 16)?, args)?;
+    reference
+        .model
+        .check(u64::from_str_radix(&digest, 16)?, &firmware.reached())?;
     if tally.images != n {
         bail!("the device reported {} of {n} images", tally.images);
     }
-    tally.report(&format!(
-        "loaded into the device's PSRAM, {seconds:.1} s in QEMU"
-    ))?;
-    if let Some(instructions) = report.instructions {
-        println!(
-            "instructions      {instructions} per inference (qemu -icount, normalize + logits)"
-        );
-    }
-    if let Some(stack) = report.stack_peak {
-        println!("stack peak        {stack} B");
-    }
-    Ok(())
+    let mut eval = tally.report("psram", seconds, reference);
+    eval.instructions_per_inference = report
+        .instructions
+        .map(|s| s.parse())
+        .transpose()
+        .context("the device's instructions_per_inference")?;
+    eval.stack_peak_bytes = report
+        .stack_peak
+        .map(|s| s.parse())
+        .transpose()
+        .context("the device's stack_peak_bytes")?;
+    Ok(eval)
 }

@@ -6,19 +6,15 @@
 mod bulk;
 mod uart;
 
-use std::net::SocketAddr;
-
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Args;
 use digits_core::blob::IMAGE_LEN;
-use digits_core::digest::{int8_digest, params_digest};
 use digits_core::softmax::argmax;
+use serde::Serialize;
 
-use super::HostSide;
-use super::firmware::Firmware;
-use super::logs::LogPrinter;
+use super::model::DeviceModel;
+use super::{HostSide, Reach};
 use crate::data::command::{DataArgs, load_test};
-use crate::model_io::{self, Weights};
 
 /// Options of `digits device eval`.
 #[derive(Args)]
@@ -32,36 +28,48 @@ pub struct DeviceEvalArgs {
     uart: bool,
     #[command(flatten)]
     host: HostSide,
+    #[command(flatten)]
+    reach: Reach,
+    /// Print one JSON object (the same figures) instead of the text report.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Runs `digits device eval`.
-pub fn run(
-    firmware: &Firmware,
-    connect: Option<SocketAddr>,
-    logs: LogPrinter,
-    args: &DeviceEvalArgs,
-) -> Result<()> {
-    if args.uart {
-        return uart::run(firmware, connect, logs, args);
-    }
-    if connect.is_some() {
+pub fn run(args: &DeviceEvalArgs) -> Result<()> {
+    if args.reach.connect.is_some() && !args.uart {
         bail!(
             "--connect talks to a running `serve` device; the bulk path starts its \
              own `eval` firmware: add --uart to evaluate over the connection"
         );
     }
-    bulk::run(firmware, logs, args)
+    let reference = Reference::load(args)?;
+    let report = if args.uart {
+        uart::run(args, &reference)?
+    } else {
+        bulk::run(args, &reference)?
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        report.print();
+    }
+    report.verdict()
 }
 
 /// The test images, the host's model and its logits for them.
 struct Reference {
     images: Vec<[u8; IMAGE_LEN]>,
     labels: Vec<u8>,
-    weights: Weights,
+    model: DeviceModel,
 }
 
 impl Reference {
     fn load(args: &DeviceEvalArgs) -> Result<Self> {
+        let model = DeviceModel::load(args.host.model.as_deref())?;
+        if args.uart {
+            model.f32("eval --uart")?;
+        }
         let dataset = load_test(&DataArgs::mnist_at(args.host.data.clone()))?;
         let n = args
             .limit
@@ -70,33 +78,15 @@ impl Reference {
         if n == 0 {
             bail!("--limit must be at least 1");
         }
-        let weights = model_io::load_weights(&args.host.model)
-            .context("name the model file the firmware was built from with --model FILE")?
-            .weights;
         Ok(Self {
             images: dataset.test.images[..n].to_vec(),
             labels: dataset.test.labels[..n].to_vec(),
-            weights,
+            model,
         })
     }
 
-    fn check_model(&self, device_digest: u64, args: &DeviceEvalArgs) -> Result<()> {
-        let host = match &self.weights {
-            Weights::F32(m) => params_digest(m),
-            Weights::Int8(q) => int8_digest(q),
-        };
-        if host != device_digest {
-            bail!(
-                "the device runs another model (parameters digest {device_digest:016x}) than \
-                 {} ({host:016x}): pass the model file the firmware was built from with --model",
-                args.host.model.display()
-            );
-        }
-        Ok(())
-    }
-
     fn host_logits(&self, i: usize) -> [f32; 10] {
-        self.weights.classifier().classify(&self.images[i])
+        self.model.weights.classifier().classify(&self.images[i])
     }
 }
 
@@ -123,17 +113,90 @@ impl Tally {
         }
     }
 
-    fn report(&self, how: &str) -> Result<()> {
+    /// The report of a run: `path` says how the images got there.
+    fn report(self, path: &'static str, seconds: f64, reference: &Reference) -> EvalReport {
+        let n = self.images.max(1) as f64;
+        EvalReport {
+            model: reference.model.path.display().to_string(),
+            model_digest: format!("{:016x}", reference.model.digest),
+            path,
+            images: self.images,
+            correct: self.correct,
+            accuracy: self.correct as f64 / n,
+            same_digit: self.same_digit,
+            same_bits: self.same_bits,
+            first_difference: self.first_difference,
+            seconds,
+            instructions_per_inference: None,
+            stack_peak_bytes: None,
+        }
+    }
+}
+
+/// What `digits device eval` found; `--json` prints it as it is.
+#[derive(Serialize)]
+struct EvalReport {
+    /// The model file the device runs and the host compares with.
+    model: String,
+    /// Its parameters digest (hex), which the device reported too.
+    model_digest: String,
+    /// How the images reached the device: "psram" (bulk) or "uart".
+    path: &'static str,
+    /// Test images classified.
+    images: usize,
+    /// Of which the device classified correctly.
+    correct: usize,
+    /// correct / images.
+    accuracy: f64,
+    /// Images where the device's digit is the host's.
+    same_digit: usize,
+    /// Images where the device's logits are bit-identical to the host's.
+    same_bits: usize,
+    /// The first test image whose logits differ, if any.
+    first_difference: Option<usize>,
+    /// Seconds in QEMU.
+    seconds: f64,
+    /// Instructions per inference on the device (bulk path, `qemu -icount`).
+    instructions_per_inference: Option<f64>,
+    /// Deepest stack use on the device (bulk path), bytes.
+    stack_peak_bytes: Option<u64>,
+}
+
+impl EvalReport {
+    fn print(&self) {
         let n = self.images;
+        let how = match self.path {
+            "uart" => format!(
+                "over the UART in {:.1} s, {:.1} ms per image",
+                self.seconds,
+                1e3 * self.seconds / n.max(1) as f64
+            ),
+            _ => format!(
+                "loaded into the device's PSRAM, {:.1} s in QEMU",
+                self.seconds
+            ),
+        };
         println!(
             "device accuracy   {:.2}% ({} of {n} test images, {how})",
-            100.0 * self.correct as f64 / n as f64,
+            100.0 * self.accuracy,
             self.correct
         );
         println!(
             "agreement         {} of {n} predictions as on the host, {} of {n} with bit-identical logits",
             self.same_digit, self.same_bits
         );
+        if let Some(instructions) = self.instructions_per_inference {
+            println!(
+                "instructions      {instructions} per inference (qemu -icount, normalize + logits)"
+            );
+        }
+        if let Some(stack) = self.stack_peak_bytes {
+            println!("stack peak        {stack} B");
+        }
+    }
+
+    /// Fails if the device's logits differ from the host's.
+    fn verdict(&self) -> Result<()> {
         if let Some(i) = self.first_difference {
             bail!("the device's logits differ from the host's (first at test image {i})");
         }

@@ -1,28 +1,18 @@
 //! `digits device eval --uart`: each test image sent to a `serve` device with the protocol,
 //! its logits back.
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{DeviceEvalArgs, Reference, Tally};
-use crate::device::firmware::Firmware;
-use crate::device::logs::LogPrinter;
+use super::{DeviceEvalArgs, EvalReport, Reference, Tally};
 use crate::device::session::Session;
 
 /// Classifies the test images one request each; reports the time per image.
-pub(super) fn run(
-    firmware: &Firmware,
-    connect: Option<SocketAddr>,
-    logs: LogPrinter,
-    args: &DeviceEvalArgs,
-) -> Result<()> {
-    let reference = Reference::load(args)?;
-    let mut session = Session::open(firmware, connect, logs)?;
-    let digest = session.link.info()?.model.params_fnv64;
-    reference.check_model(digest, args)?;
+pub(super) fn run(args: &DeviceEvalArgs, reference: &Reference) -> Result<EvalReport> {
+    // The session checks that the device runs the reference's model.
+    let mut session = Session::open(&args.reach, Some(&reference.model), "eval --uart")?;
     let n = reference.images.len();
     let bar = ProgressBar::new(n as u64);
     bar.set_style(
@@ -43,8 +33,5 @@ pub(super) fn run(
     bar.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
     session.close()?;
-    tally.report(&format!(
-        "over the UART in {seconds:.1} s, {:.1} ms per image",
-        1e3 * seconds / n as f64
-    ))
+    Ok(tally.report("uart", seconds, reference))
 }
