@@ -12,9 +12,11 @@
 //! - [`device`]: the firmware in QEMU and the link to it; `digits device`.
 //! - [`tools`]: gradient checks, benchmarks, quantization, inspection of model files.
 //!
-//! Two modules serve every stage: [`model_io`] (model files on disk) and [`simd`] (the vector
-//! instructions the hot loops are compiled for).
+//! Three modules serve every stage: [`cli`] (the command line's checks of what it accepts, and
+//! its progress bars), [`model_io`] (model files on disk) and [`simd`] (the vector instructions
+//! the hot loops are compiled for).
 
+pub mod cli;
 pub mod data;
 pub mod device;
 pub mod evaluate;
