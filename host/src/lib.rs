@@ -12,10 +12,12 @@
 //! - [`device`]: the firmware in QEMU and the link to it; `digits device`.
 //! - [`tools`]: gradient checks, benchmarks, quantization, inspection of model files.
 //!
-//! Three modules serve every stage: [`model_io`] (model files on disk), [`simd`] (the vector
-//! instructions the hot loops are compiled for) and [`workspace`] (the source tree, wherever the
-//! command runs).
+//! Four modules serve every stage: [`cli`] (the command line's checks of what it accepts, and
+//! its progress bars), [`model_io`] (model files on disk), [`simd`] (the vector instructions
+//! the hot loops are compiled for) and [`workspace`] (the source tree, wherever the command
+//! runs).
 
+pub mod cli;
 pub mod data;
 pub mod device;
 pub mod evaluate;

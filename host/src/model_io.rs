@@ -66,6 +66,7 @@ pub struct LoadedWeights {
 /// Reads and verifies a model file of either precision.
 pub fn load_weights(path: &Path) -> Result<LoadedWeights> {
     let bytes = read_bounded(path, MAX_MODEL_FILE_BYTES, "model file")?;
+    not_a_checkpoint(path, &bytes)?;
     let file =
         model_file::decode(&bytes).with_context(|| format!("model file {}", path.display()))?;
     let weights = match file.precision {
@@ -162,6 +163,7 @@ pub fn save(path: &Path, model: &MnistMlp, p: &Provenance) -> Result<()> {
 /// Reads and verifies a model file.
 pub fn load(path: &Path) -> Result<Loaded> {
     let bytes = read_bounded(path, MAX_MODEL_FILE_BYTES, "model file")?;
+    not_a_checkpoint(path, &bytes)?;
     decode(&bytes).with_context(|| format!("model file {}", path.display()))
 }
 
@@ -175,6 +177,24 @@ pub fn decode(bytes: &[u8]) -> Result<Loaded> {
         provenance: provenance(&file.metadata),
         bytes: bytes.len(),
     })
+}
+
+/// Refuses a training checkpoint given where a model file goes, saying what it is and how its
+/// run is finished.
+fn not_a_checkpoint(path: &Path, bytes: &[u8]) -> Result<()> {
+    if !crate::train::checkpoint::is_checkpoint(bytes) {
+        return Ok(());
+    }
+    // The default checkpoint is the model file + ".ckpt": then `--out` names both.
+    let name = path.to_string_lossy();
+    let resume = match name.strip_suffix(".ckpt") {
+        Some(out) if !out.is_empty() => format!("--out {out}"),
+        _ => format!("--checkpoint {name}"),
+    };
+    anyhow::bail!(
+        "{name} is a training checkpoint, not a model file: finish its run with \
+         `digits train --resume {resume}` (and the run's other options), which writes the model"
+    )
 }
 
 /// Largest model file read: 40 times the f32 MNIST model (407,356 bytes), so that a wrong
@@ -250,5 +270,40 @@ mod bounded_tests {
             err.contains("100 bytes") && err.contains("limit 99"),
             "{err}"
         );
+    }
+
+    /// A checkpoint where a model file goes is named as one, with the command that finishes
+    /// its run (not shown as bytes that are not a model's magic number).
+    #[test]
+    fn a_checkpoint_is_not_taken_for_a_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let ckpt = dir.path().join("m.digits.ckpt");
+        crate::train::checkpoint::Checkpoint {
+            config: "{}".into(),
+            epochs_done: 1,
+            rng: [1; 4],
+            model: vec![],
+            running: vec![],
+            velocity: vec![],
+            best_accuracy: 0.5,
+            best_epoch: 1,
+            best_model: vec![],
+            history: vec![],
+        }
+        .save(&ckpt)
+        .unwrap();
+        for err in [load(&ckpt).err(), load_weights(&ckpt).err()] {
+            let err = format!("{:#}", err.expect("refused"));
+            assert_eq!(
+                err,
+                format!(
+                    "{} is a training checkpoint, not a model file: finish its run with \
+                     `digits train --resume --out {}` (and the run's other options), which \
+                     writes the model",
+                    ckpt.display(),
+                    dir.path().join("m.digits").display()
+                )
+            );
+        }
     }
 }

@@ -99,7 +99,10 @@ fn quantize_refuses_what_it_cannot_quantize() {
             ])
             .arg(&out_path),
     );
-    assert!(err.contains("--calibration must be"), "{err}");
+    assert!(
+        err.contains("'0' for '--calibration <N>': must be a whole number, at least 1"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -4,10 +4,10 @@
 
 mod common;
 
-use common::{full_mnist, run_ok, slice};
+use common::{full_mnist, run_err, run_ok, slice};
 
-use std::path::Path;
-
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -54,6 +54,11 @@ fn same_seed_and_options_give_a_byte_identical_model_file() {
         std::fs::read(c).unwrap(),
     );
     assert_eq!(a, b, "same seed, different model files");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers.len(), 3, "checkpoints are removed: {leftovers:?}");
     assert_ne!(a, c, "different seeds, same model file");
 }
 
@@ -196,32 +201,103 @@ fn kill_9_at_random_moments_then_resume_matches_an_uninterrupted_run() {
     println!("seed {seed}: {kills} kills at random moments, then the same model");
 }
 
+/// A run on the slice stopped (`kill -9`) once its first epoch is reported, so its checkpoint
+/// is on disk: `(model file, checkpoint)`.
+fn interrupted(dir: &Path, args: &[&str]) -> (PathBuf, PathBuf) {
+    let out = dir.join("run.digits");
+    let checkpoint = dir.join("run.digits.ckpt");
+    let mut child = digits()
+        .args(args)
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    // The checkpoint is saved before the epoch is reported.
+    let reported = stdout.lines().any(|l| l.unwrap().starts_with("epoch "));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        reported && checkpoint.exists() && !out.exists(),
+        "not stopped mid-run"
+    );
+    (out, checkpoint)
+}
+
+/// Many epochs, so that the run is stopped long before it ends.
+const STOPPED: &[&str] = &["--validation", "200", "--epochs", "200"];
+
 #[test]
-fn resume_with_other_options_is_refused() {
+fn resume_with_other_options_names_them_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("m.digits");
-    run_ok(
+    let (out, checkpoint) = interrupted(dir.path(), STOPPED);
+    let saved = std::fs::read(&checkpoint).unwrap();
+    let err = run_err(
         digits()
-            .args(["--validation", "200", "--epochs", "1", "--out"])
+            .args(STOPPED)
+            .args(["--lr", "0.2", "--momentum", "0.5", "--resume", "--out"])
             .arg(&out),
     );
-    let res = digits()
-        .args([
-            "--validation",
-            "200",
-            "--epochs",
-            "1",
-            "--lr",
-            "0.2",
-            "--resume",
-            "--out",
-        ])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(!res.status.success());
-    let err = String::from_utf8_lossy(&res.stderr);
-    assert!(err.contains("other options"), "{err}");
+    let line = format!(
+        "error: checkpoint {} was made with other options: --lr 0.05 (now 0.2), --momentum 0.9 \
+         (now 0.5); resume with the checkpoint's options, or start again without --resume\n",
+        checkpoint.display()
+    );
+    assert_eq!(err, line);
+    assert_eq!(std::fs::read(&checkpoint).unwrap(), saved);
+    assert!(!out.exists());
+}
+
+#[test]
+fn a_checkpoint_where_a_model_goes_is_named_as_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, checkpoint) = interrupted(dir.path(), STOPPED);
+    let picture = dir.path().join("digit.png");
+    image::GrayImage::new(28, 28).save(&picture).unwrap();
+    let said = format!(
+        "{} is a training checkpoint, not a model file: finish its run with `digits train \
+         --resume --out {}`",
+        checkpoint.display(),
+        out.display()
+    );
+    let commands: [&[&std::ffi::OsStr]; 4] = [
+        &["eval".as_ref()],
+        &["predict".as_ref(), picture.as_os_str()],
+        &[
+            "quantize".as_ref(),
+            "--out".as_ref(),
+            dir.path().join("q.digits").as_os_str(),
+        ],
+        &["inspect".as_ref()],
+    ];
+    for args in commands {
+        let mut cmd = common::digits();
+        cmd.current_dir(dir.path())
+            .env("MNIST_DIR", slice())
+            .args(args);
+        if args[0] == "inspect" {
+            cmd.arg(&checkpoint);
+        } else {
+            cmd.arg("--model").arg(&checkpoint);
+        }
+        let err = run_err(&mut cmd);
+        assert!(err.contains(&said), "{args:?}: {err}");
+        // Not the checkpoint's first bytes shown as a model's magic number.
+        assert!(!err.contains("[44, 49"), "{args:?}: {err}");
+    }
+    assert!(!dir.path().join("q.digits").exists());
+}
+
+#[test]
+fn a_resumed_run_completes_and_removes_its_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--validation", "200", "--epochs", "40", "--batch", "4"];
+    let (out, checkpoint) = interrupted(dir.path(), &args);
+    let text = run_ok(digits().args(args).arg("--resume").arg("--out").arg(&out));
+    assert!(resumed_after(&text).is_some(), "{text}");
+    assert!(out.exists() && !checkpoint.exists(), "{text}");
 }
 
 #[test]
@@ -245,28 +321,63 @@ fn numeric_gradient_training_learns() {
     assert!(acc > 80.0, "numeric training reached only {acc}%");
 }
 
+/// A run whose loss becomes NaN and one whose loss explodes (finite, far above a guess's):
+/// both stop in their first epoch with advice, and write no model, checkpoint or metrics.
 #[test]
-fn a_diverging_run_stops_with_a_clear_message_and_writes_no_model() {
+fn a_diverging_run_stops_early_with_advice_and_writes_nothing() {
+    for (lr, seen) in [
+        ("1e4", "a batch's loss is "),
+        ("5", "the mean loss reached"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("d.digits");
+        let err = run_err(
+            digits()
+                .args(["--validation", "200", "--epochs", "30", "--lr", lr, "--out"])
+                .arg(&out)
+                .arg("--metrics")
+                .arg(dir.path().join("m.jsonl")),
+        );
+        let lr: f64 = lr.parse().unwrap();
+        assert!(
+            err.contains("training diverged in epoch 1: ")
+                && err.contains(seen)
+                && err.contains(&format!(
+                    "lower --lr (now {lr}) or add --batchnorm. No model written"
+                )),
+            "{err}"
+        );
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+}
+
+/// A run that diverges after it wrote its checkpoint removes it: resuming it with the same
+/// options would only diverge again. Its checkpoint is made to diverge: momentum buffers no
+/// learning rate survives.
+#[test]
+fn a_run_that_diverges_later_removes_its_checkpoint() {
+    use host::train::checkpoint::Checkpoint;
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("nan.digits");
-    let res = digits()
-        .args([
-            "--validation",
-            "200",
-            "--epochs",
-            "2",
-            "--lr",
-            "1e4",
-            "--out",
-        ])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(!res.status.success());
-    let err = String::from_utf8_lossy(&res.stderr);
-    assert!(err.contains("training diverged in epoch 1"), "{err}");
-    assert!(err.contains("Lower --lr"), "{err}");
-    assert!(!out.exists(), "a diverged run must not write a model");
+    let (out, path) = interrupted(dir.path(), STOPPED);
+    let mut checkpoint = Checkpoint::load(&path).unwrap();
+    for tensor in &mut checkpoint.velocity {
+        tensor.fill(1e30);
+    }
+    checkpoint.save(&path).unwrap();
+    let err = run_err(
+        digits()
+            .args(STOPPED)
+            .arg("--resume")
+            .arg("--out")
+            .arg(&out),
+    );
+    assert!(
+        err.contains("training diverged in epoch")
+            && err.contains("No model written, and the run's checkpoint removed"),
+        "{err}"
+    );
+    assert!(!path.exists() && !out.exists());
 }
 
 #[test]

@@ -27,6 +27,7 @@ use super::psram::PsramBlob;
 use super::qemu::{Qemu, require_qemu};
 use super::tuner::{self, MnistTuner, Plan};
 use super::{HostSide, Launch};
+use crate::cli::number::Within;
 use crate::data::command::{DataArgs, load_test};
 use crate::data::{Dataset, DatasetKind, Split};
 use crate::tools::measure::median;
@@ -46,22 +47,31 @@ pub struct FinetuneArgs {
     #[arg(long, value_enum, default_value_t = GradMethod::Backprop)]
     method: GradMethod,
     /// Passes over the samples.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true, value_parser = Within::at_least(1u32))]
     epochs: u32,
     /// Samples per training step (at most 32, what the device caches).
-    #[arg(long, default_value_t = 25)]
+    #[arg(
+        long,
+        default_value_t = 25,
+        value_parser = Within::at_least(1usize).at_most(MAX_BATCH)
+    )]
     batch: usize,
-    /// Learning rate.
-    #[arg(long, default_value_t = 0.02)]
+    /// Learning rate (> 0).
+    #[arg(long, default_value_t = 0.02, allow_negative_numbers = true, value_parser = Within::above(0.0f32))]
     lr: f32,
-    /// SGD momentum.
-    #[arg(long, default_value_t = 0.9)]
+    /// SGD momentum (>= 0 and < 1).
+    #[arg(
+        long,
+        default_value_t = 0.9,
+        allow_negative_numbers = true,
+        value_parser = Within::at_least(0.0f32).below(1.0)
+    )]
     momentum: f32,
     /// Seed of the sample order.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Only the first N images of each evaluation set.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = Within::at_least(1usize))]
     limit: Option<usize>,
     #[command(flatten)]
     host: HostSide,

@@ -6,6 +6,7 @@ use anyhow::Result;
 use clap::{Args, ValueEnum};
 
 use super::{numgrad_bench, speed};
+use crate::cli::number::Within;
 use crate::data::command::{DataArgs, load, load_test};
 
 #[derive(Args)]
@@ -16,27 +17,27 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value_t = BenchMode::Numgrad)]
     mode: BenchMode,
     /// `--mode speed`: epochs trained, each timed.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, allow_negative_numbers = true, value_parser = Within::at_least(1u32))]
     epochs: u32,
     /// `--mode speed`: seed of initialization and shuffling; `--mode not-a-digit`: seed of the
     /// generated non-digits.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// `--mode speed`: learning rate (constant; momentum 0.9, weight decay 1e-4).
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.05, allow_negative_numbers = true, value_parser = Within::above(0.0))]
     lr: f64,
     /// `--mode speed`: also run scripts/bench_torch.py with this Python (one with torch and
     /// numpy, e.g. /work/venv-torch/bin/python) and print the figures side by side.
     #[arg(long, value_name = "PYTHON")]
     compare: Option<PathBuf>,
     /// Batch sizes to measure (`--mode speed`: the first).
-    #[arg(long, value_delimiter = ',', default_value = "32,64")]
+    #[arg(long, value_delimiter = ',', default_value = "32,64", value_parser = Within::at_least(1usize))]
     batch: Vec<usize>,
     /// Repetitions of the fast methods (the median is reported).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = Within::at_least(1usize))]
     repeats: usize,
     /// Central-difference step.
-    #[arg(long, default_value_t = 1e-2)]
+    #[arg(long, default_value_t = 1e-2, allow_negative_numbers = true, value_parser = Within::above(0.0f32))]
     step: f32,
     /// `--mode not-a-digit`: the model file.
     #[arg(long, value_name = "FILE", default_value = "model.digits")]

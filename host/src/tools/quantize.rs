@@ -30,10 +30,20 @@ pub struct QuantizeArgs {
     #[arg(long, value_name = "FILE", default_value = "model.digits")]
     model: PathBuf,
     /// Where to write the int8 model file.
-    #[arg(long, value_name = "FILE", default_value = "model-int8.digits")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "model-int8.digits",
+        value_parser = crate::cli::output::OutputFile
+    )]
     out: PathBuf,
     /// Training images whose hidden activations set the activation scale.
-    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 10_000,
+        value_parser = crate::cli::number::Within::at_least(1usize)
+    )]
     calibration: usize,
     /// Print one JSON document on stdout (progress goes to stderr).
     #[arg(long)]
@@ -74,6 +84,12 @@ fn slice(split: &Split, range: std::ops::Range<usize>) -> Split {
 
 /// Runs `digits quantize`.
 pub fn run(args: &QuantizeArgs) -> Result<()> {
+    if args.out == args.model {
+        bail!(
+            "--out {} is the --model file: name another, the f32 model is kept",
+            args.out.display()
+        );
+    }
     let loaded = model_io::load(&args.model)
         .context("digits quantize reads an f32 model file (as `digits train` writes)")?;
     let model: &MnistMlp = &loaded.model;

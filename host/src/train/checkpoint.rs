@@ -10,6 +10,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use digits_core::Params;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::model_io::{read_bounded, write_atomically};
 
@@ -45,6 +46,70 @@ pub struct Checkpoint {
     pub best_model: Vec<Vec<f32>>,
     /// Metrics of the epochs done.
     pub history: Vec<EpochReport>,
+}
+
+/// Whether `bytes` are a checkpoint's (by its first bytes, before any check of the rest).
+pub fn is_checkpoint(bytes: &[u8]) -> bool {
+    bytes.starts_with(&MAGIC)
+}
+
+/// The options that differ between two runs' settings (the JSON of their `TrainConfig`), each
+/// as `--lr 0.05 (now 0.2)`.
+fn differences(then: &str, now: &str) -> Vec<String> {
+    let (Ok(Value::Object(then)), Ok(Value::Object(now))) =
+        (serde_json::from_str(then), serde_json::from_str(now))
+    else {
+        return Vec::new();
+    };
+    let mut keys: Vec<&String> = then.keys().chain(now.keys()).collect();
+    // In one order whatever the map's.
+    keys.sort();
+    keys.dedup();
+    let mut differ = Vec::new();
+    for key in keys {
+        let (a, b) = (then.get(key), now.get(key));
+        let (a, b) = if key == "schedule" {
+            // Its length follows --epochs, which is named by itself.
+            (a.map(schedule_name), b.map(schedule_name))
+        } else {
+            (a.map(shown), b.map(shown))
+        };
+        if a != b {
+            let none = || "not given".to_string();
+            differ.push(format!(
+                "--{} {} (now {})",
+                key.replace('_', "-"),
+                a.unwrap_or_else(none),
+                b.unwrap_or_else(none)
+            ));
+        }
+    }
+    differ
+}
+
+/// A setting as it was given on the command line.
+fn shown(v: &Value) -> String {
+    match v {
+        Value::Null | Value::Bool(false) => "not given".into(),
+        Value::Bool(true) => "given".into(),
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        // --augment: its parameters are not options.
+        Value::Object(_) | Value::Array(_) => "given".into(),
+    }
+}
+
+/// `--schedule` as named on the command line.
+fn schedule_name(v: &Value) -> String {
+    let variant = match v {
+        Value::String(s) => s.as_str(),
+        Value::Object(o) => o.keys().next().map_or("", String::as_str),
+        _ => "",
+    };
+    match variant {
+        "Exponential" => "exp".into(),
+        other => other.to_lowercase(),
+    }
 }
 
 /// Copies out every tensor.
@@ -84,7 +149,38 @@ impl Checkpoint {
         Self::decode(&bytes).with_context(|| format!("checkpoint {}", path.display()))
     }
 
+    /// Refuses to continue a run with other options than it started with, naming each that
+    /// differs with both values.
+    pub fn require_options(&self, config: &str, path: &Path) -> Result<()> {
+        let differ = differences(&self.config, config);
+        if differ.is_empty() && self.config != config {
+            // Not an option a person sets (a newer build's defaults): say what the two are.
+            bail!(
+                "checkpoint {} was made with other settings ({} now {config}); start again \
+                 without --resume",
+                path.display(),
+                self.config
+            );
+        }
+        if !differ.is_empty() {
+            bail!(
+                "checkpoint {} was made with other options: {}; resume with the checkpoint's \
+                 options, or start again without --resume",
+                path.display(),
+                differ.join(", ")
+            );
+        }
+        Ok(())
+    }
+
     fn decode(bytes: &[u8]) -> Result<Self> {
+        if bytes.starts_with(&digits_core::model_file::MAGIC) {
+            bail!(
+                "this is a model file (what a finished run writes), not a checkpoint; --resume \
+                 continues an interrupted run from its checkpoint (--checkpoint FILE, by \
+                 default the --out file + .ckpt)"
+            );
+        }
         if bytes.len() < 14 || bytes[..8] != MAGIC {
             bail!("not a digits training checkpoint; start without --resume");
         }
@@ -137,5 +233,53 @@ mod tests {
         flipped[20] ^= 4;
         let err = Checkpoint::decode(&flipped).unwrap_err().to_string();
         assert!(err.contains("checksum"), "{err}");
+    }
+
+    #[test]
+    fn the_options_that_differ_are_named_with_both_values() {
+        let then = r#"{"epochs":30,"batch":32,"lr":0.05,"schedule":{"Cosine":{"total":30,"floor":0.0}},"batchnorm":false,"augment":null,"grad":"backprop"}"#;
+        assert!(differences(then, then).is_empty());
+        let now = r#"{"epochs":10,"batch":32,"lr":0.2,"schedule":{"Cosine":{"total":10,"floor":0.0}},"batchnorm":true,"augment":{"max_rotation_deg":12.0},"grad":"numeric"}"#;
+        assert_eq!(
+            differences(then, now),
+            [
+                "--augment not given (now given)",
+                "--batchnorm not given (now given)",
+                "--epochs 30 (now 10)",
+                "--grad backprop (now numeric)",
+                "--lr 0.05 (now 0.2)",
+            ]
+        );
+        let exp = then.replace(
+            r#"{"Cosine":{"total":30,"floor":0.0}}"#,
+            r#"{"Exponential":{"gamma":0.9}}"#,
+        );
+        assert_eq!(differences(then, &exp), ["--schedule cosine (now exp)"]);
+        let constant = then.replace(r#"{"Cosine":{"total":30,"floor":0.0}}"#, r#""Constant""#);
+        assert_eq!(
+            differences(&constant, then),
+            ["--schedule constant (now cosine)"]
+        );
+        let mut ckpt = sample();
+        ckpt.config = then.into();
+        let err = ckpt
+            .require_options(now, Path::new("m.ckpt"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("checkpoint m.ckpt was made with other options: --augment not given (now given), --batchnorm")
+                && !err.contains('\n'),
+            "{err}"
+        );
+        assert!(ckpt.require_options(then, Path::new("m.ckpt")).is_ok());
+    }
+
+    #[test]
+    fn a_model_file_is_not_taken_for_a_checkpoint() {
+        let mut bytes = digits_core::model_file::MAGIC.to_vec();
+        bytes.extend([0u8; 64]);
+        let err = Checkpoint::decode(&bytes).unwrap_err().to_string();
+        assert!(err.starts_with("this is a model file"), "{err}");
+        assert!(!is_checkpoint(&bytes));
     }
 }

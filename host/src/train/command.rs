@@ -1,14 +1,17 @@
 //! `digits train`: its options, and the run from loading the data to writing the model file.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
 use digits_core::Schedule;
 
 use super::augment;
+use super::checkpoint::Checkpoint;
 use super::{GradMethod, TrainConfig, evaluate, hold_out};
+use crate::cli::number::Within;
+use crate::cli::output::{self, OutputFile};
 use crate::data::command::{DataArgs, load};
 use crate::model_io;
 
@@ -28,20 +31,20 @@ pub enum ScheduleArg {
 pub struct TrainArgs {
     #[command(flatten)]
     data: DataArgs,
-    /// Passes over the training images [default: 30, or 50 with --augment].
-    #[arg(long)]
+    /// Passes over the training images, at least 1 [default: 30, or 50 with --augment].
+    #[arg(long, allow_negative_numbers = true, value_parser = Within::<u32>::at_least(1))]
     epochs: Option<u32>,
-    /// Images per SGD step.
-    #[arg(long, default_value_t = 32)]
+    /// Images per SGD step: 1 to the training images left after --validation.
+    #[arg(long, default_value_t = 32, allow_negative_numbers = true, value_parser = Within::at_least(1usize))]
     batch: usize,
-    /// Base learning rate.
-    #[arg(long, default_value_t = 0.05)]
+    /// Base learning rate (> 0).
+    #[arg(long, default_value_t = 0.05, allow_negative_numbers = true, value_parser = Within::above(0.0))]
     lr: f64,
-    /// SGD momentum.
-    #[arg(long, default_value_t = 0.9)]
+    /// SGD momentum (>= 0 and < 1).
+    #[arg(long, default_value_t = 0.9, allow_negative_numbers = true, value_parser = Within::at_least(0.0).below(1.0))]
     momentum: f64,
-    /// L2 weight decay (weights only).
-    #[arg(long, default_value_t = 1e-4)]
+    /// L2 weight decay, weights only (>= 0).
+    #[arg(long, default_value_t = 1e-4, allow_negative_numbers = true, value_parser = Within::at_least(0.0))]
     weight_decay: f64,
     /// Learning-rate schedule.
     #[arg(long, value_enum, default_value_t = ScheduleArg::Cosine)]
@@ -55,79 +58,180 @@ pub struct TrainArgs {
     /// Seed of initialization and shuffling: same seed and options, same model.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Training images held out to pick the best epoch.
-    #[arg(long, default_value_t = 5000)]
+    /// Training images held out to pick the best epoch: at least 1, fewer than the training
+    /// images.
+    #[arg(long, default_value_t = 5000, allow_negative_numbers = true, value_parser = Within::at_least(1usize))]
     validation: usize,
     /// Use only the first N training images (before the validation split): quick runs.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = Within::at_least(1usize))]
     limit: Option<usize>,
     /// How to compute gradients: backprop, or central differences (structured).
     #[arg(long, value_enum, default_value_t = GradMethod::Backprop)]
     grad: GradMethod,
-    /// Central-difference step h for `--grad numeric`.
-    #[arg(long, default_value_t = 1e-2)]
-    step: f64,
+    /// Central-difference step h of `--grad numeric` (> 0) [default: 0.01].
+    #[arg(long, allow_negative_numbers = true, value_parser = Within::above(0.0))]
+    step: Option<f64>,
     /// Write per-epoch metrics here as JSON lines.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = OutputFile)]
     metrics: Option<PathBuf>,
     /// Where to write the model file.
-    #[arg(long, value_name = "FILE", default_value = "model.digits")]
+    #[arg(long, value_name = "FILE", default_value = "model.digits", value_parser = OutputFile)]
     out: PathBuf,
-    /// Checkpoint file, rewritten after every epoch [default: the model file + ".ckpt"].
-    #[arg(long, value_name = "FILE")]
+    /// Checkpoint, rewritten after every epoch so that --resume can continue a run that was
+    /// stopped; removed when the run completes [default: the model file + ".ckpt"].
+    #[arg(long, value_name = "FILE", value_parser = OutputFile)]
     checkpoint: Option<PathBuf>,
     /// Continue an interrupted run from its checkpoint (same options).
     #[arg(long)]
     resume: bool,
 }
 
+/// Central-difference step of `--grad numeric` when none is given.
+const DEFAULT_STEP: f64 = 1e-2;
+
+impl TrainArgs {
+    /// The run these options ask for.
+    fn config(&self) -> TrainConfig {
+        // Distorted images take longer to learn from.
+        let epochs = self.epochs.unwrap_or(if self.augment { 50 } else { 30 });
+        let schedule = match self.schedule {
+            ScheduleArg::Constant => Schedule::Constant,
+            ScheduleArg::Step => Schedule::Step {
+                every: (epochs / 3).max(1),
+                gamma: 0.1,
+            },
+            ScheduleArg::Exp => Schedule::Exponential { gamma: 0.9 },
+            ScheduleArg::Cosine => Schedule::Cosine {
+                total: epochs,
+                floor: 0.0,
+            },
+        };
+        TrainConfig {
+            epochs,
+            batch: self.batch,
+            lr: self.lr,
+            momentum: self.momentum,
+            weight_decay: self.weight_decay,
+            schedule,
+            seed: self.seed,
+            batchnorm: self.batchnorm,
+            validation: self.validation,
+            grad: self.grad,
+            step: self.step.unwrap_or(DEFAULT_STEP),
+            augment: self.augment.then(augment::Augment::default),
+            limit: self.limit,
+        }
+    }
+
+    /// The checkpoint file: `--checkpoint`, else the model file + ".ckpt".
+    fn checkpoint(&self) -> PathBuf {
+        self.checkpoint.clone().unwrap_or_else(|| {
+            let mut p = self.out.clone().into_os_string();
+            p.push(".ckpt");
+            PathBuf::from(p)
+        })
+    }
+
+    /// What can be judged without the data: options that go together, three distinct output
+    /// files, and a checkpoint to resume that was made with these options.
+    fn check(&self, cfg: &TrainConfig, checkpoint: &Path) -> Result<()> {
+        if self.grad == GradMethod::Numeric && self.batchnorm {
+            bail!("--grad numeric trains the plain network; drop --batchnorm");
+        }
+        if self.step.is_some() && self.grad != GradMethod::Numeric {
+            bail!(
+                "--step is the central-difference step of --grad numeric; drop it, or add --grad numeric"
+            );
+        }
+        if self.checkpoint.is_none() {
+            output::require_file("--checkpoint (the --out file + .ckpt)", checkpoint)?;
+        }
+        let mut outputs = vec![("--out", self.out.as_path()), ("--checkpoint", checkpoint)];
+        outputs.extend(self.metrics.as_deref().map(|m| ("--metrics", m)));
+        for (k, (a, path_a)) in outputs.iter().enumerate() {
+            for (b, path_b) in &outputs[k + 1..] {
+                if same_file(path_a, path_b) {
+                    bail!(
+                        "{a} and {b} are the same file, {}; name two",
+                        path_a.display()
+                    );
+                }
+            }
+        }
+        if let Some(limit) = self.limit {
+            self.check_sizes(
+                limit,
+                &format!("--limit {limit} leaves {limit} training images"),
+            )?;
+        }
+        if self.resume && checkpoint.exists() {
+            Checkpoint::load(checkpoint)?
+                .require_options(&serde_json::to_string(cfg)?, checkpoint)?;
+        }
+        Ok(())
+    }
+
+    /// `--validation` and `--batch` against the `images` there are to train on (`source`
+    /// says where that number comes from: `the training set has 1000 images`).
+    fn check_sizes(&self, images: usize, source: &str) -> Result<()> {
+        Within::at_least(1)
+            .at_most(images.saturating_sub(1))
+            .require("--validation", self.validation, source)?;
+        let left = images - self.validation;
+        Within::at_least(1).at_most(left).require(
+            "--batch",
+            self.batch,
+            &format!("{source}, {left} after --validation {}", self.validation),
+        )
+    }
+}
+
+/// Whether two paths name one file (their directories exist: the options were checked).
+fn same_file(a: &Path, b: &Path) -> bool {
+    let resolved = |p: &Path| {
+        let dir = match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        std::fs::canonicalize(dir)
+            .ok()
+            .map(|d| d.join(p.file_name().unwrap_or_default()))
+    };
+    a == b || (resolved(a).is_some() && resolved(a) == resolved(b))
+}
+
 /// Runs `digits train`.
 pub fn run(args: TrainArgs) -> Result<()> {
+    let cfg = args.config();
+    let checkpoint = args.checkpoint();
+    args.check(&cfg, &checkpoint)?;
     let dataset = load(&args.data)?;
-    // Distorted images take longer to learn from.
-    let epochs = args.epochs.unwrap_or(if args.augment { 50 } else { 30 });
-    let schedule = match args.schedule {
-        ScheduleArg::Constant => Schedule::Constant,
-        ScheduleArg::Step => Schedule::Step {
-            every: (epochs / 3).max(1),
-            gamma: 0.1,
-        },
-        ScheduleArg::Exp => Schedule::Exponential { gamma: 0.9 },
-        ScheduleArg::Cosine => Schedule::Cosine {
-            total: epochs,
-            floor: 0.0,
-        },
-    };
-    let cfg = TrainConfig {
-        epochs,
-        batch: args.batch,
-        lr: args.lr,
-        momentum: args.momentum,
-        weight_decay: args.weight_decay,
-        schedule,
-        seed: args.seed,
-        batchnorm: args.batchnorm,
-        validation: args.validation,
-        grad: args.grad,
-        step: args.step,
-        augment: args.augment.then(augment::Augment::default),
-        limit: args.limit,
-    };
     let mut all_train = dataset.train;
+    let available = all_train.labels.len();
     if let Some(n) = args.limit {
+        Within::at_least(1).at_most(available).require(
+            "--limit",
+            n,
+            &format!("the training set has {available} images"),
+        )?;
         all_train.images.truncate(n);
         all_train.labels.truncate(n);
     }
+    let images = all_train.labels.len();
+    let source = match args.limit {
+        Some(limit) => format!("--limit {limit} leaves {images} training images"),
+        None => format!("the training set has {images} images"),
+    };
+    args.check_sizes(images, &source)?;
     let (train_split, val_split) = hold_out(&all_train, cfg.validation)?;
-    let checkpoint = args.checkpoint.clone().unwrap_or_else(|| {
-        let mut p = args.out.clone().into_os_string();
-        p.push(".ckpt");
-        PathBuf::from(p)
-    });
     let resume = super::Resume {
         checkpoint: Some(&checkpoint),
         resume: args.resume,
     };
+    eprintln!(
+        "checkpoint after every epoch: {} (`--resume` continues from it; removed when the run completes)",
+        checkpoint.display()
+    );
     let start = Instant::now();
     let outcome = super::train(&train_split, &val_split, &cfg, &resume, |history| {
         let r = history.last().expect("called after an epoch");
@@ -170,6 +274,15 @@ pub fn run(args: TrainArgs) -> Result<()> {
         options: serde_json::to_string(&cfg)?,
     };
     model_io::save(&args.out, &outcome.model, &provenance)?;
+    // The run is complete: nothing is left to resume.
+    if let Err(e) = std::fs::remove_file(&checkpoint)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        eprintln!(
+            "warning: cannot remove the checkpoint {}: {e}",
+            checkpoint.display()
+        );
+    }
     println!("model written to {}", args.out.display());
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use digits_core::pixels::normalize;
 use digits_core::{Rng, Sgd};
 use indicatif::ProgressBar;
@@ -22,6 +22,22 @@ pub struct EpochData<'a> {
     pub sparse: Option<&'a SparseSet>,
     /// One per image.
     pub labels: &'a [u8],
+}
+
+/// A mean training loss above this stops the run: a network that learns stays below a uniform
+/// guess's loss (ln 10) from its first batches on, and three times that is no noisy start but a
+/// run moving away from any answer.
+pub const EXPLODED_LOSS: f64 = 3.0 * std::f64::consts::LN_10;
+
+/// Training diverged: a loss or a parameter that is no longer a finite number, or a mean loss
+/// above [`EXPLODED_LOSS`].
+#[derive(Debug, thiserror::Error)]
+#[error("training diverged in epoch {epoch}: {what}")]
+pub struct Diverged {
+    /// The epoch, from 1.
+    pub epoch: u32,
+    /// What was seen.
+    pub what: String,
 }
 
 /// What an epoch saw, summed over its batches.
@@ -85,8 +101,8 @@ impl Trainer {
     }
 
     /// One pass over `data` in a fresh order drawn from `rng`, at learning rate `lr`, with
-    /// progress on `bar`; `epoch` (from 0) names the epoch in errors. Fails if the training
-    /// diverged (a non-finite loss, or parameters at the end).
+    /// progress on `bar`; `epoch` (from 0) names the epoch in errors. Fails with [`Diverged`]
+    /// if the training diverged (checked at every update of the bar).
     pub fn epoch(
         &mut self,
         data: EpochData<'_>,
@@ -139,21 +155,40 @@ impl Trainer {
             };
             // The loss every batch; the parameters (a full pass over them) once an epoch.
             let last = totals.seen + n == total;
-            if !loss.is_finite() || (last && !self.net.all_finite()) {
-                if let Some(bar) = bar {
-                    bar.abandon();
-                }
-                bail!(
-                    "training diverged in epoch {} (loss {loss}); the last good checkpoint is kept. \
-                     Lower --lr (now {lr}) or add --batchnorm",
-                    epoch + 1
-                );
-            }
+            let what = if !loss.is_finite() {
+                Some(format!("a batch's loss is {loss}"))
+            } else if last && !self.net.all_finite() {
+                Some("the parameters are no longer finite numbers".to_string())
+            } else {
+                None
+            };
             totals.loss_sum += loss;
             totals.correct += right;
             totals.seen += n;
+            let report = totals.seen % (32 * self.batch) < self.batch || last;
+            let mean = totals.loss_sum / totals.seen as f64;
+            let what = what.or_else(|| {
+                (report && mean > EXPLODED_LOSS).then(|| {
+                    format!(
+                        "the mean loss reached {mean:.1} after {} images (a uniform guess \
+                         scores ln 10 = {:.2})",
+                        totals.seen,
+                        std::f64::consts::LN_10
+                    )
+                })
+            });
+            if let Some(what) = what {
+                if let Some(bar) = bar {
+                    bar.abandon();
+                }
+                return Err(Diverged {
+                    epoch: epoch + 1,
+                    what,
+                }
+                .into());
+            }
             if let Some(bar) = bar
-                && (totals.seen % (32 * self.batch) < self.batch || last)
+                && report
             {
                 bar.set_position(totals.seen as u64);
                 bar.set_message(format!(

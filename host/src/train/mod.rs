@@ -23,15 +23,15 @@ use std::path::Path;
 use anyhow::{Result, bail};
 use digits_core::softmax::argmax;
 use digits_core::{MnistMlp, Rng, Schedule};
-use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::cli::progress::Progress;
 use crate::data::Split;
 use crate::train::aligned::ModelBox;
 use crate::train::augment::Augment;
 use crate::train::checkpoint::{Checkpoint, restore, tensors_of};
-use crate::train::epoch::{EpochData, Trainer};
+use crate::train::epoch::{Diverged, EpochData, Trainer};
 use crate::train::net::NetState;
 use crate::train::sparse_set::SparseSet;
 
@@ -205,8 +205,8 @@ pub fn train(
     let resumable = match resume.checkpoint {
         Some(path) if resume.resume && !path.exists() => {
             eprintln!(
-                "no checkpoint at {} yet (the run stopped before its first epoch ended): \
-                 starting from epoch 1",
+                "no checkpoint at {} (the run stopped before its first epoch ended, or it \
+                 completed and removed it): starting from epoch 1",
                 path.display()
             );
             None
@@ -215,16 +215,12 @@ pub fn train(
         None if resume.resume => bail!("--resume needs a checkpoint file"),
         _ => None,
     };
+    // Whether the checkpoint file is this run's (written by it, or resumed from): only then is
+    // it removed when the run diverges.
+    let mut own_checkpoint = resumable.is_some();
     if let Some(path) = resumable {
         let ckpt = Checkpoint::load(path)?;
-        if ckpt.config != config {
-            bail!(
-                "checkpoint {} was made with other options:\n  checkpoint: {}\n  now:        {config}\n\
-                 run with the same options, or start again without --resume",
-                path.display(),
-                ckpt.config
-            );
-        }
+        ckpt.require_options(&config, path)?;
         trainer.net.restore(&ckpt)?;
         rng = Rng::from_state(ckpt.rng);
         let mut best_model: ModelBox = ModelBox::zeroed();
@@ -268,8 +264,25 @@ pub fn train(
             labels: &train.labels,
         };
         let lr = cfg.schedule.lr(cfg.lr, epoch);
-        let bar = progress_bar(epoch + 1, cfg.epochs, train.labels.len());
-        let totals = trainer.epoch(data, &mut rng, lr, epoch, Some(&bar))?;
+        let len = train.labels.len() as u64;
+        let bar = Progress {
+            prefix: format!("epoch {}/{}", epoch + 1, cfg.epochs),
+            len,
+            unit: "img",
+            after: u64::from(cfg.epochs - epoch - 1) * len,
+            known_rate: history.last().map(|r: &EpochReport| r.samples_per_second),
+        }
+        .bar();
+        let totals = match trainer.epoch(data, &mut rng, lr, epoch, Some(&bar)) {
+            Ok(totals) => totals,
+            Err(e) => {
+                return Err(diverged(
+                    e,
+                    cfg,
+                    resume.checkpoint.filter(|_| own_checkpoint),
+                ));
+            }
+        };
         bar.finish_and_clear();
         let model = trainer.model();
         let val = evaluate(&model, validation);
@@ -311,6 +324,7 @@ pub fn train(
                 history: history.clone(),
             }
             .save(path)?;
+            own_checkpoint = true;
         }
         on_epoch(&history)?;
     }
@@ -322,13 +336,25 @@ pub fn train(
     Ok(Outcome { model, best_epoch })
 }
 
-fn progress_bar(epoch: u32, epochs: u32, len: usize) -> ProgressBar {
-    let bar = ProgressBar::new(len as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg}  {per_sec}  ETA {eta}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(format!("epoch {epoch}/{epochs}"));
-    bar
+/// The error of a run that diverged, with what to change; its checkpoint (`checkpoint`, if the
+/// run's own) is removed, since resuming it with the same options would diverge again.
+fn diverged(e: anyhow::Error, cfg: &TrainConfig, checkpoint: Option<&Path>) -> anyhow::Error {
+    if e.downcast_ref::<Diverged>().is_none() {
+        return e;
+    }
+    let removed = checkpoint.is_some_and(|path| std::fs::remove_file(path).is_ok());
+    let batchnorm = if cfg.batchnorm {
+        ""
+    } else {
+        " or add --batchnorm"
+    };
+    anyhow::anyhow!(
+        "{e}; lower --lr (now {}){batchnorm}. No model written{}",
+        cfg.lr,
+        if removed {
+            ", and the run's checkpoint removed"
+        } else {
+            ""
+        }
+    )
 }

@@ -20,7 +20,7 @@ use crate::data::command::{DataArgs, load_test};
 #[derive(Args)]
 pub struct DeviceEvalArgs {
     /// Only the first N test images.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = crate::cli::number::Within::at_least(1usize))]
     limit: Option<usize>,
     /// Send the images one by one over the UART with the protocol (slow under QEMU) instead of
     /// loading them all into the device's memory at start.
