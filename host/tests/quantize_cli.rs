@@ -63,7 +63,7 @@ fn the_committed_int8_model_is_what_quantize_makes_of_the_f32_one() {
         .output()
         .unwrap();
     assert!(
-        text(&inspect).contains("precision:       int8"),
+        text(&inspect).contains("precision:       int8 ("),
         "{}",
         text(&inspect)
     );

@@ -192,13 +192,16 @@ pub fn print(i: &Inspection) {
         format!("digits model, version {}", i.format_version),
     );
     line("architecture", i.architecture.to_string());
-    line("precision", i.precision.to_string());
-    if let Some(s) = i.hidden_scale {
-        line(
-            "",
-            format!("per-channel weight scales, hidden activation step {s:.5}"),
-        );
-    }
+    line(
+        "precision",
+        match i.hidden_scale {
+            Some(s) => format!(
+                "{} (per-channel weight scales, hidden activation step {s:.5})",
+                i.precision
+            ),
+            None => i.precision.to_string(),
+        },
+    );
     line("parameters", format!("digest {}", i.parameters_digest));
     line("dataset", i.dataset.clone());
     line(
