@@ -146,7 +146,7 @@ pub fn draw(kind: Kind, index: u64, seed: u64) -> GrayImage {
         }
         Kind::Shape => shape(&paper, &mut rng),
         Kind::Noise => {
-            if rng.next() < 0.5 {
+            if rng.uniform() < 0.5 {
                 let amplitude = rng.range(60.0, 127.0);
                 let mid = (paper.level + paper.ink) / 2.0;
                 GrayImage::from_fn(CANVAS, CANVAS, |_, _| {
@@ -154,7 +154,9 @@ pub fn draw(kind: Kind, index: u64, seed: u64) -> GrayImage {
                 })
             } else {
                 let share = rng.range(0.02, 0.3);
-                let specks: Vec<bool> = (0..CANVAS * CANVAS).map(|_| rng.next() < share).collect();
+                let specks: Vec<bool> = (0..CANVAS * CANVAS)
+                    .map(|_| rng.uniform() < share)
+                    .collect();
                 paper.draw(CANVAS, &mut rng, |x, y| {
                     f32::from(u8::from(specks[y as usize * CANVAS as usize + x as usize]))
                 })
