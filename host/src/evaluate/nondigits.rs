@@ -1,5 +1,5 @@
 //! Pictures of things that are not digits, drawn from a seed on the same paper as
-//! [`photo::render_digit`]'s digits: blank pages, dots, lines, letters, shapes, noise and
+//! [`render_digit`](super::photo::render_digit)'s digits: blank pages, dots, lines, letters, shapes, noise and
 //! scribbles. They check that `digits predict` says "not a digit" (`digits bench --mode
 //! not-a-digit`). The same kind, index and seed give the same picture.
 //!
