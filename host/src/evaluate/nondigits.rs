@@ -1,6 +1,6 @@
 //! Pictures of things that are not digits, drawn from a seed on the same paper as
-//! [`render_digit`](super::photo::render_digit)'s digits: blank pages, dots, lines, letters, shapes, noise and
-//! scribbles. They check that `digits predict` says "not a digit" (`digits bench --mode
+//! [`render_digit`](super::photo::render_digit)'s digits: blank pages, dots, lines, letters,
+//! shapes, noise and scribbles. They check that `digits predict` says "not a digit" (`digits bench --mode
 //! not-a-digit`). The same kind, index and seed give the same picture.
 //!
 //! Lines stay within 25 degrees of horizontal and the letters are ones no digit resembles
