@@ -16,10 +16,12 @@ fn independent(pixels: &[u8; 784]) -> InkShape {
         on[i / 28 + 1][i % 28 + 1] = p >= 128;
     }
     let mut perimeter = 0;
-    for a in 0..P {
-        for b in 0..P - 1 {
-            perimeter += u32::from(on[a][b] != on[a][b + 1]) + u32::from(on[b][a] != on[b + 1][a]);
-        }
+    // Changes along each row, then along each column.
+    for row in &on {
+        perimeter += row.windows(2).filter(|w| w[0] != w[1]).count() as u32;
+    }
+    for pair in on.windows(2) {
+        perimeter += (0..P).filter(|&x| pair[0][x] != pair[1][x]).count() as u32;
     }
     let cells: Vec<(usize, usize)> = (0..P)
         .flat_map(|y| (0..P).map(move |x| (x, y)))

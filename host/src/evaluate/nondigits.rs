@@ -1,6 +1,6 @@
 //! Pictures of things that are not digits, drawn from a seed on the same paper as
-//! [`photo::render_digit`]'s digits: blank pages, dots, lines, letters, shapes, noise and
-//! scribbles. They check that `digits predict` says "not a digit" (`digits bench --mode
+//! [`render_digit`](super::photo::render_digit)'s digits: blank pages, dots, lines, letters,
+//! shapes, noise and scribbles. They check that `digits predict` says "not a digit" (`digits bench --mode
 //! not-a-digit`). The same kind, index and seed give the same picture.
 //!
 //! Lines stay within 25 degrees of horizontal and the letters are ones no digit resembles
@@ -146,7 +146,7 @@ pub fn draw(kind: Kind, index: u64, seed: u64) -> GrayImage {
         }
         Kind::Shape => shape(&paper, &mut rng),
         Kind::Noise => {
-            if rng.next() < 0.5 {
+            if rng.uniform() < 0.5 {
                 let amplitude = rng.range(60.0, 127.0);
                 let mid = (paper.level + paper.ink) / 2.0;
                 GrayImage::from_fn(CANVAS, CANVAS, |_, _| {
@@ -154,7 +154,9 @@ pub fn draw(kind: Kind, index: u64, seed: u64) -> GrayImage {
                 })
             } else {
                 let share = rng.range(0.02, 0.3);
-                let specks: Vec<bool> = (0..CANVAS * CANVAS).map(|_| rng.next() < share).collect();
+                let specks: Vec<bool> = (0..CANVAS * CANVAS)
+                    .map(|_| rng.uniform() < share)
+                    .collect();
                 paper.draw(CANVAS, &mut rng, |x, y| {
                     f32::from(u8::from(specks[y as usize * CANVAS as usize + x as usize]))
                 })

@@ -18,7 +18,7 @@ impl Lcg {
     }
 
     /// Uniform in [0, 1).
-    pub fn next(&mut self) -> f32 {
+    pub fn uniform(&mut self) -> f32 {
         self.0 = self
             .0
             .wrapping_mul(6_364_136_223_846_793_005)
@@ -28,12 +28,12 @@ impl Lcg {
 
     /// Uniform in [lo, hi).
     pub fn range(&mut self, lo: f32, hi: f32) -> f32 {
-        lo + (hi - lo) * self.next()
+        lo + (hi - lo) * self.uniform()
     }
 
     /// Uniform in `0..n`.
     pub fn below(&mut self, n: usize) -> usize {
-        ((self.next() * n as f32) as usize).min(n - 1)
+        ((self.uniform() * n as f32) as usize).min(n - 1)
     }
 }
 
