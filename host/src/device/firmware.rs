@@ -4,14 +4,14 @@
 //!
 //! The firmware embeds its model at build time (`firmware/build.rs`: `DIGITS_MODEL`,
 //! `DIGITS_MODEL_INT8`). The shipped models are built into cargo's usual target directory;
-//! any other model into a target directory of its own, `device-models/PRECISION-DIGEST` in it,
-//! so that each model is built once and switching models rebuilds nothing.
+//! any other model in `device-models/` there (so that a user's model does not rebuild the usual
+//! firmware), its binaries then kept as `device-models/PRECISION-DIGEST/NAME`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use super::model::{DeviceModel, Reached};
 use super::qemu::{Board, TARGET};
@@ -73,33 +73,58 @@ impl Firmware {
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| root.join("target"));
-        let target = match model {
-            None => target,
-            Some(m) => {
-                let precision = if m.is_int8() { "int8" } else { "f32" };
-                target
-                    .join("device-models")
-                    .join(format!("{precision}-{:016x}", m.digest))
+        let Some(model) = model else {
+            if !target.join(TARGET).join("release").join(name).is_file() {
+                eprintln!(
+                    "building the firmware (once, into {}) ...",
+                    target.display()
+                );
             }
+            return built(
+                Build {
+                    target_dir: Some(&target),
+                    quiet: true,
+                    ..Build::new(root, Board::Mps2An386)
+                },
+                name,
+            );
         };
-        if !target.join(TARGET).join("release").join(name).is_file() {
+        // Another model: built in a directory of its own (the dependencies are built once for
+        // all models; a change of model relinks the firmware), then copied aside by digest.
+        let shared = target.join("device-models");
+        let precision = if model.is_int8() { "int8" } else { "f32" };
+        let kept = shared
+            .join(format!("{precision}-{:016x}", model.digest))
+            .join(name);
+        if !kept.is_file() {
             eprintln!(
                 "building the firmware with {} in it (once per model, into {}) ...",
-                model.map_or("the shipped model".into(), |m| m.path.display().to_string()),
-                target.display()
+                model.path.display(),
+                shared.display()
             );
         }
-        let build = Build {
-            target_dir: Some(&target),
-            model,
-            quiet: true,
-            ..Build::new(root, Board::Mps2An386)
-        };
-        let elfs = build.run().map_err(anyhow::Error::msg)?;
-        match elfs.get(name) {
-            Some(path) => Ok(path.clone()),
-            None => bail!("building the firmware gave no binary {name}"),
-        }
+        let elf = built(
+            Build {
+                target_dir: Some(&shared),
+                model: Some(model),
+                quiet: true,
+                ..Build::new(root, Board::Mps2An386)
+            },
+            name,
+        )?;
+        let bytes = std::fs::read(&elf)
+            .with_context(|| format!("cannot read the firmware {}", elf.display()))?;
+        crate::model_io::write_atomically(&kept, &bytes)?;
+        Ok(kept)
+    }
+}
+
+/// Runs `build` and returns the path of its binary `name`.
+fn built(build: Build<'_>, name: &str) -> Result<PathBuf> {
+    let elfs = build.run().map_err(anyhow::Error::msg)?;
+    match elfs.get(name) {
+        Some(path) => Ok(path.clone()),
+        None => bail!("building the firmware gave no binary {name}"),
     }
 }
 
