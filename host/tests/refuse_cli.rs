@@ -200,7 +200,7 @@ fn train_refuses_nonsense_options_before_reading_the_data() {
             &["--out and --metrics are the same file"],
         ),
         case(
-            &t("--resume --checkpoint model.digits"),
+            &t("--resume --checkpoint model.digits --out x.digits"),
             &["model.digits", "is a model file", "not a checkpoint"],
         ),
         after_loading(

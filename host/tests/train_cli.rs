@@ -262,14 +262,11 @@ fn a_checkpoint_where_a_model_goes_is_named_as_one() {
         checkpoint.display(),
         out.display()
     );
+    let quantized = dir.path().join("q.digits");
     let commands: [&[&std::ffi::OsStr]; 4] = [
         &["eval".as_ref()],
         &["predict".as_ref(), picture.as_os_str()],
-        &[
-            "quantize".as_ref(),
-            "--out".as_ref(),
-            dir.path().join("q.digits").as_os_str(),
-        ],
+        &["quantize".as_ref(), "--out".as_ref(), quantized.as_os_str()],
         &["inspect".as_ref()],
     ];
     for args in commands {
@@ -287,7 +284,7 @@ fn a_checkpoint_where_a_model_goes_is_named_as_one() {
         // Not the checkpoint's first bytes shown as a model's magic number.
         assert!(!err.contains("[44, 49"), "{args:?}: {err}");
     }
-    assert!(!dir.path().join("q.digits").exists());
+    assert!(!quantized.exists());
 }
 
 #[test]
@@ -353,8 +350,8 @@ fn a_diverging_run_stops_early_with_advice_and_writes_nothing() {
 }
 
 /// A run that diverges after it wrote its checkpoint removes it: resuming it with the same
-/// options would only diverge again. Its checkpoint is made to diverge: momentum buffers no
-/// learning rate survives.
+/// options would only diverge again. Its checkpoint is made to diverge: momentum buffers that
+/// are not numbers.
 #[test]
 fn a_run_that_diverges_later_removes_its_checkpoint() {
     use host::train::checkpoint::Checkpoint;
@@ -362,7 +359,7 @@ fn a_run_that_diverges_later_removes_its_checkpoint() {
     let (out, path) = interrupted(dir.path(), STOPPED);
     let mut checkpoint = Checkpoint::load(&path).unwrap();
     for tensor in &mut checkpoint.velocity {
-        tensor.fill(1e30);
+        tensor.fill(f32::NAN);
     }
     checkpoint.save(&path).unwrap();
     let err = run_err(

@@ -107,7 +107,7 @@ mod tests {
     #[test]
     fn rates_and_durations_read_like_a_person_would_write_them() {
         let cases = [
-            (44_206.1836, "44.2k"),
+            (44_206.183_6, "44.2k"),
             (417.3, "417"),
             (9.5, "9.50"),
             (999_999.0, "1.00M"),
