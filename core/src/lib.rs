@@ -34,6 +34,7 @@ pub mod activation;
 pub mod batchnorm;
 pub mod blob;
 pub mod dense;
+pub mod detector;
 pub mod digest;
 pub mod fast;
 pub mod finetune;

@@ -15,6 +15,8 @@
 
 use core::fmt;
 
+use crate::detector::Detector;
+
 /// Side of the picture.
 pub const SIDE: usize = 28;
 /// Pixels at or above this level are the half-intensity ink that shapes are measured on.
@@ -132,6 +134,8 @@ pub struct Limits {
     pub max_pieces: u32,
     /// Least probability of the most probable digit.
     pub min_confidence: f32,
+    /// Most probability of "not a digit" the [`Detector`] may give a digit.
+    pub max_unlike: f32,
 }
 
 impl Limits {
@@ -144,6 +148,7 @@ impl Limits {
         min_height: 9,
         max_pieces: 4,
         min_confidence: 0.5,
+        max_unlike: 0.5,
     };
 }
 
@@ -165,6 +170,11 @@ pub enum Reason {
     Flat,
     /// The ink is in many separate pieces: noise, scattered marks.
     Scattered,
+    /// The detector finds the picture unlike the digits it has seen.
+    Unlike {
+        /// The detector's probability of "not a digit".
+        probability: f32,
+    },
     /// The network's best digit has a probability below the limit.
     Unsure {
         /// The best digit.
@@ -185,6 +195,7 @@ impl Reason {
             Reason::TooMuchInk => "too-much-ink",
             Reason::Flat => "flat",
             Reason::Scattered => "scattered",
+            Reason::Unlike { .. } => "unlike",
             Reason::Unsure { .. } => "unsure",
         }
     }
@@ -200,6 +211,11 @@ impl fmt::Display for Reason {
             Reason::TooMuchInk => f.write_str("more ink than any digit"),
             Reason::Flat => f.write_str("a flat mark (a horizontal line or dash?)"),
             Reason::Scattered => f.write_str("scattered marks (noise?)"),
+            Reason::Unlike { probability } => write!(
+                f,
+                "unlike any digit the detector has seen ({:.0}% not a digit)",
+                100.0 * probability
+            ),
             Reason::Unsure { digit, probability } => write!(
                 f,
                 "the network is unsure (at best {digit}, {:.0}%)",
@@ -225,6 +241,32 @@ impl Verdict {
         match Self::judge_ink(&InkShape::measure(pixels), limits) {
             Verdict::Digit => Self::judge_confidence(probabilities, limits),
             not => not,
+        }
+    }
+
+    /// Judges as [`Verdict::judge`] does, and asks the [`Detector`] after the ink and before
+    /// the network's confidence.
+    pub fn judge_with(
+        pixels: &[u8; SIDE * SIDE],
+        probabilities: &[f32; 10],
+        detector: &Detector,
+        limits: &Limits,
+    ) -> Self {
+        match Self::judge_ink(&InkShape::measure(pixels), limits) {
+            Verdict::Digit => match Self::judge_unlikeness(detector.unlikeness(pixels), limits) {
+                Verdict::Digit => Self::judge_confidence(probabilities, limits),
+                not => not,
+            },
+            not => not,
+        }
+    }
+
+    /// The verdict on the detector's probability of "not a digit" alone.
+    pub fn judge_unlikeness(probability: f32, limits: &Limits) -> Self {
+        if probability > limits.max_unlike {
+            Verdict::NotADigit(Reason::Unlike { probability })
+        } else {
+            Verdict::Digit
         }
     }
 

@@ -5,6 +5,7 @@
 //! The verdict is measured (`digits bench --mode not-a-digit`, [`verdict_bench`]) on digits and
 //! on non-digits drawn as photos ([`photo`], [`nondigits`]).
 
+pub mod detector;
 pub mod infer;
 pub mod metrics;
 pub mod nondigits;

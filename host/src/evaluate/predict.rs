@@ -212,7 +212,12 @@ pub fn see(model: &dyn Classifier<784, 10>, gray: &GrayImage) -> Result<Seen, Pr
             Ok(Seen {
                 pixels: Some(pixels),
                 probabilities: Some(probabilities),
-                verdict: Verdict::judge(&pixels, &probabilities, &Limits::MNIST),
+                verdict: Verdict::judge_with(
+                    &pixels,
+                    &probabilities,
+                    super::detector::embedded(),
+                    &Limits::MNIST,
+                ),
             })
         }
         Err(PreprocessError::NoInk { .. }) => Ok(nothing(Reason::Blank)),

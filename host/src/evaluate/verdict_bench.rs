@@ -8,7 +8,8 @@
 //!   (a person photographing a shoe);
 //! - generated non-digits ([`nondigits`]) through the preprocessing, per kind.
 //!
-//! Nothing here is fitted: the limits are [`Limits::MNIST`], and no set is trained on.
+//! No set here is trained on: the limits are [`Limits::MNIST`], the detector the embedded one
+//! (trained on training splits and other seeds, [`super::detector`]).
 
 use std::path::Path;
 
@@ -32,6 +33,9 @@ pub const PER_KIND: usize = 300;
 /// Confidence limits of the trade-off curve.
 pub const CURVE: [f32; 10] = [0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99];
 
+/// Detector limits of the trade-off curve (above 1: the detector never flags).
+pub const UNLIKE_CURVE: [f32; 9] = [0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 1.0];
+
 /// What the verdict's two halves said about one picture.
 #[derive(Clone, Copy, Debug)]
 pub struct Judged {
@@ -40,18 +44,26 @@ pub struct Judged {
     /// The most probable digit's probability (1 when there was no picture to classify, so the
     /// confidence limit never adds to an ink reason).
     pub confidence: f32,
+    /// The detector's probability of "not a digit" (0 when there was no picture).
+    pub unlikeness: f32,
 }
 
 impl Judged {
     /// Flagged as not a digit with this confidence limit.
     pub fn flagged(&self, min_confidence: f32) -> bool {
-        self.ink.is_some() || self.confidence < min_confidence
+        self.flagged_at(min_confidence, Limits::MNIST.max_unlike)
+    }
+
+    /// Flagged with this confidence limit and this detector limit.
+    pub fn flagged_at(&self, min_confidence: f32, max_unlike: f32) -> bool {
+        self.ink.is_some() || self.unlikeness > max_unlike || self.confidence < min_confidence
     }
 
     /// The reason the verdict gives with this confidence limit.
     pub fn reason(&self, min_confidence: f32) -> Option<&'static str> {
         match self.ink {
             Some(r) => Some(r.code()),
+            None if self.unlikeness > Limits::MNIST.max_unlike => Some("unlike"),
             None => (self.confidence < min_confidence).then_some("unsure"),
         }
     }
@@ -63,6 +75,7 @@ pub fn judge_pixels(model: &dyn Classifier<784, 10>, pixels: &[u8; 784]) -> Judg
     Judged {
         ink: Verdict::judge_ink(&InkShape::measure(pixels), &Limits::MNIST).reason(),
         confidence: p.iter().copied().fold(0.0, f32::max),
+        unlikeness: super::detector::embedded().unlikeness(pixels),
     }
 }
 
@@ -74,6 +87,7 @@ pub fn judge_photo(model: &dyn Classifier<784, 10>, gray: &GrayImage) -> Judged 
             None => Judged {
                 ink: seen.verdict.reason(),
                 confidence: 1.0,
+                unlikeness: 0.0,
             },
         },
         // A picture with no pixels cannot come from the generators.
@@ -232,6 +246,29 @@ pub fn run(model_path: &Path, data: &DataArgs, seed: u64) -> Result<()> {
         println!();
     }
     println!("(* the default; digits sets should be low, the others high)");
+    println!();
+    println!("trade-off over the detector's limit (ink and confidence limits fixed), % flagged:");
+    print!("{:>6}", "limit");
+    for s in &main {
+        print!("  {:>10}", short(&s.name));
+    }
+    println!();
+    for u in UNLIKE_CURVE {
+        let mark = if u == Limits::MNIST.max_unlike {
+            "*"
+        } else {
+            " "
+        };
+        print!("{u:>5}{mark}");
+        for s in &main {
+            let n = s.judged.iter().filter(|j| j.flagged_at(limit, u)).count();
+            print!(
+                "  {:>9.2}%",
+                100.0 * n as f64 / s.judged.len().max(1) as f64
+            );
+        }
+        println!();
+    }
     Ok(())
 }
 

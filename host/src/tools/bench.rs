@@ -42,6 +42,10 @@ pub struct BenchArgs {
     /// `--mode not-a-digit`: the model file.
     #[arg(long, value_name = "FILE", default_value = "model.digits")]
     model: PathBuf,
+    /// `--mode not-a-digit`: instead of measuring, train the "not a digit" detector from --seed
+    /// (training splits and generated pictures only) and write it to FILE.
+    #[arg(long, value_name = "FILE")]
+    train_detector: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -57,6 +61,10 @@ pub enum BenchMode {
 
 /// Runs `digits bench`.
 pub fn run(args: BenchArgs) -> Result<()> {
+    if let (BenchMode::NotADigit, Some(out)) = (args.mode, &args.train_detector) {
+        crate::cli::output::require_file("--train-detector", out)?;
+        return crate::evaluate::detector::train(&args.data, args.seed, out);
+    }
     if args.mode == BenchMode::NotADigit {
         return crate::evaluate::verdict_bench::run(&args.model, &args.data, args.seed);
     }
