@@ -104,7 +104,7 @@ fn eval_reports_consistent_figures_as_text_json_and_pictures() {
 
     // Pictures.
     for (name, size) in [
-        ("confusion.png", (740, 700)),
+        ("confusion.png", (860, 700)),
         ("digits.png", (1020, 1246)),
         ("curves.png", (1200, 500)),
     ] {
