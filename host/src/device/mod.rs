@@ -11,7 +11,7 @@
 //!
 //! The host's side of the device, also used by the end-to-end tests:
 //! - [`qemu`]: QEMU as a process (machine, UART wiring, start, wait, stop), none outliving
-//!   us ([`children`]);
+//!   us ([`children`], and [`death_watch`] for SIGKILL);
 //! - [`logs`]: the device's defmt log, decoded and shown;
 //! - [`link`]: the protocol's client over the UART;
 //! - [`firmware`]: where the firmware binaries are, and building them;
@@ -25,6 +25,7 @@
 //! frames, data blob, digests) are `digits-core`'s.
 
 pub mod children;
+pub mod death_watch;
 pub mod error;
 pub mod eval;
 pub mod finetune;
