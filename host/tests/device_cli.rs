@@ -65,33 +65,70 @@ fn info_reports_the_firmware_the_model_and_the_memory() {
     assert!(t.contains("stack ") && t.contains(" B peak of "), "{t}");
 }
 
+/// A white page with the pixels where `dark(x, y)` black: a picture of something else.
+fn page(dir: &Path, name: &str, dark: impl Fn(u32, u32) -> bool) -> PathBuf {
+    let image = GrayImage::from_fn(200, 200, |x, y| Luma([if dark(x, y) { 20 } else { 235 }]));
+    let path = dir.join(format!("{name}.png"));
+    image.save(&path).unwrap();
+    path
+}
+
+/// The device answers as `digits predict` does, verdict included, in text and in JSON: the
+/// same lines but for where the digit was computed, and the same JSON document.
 #[test]
 fn predict_on_the_device_gives_the_hosts_answer() {
     if !have_qemu("device_cli::predict_on_the_device_gives_the_hosts_answer") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let png = seven_png(dir.path());
-    let out = device(&["predict", png.to_str().unwrap()]);
-    let on_device = text(&out);
-    assert!(out.status.success(), "{on_device}");
+    let seven = seven_png(dir.path());
+    let bar = page(dir.path(), "bar", |x, y| {
+        (40..160).contains(&x) && (95..105).contains(&y)
+    });
+    let blank = page(dir.path(), "blank", |_, _| false);
+    let files = [&seven, &bar, &blank].map(|p| p.to_str().unwrap().to_owned());
+    let on_device = |json: bool| {
+        let mut args = vec!["predict"];
+        args.extend(files.iter().map(String::as_str));
+        if json {
+            args.push("--json");
+        }
+        let out = device(&args);
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let on_host = |json: bool| {
+        let mut cmd = digits_in(&slice());
+        cmd.args(["predict", "--model", "firmware/models/mnist.digits"])
+            .args(&files);
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+
+    let device_text = on_device(false);
     assert!(
-        on_device.contains("seven.png: 7  (on the device; top-3: 7 "),
-        "{on_device}"
+        device_text.contains("seven.png: 7  (on the device; top-3: 7 ")
+            && device_text.contains("bar.png: not a digit: a flat mark")
+            && device_text.contains("blank.png: not a digit: the picture is blank\n"),
+        "{device_text}"
+    );
+    assert_eq!(
+        device_text.replace("on the device; ", ""),
+        on_host(false),
+        "device, then host"
     );
 
-    let host = digits_in(&slice())
-        .args(["predict", "--model", "firmware/models/mnist.digits"])
-        .arg(&png)
-        .output()
-        .unwrap();
-    let host = text(&host);
-    let top3 = |s: &str| s.split("top-3:").nth(1).map(str::trim).map(str::to_owned);
+    let device_json: serde_json::Value = serde_json::from_str(&on_device(true)).unwrap();
+    let host_json: serde_json::Value = serde_json::from_str(&on_host(true)).unwrap();
     assert_eq!(
-        top3(&on_device),
-        top3(&host),
-        "device:\n{on_device}\nhost:\n{host}"
+        device_json[1]["verdict"]["reason"], "flat",
+        "{device_json:#}"
     );
+    assert_eq!(device_json, host_json, "device, then host");
 }
 
 #[test]
