@@ -55,6 +55,20 @@ pub fn require_file(option: &str, path: &Path) -> anyhow::Result<()> {
     check_file(path).map_err(|why| anyhow::anyhow!("{option} {}: {why}", path.display()))
 }
 
+/// Creates the directory that an [`OutputDir`] option (`option`) names, if it is not there:
+/// that one level only, its parent having been checked.
+pub fn create_dir(option: &str, path: &Path) -> anyhow::Result<()> {
+    match std::fs::create_dir(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+        Err(e) => anyhow::bail!(
+            "{option} {}: cannot create the directory: {}",
+            path.display(),
+            cause(&e)
+        ),
+    }
+}
+
 /// Why `path` cannot become a file written atomically, if it cannot.
 pub fn check_file(path: &Path) -> Result<(), String> {
     let text = path.as_os_str().to_string_lossy();

@@ -403,6 +403,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     }
 
     if let Some(dir) = &args.plots {
+        crate::cli::output::create_dir("--plots", dir)?;
         let mut written = Vec::new();
         let path = dir.join("confusion.png");
         plots::confusion(&path, &report.confusion, &names)?;

@@ -43,8 +43,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
         .context("train one with `digits train`, or name one with --model FILE")?;
     let model = loaded.weights.classifier();
     if let Some(dir) = &args.show {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create the --show directory {}", dir.display()))?;
+        crate::cli::output::create_dir("--show", dir)?;
     }
     let names = show_names(&args.images);
     let bar = progress_bar(args.images.len(), args.json);
