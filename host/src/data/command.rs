@@ -41,7 +41,7 @@ pub enum DataCommand {
         #[arg(long, default_value_t = 1)]
         writer: u64,
         /// Directory to write the four IDX files into (created if its parent exists).
-        #[arg(long, value_name = "DIR", value_parser = crate::cli::output::OutputDir)]
+        #[arg(long, value_name = "DIR", value_parser = crate::cli::output::Output::DIR)]
         out: PathBuf,
     },
 }

@@ -8,9 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use digits_core::softmax::softmax;
 
-use super::model::DeviceModel;
-use super::session::Session;
-use super::{ModelChoice, Reach};
+use super::Query;
 use crate::evaluate::answer::Answer;
 use crate::evaluate::predict::{Prepared, Seen, prepare};
 use crate::evaluate::preprocess;
@@ -21,25 +19,16 @@ pub struct DevicePredictArgs {
     /// Pictures of one digit each (PNG or JPEG).
     #[arg(required = true, value_name = "IMAGE")]
     images: Vec<PathBuf>,
+    // `--json`: one array, an object per image.
     #[command(flatten)]
-    reach: Reach,
-    #[command(flatten)]
-    model: ModelChoice,
-    /// Print one JSON array (an object per image) instead of a line per image.
-    #[arg(long)]
-    json: bool,
+    query: Query,
 }
 
 /// Runs `digits device predict`; a picture that cannot be read is reported and skipped, and
 /// makes the command fail at the end.
 pub fn run(args: &DevicePredictArgs) -> Result<()> {
-    let model = args
-        .model
-        .model
-        .as_deref()
-        .map(|path| DeviceModel::load(Some(path)))
-        .transpose()?;
-    let mut session = Session::open(&args.reach, model.as_ref(), "predict")?;
+    let json = args.query.json;
+    let mut session = args.query.open("predict")?;
     let mut answers = Vec::new();
     for path in &args.images {
         let file = path.display().to_string();
@@ -61,13 +50,13 @@ pub fn run(args: &DevicePredictArgs) -> Result<()> {
             }
         };
         let answer = Answer::seen(file, &seen, None);
-        if !args.json {
+        if !json {
             println!("{}", answer.line("on the device; "));
         }
         answers.push(answer);
     }
     session.close()?;
-    if args.json {
+    if json {
         println!("{}", serde_json::to_string_pretty(&answers)?);
     }
     let failed = answers.iter().filter(|a| a.error().is_some()).count();

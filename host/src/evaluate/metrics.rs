@@ -41,7 +41,7 @@ pub struct EvalArgs {
     json: bool,
     /// Draw PNG pictures into this directory: confusion.png, digits.png, and curves.png with
     /// --metrics.
-    #[arg(long, value_name = "DIR", value_parser = crate::cli::output::OutputDir)]
+    #[arg(long, value_name = "DIR", value_parser = crate::cli::output::Output::DIR)]
     plots: Option<PathBuf>,
     /// The JSON-lines file of `digits train --metrics`, drawn as training curves (needs --plots).
     #[arg(long, value_name = "FILE", requires = "plots")]

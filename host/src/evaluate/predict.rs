@@ -29,7 +29,7 @@ pub struct PredictArgs {
     model: PathBuf,
     /// Save the 28x28 picture the network saw as DIR/STEM.28x28.png, and enlarged 8 times as
     /// DIR/STEM.28x28@8x.png (STEM: the image's file name without its extension).
-    #[arg(long, value_name = "DIR", value_parser = crate::cli::output::OutputDir)]
+    #[arg(long, value_name = "DIR", value_parser = crate::cli::output::Output::DIR)]
     show: Option<PathBuf>,
     /// Print a JSON array (one object per image) instead of lines of text.
     #[arg(long)]
