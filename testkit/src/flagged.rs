@@ -45,7 +45,7 @@ mod tests {
 
     #[test]
     fn counts_the_flagged_and_keeps_what_was_said() {
-        let f = count_flagged(1..=8, |n: u32| (n % 4 == 0).then_some(n));
+        let f = count_flagged(1..=8, |n: u32| n.is_multiple_of(4).then_some(n));
         assert_eq!((f.count(), f.judged, f.flags), (2, 8, vec![4, 8]));
         assert_eq!(
             count_flagged(1..=8, |n: u32| (n > 6).then_some(())).percent(),
