@@ -132,13 +132,21 @@ pub fn encode(model: &MnistMlp, p: &Provenance) -> Result<Vec<u8>> {
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, synced, then
-/// renamed over the target, so a reader never sees half a file.
+/// renamed over the target, so a reader never sees half a file. The directory must exist:
+/// none is created behind the user's back (the options naming outputs check it first,
+/// [`crate::cli::output`]).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "cannot write {}: the directory {} does not exist",
+            path.display(),
+            dir.display()
+        );
+    }
     // Readable like any file the user creates (tempfile's default is owner-only).
     let mut builder = tempfile::Builder::new();
     #[cfg(unix)]
@@ -270,6 +278,25 @@ mod bounded_tests {
             err.contains("100 bytes") && err.contains("limit 99"),
             "{err}"
         );
+    }
+
+    /// A missing directory is an error, and none is created; an existing one gets the file.
+    #[test]
+    fn writing_creates_no_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("no/such/m.digits");
+        let err = format!("{:#}", write_atomically(&deep, b"x").unwrap_err());
+        assert!(
+            err.contains(&format!(
+                "the directory {} does not exist",
+                dir.path().join("no/such").display()
+            )),
+            "{err}"
+        );
+        assert!(!dir.path().join("no").exists());
+        let here = dir.path().join("m.digits");
+        write_atomically(&here, b"x").unwrap();
+        assert_eq!(std::fs::read(&here).unwrap(), b"x");
     }
 
     /// A checkpoint where a model file goes is named as one, with the command that finishes

@@ -1,6 +1,6 @@
 //! `digits device` end to end, with the firmware in QEMU: info, predict, eval over the UART and
 //! through the bulk path, a long-running `device run` reached with `--connect`, the user's own
-//! model, `--json`, no QEMU left behind on a signal, and the errors a user meets first (no
+//! model, `--json`, no QEMU left behind on a signal (SIGKILL too) or a normal exit, and the errors a user meets first (no
 //! QEMU, no firmware, another model).
 
 mod common;
@@ -65,33 +65,70 @@ fn info_reports_the_firmware_the_model_and_the_memory() {
     assert!(t.contains("stack ") && t.contains(" B peak of "), "{t}");
 }
 
+/// A white page with the pixels where `dark(x, y)` black: a picture of something else.
+fn page(dir: &Path, name: &str, dark: impl Fn(u32, u32) -> bool) -> PathBuf {
+    let image = GrayImage::from_fn(200, 200, |x, y| Luma([if dark(x, y) { 20 } else { 235 }]));
+    let path = dir.join(format!("{name}.png"));
+    image.save(&path).unwrap();
+    path
+}
+
+/// The device answers as `digits predict` does, verdict included, in text and in JSON: the
+/// same lines but for where the digit was computed, and the same JSON document.
 #[test]
 fn predict_on_the_device_gives_the_hosts_answer() {
     if !have_qemu("device_cli::predict_on_the_device_gives_the_hosts_answer") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let png = seven_png(dir.path());
-    let out = device(&["predict", png.to_str().unwrap()]);
-    let on_device = text(&out);
-    assert!(out.status.success(), "{on_device}");
+    let seven = seven_png(dir.path());
+    let bar = page(dir.path(), "bar", |x, y| {
+        (40..160).contains(&x) && (95..105).contains(&y)
+    });
+    let blank = page(dir.path(), "blank", |_, _| false);
+    let files = [&seven, &bar, &blank].map(|p| p.to_str().unwrap().to_owned());
+    let on_device = |json: bool| {
+        let mut args = vec!["predict"];
+        args.extend(files.iter().map(String::as_str));
+        if json {
+            args.push("--json");
+        }
+        let out = device(&args);
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let on_host = |json: bool| {
+        let mut cmd = digits_in(&slice());
+        cmd.args(["predict", "--model", "firmware/models/mnist.digits"])
+            .args(&files);
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+
+    let device_text = on_device(false);
     assert!(
-        on_device.contains("seven.png: 7  (on the device; top-3: 7 "),
-        "{on_device}"
+        device_text.contains("seven.png: 7  (on the device; top-3: 7 ")
+            && device_text.contains("bar.png: not a digit: a flat mark")
+            && device_text.contains("blank.png: not a digit: the picture is blank\n"),
+        "{device_text}"
+    );
+    assert_eq!(
+        device_text.replace("on the device; ", ""),
+        on_host(false),
+        "device, then host"
     );
 
-    let host = digits_in(&slice())
-        .args(["predict", "--model", "firmware/models/mnist.digits"])
-        .arg(&png)
-        .output()
-        .unwrap();
-    let host = text(&host);
-    let top3 = |s: &str| s.split("top-3:").nth(1).map(str::trim).map(str::to_owned);
+    let device_json: serde_json::Value = serde_json::from_str(&on_device(true)).unwrap();
+    let host_json: serde_json::Value = serde_json::from_str(&on_host(true)).unwrap();
     assert_eq!(
-        top3(&on_device),
-        top3(&host),
-        "device:\n{on_device}\nhost:\n{host}"
+        device_json[1]["verdict"]["reason"], "flat",
+        "{device_json:#}"
     );
+    assert_eq!(device_json, host_json, "device, then host");
 }
 
 #[test]
@@ -490,6 +527,35 @@ fn exists(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// Whether process `pid` is running: it exists and is no zombie (an orphan's zombie stays until
+/// its new parent reaps it, if ever).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        // The state follows the command name in parentheses, which may hold anything.
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.split_whitespace().next() != Some("Z"))
+    })
+}
+
+/// The death watches of process `qemu`: the shells (`sh -c SCRIPT sh PID`) that kill it once
+/// digits is gone.
+fn watches_of(qemu: u32) -> Vec<u32> {
+    let target = qemu.to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let args: Vec<&[u8]> = c.split(|&b| b == 0).filter(|a| !a.is_empty()).collect();
+                args.first() == Some(&&b"sh"[..])
+                    && args.last() == Some(&target.as_bytes())
+                    && args.iter().any(|a| a.windows(4).any(|w| w == b"kill"))
+            })
+        })
+        .collect()
+}
+
 /// Waits until `cond` holds, at most `limit`.
 fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
@@ -534,6 +600,8 @@ fn signal_ends_digits_and_its_qemu(args: &[&str], signal: &str, signo: i32) -> u
         "{args:?}: no QEMU started"
     );
     let qemu = qemu[0];
+    let watches = watches_of(qemu);
+    assert_eq!(watches.len(), 1, "{args:?}: QEMU {qemu} has no death watch");
     // Let it settle into its work.
     std::thread::sleep(Duration::from_millis(500));
     let status = std::process::Command::new("kill")
@@ -558,6 +626,12 @@ fn signal_ends_digits_and_its_qemu(args: &[&str], signal: &str, signo: i32) -> u
         wait_for(Duration::from_secs(5), || !exists(qemu)),
         "{args:?}: QEMU (pid {qemu}) outlived digits after SIG{signal}"
     );
+    // Ended and reaped with its QEMU, before it could act.
+    assert!(
+        !exists(watches[0]),
+        "{args:?}: the death watch {} outlived digits after SIG{signal}",
+        watches[0]
+    );
     qemu
 }
 
@@ -577,6 +651,97 @@ fn no_qemu_outlives_device_run_on_any_signal() {
             "SIG{signal}: {addr} still bound"
         );
     }
+}
+
+/// SIGKILL, which digits cannot catch: the death watch stops QEMU (its port is free again),
+/// and ends with it.
+#[test]
+fn no_qemu_outlives_digits_killed_by_sigkill() {
+    use std::os::unix::process::ExitStatusExt;
+    if !have_qemu("device_cli::no_qemu_outlives_digits_killed_by_sigkill") {
+        return;
+    }
+    let firmware = firmware_dir().to_str().unwrap().to_owned();
+    let addr = free_addr();
+    let mut run = Running(
+        digits_in(&slice())
+            .args(["device", "run", "--listen", &addr, "--firmware", &firmware])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = run.0.id();
+    let mut qemu = Vec::new();
+    assert!(
+        wait_for(Duration::from_secs(30), || {
+            qemu = qemus_of(pid);
+            !qemu.is_empty()
+        }),
+        "no QEMU started"
+    );
+    let qemu = qemu[0];
+    let watches = watches_of(qemu);
+    assert_eq!(watches.len(), 1, "QEMU {qemu} has no death watch");
+    std::thread::sleep(Duration::from_millis(500));
+    run.0.kill().unwrap();
+    let ended = run.0.wait().unwrap();
+    assert_eq!(ended.signal(), Some(9), "digits did not end by SIGKILL");
+    let stopped = wait_for(Duration::from_secs(5), || !running(qemu));
+    if !stopped {
+        // Not left behind by a failing test.
+        std::process::Command::new("kill")
+            .args(["-s", "KILL", &qemu.to_string()])
+            .status()
+            .ok();
+    }
+    assert!(stopped, "QEMU (pid {qemu}) outlived digits after SIGKILL");
+    assert!(
+        wait_for(Duration::from_secs(5), || TcpListener::bind(&addr).is_ok()),
+        "SIGKILL: {addr} still bound"
+    );
+    assert!(
+        wait_for(Duration::from_secs(5), || !running(watches[0])),
+        "the death watch {} outlived its QEMU",
+        watches[0]
+    );
+}
+
+/// A command that ends normally ends its QEMU and that QEMU's death watch.
+#[test]
+fn a_normal_exit_leaves_no_qemu_and_no_death_watch() {
+    if !have_qemu("device_cli::a_normal_exit_leaves_no_qemu_and_no_death_watch") {
+        return;
+    }
+    let firmware = firmware_dir().to_str().unwrap().to_owned();
+    let mut run = Running(
+        digits_in(&slice())
+            .args(["device", "eval", "--uart", "--limit", "100"])
+            .args(["--firmware", &firmware])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = run.0.id();
+    let mut qemu = Vec::new();
+    assert!(
+        wait_for(Duration::from_secs(30), || {
+            qemu = qemus_of(pid);
+            !qemu.is_empty()
+        }),
+        "no QEMU started"
+    );
+    let qemu = qemu[0];
+    let watches = watches_of(qemu);
+    assert_eq!(watches.len(), 1, "QEMU {qemu} has no death watch");
+    assert!(run.0.wait().unwrap().success(), "device eval failed");
+    assert!(!exists(qemu), "QEMU (pid {qemu}) outlived digits");
+    assert!(
+        !exists(watches[0]),
+        "the death watch {} outlived digits",
+        watches[0]
+    );
 }
 
 #[test]
@@ -613,4 +778,8 @@ fn a_panic_stops_the_qemu_it_unwinds_past() {
     let pid = pid.recv().unwrap();
     assert!(thread.join().is_err(), "the thread did not panic");
     assert!(!exists(pid), "QEMU (pid {pid}) outlived the panic");
+    assert!(
+        watches_of(pid).is_empty(),
+        "QEMU {pid}'s death watch outlived the panic"
+    );
 }

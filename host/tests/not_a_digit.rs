@@ -45,12 +45,16 @@ fn the_verdict_meets_its_targets_on_the_four_sets() {
     let limit = Limits::MNIST.min_confidence;
     let find =
         |prefix: &str| -> &SetResult { sets.iter().find(|s| s.name.starts_with(prefix)).unwrap() };
+    // Counted here, not by the bench's own count.
+    let flagged = |s: &SetResult| {
+        testkit::count_flagged(&s.judged, |j| j.flagged(limit).then_some(())).percent()
+    };
     for s in &sets {
-        println!("{:<48} {:>6.2}%", s.name, s.flagged_percent(limit));
+        println!("{:<48} {:>6.2}%", s.name, flagged(s));
     }
     for prefix in ["MNIST test digits (", "MNIST test digits as photos"] {
         let s = find(prefix);
-        let p = s.flagged_percent(limit);
+        let p = flagged(s);
         assert!(p <= 1.0, "{}: {p:.2}% flagged, at most 1% wanted", s.name);
     }
     let wanted = [
@@ -60,7 +64,7 @@ fn the_verdict_meets_its_targets_on_the_four_sets() {
     let kinds = ["blank", "dot", "noise"].map(|k| format!("  generated: {k} "));
     for prefix in wanted.iter().chain(&kinds) {
         let s = find(prefix);
-        let p = s.flagged_percent(limit);
+        let p = flagged(s);
         assert!(
             p >= 95.0,
             "{}: {p:.2}% flagged, at least 95% wanted",

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use common::{slice, workspace};
-use testkit::SLICE_TRAIN;
+use testkit::{SLICE_TEST, SLICE_TRAIN};
 
 /// Every file under `dir` with its contents, and every directory (as `None`).
 fn tree(dir: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
@@ -97,7 +97,9 @@ fn check_all(cases: Vec<Case>) {
         if err.matches(cause.as_str()).count() > 1 {
             wrong.push(format!("says {cause:?} more than once"));
         }
-        let loaded = err.contains("training and") && err.contains("test images from");
+        // `N training and M test images from DIR`, or `M test images from DIR` (the test
+        // split alone).
+        let loaded = err.contains("test images from");
         if loaded != case.after_loading {
             wrong.push(format!("data read: {loaded}"));
         }
@@ -278,6 +280,63 @@ fn the_other_commands_refuse_nonsense_options_before_working() {
         case("bench --epochs 0", &["'0' for '--epochs", "at least 1"]),
         case("bench --repeats 0", &["'0' for '--repeats", "at least 1"]),
         case("bench --step -0.01", &["'-0.01' for '--step", "> 0"]),
+        case(
+            "bench --mode not-a-digit --train-detector new/d.digits",
+            &[
+                "'new/d.digits' for '--train-detector <FILE>'",
+                "new does not exist",
+            ],
+        ),
+        case(
+            "bench --mode not-a-digit --train-detector dir",
+            &["'dir' for '--train-detector <FILE>'", "is a directory"],
+        ),
+        case(
+            "data shift --out new/shifted",
+            &["'new/shifted' for '--out <DIR>'", "new does not exist"],
+        ),
+        case(
+            "data shift --out model.digits",
+            &[
+                "'model.digits' for '--out <DIR>'",
+                "exists and is not a directory",
+            ],
+        ),
+        case("gradcheck --batch 0", &["'0' for '--batch", "at least 1"]),
+        case("gradcheck --batch -4", &["'-4' for '--batch", "at least 1"]),
+        case("gradcheck --sample 0", &["'0' for '--sample", "at least 1"]),
+        case(
+            "gradcheck --offset -1",
+            &["'-1' for '--offset", "at least 0"],
+        ),
+        after_loading(
+            &format!("gradcheck --offset {SLICE_TEST}"),
+            &[
+                format!("--offset {SLICE_TEST}"),
+                format!(
+                    "from 0 to {} (the test split has {SLICE_TEST} images)",
+                    SLICE_TEST - 1
+                ),
+            ],
+        ),
+        after_loading(
+            &format!("gradcheck --offset {} --batch 11", SLICE_TEST - 10),
+            &[
+                "--batch 11".to_string(),
+                format!(
+                    "from 1 to 10 (the test split has {SLICE_TEST} images, 10 from --offset {})",
+                    SLICE_TEST - 10
+                ),
+            ],
+        ),
+        case(
+            "data fetch --timeout 0",
+            &["'0' for '--timeout <SECS>'", "from 1 to 3600"],
+        ),
+        case(
+            "data fetch --timeout 1e9",
+            &["'1e9' for '--timeout <SECS>'", "from 1 to 3600"],
+        ),
         case("device eval --limit 0", &["'0' for '--limit", "at least 1"]),
         case("device finetune --shift s --lr nan", &["--lr", "> 0"]),
         case(

@@ -377,6 +377,97 @@ fn a_run_that_diverges_later_removes_its_checkpoint() {
     assert!(!path.exists() && !out.exists());
 }
 
+/// The first words of the "not learning" stop.
+const NOT_LEARNING: &str = "training is not learning: after epoch ";
+
+/// A rate so high that the loss stays finite but the accuracy stays at chance: the run stops
+/// once it has taken enough steps to be judged, with advice, and leaves no model or
+/// checkpoint.
+#[test]
+fn a_run_that_does_not_learn_stops_with_advice_and_writes_no_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("s.digits");
+    let err = run_err(
+        digits()
+            .args([
+                "--validation",
+                "200",
+                "--epochs",
+                "30",
+                "--lr",
+                "2",
+                "--out",
+            ])
+            .arg(&out),
+    );
+    assert!(
+        err.contains(NOT_LEARNING)
+            && err.contains("lower --lr (now 2) or add --batchnorm. No model written, and the run's checkpoint removed"),
+        "{err}"
+    );
+    // Stopped at the first epoch judged, long before the last.
+    let epoch: u32 = err[err.find(NOT_LEARNING).unwrap() + NOT_LEARNING.len()..]
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(epoch < 30, "{err}");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// Healthy runs judged after their first epoch (four images a step: enough steps in one
+/// epoch of the slice) train on: plain, on distorted images, with batch normalization, by
+/// central differences.
+#[test]
+fn healthy_runs_are_judged_and_go_on() {
+    for extra in [
+        &[][..],
+        &["--augment"],
+        &["--batchnorm"],
+        &["--grad", "numeric"],
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("h.digits");
+        let text = run_ok(
+            digits()
+                .args(["--validation", "200", "--epochs", "2", "--batch", "4"])
+                .args(extra)
+                .arg("--out")
+                .arg(&out),
+        );
+        assert!(out.exists(), "{extra:?}: {text}");
+    }
+}
+
+/// A checkpoint resumed with momentum gone wild (large but finite): here its first steps
+/// drive the hidden biases so far below zero that no hidden unit fires again. The loss stays
+/// that of a guess, the accuracy at chance, and the run stops in its first resumed epoch,
+/// removing the checkpoint.
+#[test]
+fn a_resumed_run_with_wild_momentum_stops_and_removes_its_checkpoint() {
+    use host::train::checkpoint::Checkpoint;
+    let dir = tempfile::tempdir().unwrap();
+    // Four images a step: every epoch is judged.
+    let args = ["--validation", "200", "--epochs", "200", "--batch", "4"];
+    let (out, path) = interrupted(dir.path(), &args);
+    let mut checkpoint = Checkpoint::load(&path).unwrap();
+    let done = checkpoint.epochs_done;
+    // The tensors are W1, b1, W2, b2; a positive velocity lowers its parameter.
+    checkpoint.velocity[1].fill(WILD);
+    checkpoint.save(&path).unwrap();
+    let err = run_err(digits().args(args).arg("--resume").arg("--out").arg(&out));
+    assert!(
+        err.contains(&format!("{NOT_LEARNING}{} ", done + 1))
+            && err.contains("No model written, and the run's checkpoint removed"),
+        "{err}"
+    );
+    assert!(!path.exists() && !out.exists());
+}
+
+/// A velocity of this size throws the hidden biases far below any pixel sum.
+const WILD: f32 = 1e5;
+
 #[test]
 fn batchnorm_training_learns_and_folds_into_a_plain_model() {
     let dir = tempfile::tempdir().unwrap();

@@ -9,6 +9,11 @@
 //!   the quick tests run on real digits on any clone, with no network and no `../shared`;
 //! - an IDX reader independent of the host's loader ([`read_images`], [`read_labels`]), and
 //!   [`random_images`] shaped like MNIST's.
+//! - the count of pictures a "not a digit" verdict flags ([`count_flagged`]).
+
+mod flagged;
+
+pub use flagged::{Flagged, count_flagged};
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

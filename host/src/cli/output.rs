@@ -10,31 +10,23 @@ use std::path::{Path, PathBuf};
 
 use clap::builder::TypedValueParser;
 
-/// A file a command will write: `#[arg(value_parser = OutputFile)]`.
+/// An output a command will write, judged before it starts by its check: `#[arg(value_parser
+/// = Output::FILE)]` for a file, [`Output::DIR`] for a directory written into.
 #[derive(Clone, Copy, Debug)]
-pub struct OutputFile;
-
-/// A directory a command will write files into: it exists, or its parent does (then the
-/// command creates it, that one level only). `#[arg(value_parser = OutputDir)]`.
-#[derive(Clone, Copy, Debug)]
-pub struct OutputDir;
-
-impl TypedValueParser for OutputFile {
-    type Value = PathBuf;
-
-    fn parse_ref(
-        &self,
-        cmd: &clap::Command,
-        arg: Option<&clap::Arg>,
-        value: &OsStr,
-    ) -> Result<PathBuf, clap::Error> {
-        let path = PathBuf::from(value);
-        check_file(&path).map_err(|why| super::invalid(cmd, arg, value, why))?;
-        Ok(path)
-    }
+pub struct Output {
+    /// Why a path cannot be this output, if it cannot.
+    check: fn(&Path) -> Result<(), String>,
 }
 
-impl TypedValueParser for OutputDir {
+impl Output {
+    /// A file ([`check_file`]).
+    pub const FILE: Output = Output { check: check_file };
+    /// A directory: it exists, or its parent does (then the command creates it, that one level
+    /// only: [`create_dir`]); see [`check_dir`].
+    pub const DIR: Output = Output { check: check_dir };
+}
+
+impl TypedValueParser for Output {
     type Value = PathBuf;
 
     fn parse_ref(
@@ -44,7 +36,7 @@ impl TypedValueParser for OutputDir {
         value: &OsStr,
     ) -> Result<PathBuf, clap::Error> {
         let path = PathBuf::from(value);
-        check_dir(&path).map_err(|why| super::invalid(cmd, arg, value, why))?;
+        (self.check)(&path).map_err(|why| super::invalid(cmd, arg, value, why))?;
         Ok(path)
     }
 }
@@ -53,6 +45,20 @@ impl TypedValueParser for OutputDir {
 /// names `option` and the path, as the command-line check would.
 pub fn require_file(option: &str, path: &Path) -> anyhow::Result<()> {
     check_file(path).map_err(|why| anyhow::anyhow!("{option} {}: {why}", path.display()))
+}
+
+/// Creates the directory that an [`Output::DIR`] option (`option`) names, if it is not there:
+/// that one level only, its parent having been checked.
+pub fn create_dir(option: &str, path: &Path) -> anyhow::Result<()> {
+    match std::fs::create_dir(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+        Err(e) => anyhow::bail!(
+            "{option} {}: cannot create the directory: {}",
+            path.display(),
+            cause(&e)
+        ),
+    }
 }
 
 /// Why `path` cannot become a file written atomically, if it cannot.

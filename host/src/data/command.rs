@@ -40,8 +40,8 @@ pub enum DataCommand {
         /// Which writer: the same seed gives the same writer and the same files.
         #[arg(long, default_value_t = 1)]
         writer: u64,
-        /// Directory to write the four IDX files into.
-        #[arg(long, value_name = "DIR")]
+        /// Directory to write the four IDX files into (created if its parent exists).
+        #[arg(long, value_name = "DIR", value_parser = crate::cli::output::Output::DIR)]
         out: PathBuf,
     },
 }
@@ -187,6 +187,7 @@ pub fn run(command: DataCommand) -> Result<()> {
         DataCommand::Shift { data, writer, out } => {
             let dataset = load(&data)?;
             let writer = shift::Writer::from_seed(writer);
+            crate::cli::output::create_dir("--out", &out)?;
             shift::write_dataset(&dataset, &writer, &out)?;
             println!(
                 "wrote {} by writer {} (slant {:+.2}, rotation {:+.1} degrees, heaviness {:.2}) \

@@ -27,6 +27,7 @@ use flate2::bufread::MultiGzDecoder;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tempfile::NamedTempFile;
 
+use crate::cli::number::Within;
 use crate::data::{self, DataDir, DataError, DatasetKind};
 
 /// Where MNIST is downloaded from when no `--mirror` is given, in the order tried: copies of
@@ -74,8 +75,14 @@ pub struct FetchArgs {
     #[arg(long)]
     pub force: bool,
     /// Seconds to wait for a server to accept the connection or to send more data before
-    /// giving up on it.
-    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_TIMEOUT_SECS)]
+    /// giving up on it: 1 to the overall limit of one download (an hour).
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = DEFAULT_TIMEOUT_SECS,
+        allow_negative_numbers = true,
+        value_parser = Within::at_least(1u64).at_most(TOTAL_TIMEOUT.as_secs())
+    )]
     pub timeout: u64,
 }
 
@@ -146,9 +153,6 @@ struct Outcome {
 /// how else to get them.
 pub fn run(dir: &DataDir, kind: DatasetKind, args: &FetchArgs) -> Result<()> {
     let mirrors = mirrors(kind, &args.mirrors)?;
-    if args.timeout == 0 {
-        bail!("--timeout must be at least 1 second");
-    }
     let path = &dir.path;
     println!("{kind} into {} ({})", path.display(), dir.source);
     let outcome = fetch_files(

@@ -6,8 +6,9 @@
 //! (SIGINT, SIGTERM, SIGHUP) which kills and reaps every QEMU still running, then ends the
 //! process as the signal would have (same signal, same exit status for the shell).
 //!
-//! Not covered: SIGKILL, which no process can catch (Linux's `PR_SET_PDEATHSIG` could, but
-//! only through `unsafe` code run between fork and exec).
+//! SIGKILL, which no process can catch, is covered by each child's [`DeathWatch`]: a shell
+//! that kills the child once this process is gone. Every way that ends a child here ends its
+//! watch first, so that the watch never outlives it (nor kills a process id reused since).
 
 use std::io;
 use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus};
@@ -16,14 +17,32 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+use super::death_watch::DeathWatch;
+
 /// The children alive now. The watcher holds this lock from the signal to the end of the
 /// process, so no child can be started meanwhile; [`Guarded::spawn`] holds it from the spawn to
 /// the registration, so no child is missed.
-static LIVE: Mutex<Vec<Arc<Mutex<Child>>>> = Mutex::new(Vec::new());
+static LIVE: Mutex<Vec<Arc<Mutex<Watched>>>> = Mutex::new(Vec::new());
 
 /// A child process that is killed when dropped or when a signal ends this process.
 pub struct Guarded {
-    child: Arc<Mutex<Child>>,
+    child: Arc<Mutex<Watched>>,
+}
+
+/// A child and its death watch.
+struct Watched {
+    child: Child,
+    watch: DeathWatch,
+}
+
+impl Watched {
+    /// Kills the child (if still running) and waits for it; its watch ends first.
+    fn end(&mut self) -> io::Result<ExitStatus> {
+        self.watch.dismiss();
+        // An error here means it has exited already; `wait` tells.
+        self.child.kill().ok();
+        self.child.wait()
+    }
 }
 
 /// The pipes of a [`Guarded`] child, taken at the start.
@@ -40,31 +59,42 @@ impl Guarded {
         watch_signals()?;
         let mut live = lock(&LIVE);
         let mut child = command.spawn()?;
+        let watch = match DeathWatch::start(child.id()) {
+            Ok(watch) => watch,
+            Err(e) => {
+                child.kill().ok();
+                child.wait().ok();
+                return Err(e);
+            }
+        };
         let pipes = Pipes {
             stdout: child.stdout.take(),
             stderr: child.stderr.take(),
         };
-        let child = Arc::new(Mutex::new(child));
+        let child = Arc::new(Mutex::new(Watched { child, watch }));
         live.push(Arc::clone(&child));
         Ok((Self { child }, pipes))
     }
 
     /// Its process id.
     pub fn id(&self) -> u32 {
-        lock(&self.child).id()
+        lock(&self.child).child.id()
     }
 
-    /// Its exit status, if it has exited.
+    /// Its exit status, if it has exited (and then its watch is over: its process id is
+    /// free for reuse).
     pub fn try_wait(&self) -> io::Result<Option<ExitStatus>> {
-        lock(&self.child).try_wait()
+        let mut watched = lock(&self.child);
+        let status = watched.child.try_wait()?;
+        if status.is_some() {
+            watched.watch.dismiss();
+        }
+        Ok(status)
     }
 
     /// Kills it (if still running) and waits for it.
     pub fn kill(&self) -> io::Result<ExitStatus> {
-        let mut child = lock(&self.child);
-        // An error here means it has exited already; `wait` tells.
-        child.kill().ok();
-        child.wait()
+        lock(&self.child).end()
     }
 }
 
@@ -92,9 +122,7 @@ fn watch_signals() -> io::Result<()> {
                     if let Some(signal) = signals.forever().next() {
                         let live = lock(&LIVE);
                         for child in live.iter() {
-                            let mut child = lock(child);
-                            child.kill().ok();
-                            child.wait().ok();
+                            lock(child).end().ok();
                         }
                         // The default action ends the process; `live` stays locked until then.
                         signal_hook::low_level::emulate_default_handler(signal).ok();

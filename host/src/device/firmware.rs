@@ -114,6 +114,9 @@ impl Firmware {
         )?;
         let bytes = std::fs::read(&elf)
             .with_context(|| format!("cannot read the firmware {}", elf.display()))?;
+        // The build's own directory, under the workspace's target: made here, not by the user.
+        let dir = kept.parent().expect("kept in a directory");
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         crate::model_io::write_atomically(&kept, &bytes)?;
         Ok(kept)
     }

@@ -5,20 +5,13 @@ use clap::Args;
 use digits_core::protocol::{DeviceInfo, Stats};
 use serde::Serialize;
 
-use super::model::DeviceModel;
-use super::session::Session;
-use super::{ModelChoice, Reach};
+use super::Query;
 
 /// Options of `digits device info`.
 #[derive(Args)]
 pub struct InfoArgs {
     #[command(flatten)]
-    reach: Reach,
-    #[command(flatten)]
-    model: ModelChoice,
-    /// Print one JSON object (the same figures) instead of the table.
-    #[arg(long)]
-    json: bool,
+    query: Query,
 }
 
 /// The whole report, as `--json` prints it.
@@ -32,21 +25,16 @@ struct InfoReport {
 
 /// Runs `digits device info`: the device's firmware, model, memory and counters.
 pub fn run(args: &InfoArgs) -> Result<()> {
-    let model = args
-        .model
-        .model
-        .as_deref()
-        .map(|path| DeviceModel::load(Some(path)))
-        .transpose()?;
-    let mut session = Session::open(&args.reach, model.as_ref(), "info")?;
+    let json = args.query.json;
+    let mut session = args.query.open("info")?;
     // The info borrows the link's buffer: taken down before the next request.
     let info = session.link.info()?;
     let info_json = serde_json::to_value(&info)?;
-    if !args.json {
+    if !json {
         print_info(&info);
     }
     let counters = session.link.stats()?;
-    if args.json {
+    if json {
         let report = InfoReport {
             info: info_json,
             counters,

@@ -11,7 +11,7 @@
 //!
 //! The host's side of the device, also used by the end-to-end tests:
 //! - [`qemu`]: QEMU as a process (machine, UART wiring, start, wait, stop), none outliving
-//!   us ([`children`]);
+//!   us ([`children`], and [`death_watch`] for SIGKILL);
 //! - [`logs`]: the device's defmt log, decoded and shown;
 //! - [`link`]: the protocol's client over the UART;
 //! - [`firmware`]: where the firmware binaries are, and building them;
@@ -25,6 +25,7 @@
 //! frames, data blob, digests) are `digits-core`'s.
 
 pub mod children;
+pub mod death_watch;
 pub mod error;
 pub mod eval;
 pub mod finetune;
@@ -48,6 +49,8 @@ use clap::{Args, Subcommand};
 
 use self::firmware::Firmware;
 use self::logs::LogPrinter;
+use self::model::DeviceModel;
+use self::session::Session;
 
 /// Options of `digits device`.
 #[derive(Args)]
@@ -63,8 +66,8 @@ enum DeviceCommand {
     Run(run::RunArgs),
     /// Print what the device reports about itself: firmware, model, memory, counters.
     Info(info::InfoArgs),
-    /// Recognize pictures of digits on the device (preprocessed on the host like `digits
-    /// predict`).
+    /// Recognize pictures of digits on the device (preprocessed and judged on the host like
+    /// `digits predict`: "not a digit", and why, when a picture holds none).
     Predict(predict::DevicePredictArgs),
     /// Classify test images on the device; print its accuracy and its agreement with the host.
     Eval(eval::DeviceEvalArgs),
@@ -115,6 +118,32 @@ pub struct ModelChoice {
     /// device must have.
     #[arg(long, value_name = "FILE")]
     model: Option<PathBuf>,
+}
+
+/// What a command that asks a device about itself or about pictures takes: which device, the
+/// model it must run, and how to print the answer (`device info`, `device predict`).
+#[derive(Args)]
+pub struct Query {
+    #[command(flatten)]
+    reach: Reach,
+    #[command(flatten)]
+    model: ModelChoice,
+    /// Print one JSON document on stdout (the same figures) instead of lines of text.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Query {
+    /// Reaches the device (started with the model, or the one running), for `command`.
+    fn open(&self, command: &str) -> Result<Session> {
+        let model = self
+            .model
+            .model
+            .as_deref()
+            .map(|path| DeviceModel::load(Some(path)))
+            .transpose()?;
+        Session::open(&self.reach, model.as_ref(), command)
+    }
 }
 
 /// The model the device runs and the data the host compares it on.

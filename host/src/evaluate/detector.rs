@@ -235,7 +235,7 @@ pub fn train(data: &DataArgs, seed: u64, out: &Path) -> Result<()> {
     let mut buf =
         vec![0u8; model_file::encoded_len_bound(detector.net.num_params(), options.len() + 64)];
     let len = model_file::encode(&detector.net, &metadata, &mut buf)?;
-    std::fs::write(out, &buf[..len])
+    crate::model_io::write_atomically(out, &buf[..len])
         .with_context(|| format!("--train-detector {}", out.display()))?;
     eprintln!(
         "wrote {} ({len} bytes) in {:.1}s",

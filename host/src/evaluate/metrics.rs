@@ -41,7 +41,7 @@ pub struct EvalArgs {
     json: bool,
     /// Draw PNG pictures into this directory: confusion.png, digits.png, and curves.png with
     /// --metrics.
-    #[arg(long, value_name = "DIR", value_parser = crate::cli::output::OutputDir)]
+    #[arg(long, value_name = "DIR", value_parser = crate::cli::output::Output::DIR)]
     plots: Option<PathBuf>,
     /// The JSON-lines file of `digits train --metrics`, drawn as training curves (needs --plots).
     #[arg(long, value_name = "FILE", requires = "plots")]
@@ -403,6 +403,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     }
 
     if let Some(dir) = &args.plots {
+        crate::cli::output::create_dir("--plots", dir)?;
         let mut written = Vec::new();
         let path = dir.join("confusion.png");
         plots::confusion(&path, &report.confusion, &names)?;

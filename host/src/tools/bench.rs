@@ -44,7 +44,7 @@ pub struct BenchArgs {
     model: PathBuf,
     /// `--mode not-a-digit`: instead of measuring, train the "not a digit" detector from --seed
     /// (training splits and generated pictures only) and write it to FILE.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = crate::cli::output::Output::FILE)]
     train_detector: Option<PathBuf>,
 }
 

@@ -34,7 +34,7 @@ pub struct QuantizeArgs {
         long,
         value_name = "FILE",
         default_value = "model-int8.digits",
-        value_parser = crate::cli::output::OutputFile
+        value_parser = crate::cli::output::Output::FILE
     )]
     out: PathBuf,
     /// Training images whose hidden activations set the activation scale.

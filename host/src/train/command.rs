@@ -11,7 +11,7 @@ use super::augment;
 use super::checkpoint::Checkpoint;
 use super::{GradMethod, TrainConfig, evaluate, hold_out};
 use crate::cli::number::Within;
-use crate::cli::output::{self, OutputFile};
+use crate::cli::output::{self, Output};
 use crate::data::command::{DataArgs, load};
 use crate::model_io;
 
@@ -72,14 +72,14 @@ pub struct TrainArgs {
     #[arg(long, allow_negative_numbers = true, value_parser = Within::above(0.0))]
     step: Option<f64>,
     /// Write per-epoch metrics here as JSON lines.
-    #[arg(long, value_name = "FILE", value_parser = OutputFile)]
+    #[arg(long, value_name = "FILE", value_parser = Output::FILE)]
     metrics: Option<PathBuf>,
     /// Where to write the model file.
-    #[arg(long, value_name = "FILE", default_value = "model.digits", value_parser = OutputFile)]
+    #[arg(long, value_name = "FILE", default_value = "model.digits", value_parser = Output::FILE)]
     out: PathBuf,
     /// Checkpoint, rewritten after every epoch so that --resume can continue a run that was
     /// stopped; removed when the run completes [default: the model file + ".ckpt"].
-    #[arg(long, value_name = "FILE", value_parser = OutputFile)]
+    #[arg(long, value_name = "FILE", value_parser = Output::FILE)]
     checkpoint: Option<PathBuf>,
     /// Continue an interrupted run from its checkpoint (same options).
     #[arg(long)]

@@ -6,6 +6,8 @@
 //!   normalization);
 //! - [`fast_step`]: the core's fused mini-batch step on two [`threads`], over a
 //!   [`sparse_set`] of the images and rows on cache lines ([`aligned`]);
+//! - [`not_learning`]: the stop of a run that trains on at chance level (next to the
+//!   divergence stop in [`epoch`]);
 //! - [`checkpoint`], [`augment`], and `digits train` itself ([`command`]).
 
 pub mod aligned;
@@ -15,6 +17,7 @@ pub mod command;
 pub mod epoch;
 pub mod fast_step;
 mod net;
+pub mod not_learning;
 pub mod sparse_set;
 pub mod threads;
 
@@ -33,6 +36,7 @@ use crate::train::augment::Augment;
 use crate::train::checkpoint::{Checkpoint, restore, tensors_of};
 use crate::train::epoch::{Diverged, EpochData, Trainer};
 use crate::train::net::NetState;
+use crate::train::not_learning::NotLearning;
 use crate::train::sparse_set::SparseSet;
 
 pub use net::{MnistMlpBn, numeric_gradient};
@@ -276,7 +280,7 @@ pub fn train(
         let totals = match trainer.epoch(data, &mut rng, lr, epoch, Some(&bar)) {
             Ok(totals) => totals,
             Err(e) => {
-                return Err(diverged(
+                return Err(stopped(
                     e,
                     cfg,
                     resume.checkpoint.filter(|_| own_checkpoint),
@@ -327,6 +331,15 @@ pub fn train(
             own_checkpoint = true;
         }
         on_epoch(&history)?;
+        let updates = (epoch as usize + 1) * train.labels.len().div_ceil(cfg.batch);
+        let report = history.last().expect("pushed above");
+        if let Err(e) = not_learning::check(report, updates) {
+            return Err(stopped(
+                e.into(),
+                cfg,
+                resume.checkpoint.filter(|_| own_checkpoint),
+            ));
+        }
     }
     let Best {
         epoch: best_epoch,
@@ -336,20 +349,29 @@ pub fn train(
     Ok(Outcome { model, best_epoch })
 }
 
-/// The error of a run that diverged, with what to change; its checkpoint (`checkpoint`, if the
-/// run's own) is removed, since resuming it with the same options would diverge again.
-fn diverged(e: anyhow::Error, cfg: &TrainConfig, checkpoint: Option<&Path>) -> anyhow::Error {
-    if e.downcast_ref::<Diverged>().is_none() {
+/// The error of a run stopped because it diverged or is not learning, with what to change; its
+/// checkpoint (`checkpoint`, if the run's own) is removed, since resuming it with the same
+/// options would only do the same again.
+fn stopped(e: anyhow::Error, cfg: &TrainConfig, checkpoint: Option<&Path>) -> anyhow::Error {
+    let not_learning = e.downcast_ref::<NotLearning>().is_some();
+    if e.downcast_ref::<Diverged>().is_none() && !not_learning {
         return e;
     }
     let removed = checkpoint.is_some_and(|path| std::fs::remove_file(path).is_ok());
+    // A run stalls at chance when its rate is so high that it kills the hidden units, or so
+    // low that the weights hardly move.
+    let change = if not_learning && cfg.lr < TINY_LR {
+        "raise"
+    } else {
+        "lower"
+    };
     let batchnorm = if cfg.batchnorm {
         ""
     } else {
         " or add --batchnorm"
     };
     anyhow::anyhow!(
-        "{e}; lower --lr (now {}){batchnorm}. No model written{}",
+        "{e}; {change} --lr (now {}){batchnorm}. No model written{}",
         cfg.lr,
         if removed {
             ", and the run's checkpoint removed"
@@ -358,3 +380,7 @@ fn diverged(e: anyhow::Error, cfg: &TrainConfig, checkpoint: Option<&Path>) -> a
         }
     )
 }
+
+/// Below this learning rate a run that does not learn is taken to move too little, not too
+/// much: well below the default rate.
+const TINY_LR: f64 = 0.01;

@@ -22,6 +22,7 @@ use anyhow::{Result, bail};
 use clap::Args;
 use serde::Serialize;
 
+use crate::cli::number::Within;
 use crate::data::command::{DataArgs, load_test};
 use crate::model_io;
 use crate::train::aligned::ModelBox;
@@ -40,14 +41,15 @@ pub struct GradcheckArgs {
     /// Seed of the fresh network and of the parameter sample.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Test images in the batch.
-    #[arg(long, default_value_t = 32)]
+    /// Test images in the batch: at least 1, up to the test images from --offset on.
+    #[arg(long, default_value_t = 32, allow_negative_numbers = true, value_parser = Within::at_least(1usize))]
     batch: usize,
-    /// First test image of the batch.
-    #[arg(long, default_value_t = 0)]
+    /// First test image of the batch (from 0).
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = Within::at_least(0usize))]
     offset: usize,
-    /// Parameters per tensor checked by central differences (two full losses each).
-    #[arg(long, default_value_t = 500)]
+    /// Parameters per tensor checked by central differences (two full losses each; a tensor
+    /// with fewer is checked whole): at least 1.
+    #[arg(long, default_value_t = 500, allow_negative_numbers = true, value_parser = Within::at_least(1usize))]
     sample: usize,
     /// Print one JSON document on stdout instead of the tables.
     #[arg(long)]
@@ -178,23 +180,20 @@ pub fn print(c: &CheckReport) {
 
 /// Runs `digits gradcheck`.
 pub fn run(args: GradcheckArgs) -> Result<()> {
-    if args.batch == 0 || args.sample == 0 {
-        bail!("--batch and --sample must be at least 1");
-    }
     let dataset = load_test(&args.data)?;
     let test = &dataset.test;
-    let Some(end) = args
-        .offset
-        .checked_add(args.batch)
-        .filter(|&e| e <= test.labels.len())
-    else {
-        bail!(
-            "--offset {} --batch {} is outside the {} test images",
-            args.offset,
-            args.batch,
-            test.labels.len()
-        );
-    };
+    let images = test.labels.len();
+    let source = format!("the test split has {images} images");
+    Within::at_least(0)
+        .at_most(images.saturating_sub(1))
+        .require("--offset", args.offset, &source)?;
+    let left = images - args.offset;
+    Within::at_least(1).at_most(left).require(
+        "--batch",
+        args.batch,
+        &format!("{source}, {left} from --offset {}", args.offset),
+    )?;
+    let end = args.offset + args.batch;
     let pixels = &test.images[args.offset..end];
     let labels = &test.labels[args.offset..end];
     let model = match &args.model {
