@@ -47,10 +47,7 @@ pub fn distill_backward<S: Scalar, const N: usize>(
     dz: &mut [S; N],
 ) -> S {
     let loss = cross_entropy_backward(z, label, dz);
-    let mut zt = *z;
-    for v in zt.iter_mut() {
-        *v = *v / d.temperature;
-    }
+    let zt = z.map(|v| v / d.temperature);
     let mut pt = [S::ZERO; N];
     softmax(&zt, &mut pt);
     let (hard, soft) = (S::ONE - d.weight, d.weight * d.temperature);

@@ -13,9 +13,10 @@ use crate::distort::{Affine, Elastic, Field, Warp};
 pub enum Recipe {
     /// The training images as they are.
     None,
-    /// Random rotation, scale, shear and shift.
+    /// Random rotation (up to 6 degrees either way), scale (0.94-1.06) and shift (up to 1.5
+    /// pixels each way).
     Affine,
-    /// Random elastic distortions on top of the affine ones.
+    /// Random elastic distortions (alpha 34, sigma 6) on top of the affine ones.
     Elastic,
 }
 
@@ -23,12 +24,12 @@ impl Recipe {
     /// The recipe's distortions (`None` for no augmentation).
     pub fn augment(self) -> Option<Augment> {
         // Milder than BitNetMCU's (10 degrees, 0.9-1.1, 10% of the side): 128 hidden units
-        // learn the undistorted digits better from these.
+        // learn the undistorted digits better from these (docs/figures.md).
         let affine = Augment {
-            max_rotation_deg: 8.0,
-            max_scale: 0.08,
+            max_rotation_deg: 6.0,
+            max_scale: 0.06,
             max_shear: 0.0,
-            max_shift: 2.0,
+            max_shift: 1.5,
             elastic: None,
             clean: 0.0,
         };

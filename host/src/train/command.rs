@@ -52,8 +52,8 @@ pub struct TrainArgs {
     schedule: ScheduleArg,
     /// Distort the training images afresh every epoch: affine (rotation, scale, shift),
     /// elastic (smooth random displacements on top of affine), none. Bare `--augment` is the
-    /// best recipe, elastic.
-    #[arg(long, value_enum, value_name = "RECIPE", num_args = 0..=1, default_missing_value = "elastic")]
+    /// best recipe, affine.
+    #[arg(long, value_enum, value_name = "RECIPE", num_args = 0..=1, default_missing_value = "affine")]
     augment: Option<Recipe>,
     /// Distill from these model files (f32, made by `digits train`; several are an ensemble,
     /// their probabilities averaged): their soft targets are mixed with the labels.
