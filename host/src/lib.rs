@@ -12,6 +12,9 @@
 //! - [`device`]: the firmware in QEMU and the link to it; `digits device`.
 //! - [`tools`]: gradient checks, benchmarks, quantization, inspection of model files.
 //!
+//! [`distort`] holds the distortions of a digit that training augments with and
+//! `digits eval --robustness` measures against.
+//!
 //! Four modules serve every stage: [`cli`] (the command line's checks of what it accepts, and
 //! its progress bars), [`model_io`] (model files on disk), [`simd`] (the vector instructions
 //! the hot loops are compiled for) and [`workspace`] (the source tree, wherever the command
@@ -20,6 +23,7 @@
 pub mod cli;
 pub mod data;
 pub mod device;
+pub mod distort;
 pub mod evaluate;
 pub mod model_io;
 pub mod simd;

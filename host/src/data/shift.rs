@@ -16,8 +16,9 @@ use flate2::write::GzEncoder;
 use rayon::prelude::*;
 
 use crate::data::{Dataset, FILES, IMAGE_PIXELS, Split, idx_images_bytes, idx_labels_bytes};
+use crate::distort::Affine;
+use crate::distort::stroke::thicken;
 use crate::model_io::write_atomically;
-use crate::train::augment::warp;
 
 /// How one writer draws: the same for every digit.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
@@ -52,14 +53,13 @@ impl Writer {
 
     /// `image` as this writer would have drawn it.
     pub fn draw(&self, image: &[u8; IMAGE_PIXELS]) -> [u8; IMAGE_PIXELS] {
-        let slanted = warp(
-            image,
-            self.rotation_deg.to_radians(),
-            1.0,
-            self.slant,
-            0.0,
-            0.0,
-        );
+        let slanted = Affine {
+            rotation_deg: self.rotation_deg,
+            shear: self.slant,
+            ..Affine::IDENTITY
+        }
+        .warp()
+        .apply(image, None);
         thicken(&slanted, self.heaviness)
     }
 
@@ -70,26 +70,6 @@ impl Writer {
             labels: split.labels.clone(),
         }
     }
-}
-
-/// Each pixel becomes the larger of itself and `heaviness` times its brightest 4-neighbour:
-/// strokes grow by about a pixel on each side.
-fn thicken(image: &[u8; IMAGE_PIXELS], heaviness: f64) -> [u8; IMAGE_PIXELS] {
-    let mut out = *image;
-    for y in 0..28 {
-        for x in 0..28 {
-            let mut brightest = 0u8;
-            for (dx, dy) in [(-1i32, 0i32), (1, 0), (0, -1), (0, 1)] {
-                let (nx, ny) = (x as i32 + dx, y as i32 + dy);
-                if (0..28).contains(&nx) && (0..28).contains(&ny) {
-                    brightest = brightest.max(image[ny as usize * 28 + nx as usize]);
-                }
-            }
-            let spread = (brightest as f64 * heaviness).round() as u8;
-            out[y * 28 + x] = image[y * 28 + x].max(spread);
-        }
-    }
-    out
 }
 
 /// Writes `dataset` drawn by `writer` into `dir` as the four gzipped IDX files of a data
@@ -124,16 +104,5 @@ mod tests {
         let w = Writer::from_seed(3);
         assert!((0.45..=0.6).contains(&w.slant.abs()));
         assert!(w.slant * w.rotation_deg < 0.0, "slant and rotation add up");
-    }
-
-    #[test]
-    fn thickening_adds_ink_around_strokes_only() {
-        let mut image = [0u8; IMAGE_PIXELS];
-        image[14 * 28 + 14] = 200;
-        let thick = thicken(&image, 1.0);
-        let lit = thick.iter().filter(|&&v| v > 0).count();
-        assert_eq!(lit, 5, "the pixel and its four neighbours");
-        assert_eq!(thick[14 * 28 + 15], 200);
-        assert_eq!(thicken(&[0; IMAGE_PIXELS], 1.0), [0; IMAGE_PIXELS]);
     }
 }

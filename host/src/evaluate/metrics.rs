@@ -14,6 +14,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::{infer, plots};
+use crate::cli::number::Within;
 use crate::data::{DatasetKind, Split};
 use crate::model_io::{self, Weights};
 use crate::train::EpochReport;
@@ -46,6 +47,31 @@ pub struct EvalArgs {
     /// The JSON-lines file of `digits train --metrics`, drawn as training curves (needs --plots).
     #[arg(long, value_name = "FILE", requires = "plots")]
     metrics: Option<PathBuf>,
+    /// Instead: the test accuracy under each distortion separately (rotation, shift, scale,
+    /// stroke width, elastic, the `data shift` writers), fixed parameters.
+    #[arg(long, conflicts_with_all = ["plots", "metrics"])]
+    robustness: bool,
+    /// Rotations of --robustness, degrees, each both ways (between 0 and 180).
+    #[arg(long, value_name = "DEG,...", value_delimiter = ',', default_value = "10,20", requires = "robustness",
+          value_parser = Within::at_least(0.0).at_most(180.0))]
+    rotations: Vec<f64>,
+    /// Shifts of --robustness, pixels, each in four directions (between 0 and 28).
+    #[arg(long, value_name = "PX,...", value_delimiter = ',', default_value = "2,4", requires = "robustness",
+          value_parser = Within::at_least(0.0).at_most(28.0))]
+    shifts: Vec<f64>,
+    /// Size factors of --robustness (between 0.25 and 4).
+    #[arg(long, value_name = "S,...", value_delimiter = ',', default_value = "0.8,1.2", requires = "robustness",
+          value_parser = Within::at_least(0.25).at_most(4.0))]
+    scales: Vec<f64>,
+    /// The `digits data shift --writer SEED` writers of --robustness.
+    #[arg(
+        long,
+        value_name = "SEED,...",
+        value_delimiter = ',',
+        default_value = "1,2,3",
+        requires = "robustness"
+    )]
+    writers: Vec<u64>,
 }
 
 /// Precision, recall and F1 of one class, from a confusion matrix.
@@ -388,6 +414,22 @@ pub fn run(args: EvalArgs) -> Result<()> {
     // A label outside 0-9 would index out of the logits; say so instead of panicking.
     if let Some(i) = test.labels.iter().position(|&l| l as usize >= CLASSES) {
         bail!("test label {i} is {}, not a class 0-9", test.labels[i]);
+    }
+    if args.robustness {
+        let plan = super::robustness::Plan {
+            rotations: args.rotations,
+            shifts: args.shifts,
+            scales: args.scales,
+            writers: args.writers,
+        };
+        let model = args.model.display().to_string();
+        let report = super::robustness::measure(&loaded.weights, test, &plan, &model);
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print!("{}", super::robustness::render_text(&report));
+        }
+        return Ok(());
     }
     let names = class_names(dataset.kind);
     let answers = predict(&loaded.weights, test);

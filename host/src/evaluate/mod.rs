@@ -16,4 +16,5 @@ pub mod photo;
 pub mod plots;
 pub mod predict;
 pub mod preprocess;
+pub mod robustness;
 pub mod verdict_bench;

@@ -279,6 +279,7 @@ pub fn train(
         grad: GradMethod::Backprop,
         step: 1e-2,
         augment: None,
+        distill: None,
         limit: None,
     };
     let mut rng = Rng::new(cfg.seed);
@@ -287,6 +288,7 @@ pub fn train(
         images: &train.images,
         sparse: Some(set),
         labels: &train.labels,
+        soft: None,
     };
     let mut times = Vec::new();
     for epoch in 0..cfg.epochs {

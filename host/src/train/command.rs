@@ -7,8 +7,9 @@ use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
 use digits_core::Schedule;
 
-use super::augment;
+use super::augment::Recipe;
 use super::checkpoint::Checkpoint;
+use super::distill::Distillation;
 use super::{GradMethod, TrainConfig, evaluate, hold_out};
 use crate::cli::number::Within;
 use crate::cli::output::{self, Output};
@@ -31,7 +32,7 @@ pub enum ScheduleArg {
 pub struct TrainArgs {
     #[command(flatten)]
     data: DataArgs,
-    /// Passes over the training images, at least 1 [default: 30, or 50 with --augment].
+    /// Passes over the training images, at least 1 [default: 30, or 100 with --augment].
     #[arg(long, allow_negative_numbers = true, value_parser = Within::<u32>::at_least(1))]
     epochs: Option<u32>,
     /// Images per SGD step: 1 to the training images left after --validation.
@@ -49,9 +50,22 @@ pub struct TrainArgs {
     /// Learning-rate schedule.
     #[arg(long, value_enum, default_value_t = ScheduleArg::Cosine)]
     schedule: ScheduleArg,
-    /// Randomly rotate, scale, shear and shift the training images every epoch.
-    #[arg(long)]
-    augment: bool,
+    /// Distort the training images afresh every epoch: affine (rotation, scale, shift),
+    /// elastic (smooth random displacements on top of affine), none. Bare `--augment` is the
+    /// best recipe, affine.
+    #[arg(long, value_enum, value_name = "RECIPE", num_args = 0..=1, default_missing_value = "affine")]
+    augment: Option<Recipe>,
+    /// Distill from these model files (f32, made by `digits train`; several are an ensemble,
+    /// their probabilities averaged): their soft targets are mixed with the labels.
+    #[arg(long, value_name = "FILE,...", value_delimiter = ',')]
+    teacher: Vec<PathBuf>,
+    /// Temperature of the teacher's and the student's softmax with --teacher (> 0).
+    #[arg(long, default_value_t = 4.0, requires = "teacher", allow_negative_numbers = true, value_parser = Within::above(0.0))]
+    temperature: f64,
+    /// Share of the loss the teacher's soft targets get with --teacher (0 to 1; the labels
+    /// get the rest).
+    #[arg(long, default_value_t = 0.7, requires = "teacher", allow_negative_numbers = true, value_parser = Within::at_least(0.0).at_most(1.0))]
+    distill_weight: f64,
     /// Batch normalization on the hidden layer (folded into the weights at the end).
     #[arg(long)]
     batchnorm: bool,
@@ -93,7 +107,10 @@ impl TrainArgs {
     /// The run these options ask for.
     fn config(&self) -> TrainConfig {
         // Distorted images take longer to learn from.
-        let epochs = self.epochs.unwrap_or(if self.augment { 50 } else { 30 });
+        let augment = self.augment.and_then(Recipe::augment);
+        let epochs = self
+            .epochs
+            .unwrap_or(if augment.is_some() { 100 } else { 30 });
         let schedule = match self.schedule {
             ScheduleArg::Constant => Schedule::Constant,
             ScheduleArg::Step => Schedule::Step {
@@ -118,7 +135,16 @@ impl TrainArgs {
             validation: self.validation,
             grad: self.grad,
             step: self.step.unwrap_or(DEFAULT_STEP),
-            augment: self.augment.then(augment::Augment::default),
+            augment,
+            distill: (!self.teacher.is_empty()).then(|| Distillation {
+                teachers: self
+                    .teacher
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect(),
+                temperature: self.temperature,
+                weight: self.distill_weight,
+            }),
             limit: self.limit,
         }
     }
@@ -137,6 +163,15 @@ impl TrainArgs {
     fn check(&self, cfg: &TrainConfig, checkpoint: &Path) -> Result<()> {
         if self.grad == GradMethod::Numeric && self.batchnorm {
             bail!("--grad numeric trains the plain network; drop --batchnorm");
+        }
+        if let Some(d) = &cfg.distill {
+            if self.batchnorm || self.grad == GradMethod::Numeric {
+                bail!(
+                    "--teacher distills into the plain network trained by backprop; drop --batchnorm and --grad numeric"
+                );
+            }
+            // Read now, so a wrong file fails before the data is loaded.
+            d.load()?;
         }
         if self.step.is_some() && self.grad != GradMethod::Numeric {
             bail!(

@@ -4,6 +4,8 @@
 use std::time::Instant;
 
 use anyhow::Result;
+use digits_core::fast::minibatch::Soft;
+use digits_core::loss::Distill;
 use digits_core::pixels::normalize;
 use digits_core::{Rng, Sgd};
 use indicatif::ProgressBar;
@@ -22,6 +24,8 @@ pub struct EpochData<'a> {
     pub sparse: Option<&'a SparseSet>,
     /// One per image.
     pub labels: &'a [u8],
+    /// A teacher's probabilities, one per image, if the run distills.
+    pub soft: Option<&'a [[f32; 10]]>,
 }
 
 /// A mean training loss above this stops the run: a network that learns stays below a uniform
@@ -69,6 +73,9 @@ pub struct Trainer {
     pixels: Vec<[u8; 784]>,
     xs: Vec<[f32; 784]>,
     labels: Vec<u8>,
+    /// A batch's soft targets, one sample after the other (distillation only).
+    soft: Vec<f32>,
+    distill: Option<Distill<f32>>,
 }
 
 impl Trainer {
@@ -87,6 +94,8 @@ impl Trainer {
             pixels: vec![[0; 784]; cfg.batch],
             xs: vec![[0.0; 784]; cfg.batch],
             labels: vec![0; cfg.batch],
+            soft: Vec::with_capacity(10 * cfg.batch),
+            distill: cfg.distill.as_ref().map(|d| d.loss()),
         }
     }
 
@@ -135,10 +144,23 @@ impl Trainer {
                 *l = data.labels[i as usize];
             }
             let labels = &self.labels[..n];
+            let soft = match (data.soft, self.distill) {
+                (Some(targets), Some(distill)) => {
+                    self.soft.clear();
+                    for &i in keys {
+                        self.soft.extend_from_slice(&targets[i as usize]);
+                    }
+                    Some(Soft {
+                        targets: &self.soft,
+                        distill,
+                    })
+                }
+                _ => None,
+            };
             let (loss, right) = match &mut self.net {
                 Net::Fast(net) => {
                     let at = &self.positions[b * self.batch..b * self.batch + n];
-                    net.step(&coefficients, &self.epoch_set, at, labels)
+                    net.step(&coefficients, &self.epoch_set, at, labels, soft)
                 }
                 Net::Dense(net) => {
                     for (k, &i) in keys.iter().enumerate() {

@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use digits_core::MnistMlp;
 use digits_core::fast::minibatch::{
-    Batch, Columns, Join, OutputScratch, SampleRows, StepBuffers, StepStats, train_step,
+    Batch, Columns, Join, OutputScratch, SampleRows, Soft, StepBuffers, StepStats, train_step,
 };
 use digits_core::fast::sparse::SparseInput;
 use digits_core::optim::{SgdStep, WithVelocity};
@@ -91,7 +91,8 @@ impl FastStep {
         }
     }
 
-    /// One SGD step of `net` on the images `batch` of `set` with `labels` (fastest when they
+    /// One SGD step of `net` on the images `batch` of `set` with `labels` and, when the run
+    /// distills, the teacher's `soft` targets (fastest when they
     /// are consecutive: [`SparseSet::reorder`]): [`train_step`] with fused multiply-adds,
     /// the pixels split at [`ROW_SPLIT`], its parts on the two threads. A thread reads and
     /// writes only its own rows of `W1` (and of their velocity), so they stay in its core's
@@ -103,6 +104,7 @@ impl FastStep {
         set: &SparseSet,
         batch: &[u32],
         labels: &[u8],
+        soft: Option<Soft<'_>>,
     ) -> StepStats {
         let samples: Vec<SparseInput<'_>> = batch.iter().map(|&k| set.get(k as usize)).collect();
         let [low, high] = &mut self.cols;
@@ -122,6 +124,7 @@ impl FastStep {
         let batch = Batch {
             samples: &samples,
             labels,
+            soft,
         };
         train_step::<Fused, _, 784, 128, 10>(
             net,
@@ -195,7 +198,11 @@ mod tests {
             train_step::<Fused, _, 784, 128, 10>(
                 net,
                 step,
-                Batch { samples, labels },
+                Batch {
+                    samples,
+                    labels,
+                    soft: None,
+                },
                 buffers,
                 &mut Sequential,
             )
@@ -237,7 +244,7 @@ mod tests {
                         params: &mut *m,
                         velocity: &mut *v,
                     };
-                    fast.step(net, &step, &set, &keys, &labels[r]);
+                    fast.step(net, &step, &set, &keys, &labels[r], None);
                 }
                 (m, v)
             }));

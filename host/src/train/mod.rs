@@ -8,12 +8,13 @@
 //!   [`sparse_set`] of the images and rows on cache lines ([`aligned`]);
 //! - [`not_learning`]: the stop of a run that trains on at chance level (next to the
 //!   divergence stop in [`epoch`]);
-//! - [`checkpoint`], [`augment`], and `digits train` itself ([`command`]).
+//! - [`checkpoint`], [`augment`], [`distill`], and `digits train` itself ([`command`]).
 
 pub mod aligned;
 pub mod augment;
 pub mod checkpoint;
 pub mod command;
+pub mod distill;
 pub mod epoch;
 pub mod fast_step;
 mod net;
@@ -78,6 +79,8 @@ pub struct TrainConfig {
     pub step: f64,
     /// Random distortions of the training images, fresh every epoch.
     pub augment: Option<Augment>,
+    /// A teacher's soft targets mixed with the labels.
+    pub distill: Option<distill::Distillation>,
     /// Only the first this many training images were used (quick runs).
     pub limit: Option<usize>,
 }
@@ -196,6 +199,11 @@ pub fn train(
     if cfg.grad == GradMethod::Numeric && cfg.batchnorm {
         bail!("--grad numeric trains the plain network; drop --batchnorm");
     }
+    if cfg.distill.is_some() && (cfg.batchnorm || cfg.grad == GradMethod::Numeric) {
+        bail!(
+            "--teacher distills into the plain network trained by backprop; drop --batchnorm and --grad numeric"
+        );
+    }
     if !(cfg.step > 0.0 && cfg.step.is_finite()) {
         bail!("--step must be a positive number (got {})", cfg.step);
     }
@@ -242,18 +250,21 @@ pub fn train(
             path.display()
         );
     }
+    let teacher = cfg.distill.as_ref().map(|d| d.load()).transpose()?;
+    let mut soft_targets: Vec<[f32; 10]> = Vec::new();
     let mut distorted: Vec<[u8; 784]> = Vec::new();
+    let distorter = cfg.augment.map(|a| a.distorter(cfg.seed));
     let fast = trainer.needs_sparse();
     let mut sparse = (fast && cfg.augment.is_none()).then(|| SparseSet::new(&train.images));
 
     for epoch in first_epoch..cfg.epochs {
-        let images = match &cfg.augment {
+        let images = match &distorter {
             Some(aug) => {
                 train
                     .images
                     .par_iter()
                     .enumerate()
-                    .map(|(i, img)| aug.apply(img, cfg.seed, epoch, i as u32))
+                    .map(|(i, img)| aug.apply(img, epoch, i as u32))
                     .collect_into_vec(&mut distorted);
                 if fast {
                     sparse = Some(SparseSet::new(&distorted));
@@ -262,10 +273,16 @@ pub fn train(
             }
             None => &train.images,
         };
+        if let Some(teacher) = &teacher
+            && (cfg.augment.is_some() || soft_targets.is_empty())
+        {
+            teacher.targets(images, &mut soft_targets);
+        }
         let data = EpochData {
             images,
             sparse: sparse.as_ref(),
             labels: &train.labels,
+            soft: teacher.as_ref().map(|_| &soft_targets[..]),
         };
         let lr = cfg.schedule.lr(cfg.lr, epoch);
         let len = train.labels.len() as u64;

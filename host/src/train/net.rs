@@ -1,6 +1,7 @@
 //! The network being trained, in one of its three forms, with the buffers its step needs.
 
 use anyhow::{Result, bail};
+use digits_core::fast::minibatch::Soft;
 use digits_core::mlp_bn::MlpBn;
 use digits_core::optim::{SgdStep, WithVelocity};
 use digits_core::softmax::argmax;
@@ -177,20 +178,21 @@ impl Net {
 }
 
 impl FastNet {
-    /// One fused SGD step on the images `keys` of `set`; returns the summed loss and the
-    /// number classified correctly.
+    /// One fused SGD step on the images `keys` of `set` (toward `soft` targets too, if
+    /// given); returns the summed loss and the number classified correctly.
     pub(super) fn step(
         &mut self,
         step: &SgdStep<f32>,
         set: &SparseSet,
         keys: &[u32],
         labels: &[u8],
+        soft: Option<Soft<'_>>,
     ) -> (f64, usize) {
         let net = WithVelocity {
             params: &mut *self.model,
             velocity: &mut *self.velocity,
         };
-        let stats = self.step.step(net, step, set, keys, labels);
+        let stats = self.step.step(net, step, set, keys, labels, soft);
         (stats.loss_sum, stats.correct)
     }
 }

@@ -40,6 +40,7 @@ pub use rows::{OutputScratch, SampleRows, StepStats};
 use crate::Mlp;
 use crate::fast::mul_add::MulAdd;
 use crate::fast::sparse::SparseInput;
+use crate::loss::Distill;
 use crate::optim::{SgdStep, WithVelocity};
 use phases::{Update, add_first_layer, add_rows, backward_samples};
 
@@ -50,6 +51,18 @@ pub struct Batch<'a> {
     pub samples: &'a [SparseInput<'a>],
     /// Their labels, `< OUT`.
     pub labels: &'a [u8],
+    /// A teacher's soft targets, if the step distills ([`distill_backward`](crate::loss::distill_backward)).
+    pub soft: Option<Soft<'a>>,
+}
+
+/// A teacher's soft targets for a batch: `OUT` probabilities per sample, one sample after the
+/// other, and the loss's temperature and weight.
+#[derive(Clone, Copy, Debug)]
+pub struct Soft<'a> {
+    /// `samples x OUT` probabilities at the temperature.
+    pub targets: &'a [f32],
+    /// Temperature and weight.
+    pub distill: Distill<f32>,
 }
 
 /// The memory a step works in, the caller's (the core allocates nothing), reused from step
@@ -82,12 +95,20 @@ pub fn train_step<M: MulAdd, J: Join, const IN: usize, const HIDDEN: usize, cons
     buffers: StepBuffers<'_, HIDDEN, OUT>,
     join: &mut J,
 ) -> StepStats {
-    let Batch { samples, labels } = batch;
+    let Batch {
+        samples,
+        labels,
+        soft,
+    } = batch;
     let n = samples.len();
     assert!(
         n > 0 && n == labels.len(),
         "a batch of {n} samples and {} labels",
         labels.len()
+    );
+    assert!(
+        soft.is_none_or(|s| s.targets.len() == n * OUT),
+        "{OUT} soft targets per sample"
     );
     let StepBuffers {
         columns: [mut low, mut high],
@@ -133,6 +154,16 @@ pub fn train_step<M: MulAdd, J: Join, const IN: usize, const HIDDEN: usize, cons
         let (rows_a, rows_b) = rows.reborrow().split_at(half);
         let (partial_a, partial_b) = partial.split_at(half);
         let (labels_a, labels_b) = labels.split_at(half);
+        let (soft_a, soft_b) = match soft {
+            Some(s) => {
+                let (a, b) = s.targets.split_at(half * OUT);
+                (
+                    Some(Soft { targets: a, ..s }),
+                    Some(Soft { targets: b, ..s }),
+                )
+            }
+            None => (None, None),
+        };
         let two_ranges = split < IN;
         join.join(
             #[inline(always)]
@@ -140,14 +171,14 @@ pub fn train_step<M: MulAdd, J: Join, const IN: usize, const HIDDEN: usize, cons
                 if two_ranges {
                     add_rows(rows_a.pre, partial_a);
                 }
-                backward_samples(model, w2t, labels_a, rows_a);
+                backward_samples(model, w2t, labels_a, soft_a, rows_a);
             },
             #[inline(always)]
             || {
                 if two_ranges {
                     add_rows(rows_b.pre, partial_b);
                 }
-                backward_samples(model, w2t, labels_b, rows_b);
+                backward_samples(model, w2t, labels_b, soft_b, rows_b);
             },
         );
     }

@@ -3,12 +3,13 @@
 
 use core::ops::Range;
 
+use super::Soft;
 use super::columns::Columns;
 use super::rows::{OutputScratch, SampleRows};
 use crate::activation::{relu_backward, relu_forward};
 use crate::fast::mul_add::MulAdd;
 use crate::fast::sparse::{PIXEL_TO_INPUT, SparseInput};
-use crate::loss::cross_entropy_backward;
+use crate::loss::{cross_entropy_backward, distill_backward};
 use crate::optim::{SgdStep, WithVelocity};
 use crate::params::TensorKind;
 use crate::softmax::argmax;
@@ -50,12 +51,13 @@ pub(super) fn add_rows<const HIDDEN: usize>(acc: &mut [[f32; HIDDEN]], other: &[
 
 /// Phase 1, second part, for any run of samples whose `rows.pre` are complete: ReLU, the
 /// output layer, loss, and backward down to the hidden pre-activations, as
-/// [`Mlp::backprop_sample`] computes them.
+/// [`Mlp::backprop_sample`] computes them (or with the distillation loss, given `soft`).
 #[inline(always)]
 pub(super) fn backward_samples<const IN: usize, const HIDDEN: usize, const OUT: usize>(
     model: &Mlp<IN, HIDDEN, OUT, f32>,
     w2t: &[[f32; HIDDEN]; OUT],
     labels: &[u8],
+    soft: Option<Soft<'_>>,
     rows: SampleRows<'_, HIDDEN, OUT>,
 ) {
     let per_sample = rows
@@ -64,13 +66,20 @@ pub(super) fn backward_samples<const IN: usize, const HIDDEN: usize, const OUT: 
         .zip(rows.dpre.iter_mut())
         .zip(rows.dz.iter_mut())
         .zip(rows.loss.iter_mut().zip(rows.correct.iter_mut()));
-    for ((pre, &label), (((h, dpre), dz), (loss, correct))) in
-        rows.pre.iter().zip(labels).zip(per_sample)
+    for (n, ((pre, &label), (((h, dpre), dz), (loss, correct)))) in
+        rows.pre.iter().zip(labels).zip(per_sample).enumerate()
     {
         relu_forward(pre, h);
         let mut z = [0.0; OUT];
         model.output.forward_listed(h, &mut z);
-        *loss = cross_entropy_backward(&z, label as usize, dz);
+        *loss = match soft {
+            None => cross_entropy_backward(&z, label as usize, dz),
+            Some(s) => {
+                let mut q = [0.0; OUT];
+                q.copy_from_slice(&s.targets[n * OUT..(n + 1) * OUT]);
+                distill_backward(&z, label as usize, &q, s.distill, dz)
+            }
+        };
         *correct = argmax(&z) == label as usize;
         // `Dense::backward_input` along rows of HIDDEN: the same products, same order.
         let mut dh = [0.0; HIDDEN];

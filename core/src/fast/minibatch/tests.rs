@@ -174,6 +174,7 @@ fn with_batch<R>(images: &[[u8; 784]], labels: &[u8], f: impl FnOnce(Batch<'_>) 
     f(Batch {
         samples: &samples,
         labels,
+        soft: None,
     })
 }
 
@@ -249,6 +250,57 @@ fn one_range_is_backprop_then_sgd_bit_for_bit() {
             &reference,
         );
     }
+}
+
+/// Distillation toward one-hot targets at temperature 1 with all the weight on them is the
+/// plain step, bit for bit; toward the teacher's targets it is another step: the soft targets
+/// reach the gradient in both halves of the batch.
+#[test]
+fn soft_targets_reach_the_step() {
+    let mut rng = Rng::new(13);
+    let step = SGD.coefficients::<f32>(LR);
+    let plain = StepResult::new(7);
+    let (mut one_hot, mut teacher, mut reference) = (plain.clone(), plain.clone(), plain);
+    let mut buffers = Buffers::new(300, 64);
+    for (images, labels) in batches(&mut rng) {
+        let n = labels.len();
+        let hot: Vec<f32> = labels
+            .iter()
+            .flat_map(|&l| (0..10).map(move |k| f32::from(u8::from(k == l))))
+            .collect();
+        let uniform = vec![0.1f32; 10 * n];
+        let sparse = Sparse::new(&images);
+        let samples = sparse.inputs();
+        let batch = |soft| Batch {
+            samples: &samples,
+            labels: &labels,
+            soft,
+        };
+        let soft = |targets, temperature, weight| {
+            Some(Soft {
+                targets,
+                distill: Distill {
+                    temperature,
+                    weight,
+                },
+            })
+        };
+        reference.fast_step::<Separate>(&step, batch(None), &mut buffers, &mut Sequential);
+        let batch_hot = batch(soft(&hot, 1.0, 1.0));
+        one_hot.fast_step::<Separate>(&step, batch_hot, &mut buffers, &mut Sequential);
+        let batch_teacher = batch(soft(&uniform, 4.0, 0.5));
+        teacher.fast_step::<Separate>(&step, batch_teacher, &mut buffers, &mut Sequential);
+        assert_same(
+            &format!("batch of {n}, one-hot targets"),
+            &one_hot,
+            &reference,
+        );
+    }
+    let (differing, _) = differences(&teacher.model, &reference.model);
+    assert!(
+        differing > 100_000,
+        "only {differing} parameters moved otherwise"
+    );
 }
 
 /// Largest difference splitting the first layer's sums in two ranges may make to any
@@ -333,6 +385,7 @@ fn columns_that_do_not_cover_the_inputs_are_refused() {
         Batch {
             samples: &samples,
             labels: &[0],
+            soft: None,
         },
         StepBuffers {
             columns: [
