@@ -11,6 +11,8 @@
 //!   affordable, and as accurate as backprop); [`gradcheck`] compares them tensor by tensor.
 //! - Training parts: [`Rng`] (seeded, platform-independent), [`Init`], [`Sgd`] with momentum
 //!   and weight decay, [`Schedule`], batch normalization ([`MlpBn`], foldable into an [`Mlp`]).
+//! - [`Deep`]: three hidden layers of (clipped) ReLU, trained with [`Adam`]; [`downsample`]
+//!   makes a 28x28 image smaller (area averaging in integers) for its input.
 //! - [`pixels`]: 8-bit pixels to network inputs; [`verdict`]: whether a 28x28 picture is a
 //!   digit at all ("not a digit", and why), shared by every front end and the device.
 //! - [`fast`]: the same arithmetic, bit for bit, with less memory traffic, each module next to
@@ -31,11 +33,14 @@
 #![warn(missing_docs)]
 
 pub mod activation;
+pub mod adam;
 pub mod batchnorm;
 pub mod blob;
+pub mod deep;
 pub mod dense;
 pub mod detector;
 pub mod digest;
+pub mod downsample;
 pub mod fast;
 pub mod finetune;
 pub mod frame;
@@ -58,7 +63,9 @@ pub mod softmax;
 pub mod structured_numgrad;
 pub mod verdict;
 
+pub use adam::Adam;
 pub use batchnorm::BatchNorm;
+pub use deep::Deep;
 pub use dense::Dense;
 pub use init::Init;
 pub use mlp::{Activations, Mlp, MnistMlp};
