@@ -26,27 +26,34 @@ pub fn area_average<const SIDE: usize, const PIXELS: usize>(
     out: &mut [u8; PIXELS],
 ) {
     const { assert!(SIDE >= 1 && SIDE <= SOURCE_SIDE && PIXELS == SIDE * SIDE) };
-    // First along rows (each source row to SIDE partial sums), then along columns.
-    let mut rows = [[0u32; SIDE]; SOURCE_SIDE];
+    area_average_into(image, SIDE, out);
+}
+
+/// [`area_average`] with the side known at run time (a model file's input size): `out` holds
+/// `side * side` pixels, `1 <= side <= 28`.
+pub fn area_average_into(image: &[u8; SOURCE_SIDE * SOURCE_SIDE], side: usize, out: &mut [u8]) {
+    assert!(
+        (1..=SOURCE_SIDE).contains(&side) && out.len() == side * side,
+        "side 1..=28 and out of side^2 pixels"
+    );
+    // Which source pixels output pixel `o` overlaps: at most three, walked alone.
+    let span = |o: usize| o * SOURCE_SIDE / side..((o + 1) * SOURCE_SIDE).div_ceil(side);
+    // First along rows (each source row to `side` partial sums), then along columns.
+    let mut rows = [[0u32; SOURCE_SIDE]; SOURCE_SIDE];
     for (row, src) in rows.iter_mut().zip(image.chunks_exact(SOURCE_SIDE)) {
-        for (ox, r) in row.iter_mut().enumerate() {
-            // At most two or three source pixels overlap one output pixel: walk only those.
-            let first = ox * SOURCE_SIDE / SIDE;
-            let last = ((ox + 1) * SOURCE_SIDE).div_ceil(SIDE).min(SOURCE_SIDE);
-            *r = (first..last)
-                .map(|ix| overlap(SIDE, ox, ix) * src[ix] as u32)
+        for (ox, r) in row[..side].iter_mut().enumerate() {
+            *r = span(ox)
+                .map(|ix| overlap(side, ox, ix) * src[ix] as u32)
                 .sum();
         }
     }
     let total = (SOURCE_SIDE * SOURCE_SIDE) as u32;
-    for (oy, out_row) in out.chunks_exact_mut(SIDE).enumerate() {
-        let first = oy * SOURCE_SIDE / SIDE;
-        let last = ((oy + 1) * SOURCE_SIDE).div_ceil(SIDE).min(SOURCE_SIDE);
+    for (oy, out_row) in out.chunks_exact_mut(side).enumerate() {
         for (ox, o) in out_row.iter_mut().enumerate() {
-            let sum: u32 = (first..last)
-                .map(|iy| overlap(SIDE, oy, iy) * rows[iy][ox])
+            let sum: u32 = span(oy)
+                .map(|iy| overlap(side, oy, iy) * rows[iy][ox])
                 .sum();
-            // Round half up; sum <= 784 * 255 * ..., far from overflow (784 * 784 * 255 < 2^28).
+            // Round half up; the sum is at most 784 * 255.
             *o = ((sum + total / 2) / total) as u8;
         }
     }

@@ -12,7 +12,8 @@
 //! - Training parts: [`Rng`] (seeded, platform-independent), [`Init`], [`Sgd`] with momentum
 //!   and weight decay, [`Schedule`], batch normalization ([`MlpBn`], foldable into an [`Mlp`]).
 //! - [`Deep`]: three hidden layers of (clipped) ReLU, trained with [`Adam`]; [`downsample`]
-//!   makes a 28x28 image smaller (area averaging in integers) for its input.
+//!   makes a 28x28 image smaller (area averaging in integers) for its input; [`qat`] trains
+//!   it with low-bit weights ([`lowbit`]) as the integer network [`compact`] that runs it.
 //! - [`pixels`]: 8-bit pixels to network inputs; [`verdict`]: whether a 28x28 picture is a
 //!   digit at all ("not a digit", and why), shared by every front end and the device.
 //! - [`fast`]: the same arithmetic, bit for bit, with less memory traffic, each module next to
@@ -36,6 +37,7 @@ pub mod activation;
 pub mod adam;
 pub mod batchnorm;
 pub mod blob;
+pub mod compact;
 pub mod deep;
 pub mod dense;
 pub mod detector;
@@ -47,6 +49,7 @@ pub mod frame;
 pub mod gradcheck;
 pub mod init;
 pub mod loss;
+pub mod lowbit;
 pub mod mlp;
 pub mod mlp_bn;
 pub mod model_file;
@@ -55,6 +58,7 @@ pub mod optim;
 pub mod params;
 pub mod pixels;
 pub mod protocol;
+pub mod qat;
 pub mod quant;
 pub mod rng;
 pub mod scalar;
