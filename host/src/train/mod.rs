@@ -11,6 +11,7 @@
 pub mod aligned;
 pub mod augment;
 pub mod checkpoint;
+pub mod compact;
 pub mod command;
 pub mod epoch;
 pub mod fast_step;
