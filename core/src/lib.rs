@@ -23,7 +23,7 @@
 //! - On the device: [`quant`] (int8 post-training quantization, integer arithmetic up to the
 //!   logits) and [`finetune`] (the output layer trained on small batches in fixed memory).
 //! - Formats both sides of the device link speak: [`model_file`] (the versioned, checksummed
-//!   model file), [`protocol`] and [`frame`] (the host <-> device messages and their framing),
+//!   model file; [`compact_file`], its version 2 for compact networks), [`protocol`] and [`frame`] (the host <-> device messages and their framing),
 //!   [`blob`] (the batch of images the host loads into the device's memory) and [`digest`] (the
 //!   FNV-1a digests of parameters and logits that the two sides compare).
 //!
@@ -38,6 +38,7 @@ pub mod adam;
 pub mod batchnorm;
 pub mod blob;
 pub mod compact;
+pub mod compact_file;
 pub mod deep;
 pub mod dense;
 pub mod detector;

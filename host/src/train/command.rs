@@ -53,7 +53,8 @@ pub struct TrainArgs {
     /// Learning-rate schedule.
     #[arg(long, value_enum, default_value_t = ScheduleArg::Cosine)]
     schedule: ScheduleArg,
-    /// Randomly rotate, scale, shear and shift the training images every epoch.
+    /// Randomly rotate, scale, shear and shift the training images every epoch (with --arch,
+    /// a different half of them every epoch).
     #[arg(long)]
     augment: bool,
     /// Batch normalization on the hidden layer (folded into the weights at the end).
@@ -200,7 +201,8 @@ impl TrainArgs {
         let left = images - self.validation;
         Within::at_least(1).at_most(left).require(
             "--batch",
-            self.batch.unwrap_or(if self.arch.is_some() { 128 } else { 32 }),
+            self.batch
+                .unwrap_or(if self.arch.is_some() { 128 } else { 32 }),
             &format!("{source}, {left} after --validation {}", self.validation),
         )
     }
@@ -226,7 +228,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
         return run_compact(args);
     }
     if args.bits.is_some() {
-        bail!("--bits sets the weight codes of a compact network; add --arch (e.g. --arch 16x16-56-56-56-10)");
+        bail!(
+            "--bits sets the weight codes of a compact network; add --arch (e.g. --arch 16x16-56-56-56-10)"
+        );
     }
     let cfg = args.config();
     let checkpoint = args.checkpoint();
@@ -317,7 +321,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
 fn run_compact(args: TrainArgs) -> Result<()> {
     let arch = args.arch.expect("called with --arch");
     let refuse = |option: &str| {
-        anyhow::anyhow!("{option} is not available with --arch (compact networks train with Adam, without batch normalization or checkpoints); drop it")
+        anyhow::anyhow!(
+            "{option} is not available with --arch (compact networks train with Adam, without batch normalization or checkpoints); drop it"
+        )
     };
     if args.batchnorm {
         return Err(refuse("--batchnorm"));
@@ -350,7 +356,10 @@ fn run_compact(args: TrainArgs) -> Result<()> {
         bail!("{a} and {b} are the same file, {}; name two", pa.display());
     }
     if let Some(limit) = args.limit {
-        args.check_sizes(limit, &format!("--limit {limit} leaves {limit} training images"))?;
+        args.check_sizes(
+            limit,
+            &format!("--limit {limit} leaves {limit} training images"),
+        )?;
     }
     let dataset = load(&args.data)?;
     let mut all_train = dataset.train;
@@ -403,5 +412,17 @@ fn run_compact(args: TrainArgs) -> Result<()> {
         model.weight_bytes(),
         start.elapsed().as_secs_f64()
     );
+    let provenance = model_io::Provenance {
+        dataset: dataset.kind.to_string(),
+        test_accuracy: Some(test.accuracy as f32),
+        seed: cfg.seed,
+        epochs: outcome.best_epoch,
+        options: serde_json::to_string(&cfg)?,
+    };
+    model_io::write_atomically(
+        &args.out,
+        &model_io::encode_compact(&outcome.net, &provenance)?,
+    )?;
+    println!("model written to {}", args.out.display());
     Ok(())
 }

@@ -11,8 +11,8 @@
 pub mod aligned;
 pub mod augment;
 pub mod checkpoint;
-pub mod compact;
 pub mod command;
+pub mod compact;
 pub mod epoch;
 pub mod fast_step;
 mod net;

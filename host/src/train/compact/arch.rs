@@ -56,12 +56,7 @@ impl Arch {
     /// (inputs, outputs) of each layer, first to last.
     pub fn layers(&self) -> [(usize, usize); 4] {
         let [h1, h2, h3] = self.hidden;
-        [
-            (self.inputs(), h1),
-            (h1, h2),
-            (h2, h3),
-            (h3, self.classes),
-        ]
+        [(self.inputs(), h1), (h1, h2), (h2, h3), (h3, self.classes)]
     }
 }
 
@@ -110,8 +105,13 @@ impl FromStr for Arch {
 mod tests {
     use super::*;
 
-    fn inputs<const IN: usize, const H1: usize, const H2: usize, const H3: usize, const OUT: usize>()
-    -> [usize; 5] {
+    fn inputs<
+        const IN: usize,
+        const H1: usize,
+        const H2: usize,
+        const H3: usize,
+        const OUT: usize,
+    >() -> [usize; 5] {
         [IN, H1, H2, H3, OUT]
     }
 
@@ -131,7 +131,13 @@ mod tests {
 
     #[test]
     fn others_are_refused_with_the_list() {
-        for text in ["16x16-64-10", "16x15-64-64-64-10", "16x16-65-64-64-10", "", "a-b-c-d-e"] {
+        for text in [
+            "16x16-64-10",
+            "16x15-64-64-64-10",
+            "16x16-65-64-64-10",
+            "",
+            "a-b-c-d-e",
+        ] {
             let e = text.parse::<Arch>().unwrap_err();
             assert!(e.contains("16x16-64-64-64-10"), "{e}");
         }

@@ -125,9 +125,23 @@ fn inputs<const IN: usize>(images: &[[u8; 784]], side: usize) -> Vec<[u8; IN]> {
         .collect()
 }
 
+/// Whether image `index` is distorted in `epoch`: half of them, a different half every epoch
+/// (a small network learns the clean digits as well as the distorted ones, as BitNetMCU trains
+/// on the images and one distorted copy).
+fn distort(seed: u64, epoch: u32, index: usize) -> bool {
+    let mix = seed ^ (u64::from(epoch) << 32) ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    Rng::new(mix).next_u64() & 1 == 1
+}
+
 /// Activation scales that put the largest activation of each hidden layer of the float
 /// network, over `inputs`, at the largest code.
-fn calibrate<const IN: usize, const H1: usize, const H2: usize, const H3: usize, const OUT: usize>(
+fn calibrate<
+    const IN: usize,
+    const H1: usize,
+    const H2: usize,
+    const H3: usize,
+    const OUT: usize,
+>(
     master: &Deep<IN, H1, H2, H3, OUT, f32>,
     inputs: &[[u8; IN]],
 ) -> [f32; 3] {
@@ -157,7 +171,13 @@ fn largest(values: &[f32], start: f32) -> f32 {
     values.iter().fold(start, |m, &v| m.max(v))
 }
 
-fn train_arch<const IN: usize, const H1: usize, const H2: usize, const H3: usize, const OUT: usize>(
+fn train_arch<
+    const IN: usize,
+    const H1: usize,
+    const H2: usize,
+    const H3: usize,
+    const OUT: usize,
+>(
     cfg: &CompactConfig,
     train: &Split,
     validation: &Split,
@@ -195,7 +215,15 @@ fn train_arch<const IN: usize, const H1: usize, const H2: usize, const H3: usize
                     .enumerate()
                     .map(|(i, img)| {
                         let mut x = [0u8; IN];
-                        area_average_into(&aug.apply(img, cfg.seed, epoch, i as u32), side, &mut x);
+                        if distort(cfg.seed, epoch, i) {
+                            area_average_into(
+                                &aug.apply(img, cfg.seed, epoch, i as u32),
+                                side,
+                                &mut x,
+                            );
+                        } else {
+                            x = plain[i];
+                        }
                         x
                     })
                     .collect::<Vec<_>>();
@@ -241,7 +269,12 @@ fn train_arch<const IN: usize, const H1: usize, const H2: usize, const H3: usize
             let mut max_pre = [0.0f32; 3];
             for share in &shares {
                 for k in 0..grad.tensor_count() {
-                    for (g, &s) in grad.tensor_mut(k).data.iter_mut().zip(share.grad.tensor(k).data) {
+                    for (g, &s) in grad
+                        .tensor_mut(k)
+                        .data
+                        .iter_mut()
+                        .zip(share.grad.tensor(k).data)
+                    {
                         *g += s;
                     }
                 }

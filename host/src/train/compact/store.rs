@@ -32,6 +32,14 @@ pub struct QuantizedNet {
     pub layers: Vec<OwnedLayer>,
 }
 
+impl digits_core::Classifier<784, 10> for QuantizedNet {
+    fn classify(&self, pixels: &[u8; 784]) -> [f32; 10] {
+        let mut z = [0.0f32; 10];
+        self.view().logits_of_image(pixels, &mut z);
+        z
+    }
+}
+
 impl QuantizedNet {
     /// Zeroed tensors for `arch` with `bits` in every layer.
     pub fn zeroed(arch: Arch, bits: Bits) -> Self {
@@ -60,6 +68,48 @@ impl QuantizedNet {
         Self {
             side: arch.side,
             layers,
+        }
+    }
+
+    /// An owned copy of `model`'s tensors.
+    pub fn from_view(model: &Compact<'_>) -> Self {
+        Self {
+            side: model.side,
+            layers: model
+                .layers
+                .iter()
+                .map(|l| OwnedLayer {
+                    inputs: l.inputs,
+                    outputs: l.outputs,
+                    bits: l.bits,
+                    codes: l.codes.to_vec(),
+                    bias: l.bias.to_vec(),
+                    rescale: l.rescale.to_vec(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The layer sizes, `16x16-64-64-64-10`.
+    pub fn arch(&self) -> String {
+        let mut s = format!("{0}x{0}", self.side);
+        for l in &self.layers {
+            s.push_str(&format!("-{}", l.outputs));
+        }
+        s
+    }
+
+    /// The bits of each layer's codes: `4-bit` when all agree, else `4/4/2/4-bit`.
+    pub fn precision(&self) -> String {
+        let counts: Vec<String> = self
+            .layers
+            .iter()
+            .map(|l| l.bits.count().to_string())
+            .collect();
+        if counts.windows(2).all(|w| w[0] == w[1]) {
+            format!("{}-bit", counts.first().map_or("?", String::as_str))
+        } else {
+            format!("{}-bit", counts.join("/"))
         }
     }
 
