@@ -69,6 +69,10 @@ pub struct CompactFile<'a> {
 
 /// A model file of either kind.
 #[derive(Clone, Debug, PartialEq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "no heap in the core; one value per file decoded"
+)]
 pub enum AnyModelFile<'a> {
     /// Version 1: the 784-128-10 network, `f32` or int8.
     Mlp(ModelFile<'a>),

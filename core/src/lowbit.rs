@@ -111,7 +111,7 @@ mod tests {
                 }
             });
             for c in 0..n as usize {
-                assert_eq!(levels[c] % 2 != 0, true);
+                assert!(levels[c] % 2 != 0);
                 assert_eq!(levels[c], -levels[n as usize - 1 - c]);
             }
             assert_eq!(levels[n as usize - 1], bits.max_level());
