@@ -4,10 +4,10 @@
 //! (`testkit::test_digits`: the full set where it is found, else the committed slice, whose
 //! first images are the same).
 
-use digits_core::finetune::Gradient;
-use digits_core::frame::{FrameWriter, MAX_FRAME};
 use digits_core::compact::{Compact, Layer};
 use digits_core::compact_file::encode_compact;
+use digits_core::finetune::Gradient;
+use digits_core::frame::{FrameWriter, MAX_FRAME};
 use digits_core::lowbit::Bits;
 use digits_core::model_file::{self, Metadata};
 use digits_core::protocol::{DeviceError, Request, Response};
@@ -60,7 +60,10 @@ fn main() {
     // A compact network: 2x2 input, a 4-bit hidden layer of 3 units, 2 logits from 2-bit codes.
     let unit = |m: u16, shift: u8| [m.to_le_bytes()[0], m.to_le_bytes()[1], shift];
     let rescale: Vec<u8> = (0..3).flat_map(|_| unit(40000, 20)).collect();
-    let scales: Vec<u8> = [0.01f32, 0.02].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let scales: Vec<u8> = [0.01f32, 0.02]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
     let bias3: Vec<u8> = [5i32, -7, 0].iter().flat_map(|v| v.to_le_bytes()).collect();
     let bias2: Vec<u8> = [1i32, -1].iter().flat_map(|v| v.to_le_bytes()).collect();
     let compact = Compact {

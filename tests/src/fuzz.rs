@@ -7,10 +7,10 @@
 //! tried with a correct checksum, so that random bytes reach the decoding behind it.
 
 use digits_core::blob::Contents;
-use digits_core::finetune::MnistTuner;
-use digits_core::frame::{self, Feed, FrameReader, FrameWriter, MAX_FRAME};
 use digits_core::compact::MAX_WIDTH;
 use digits_core::compact_file::{AnyModelFile, decode_any};
+use digits_core::finetune::MnistTuner;
+use digits_core::frame::{self, Feed, FrameReader, FrameWriter, MAX_FRAME};
 use digits_core::model_file::{self, Precision};
 use digits_core::protocol::{Response, decode_request};
 use digits_core::{MnistMlp, MnistQuant};
