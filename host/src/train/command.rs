@@ -44,7 +44,7 @@ pub struct TrainArgs {
     /// Base learning rate (> 0) [default: 0.05 (SGD), or 0.002 (Adam) with --arch].
     #[arg(long, allow_negative_numbers = true, value_parser = Within::above(0.0))]
     lr: Option<f64>,
-    /// SGD momentum (>= 0 and < 1).
+    /// SGD momentum (>= 0 and < 1); --arch trains with Adam, without it.
     #[arg(long, default_value_t = 0.9, allow_negative_numbers = true, value_parser = Within::at_least(0.0).below(1.0))]
     momentum: f64,
     /// L2 weight decay, weights only (>= 0).
@@ -328,8 +328,11 @@ fn run_compact(args: TrainArgs) -> Result<()> {
     if args.batchnorm {
         return Err(refuse("--batchnorm"));
     }
-    if args.grad != GradMethod::Backprop || args.step.is_some() {
+    if args.grad != GradMethod::Backprop {
         return Err(refuse("--grad numeric"));
+    }
+    if args.step.is_some() {
+        return Err(refuse("--step"));
     }
     if args.resume || args.checkpoint.is_some() {
         return Err(refuse("--resume/--checkpoint"));
