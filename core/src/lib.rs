@@ -23,9 +23,10 @@
 //! - On the device: [`quant`] (int8 post-training quantization, integer arithmetic up to the
 //!   logits) and [`finetune`] (the output layer trained on small batches in fixed memory).
 //! - Formats both sides of the device link speak: [`model_file`] (the versioned, checksummed
-//!   model file; [`compact_file`], its version 2 for compact networks), [`protocol`] and [`frame`] (the host <-> device messages and their framing),
-//!   [`blob`] (the batch of images the host loads into the device's memory) and [`digest`] (the
-//!   FNV-1a digests of parameters and logits that the two sides compare).
+//!   model file; [`compact_file`], its version 2 for compact networks), [`protocol`] and
+//!   [`frame`] (the host <-> device messages and their framing), [`blob`] (the batch of images
+//!   the host loads into the device's memory) and [`digest`] (the FNV-1a digests of parameters
+//!   and logits that the two sides compare).
 //!
 //! Every computation is generic over [`Scalar`] (`f32` and `f64`): `f32` to train and deploy,
 //! `f64` to check gradients.
