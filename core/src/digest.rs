@@ -86,3 +86,15 @@ pub fn output_digest(layer: &Dense<128, 10, f32>) -> u64 {
     }
     h.finish()
 }
+
+/// FNV-1a over a compact network's tensor bytes in model-file order (codes, biases, rescale of
+/// each layer): the digest of its file's tensors.
+pub fn compact_digest(model: &crate::compact::Compact<'_>) -> u64 {
+    let mut h = Fnv64::new();
+    for l in &model.layers {
+        h.write(l.codes);
+        h.write(l.bias);
+        h.write(l.rescale);
+    }
+    h.finish()
+}

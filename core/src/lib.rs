@@ -11,6 +11,9 @@
 //!   affordable, and as accurate as backprop); [`gradcheck`] compares them tensor by tensor.
 //! - Training parts: [`Rng`] (seeded, platform-independent), [`Init`], [`Sgd`] with momentum
 //!   and weight decay, [`Schedule`], batch normalization ([`MlpBn`], foldable into an [`Mlp`]).
+//! - [`Deep`]: three hidden layers of (clipped) ReLU, trained with [`Adam`]; [`downsample`]
+//!   makes a 28x28 image smaller (area averaging in integers) for its input; [`qat`] trains
+//!   it with low-bit weights ([`lowbit`]) as the integer network [`compact`] that runs it.
 //! - [`pixels`]: 8-bit pixels to network inputs; [`verdict`]: whether a 28x28 picture is a
 //!   digit at all ("not a digit", and why), shared by every front end and the device.
 //! - [`fast`]: the same arithmetic, bit for bit, with less memory traffic, each module next to
@@ -20,9 +23,10 @@
 //! - On the device: [`quant`] (int8 post-training quantization, integer arithmetic up to the
 //!   logits) and [`finetune`] (the output layer trained on small batches in fixed memory).
 //! - Formats both sides of the device link speak: [`model_file`] (the versioned, checksummed
-//!   model file), [`protocol`] and [`frame`] (the host <-> device messages and their framing),
-//!   [`blob`] (the batch of images the host loads into the device's memory) and [`digest`] (the
-//!   FNV-1a digests of parameters and logits that the two sides compare).
+//!   model file; [`compact_file`], its version 2 for compact networks), [`protocol`] and
+//!   [`frame`] (the host <-> device messages and their framing), [`blob`] (the batch of images
+//!   the host loads into the device's memory) and [`digest`] (the FNV-1a digests of parameters
+//!   and logits that the two sides compare).
 //!
 //! Every computation is generic over [`Scalar`] (`f32` and `f64`): `f32` to train and deploy,
 //! `f64` to check gradients.
@@ -31,17 +35,23 @@
 #![warn(missing_docs)]
 
 pub mod activation;
+pub mod adam;
 pub mod batchnorm;
 pub mod blob;
+pub mod compact;
+pub mod compact_file;
+pub mod deep;
 pub mod dense;
 pub mod detector;
 pub mod digest;
+pub mod downsample;
 pub mod fast;
 pub mod finetune;
 pub mod frame;
 pub mod gradcheck;
 pub mod init;
 pub mod loss;
+pub mod lowbit;
 pub mod mlp;
 pub mod mlp_bn;
 pub mod model_file;
@@ -50,6 +60,7 @@ pub mod optim;
 pub mod params;
 pub mod pixels;
 pub mod protocol;
+pub mod qat;
 pub mod quant;
 pub mod rng;
 pub mod scalar;
@@ -58,7 +69,9 @@ pub mod softmax;
 pub mod structured_numgrad;
 pub mod verdict;
 
+pub use adam::Adam;
 pub use batchnorm::BatchNorm;
+pub use deep::Deep;
 pub use dense::Dense;
 pub use init::Init;
 pub use mlp::{Activations, Mlp, MnistMlp};

@@ -135,6 +135,17 @@ pub enum ModelFileError {
     },
     /// The envelope does not decode.
     Malformed,
+    /// A compact network (format version 2) given to a reader of the 784-128-10 network.
+    CompactModel,
+    /// A compact network's layer has codes of an unsupported width.
+    BadBits {
+        /// The layer, from 1.
+        layer: usize,
+        /// Its bits per code.
+        bits: u8,
+    },
+    /// A compact network's layers do not make a network that runs.
+    BadCompact(crate::compact::CompactError),
     /// The buffer given to [`encode`] is too small.
     BufferTooSmall,
     /// Architecture differs from the one expected.
@@ -188,8 +199,24 @@ impl fmt::Display for ModelFileError {
             ),
             UnsupportedVersion { found } => write!(
                 f,
-                "model file format version {found}, but this build reads version {FORMAT_VERSION}; \
-                 re-export the model with this version of digits"
+                "model file format version {found}, but this build reads versions {FORMAT_VERSION} \
+                 and {COMPACT_VERSION}; re-export the model with this version of digits"
+            ),
+            CompactModel => write!(
+                f,
+                "the file holds a compact network (format version {COMPACT_VERSION}), which this \
+                 reader does not run; use a 784-128-10 model, or `digits eval`/`digits predict`, \
+                 which run both"
+            ),
+            BadBits { layer, bits } => write!(
+                f,
+                "layer {layer} has {bits}-bit weight codes, but compact networks use 2 or 4; \
+                 train it again with `digits train --arch`"
+            ),
+            BadCompact(e) => write!(
+                f,
+                "{e}: the compact network does not hold together; train it again with \
+                 `digits train --arch`"
             ),
             BadChecksum { stored, computed } => write!(
                 f,
@@ -380,8 +407,13 @@ pub fn encode_int8<const IN: usize, const HIDDEN: usize, const OUT: usize>(
     )
 }
 
-/// Verifies and decodes a model file.
-pub fn decode(bytes: &[u8]) -> Result<ModelFile<'_>, ModelFileError> {
+/// The format version of compact networks (a layer list, low-bit codes:
+/// [`crate::compact_file`]). Version 1 (this module) holds the 784-128-10 network.
+pub const COMPACT_VERSION: u16 = 2;
+
+/// Checks length, magic, version (1 or [`COMPACT_VERSION`]) and checksum; returns the version
+/// and the content the checksum covers.
+pub(crate) fn verified(bytes: &[u8]) -> Result<(u16, &[u8]), ModelFileError> {
     // Magic (8) + version (at least 1) + checksum (4).
     if bytes.len() < 13 {
         if bytes.len() >= 8 && bytes[..8] != MAGIC {
@@ -398,7 +430,7 @@ pub fn decode(bytes: &[u8]) -> Result<ModelFile<'_>, ModelFileError> {
     }
     let (version, _) =
         postcard::take_from_bytes::<u16>(&bytes[8..]).map_err(|_| ModelFileError::Malformed)?;
-    if version != FORMAT_VERSION {
+    if version != FORMAT_VERSION && version != COMPACT_VERSION {
         return Err(ModelFileError::UnsupportedVersion { found: version });
     }
     let (content, stored) = bytes.split_at(bytes.len() - 4);
@@ -406,6 +438,26 @@ pub fn decode(bytes: &[u8]) -> Result<ModelFile<'_>, ModelFileError> {
     let computed = CRC.checksum(content);
     if stored != computed {
         return Err(ModelFileError::BadChecksum { stored, computed });
+    }
+    Ok((version, content))
+}
+
+/// Seals `content` (magic, version, body) in `buf` with its checksum; returns the length.
+pub(crate) fn seal(buf: &mut [u8], used: usize) -> Result<usize, ModelFileError> {
+    if buf.len() < used + 4 {
+        return Err(ModelFileError::BufferTooSmall);
+    }
+    let crc = CRC.checksum(&buf[..used]);
+    buf[used..used + 4].copy_from_slice(&crc.to_le_bytes());
+    Ok(used + 4)
+}
+
+/// Verifies and decodes a model file of the 784-128-10 network (version 1); a compact network
+/// (version 2) is refused with [`ModelFileError::CompactModel`].
+pub fn decode(bytes: &[u8]) -> Result<ModelFile<'_>, ModelFileError> {
+    let (version, content) = verified(bytes)?;
+    if version == COMPACT_VERSION {
+        return Err(ModelFileError::CompactModel);
     }
     #[derive(Deserialize)]
     struct File<'a> {

@@ -1,7 +1,7 @@
 //! The model file: round trip, and every kind of damage refused with the right error.
 
 use digits_core::model_file::{
-    Architecture, FORMAT_VERSION, Metadata, ModelFileError, decode, encode, encoded_len_bound,
+    Architecture, COMPACT_VERSION, Metadata, ModelFileError, decode, encode, encoded_len_bound,
 };
 use digits_core::{Mlp, Params};
 use proptest::prelude::*;
@@ -84,12 +84,13 @@ fn wrong_magic_version_architecture_and_nan_say_what_to_do() {
     assert!(err.to_string().contains("not a digits model file"), "{err}");
 
     let mut newer = bytes.clone();
-    newer[8] = (FORMAT_VERSION + 1) as u8;
+    // Version 2 is the compact network's; 3 is unknown.
+    newer[8] = (COMPACT_VERSION + 1) as u8;
     let err = decode(&newer).unwrap_err();
     assert_eq!(
         err,
         ModelFileError::UnsupportedVersion {
-            found: FORMAT_VERSION + 1
+            found: COMPACT_VERSION + 1
         }
     );
     assert!(err.to_string().contains("re-export"), "{err}");

@@ -1,4 +1,5 @@
-//! The model-file decoder and both loaders (f32, int8), behind the checksum too.
+//! The model-file decoders (version 1: f32, int8; version 2: compact networks), behind the
+//! checksum too.
 //! The property is `tests::fuzz::model_file`, which `tests/tests/fuzz_regressions.rs` replays.
 #![no_main]
 

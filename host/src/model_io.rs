@@ -3,12 +3,14 @@
 use std::io::{Read, Write};
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
+use digits_core::compact_file::{self, AnyModelFile, compact_len_bound, decode_any};
 use digits_core::model_file::{self, Metadata, Precision};
 use digits_core::params::Params;
 use digits_core::{Classifier, MnistMlp, MnistQuant};
 
 use crate::train::aligned::ModelBox;
+use crate::train::compact::store::QuantizedNet;
 
 /// Provenance of a model, owned.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -41,6 +43,8 @@ pub enum Weights {
     F32(ModelBox),
     /// int8 codes (`digits quantize`).
     Int8(Box<MnistQuant>),
+    /// A compact network, low-bit codes (`digits train --arch`).
+    Compact(Box<QuantizedNet>),
 }
 
 impl Weights {
@@ -49,6 +53,7 @@ impl Weights {
         match self {
             Weights::F32(m) => &**m,
             Weights::Int8(q) => &**q,
+            Weights::Compact(c) => &**c,
         }
     }
 }
@@ -67,19 +72,33 @@ pub struct LoadedWeights {
 pub fn load_weights(path: &Path) -> Result<LoadedWeights> {
     let bytes = read_bounded(path, MAX_MODEL_FILE_BYTES, "model file")?;
     not_a_checkpoint(path, &bytes)?;
-    let file =
-        model_file::decode(&bytes).with_context(|| format!("model file {}", path.display()))?;
+    let context = || format!("model file {}", path.display());
+    let file = match decode_any(&bytes).with_context(context)? {
+        AnyModelFile::Mlp(file) => file,
+        AnyModelFile::Compact(c) => {
+            if c.model.classes() != 10 {
+                bail!(
+                    "model file {}: the compact network has {} classes, digits needs 10",
+                    path.display(),
+                    c.model.classes()
+                );
+            }
+            return Ok(LoadedWeights {
+                weights: Weights::Compact(Box::new(QuantizedNet::from_view(&c.model))),
+                provenance: provenance(&c.metadata),
+                bytes: bytes.len(),
+            });
+        }
+    };
     let weights = match file.precision {
         Precision::F32 => {
             let mut model: ModelBox = ModelBox::zeroed();
-            file.load_into(&mut *model)
-                .with_context(|| format!("model file {}", path.display()))?;
+            file.load_into(&mut *model).with_context(context)?;
             Weights::F32(model)
         }
         Precision::Int8 => {
             let mut model: Box<MnistQuant> = bytemuck::zeroed_box();
-            file.load_int8_into(&mut *model)
-                .with_context(|| format!("model file {}", path.display()))?;
+            file.load_int8_into(&mut *model).with_context(context)?;
             Weights::Int8(model)
         }
     };
@@ -114,6 +133,15 @@ fn metadata(p: &Provenance) -> Metadata<'_> {
 pub fn encode_int8(model: &MnistQuant, p: &Provenance) -> Result<Vec<u8>> {
     let mut buf = vec![0u8; MnistQuant::stored_bytes() + 1024 + p.dataset.len() + p.options.len()];
     let n = model_file::encode_int8(model, &metadata(p), &mut buf)?;
+    buf.truncate(n);
+    Ok(buf)
+}
+
+/// Encodes a compact network's model file (format version 2) in memory.
+pub fn encode_compact(net: &QuantizedNet, p: &Provenance) -> Result<Vec<u8>> {
+    let model = net.view();
+    let mut buf = vec![0u8; compact_len_bound(&model, p.dataset.len() + p.options.len())];
+    let n = compact_file::encode_compact(&model, &metadata(p), &mut buf)?;
     buf.truncate(n);
     Ok(buf)
 }

@@ -4,8 +4,11 @@
 //! (`testkit::test_digits`: the full set where it is found, else the committed slice, whose
 //! first images are the same).
 
+use digits_core::compact::{Compact, Layer};
+use digits_core::compact_file::encode_compact;
 use digits_core::finetune::Gradient;
 use digits_core::frame::{FrameWriter, MAX_FRAME};
+use digits_core::lowbit::Bits;
 use digits_core::model_file::{self, Metadata};
 use digits_core::protocol::{DeviceError, Request, Response};
 use digits_core::{Mlp, QuantMlp, Rng};
@@ -54,6 +57,40 @@ fn main() {
     write(&dir, "tiny-f32-truncated.digits", &buf[..n / 2]);
     let n = model_file::encode_int8(&QuantMlp::<4, 3, 2>::zeroed(), &meta, &mut buf).unwrap();
     write(&dir, "tiny-int8.digits", &buf[..n]);
+    // A compact network: 2x2 input, a 4-bit hidden layer of 3 units, 2 logits from 2-bit codes.
+    let unit = |m: u16, shift: u8| [m.to_le_bytes()[0], m.to_le_bytes()[1], shift];
+    let rescale: Vec<u8> = (0..3).flat_map(|_| unit(40000, 20)).collect();
+    let scales: Vec<u8> = [0.01f32, 0.02]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let bias3: Vec<u8> = [5i32, -7, 0].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let bias2: Vec<u8> = [1i32, -1].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let compact = Compact {
+        side: 2,
+        layers: [
+            Layer {
+                inputs: 4,
+                outputs: 3,
+                bits: Bits::Four,
+                codes: &[0x12, 0xf0, 0x37, 0x8c, 0x00, 0xff],
+                bias: &bias3,
+                rescale: &rescale,
+            },
+            Layer {
+                inputs: 3,
+                outputs: 2,
+                bits: Bits::Two,
+                codes: &[0x1b, 0x24],
+                bias: &bias2,
+                rescale: &scales,
+            },
+        ]
+        .into_iter()
+        .collect(),
+    };
+    let n = encode_compact(&compact, &meta, &mut buf).unwrap();
+    write(&dir, "tiny-compact.digits", &buf[..n]);
 
     // Requests and responses, framed: one of each kind per file, and all in one stream.
     let (image, label) = (images[0], labels[0]);

@@ -7,6 +7,8 @@
 //! tried with a correct checksum, so that random bytes reach the decoding behind it.
 
 use digits_core::blob::Contents;
+use digits_core::compact::MAX_WIDTH;
+use digits_core::compact_file::{AnyModelFile, decode_any};
 use digits_core::finetune::MnistTuner;
 use digits_core::frame::{self, Feed, FrameReader, FrameWriter, MAX_FRAME};
 use digits_core::model_file::{self, Precision};
@@ -24,7 +26,8 @@ const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 
 /// A model file as it is, and with its last four bytes replaced by the right CRC-32: a file
 /// that decodes loads into a model of its precision or is refused, never into the other; a
-/// loaded model's weights are finite (f32) or valid codes (int8), and it runs.
+/// loaded model's weights are finite (f32) or valid codes (int8), and it runs; a compact
+/// network (version 2) passes its checks and runs.
 pub fn model_file(data: &[u8]) {
     check_model_file(data);
     if let Some(content_len) = data.len().checked_sub(4) {
@@ -36,6 +39,17 @@ pub fn model_file(data: &[u8]) {
 }
 
 fn check_model_file(data: &[u8]) {
+    // A compact network (format version 2) decodes only as one, checked, and runs.
+    if let Ok(AnyModelFile::Compact(c)) = decode_any(data) {
+        assert_eq!(c.model.check(), Ok(()));
+        assert_eq!(
+            model_file::decode(data).unwrap_err(),
+            model_file::ModelFileError::CompactModel
+        );
+        let mut logits = [0.0f32; MAX_WIDTH];
+        c.model.logits_of_image(&[255; 784], &mut logits);
+        return;
+    }
     let Ok(file) = model_file::decode(data) else {
         return;
     };

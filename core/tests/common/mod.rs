@@ -1,6 +1,7 @@
 //! Helpers shared by the core's integration tests.
 #![allow(dead_code)]
 
+pub mod compact;
 pub mod dd;
 
 use digits_core::Rng;

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
-use digits_core::digest::{int8_digest, params_digest};
+use digits_core::digest::{compact_digest, int8_digest, params_digest};
 
 use super::qemu::TARGET;
 use crate::model_io::{self, Weights};
@@ -43,6 +43,16 @@ impl DeviceModel {
             None => workspace::file(SHIPPED_MODEL, "--model FILE")?,
         };
         let weights = model_io::load_weights(&path)?.weights;
+        if let Weights::Compact(net) = &weights {
+            bail!(
+                "{} is a compact {} {} network, which this firmware does not run yet; evaluate \
+                 it on the host with `digits eval --model {}`",
+                path.display(),
+                net.arch(),
+                net.precision(),
+                path.display()
+            );
+        }
         let digest = digest(&weights);
         let shipped = workspace::root()
             .map(|root| root.join(shipped_file(&weights)))
@@ -125,6 +135,8 @@ fn shipped_file(weights: &Weights) -> &'static str {
     match weights {
         Weights::F32(_) => SHIPPED_MODEL,
         Weights::Int8(_) => SHIPPED_MODEL_INT8,
+        // Refused by `DeviceModel::load`; no shipped file has its digest.
+        Weights::Compact(_) => SHIPPED_MODEL,
     }
 }
 
@@ -132,6 +144,7 @@ fn digest(weights: &Weights) -> u64 {
     match weights {
         Weights::F32(m) => params_digest(m),
         Weights::Int8(q) => int8_digest(q),
+        Weights::Compact(c) => compact_digest(&c.view()),
     }
 }
 

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use digits_core::Classifier;
 use digits_core::loss::cross_entropy;
 use digits_core::softmax::argmax;
 use rayon::prelude::*;
@@ -219,11 +218,14 @@ pub fn predict(weights: &Weights, split: &Split) -> Vec<(u8, f64)> {
             infer::logits_batch(model, &split.images, &mut out);
             out
         }
-        Weights::Int8(model) => split
-            .images
-            .par_iter()
-            .map(|image| model.classify(image))
-            .collect(),
+        Weights::Int8(_) | Weights::Compact(_) => {
+            let model = weights.classifier();
+            split
+                .images
+                .par_iter()
+                .map(|image| model.classify(image))
+                .collect()
+        }
     };
     logits
         .iter()

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use clap::Args;
 use digits_core::Params;
-use digits_core::digest::{int8_digest, params_digest};
+use digits_core::digest::{compact_digest, int8_digest, params_digest};
+use digits_core::lowbit;
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -29,7 +30,7 @@ pub struct InspectArgs {
 #[derive(Serialize)]
 pub struct TensorSummary {
     /// Tensor name.
-    pub name: &'static str,
+    pub name: String,
     /// Number of values.
     pub len: usize,
     /// Smallest value.
@@ -49,10 +50,12 @@ pub struct Inspection {
     pub sha256: String,
     /// Model-file format version.
     pub format_version: u32,
-    /// Layer sizes.
-    pub architecture: &'static str,
-    /// "f32" or "int8".
-    pub precision: &'static str,
+    /// Layer sizes (a compact network's input as its downsampled side, `16x16-...`).
+    pub architecture: String,
+    /// "f32", "int8", or a compact network's bits per weight code ("4-bit").
+    pub precision: String,
+    /// Bytes of everything inference reads: weights or codes, biases, scales.
+    pub weight_bytes: usize,
     /// FNV-1a digest of the parameters, as the device reports it.
     pub parameters_digest: String,
     /// Dataset trained on.
@@ -112,6 +115,8 @@ pub fn inspect(path: &Path) -> Result<Inspection> {
     let epochs_requested = options["epochs"]
         .as_u64()
         .or_else(|| options["training"]["epochs"].as_u64());
+    let mut format_version = u32::from(digits_core::model_file::FORMAT_VERSION);
+    let mut architecture = String::from("784-128-10");
     let (precision, digest, hidden_scale, tensors) = match &loaded.weights {
         model_io::Weights::F32(model) => {
             let tensors = (0..model.tensor_count())
@@ -119,20 +124,20 @@ pub fn inspect(path: &Path) -> Result<Inspection> {
                     let t = model.tensor(k);
                     let (min, max) = range(t.data.iter().map(|&v| f64::from(v)));
                     TensorSummary {
-                        name: t.name,
+                        name: t.name.to_string(),
                         len: t.data.len(),
                         min,
                         max,
                     }
                 })
                 .collect();
-            ("f32", params_digest(model), None, tensors)
+            ("f32".into(), params_digest(model), None, tensors)
         }
         model_io::Weights::Int8(q) => {
             let codes = |name, c: &[i8]| {
                 let (min, max) = range(c.iter().map(|&v| f64::from(v)));
                 TensorSummary {
-                    name,
+                    name: String::from(name),
                     len: c.len(),
                     min,
                     max,
@@ -142,16 +147,65 @@ pub fn inspect(path: &Path) -> Result<Inspection> {
                 codes("W1", q.w1.as_flattened()),
                 codes("W2", q.w2.as_flattened()),
             ];
-            ("int8", int8_digest(q), Some(q.hidden_scale), tensors)
+            ("int8".into(), int8_digest(q), Some(q.hidden_scale), tensors)
         }
+        model_io::Weights::Compact(net) => {
+            format_version = u32::from(digits_core::model_file::COMPACT_VERSION);
+            architecture = net.arch();
+            let model = net.view();
+            let mut tensors = Vec::new();
+            for (k, l) in model.layers.iter().enumerate() {
+                let last = k + 1 == model.layers.len();
+                let codes = (0..l.outputs).flat_map(|j| {
+                    let row = l.row(j);
+                    (0..l.inputs).map(move |i| f64::from(lowbit::get(row, l.bits, i)))
+                });
+                let (min, max) = range(codes);
+                let bias = range((0..l.outputs).map(|j| f64::from(l.bias(j))));
+                let rescale = if last {
+                    range((0..l.outputs).map(|k| f64::from(l.logit_scale(k))))
+                } else {
+                    range((0..l.outputs).map(|j| {
+                        let (m, shift) = l.multiplier(j);
+                        f64::from(m) / 2f64.powi(shift)
+                    }))
+                };
+                let n = k + 1;
+                tensors.push(TensorSummary {
+                    name: format!("codes{n} ({})", l.bits),
+                    len: l.inputs * l.outputs,
+                    min,
+                    max,
+                });
+                tensors.push(TensorSummary {
+                    name: format!("bias{n}"),
+                    len: l.outputs,
+                    min: bias.0,
+                    max: bias.1,
+                });
+                tensors.push(TensorSummary {
+                    name: format!("rescale{n}"),
+                    len: l.outputs,
+                    min: rescale.0,
+                    max: rescale.1,
+                });
+            }
+            (net.precision(), compact_digest(&model), None, tensors)
+        }
+    };
+    let weight_bytes = match &loaded.weights {
+        model_io::Weights::F32(m) => 4 * m.num_params(),
+        model_io::Weights::Int8(_) => digits_core::MnistQuant::stored_bytes(),
+        model_io::Weights::Compact(net) => net.view().weight_bytes(),
     };
     Ok(Inspection {
         file: path.display().to_string(),
         bytes: loaded.bytes,
         sha256,
-        format_version: u32::from(digits_core::model_file::FORMAT_VERSION),
-        architecture: "784-128-10",
+        format_version,
+        architecture,
         precision,
+        weight_bytes,
         parameters_digest: format!("{digest:016x}"),
         dataset: p.dataset.clone(),
         test_accuracy: p.test_accuracy,
@@ -191,7 +245,7 @@ pub fn print(i: &Inspection) {
         "format",
         format!("digits model, version {}", i.format_version),
     );
-    line("architecture", i.architecture.to_string());
+    line("architecture", i.architecture.clone());
     line(
         "precision",
         match i.hidden_scale {
@@ -199,9 +253,14 @@ pub fn print(i: &Inspection) {
                 "{} (per-channel weight scales, hidden activation step {s:.5})",
                 i.precision
             ),
-            None => i.precision.to_string(),
+            None if i.format_version == 2 => format!(
+                "{} weight codes (per-unit scales), 8-bit activations, integer inference",
+                i.precision
+            ),
+            None => i.precision.clone(),
         },
     );
+    line("weight bytes", i.weight_bytes.to_string());
     line("parameters", format!("digest {}", i.parameters_digest));
     line("dataset", i.dataset.clone());
     line(
@@ -231,16 +290,20 @@ pub fn print(i: &Inspection) {
         }
     }
     println!("tensors:");
-    let what = if i.precision == "int8" {
-        "codes"
-    } else {
+    let what = if i.precision == "f32" {
         "values"
+    } else {
+        "codes"
     };
     for t in &i.tensors {
-        println!(
-            "  {:<3} {:>7} {what} in [{:+.4}, {:+.4}]",
-            t.name, t.len, t.min, t.max
-        );
+        if i.format_version == 2 {
+            println!("  {:<16} {:>7} in [{}, {}]", t.name, t.len, t.min, t.max);
+        } else {
+            println!(
+                "  {:<3} {:>7} {what} in [{:+.4}, {:+.4}]",
+                t.name, t.len, t.min, t.max
+            );
+        }
     }
 }
 

@@ -7,8 +7,11 @@ use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
 use digits_core::Schedule;
 
+use digits_core::lowbit::Bits;
+
 use super::augment::Recipe;
 use super::checkpoint::Checkpoint;
+use super::compact;
 use super::distill::Distillation;
 use super::{GradMethod, TrainConfig, evaluate, hold_out};
 use crate::cli::number::Within;
@@ -35,13 +38,14 @@ pub struct TrainArgs {
     /// Passes over the training images, at least 1 [default: 30, or 100 with --augment].
     #[arg(long, allow_negative_numbers = true, value_parser = Within::<u32>::at_least(1))]
     epochs: Option<u32>,
-    /// Images per SGD step: 1 to the training images left after --validation.
-    #[arg(long, default_value_t = 32, allow_negative_numbers = true, value_parser = Within::at_least(1usize))]
-    batch: usize,
-    /// Base learning rate (> 0).
-    #[arg(long, default_value_t = 0.05, allow_negative_numbers = true, value_parser = Within::above(0.0))]
-    lr: f64,
-    /// SGD momentum (>= 0 and < 1).
+    /// Images per step: 1 to the training images left after --validation [default: 32, or 128
+    /// with --arch].
+    #[arg(long, allow_negative_numbers = true, value_parser = Within::at_least(1usize))]
+    batch: Option<usize>,
+    /// Base learning rate (> 0) [default: 0.05 (SGD), or 0.002 (Adam) with --arch].
+    #[arg(long, allow_negative_numbers = true, value_parser = Within::above(0.0))]
+    lr: Option<f64>,
+    /// SGD momentum (>= 0 and < 1); --arch trains with Adam, without it.
     #[arg(long, default_value_t = 0.9, allow_negative_numbers = true, value_parser = Within::at_least(0.0).below(1.0))]
     momentum: f64,
     /// L2 weight decay, weights only (>= 0).
@@ -98,6 +102,22 @@ pub struct TrainArgs {
     /// Continue an interrupted run from its checkpoint (same options).
     #[arg(long)]
     resume: bool,
+    /// Train a compact network instead of 784-128-10: the input downsampled to SIDExSIDE, three
+    /// hidden layers, low-bit weights learned with quantization-aware training and Adam, e.g.
+    /// 16x16-56-56-56-10.
+    #[arg(long, value_name = "SIDExSIDE-H1-H2-H3-10")]
+    arch: Option<compact::arch::Arch>,
+    /// Bits per weight code of --arch: 2 or 4 [default: 4].
+    #[arg(long, value_parser = parse_bits)]
+    bits: Option<Bits>,
+}
+
+/// `--bits`: 2 or 4.
+fn parse_bits(text: &str) -> Result<Bits, String> {
+    text.parse::<u32>()
+        .ok()
+        .and_then(Bits::from_count)
+        .ok_or_else(|| format!("{text:?} bits per weight: use 2 or 4"))
 }
 
 /// Central-difference step of `--grad numeric` when none is given.
@@ -125,8 +145,8 @@ impl TrainArgs {
         };
         TrainConfig {
             epochs,
-            batch: self.batch,
-            lr: self.lr,
+            batch: self.batch.unwrap_or(32),
+            lr: self.lr.unwrap_or(0.05),
             momentum: self.momentum,
             weight_decay: self.weight_decay,
             schedule,
@@ -215,7 +235,8 @@ impl TrainArgs {
         let left = images - self.validation;
         Within::at_least(1).at_most(left).require(
             "--batch",
-            self.batch,
+            self.batch
+                .unwrap_or(if self.arch.is_some() { 128 } else { 32 }),
             &format!("{source}, {left} after --validation {}", self.validation),
         )
     }
@@ -237,6 +258,14 @@ fn same_file(a: &Path, b: &Path) -> bool {
 
 /// Runs `digits train`.
 pub fn run(args: TrainArgs) -> Result<()> {
+    if args.arch.is_some() {
+        return run_compact(args);
+    }
+    if args.bits.is_some() {
+        bail!(
+            "--bits sets the weight codes of a compact network; add --arch (e.g. --arch 16x16-56-56-56-10)"
+        );
+    }
     let cfg = args.config();
     let checkpoint = args.checkpoint();
     args.check(&cfg, &checkpoint)?;
@@ -318,6 +347,120 @@ pub fn run(args: TrainArgs) -> Result<()> {
             checkpoint.display()
         );
     }
+    println!("model written to {}", args.out.display());
+    Ok(())
+}
+
+/// `digits train --arch`: a compact network, quantization-aware from the first step.
+fn run_compact(args: TrainArgs) -> Result<()> {
+    let arch = args.arch.expect("called with --arch");
+    let refuse = |option: &str| {
+        anyhow::anyhow!(
+            "{option} is not available with --arch (compact networks train with Adam, without batch normalization or checkpoints); drop it"
+        )
+    };
+    if args.batchnorm {
+        return Err(refuse("--batchnorm"));
+    }
+    if args.grad != GradMethod::Backprop {
+        return Err(refuse("--grad numeric"));
+    }
+    if args.step.is_some() {
+        return Err(refuse("--step"));
+    }
+    if args.resume || args.checkpoint.is_some() {
+        return Err(refuse("--resume/--checkpoint"));
+    }
+    let augment = args.augment.and_then(Recipe::augment);
+    let epochs = args.epochs.unwrap_or(if augment.is_some() { 50 } else { 30 });
+    let cfg = compact::CompactConfig {
+        arch,
+        bits: args.bits.unwrap_or(Bits::Four),
+        epochs,
+        batch: args.batch.unwrap_or(128),
+        lr: args.lr.unwrap_or(0.002),
+        weight_decay: args.weight_decay,
+        schedule: args.config().schedule,
+        seed: args.seed,
+        validation: args.validation,
+        augment,
+        limit: args.limit,
+    };
+    let mut outputs = vec![("--out", args.out.as_path())];
+    outputs.extend(args.metrics.as_deref().map(|m| ("--metrics", m)));
+    if let [(a, pa), (b, pb)] = outputs[..]
+        && same_file(pa, pb)
+    {
+        bail!("{a} and {b} are the same file, {}; name two", pa.display());
+    }
+    if let Some(limit) = args.limit {
+        args.check_sizes(
+            limit,
+            &format!("--limit {limit} leaves {limit} training images"),
+        )?;
+    }
+    let dataset = load(&args.data)?;
+    let mut all_train = dataset.train;
+    let available = all_train.labels.len();
+    if let Some(n) = args.limit {
+        Within::at_least(1).at_most(available).require(
+            "--limit",
+            n,
+            &format!("the training set has {available} images"),
+        )?;
+        all_train.images.truncate(n);
+        all_train.labels.truncate(n);
+    }
+    let images = all_train.labels.len();
+    args.check_sizes(images, &format!("the training set has {images} images"))?;
+    let (train_split, val_split) = hold_out(&all_train, cfg.validation)?;
+    let start = Instant::now();
+    let outcome = compact::train(&cfg, &train_split, &val_split, |history| {
+        let r = history.last().expect("called after an epoch");
+        println!(
+            "epoch {:>3}  lr {:.5}  train loss {:.4} acc {:6.2}%  val loss {:.4} acc {:6.2}%  {:.1} s ({:.0} img/s)",
+            r.epoch,
+            r.lr,
+            r.train_loss,
+            100.0 * r.train_accuracy,
+            r.val_loss,
+            100.0 * r.val_accuracy,
+            r.seconds,
+            r.samples_per_second
+        );
+        if let Some(path) = &args.metrics {
+            let mut lines = String::new();
+            for r in history {
+                lines.push_str(&serde_json::to_string(r)?);
+                lines.push('\n');
+            }
+            model_io::write_atomically(path, lines.as_bytes())?;
+        }
+        Ok(())
+    })?;
+    let model = outcome.net.view();
+    let test = compact::evaluate(&model, &dataset.test);
+    println!(
+        "{arch} {}: best epoch {} of {}: test accuracy {:.2}% (loss {:.4}), {} bytes of weights, {:.1} s in all",
+        cfg.bits,
+        outcome.best_epoch,
+        cfg.epochs,
+        100.0 * test.accuracy,
+        test.loss,
+        model.weight_bytes(),
+        start.elapsed().as_secs_f64()
+    );
+    let provenance = model_io::Provenance {
+        dataset: dataset.kind.to_string(),
+        test_accuracy: Some(test.accuracy as f32),
+        seed: cfg.seed,
+        epochs: outcome.best_epoch,
+        options: serde_json::to_string(&cfg)?,
+    };
+    model_io::write_atomically(
+        &args.out,
+        &model_io::encode_compact(&outcome.net, &provenance)?,
+    )?;
     println!("model written to {}", args.out.display());
     Ok(())
 }

@@ -15,6 +15,7 @@ pub mod augment;
 pub mod checkpoint;
 pub mod command;
 pub mod distill;
+pub mod compact;
 pub mod epoch;
 pub mod fast_step;
 mod net;

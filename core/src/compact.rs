@@ -1,0 +1,337 @@
+//! Integer inference of a compact network: low-bit weight codes ([`crate::lowbit`]), 8-bit
+//! activations, `i32` accumulators, integers up to the logits; one `f32` multiply per logit.
+//!
+//! A [`Compact`] model borrows its tensors as little-endian bytes, straight from a model file
+//! (or flash): no copy, no alignment needs, no heap. Inference keeps two activation buffers and
+//! one accumulator row on the stack (see [`SCRATCH_BYTES`]).
+//!
+//! Layer by layer (`a` the input codes, 8-bit; for the first layer the downsampled pixels):
+//! 1. `acc[j] = bias[j] + sum_i a[i] * level[j][i]` in `i32`, `level` odd in `-15..=15`
+//!    (at most 784 x 255 x 15 + 2^24 in magnitude);
+//! 2. a hidden layer: `a'[j] = clamp(round(acc[j] * m[j] / 2^shift[j]), 0, 255)` (ReLU and
+//!    requantization, [`crate::quant::requantize`]), `m[j]` 16 bits;
+//! 3. the output layer: `logit[k] = acc[k] as f32 * scale[k]`.
+//!
+//! [`Layer::accumulate_reference`] is the plain definition of step 1;
+//! [`Layer::accumulate`] computes the same integers with codes instead of levels
+//! (`level = 2 c - max`, so `sum a level = 2 sum a c - max sum a`), a byte of codes at a time.
+
+use heapless::Vec as HVec;
+
+use crate::downsample::{SOURCE_SIDE, area_average_into};
+use crate::lowbit::{self, Bits};
+use crate::quant::requantize;
+
+/// Most layers a compact model may have.
+pub const MAX_LAYERS: usize = 8;
+/// Most units in one layer.
+pub const MAX_WIDTH: usize = 256;
+/// Most inputs of the first layer (a 28x28 image).
+pub const MAX_INPUTS: usize = SOURCE_SIDE * SOURCE_SIDE;
+/// Largest magnitude of a bias in accumulator units: keeps every accumulator far inside `i32`.
+pub const MAX_BIAS: i32 = 1 << 24;
+/// Bytes of the stack buffers of one inference from an image: the downsampled input, two rows
+/// of activation codes, the accumulators.
+pub const SCRATCH_BYTES: usize = MAX_INPUTS + 2 * MAX_WIDTH + 4 * MAX_WIDTH;
+/// Bytes per unit of a hidden layer's rescale tensor: a `u16` multiplier and a `u8` shift.
+pub const HIDDEN_RESCALE_BYTES: usize = 3;
+/// Bytes per unit of the output layer's rescale tensor: an `f32` scale.
+pub const LOGIT_RESCALE_BYTES: usize = 4;
+
+/// One layer's tensors, borrowed as bytes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Layer<'a> {
+    /// Inputs.
+    pub inputs: usize,
+    /// Units (outputs).
+    pub outputs: usize,
+    /// Bits per weight code.
+    pub bits: Bits,
+    /// Weight codes, output-major: row `j` (`bits.row_bytes(inputs)` bytes) holds unit `j`'s.
+    pub codes: &'a [u8],
+    /// Biases in accumulator units, `i32` little-endian, one per unit.
+    pub bias: &'a [u8],
+    /// Hidden layer: per unit a `u16` multiplier (little-endian) and a `u8` shift; output
+    /// layer: per unit an `f32` scale (little-endian).
+    pub rescale: &'a [u8],
+}
+
+fn word(bytes: &[u8], j: usize) -> [u8; 4] {
+    bytes[4 * j..4 * j + 4].try_into().expect("4 bytes")
+}
+
+impl<'a> Layer<'a> {
+    /// The packed codes of unit `j`.
+    #[inline]
+    pub fn row(&self, j: usize) -> &'a [u8] {
+        let n = self.bits.row_bytes(self.inputs);
+        &self.codes[j * n..(j + 1) * n]
+    }
+
+    /// Bias of unit `j`.
+    #[inline]
+    pub fn bias(&self, j: usize) -> i32 {
+        i32::from_le_bytes(word(self.bias, j))
+    }
+
+    /// Multiplier and shift of hidden unit `j`.
+    #[inline]
+    pub fn multiplier(&self, j: usize) -> (i32, i32) {
+        let r = &self.rescale[HIDDEN_RESCALE_BYTES * j..];
+        (u16::from_le_bytes([r[0], r[1]]) as i32, r[2] as i32)
+    }
+
+    /// Scale of logit `k` (output layer).
+    #[inline]
+    pub fn logit_scale(&self, k: usize) -> f32 {
+        f32::from_le_bytes(word(self.rescale, k))
+    }
+
+    /// Weight bytes: codes, biases and rescale.
+    pub fn weight_bytes(&self) -> usize {
+        self.codes.len() + self.bias.len() + self.rescale.len()
+    }
+
+    /// `acc[j] = bias[j] + sum_i input[i] * level[j][i]`, the definition, code by code.
+    pub fn accumulate_reference(&self, input: &[u8], acc: &mut [i32]) {
+        for (j, acc) in acc[..self.outputs].iter_mut().enumerate() {
+            let row = self.row(j);
+            *acc = self.bias(j)
+                + input[..self.inputs]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &a)| a as i32 * self.bits.level(lowbit::get(row, self.bits, i)))
+                    .sum::<i32>();
+        }
+    }
+
+    /// The same integers as [`Layer::accumulate_reference`], from the codes a byte at a time:
+    /// `sum a level = 2 sum a c - max sum a`.
+    pub fn accumulate(&self, input: &[u8], acc: &mut [i32]) {
+        let input = &input[..self.inputs];
+        let sum: i32 = input.iter().map(|&a| a as i32).sum();
+        let offset = self.bits.max_level() * sum;
+        let per_byte = 8 / self.bits.count() as usize;
+        let whole = self.inputs / per_byte;
+        let (chunks, tail) = input.split_at(whole * per_byte);
+        for (j, acc) in acc[..self.outputs].iter_mut().enumerate() {
+            let row = self.row(j);
+            let mut dot: u32 = match self.bits {
+                Bits::Four => chunks
+                    .chunks_exact(2)
+                    .zip(row)
+                    .map(|(a, &b)| a[0] as u32 * (b & 15) as u32 + a[1] as u32 * (b >> 4) as u32)
+                    .sum(),
+                Bits::Two => chunks
+                    .chunks_exact(4)
+                    .zip(row)
+                    .map(|(a, &b)| {
+                        a[0] as u32 * (b & 3) as u32
+                            + a[1] as u32 * ((b >> 2) & 3) as u32
+                            + a[2] as u32 * ((b >> 4) & 3) as u32
+                            + a[3] as u32 * (b >> 6) as u32
+                    })
+                    .sum(),
+            };
+            for (t, &a) in tail.iter().enumerate() {
+                dot += a as u32 * lowbit::get(row, self.bits, whole * per_byte + t) as u32;
+            }
+            *acc = self.bias(j) + 2 * dot as i32 - offset;
+        }
+    }
+
+    /// Hidden layer: ReLU and requantization of the accumulators to 8-bit codes.
+    pub fn requantize(&self, acc: &[i32], out: &mut [u8]) {
+        for (j, (o, &a)) in out[..self.outputs].iter_mut().zip(acc).enumerate() {
+            let (m, shift) = self.multiplier(j);
+            *o = requantize(a, m, shift);
+        }
+    }
+}
+
+/// Why a compact model cannot run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompactError {
+    /// No layers, or more than [`MAX_LAYERS`].
+    Depth,
+    /// The input side is not in `1..=28`, or the first layer's inputs are not `side^2`.
+    Input,
+    /// Layer `index`'s inputs differ from the outputs of the one before, or it is wider than
+    /// [`MAX_WIDTH`].
+    Shape {
+        /// The layer.
+        index: usize,
+    },
+    /// Layer `index` has a tensor of the wrong size.
+    Size {
+        /// The layer.
+        index: usize,
+    },
+    /// Layer `index` holds a bias beyond [`MAX_BIAS`], a multiplier below `2^15`, a shift
+    /// outside `1..=62` or a logit scale that is not positive and finite.
+    Range {
+        /// The layer.
+        index: usize,
+    },
+}
+
+impl core::fmt::Display for CompactError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            CompactError::Depth => write!(f, "a compact model has 1 to {MAX_LAYERS} layers"),
+            CompactError::Input => write!(
+                f,
+                "the input side must be 1 to 28 and the first layer take side x side inputs"
+            ),
+            CompactError::Shape { index } => write!(
+                f,
+                "layer {} does not take the previous layer's outputs, or has more than {MAX_WIDTH} units",
+                index + 1
+            ),
+            CompactError::Size { index } => {
+                write!(f, "layer {} has a tensor of the wrong size", index + 1)
+            }
+            CompactError::Range { index } => write!(
+                f,
+                "layer {} holds a bias, multiplier, shift or scale out of its range",
+                index + 1
+            ),
+        }
+    }
+}
+
+/// A compact network: the input side (the 28x28 image is area-averaged to `side x side`) and
+/// its layers, all hidden but the last.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Compact<'a> {
+    /// Side of the downsampled input image.
+    pub side: usize,
+    /// The layers, first to last.
+    pub layers: HVec<Layer<'a>, MAX_LAYERS>,
+}
+
+impl<'a> Compact<'a> {
+    /// Checks shapes, sizes and ranges: a model that passes runs without overflow or panic.
+    pub fn check(&self) -> Result<(), CompactError> {
+        if self.layers.is_empty() {
+            return Err(CompactError::Depth);
+        }
+        if !(1..=SOURCE_SIDE).contains(&self.side) || self.layers[0].inputs != self.side * self.side
+        {
+            return Err(CompactError::Input);
+        }
+        let last = self.layers.len() - 1;
+        for (index, l) in self.layers.iter().enumerate() {
+            let fits = l.outputs >= 1
+                && l.outputs <= MAX_WIDTH
+                && (index == 0 || l.inputs == self.layers[index - 1].outputs);
+            if !fits {
+                return Err(CompactError::Shape { index });
+            }
+            let per_unit = if index == last {
+                LOGIT_RESCALE_BYTES
+            } else {
+                HIDDEN_RESCALE_BYTES
+            };
+            if l.codes.len() != l.outputs * l.bits.row_bytes(l.inputs)
+                || l.bias.len() != 4 * l.outputs
+                || l.rescale.len() != per_unit * l.outputs
+            {
+                return Err(CompactError::Size { index });
+            }
+            let biases = (0..l.outputs).all(|j| l.bias(j).unsigned_abs() <= MAX_BIAS as u32);
+            let rescale = if index == last {
+                (0..l.outputs).all(|k| {
+                    let s = l.logit_scale(k);
+                    s.is_finite() && s > 0.0
+                })
+            } else {
+                (0..l.outputs).all(|j| {
+                    let (m, shift) = l.multiplier(j);
+                    m >= 1 << 15 && (1..=62).contains(&shift)
+                })
+            };
+            if !(biases && rescale) {
+                return Err(CompactError::Range { index });
+            }
+        }
+        Ok(())
+    }
+
+    /// Weight bytes of every layer: everything inference reads but the input side.
+    pub fn weight_bytes(&self) -> usize {
+        self.layers.iter().map(Layer::weight_bytes).sum()
+    }
+
+    /// Classes (the last layer's units).
+    pub fn classes(&self) -> usize {
+        self.layers.last().map_or(0, |l| l.outputs)
+    }
+
+    /// The forward pass from the input codes (`side * side` downsampled pixels), calling
+    /// `trace(layer, accumulators, codes)` after each layer (the codes are empty for the output
+    /// layer), and writing the logits. The model must pass [`Compact::check`].
+    pub fn forward_traced(
+        &self,
+        input: &[u8],
+        logits: &mut [f32],
+        mut trace: impl FnMut(usize, &[i32], &[u8]),
+    ) {
+        let mut acc = [0i32; MAX_WIDTH];
+        // The first layer reads the input; hidden codes go back and forth between two rows.
+        let mut rows = [[0u8; MAX_WIDTH]; 2];
+        let last = self.layers.len() - 1;
+        for (index, l) in self.layers.iter().enumerate() {
+            let [a, b] = &mut rows;
+            let (from, to) = if index % 2 == 0 { (&*b, a) } else { (&*a, b) };
+            l.accumulate(if index == 0 { input } else { from }, &mut acc);
+            if index == last {
+                for (k, z) in logits[..l.outputs].iter_mut().enumerate() {
+                    *z = acc[k] as f32 * l.logit_scale(k);
+                }
+                trace(index, &acc[..l.outputs], &[]);
+            } else {
+                l.requantize(&acc, to);
+                trace(index, &acc[..l.outputs], &to[..l.outputs]);
+            }
+        }
+    }
+
+    /// Logits from the input codes (`side * side` downsampled pixels).
+    pub fn logits(&self, input: &[u8], logits: &mut [f32]) {
+        self.forward_traced(input, logits, |_, _, _| {});
+    }
+
+    /// Logits of a 28x28 image: downsampled, then [`Compact::logits`].
+    pub fn logits_of_image(&self, image: &[u8; MAX_INPUTS], logits: &mut [f32]) {
+        let mut input = [0u8; MAX_INPUTS];
+        let n = self.side * self.side;
+        area_average_into(image, self.side, &mut input[..n]);
+        self.logits(&input[..n], logits);
+    }
+}
+
+/// `ratio` as `m / 2^shift` with `m` in `[2^15, 2^16)` and `shift` in `1..=62`, if it fits.
+pub fn fixed_point16(ratio: f64) -> Option<(u16, u8)> {
+    if !(ratio.is_finite() && ratio > 0.0) {
+        return None;
+    }
+    let (mut r, mut shift) = (ratio, 0i32);
+    while r < 32768.0 {
+        r *= 2.0;
+        shift += 1;
+        if shift > 62 {
+            return None;
+        }
+    }
+    while r >= 65536.0 {
+        r /= 2.0;
+        shift -= 1;
+    }
+    let mut m = libm::round(r) as u32;
+    if m == 1 << 16 {
+        m >>= 1;
+        shift -= 1;
+    }
+    (1..=62).contains(&shift).then_some((m as u16, shift as u8))
+}

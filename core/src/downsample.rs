@@ -1,0 +1,111 @@
+//! 28x28 images made smaller by area averaging, in integers: every output pixel is the mean of
+//! the source area it covers, each source pixel weighted by the part of it that lies inside.
+//!
+//! The output pixel `o` of a side `N` covers source coordinates `[28 o / N, 28 (o + 1) / N)`.
+//! Measured in `1/N` of a source pixel, the overlaps are whole numbers that sum to 28 along each
+//! axis, so the 2-D weights are integers that sum to `28 * 28`, and the result is
+//! `round(sum w p / 784)`: exact, the same bits on the host, the device and in a browser.
+
+/// Side of the images the downsampling starts from.
+pub const SOURCE_SIDE: usize = 28;
+
+/// The integer overlap of output pixel `o` (of `side`) with source pixel `i`, in `1/side` of a
+/// source pixel.
+const fn overlap(side: usize, o: usize, i: usize) -> u32 {
+    let (lo, hi) = (o * SOURCE_SIDE, (o + 1) * SOURCE_SIDE);
+    let (slo, shi) = (i * side, (i + 1) * side);
+    let a = if lo > slo { lo } else { slo };
+    let b = if hi < shi { hi } else { shi };
+    if b > a { (b - a) as u32 } else { 0 }
+}
+
+/// `image` (28x28, row by row) area-averaged to `SIDE x SIDE` into `out` (`PIXELS` must be
+/// `SIDE * SIDE`). `SIDE = 28` is the identity; `SIDE = 14` averages 2x2 blocks.
+pub fn area_average<const SIDE: usize, const PIXELS: usize>(
+    image: &[u8; SOURCE_SIDE * SOURCE_SIDE],
+    out: &mut [u8; PIXELS],
+) {
+    const { assert!(SIDE >= 1 && SIDE <= SOURCE_SIDE && PIXELS == SIDE * SIDE) };
+    area_average_into(image, SIDE, out);
+}
+
+/// [`area_average`] with the side known at run time (a model file's input size): `out` holds
+/// `side * side` pixels, `1 <= side <= 28`.
+pub fn area_average_into(image: &[u8; SOURCE_SIDE * SOURCE_SIDE], side: usize, out: &mut [u8]) {
+    assert!(
+        (1..=SOURCE_SIDE).contains(&side) && out.len() == side * side,
+        "side 1..=28 and out of side^2 pixels"
+    );
+    // Which source pixels output pixel `o` overlaps: at most three, walked alone.
+    let span = |o: usize| o * SOURCE_SIDE / side..((o + 1) * SOURCE_SIDE).div_ceil(side);
+    // First along rows (each source row to `side` partial sums), then along columns.
+    let mut rows = [[0u32; SOURCE_SIDE]; SOURCE_SIDE];
+    for (row, src) in rows.iter_mut().zip(image.chunks_exact(SOURCE_SIDE)) {
+        for (ox, r) in row[..side].iter_mut().enumerate() {
+            *r = span(ox)
+                .map(|ix| overlap(side, ox, ix) * src[ix] as u32)
+                .sum();
+        }
+    }
+    let total = (SOURCE_SIDE * SOURCE_SIDE) as u32;
+    for (oy, out_row) in out.chunks_exact_mut(side).enumerate() {
+        for (ox, o) in out_row.iter_mut().enumerate() {
+            let sum: u32 = span(oy)
+                .map(|iy| overlap(side, oy, iy) * rows[iy][ox])
+                .sum();
+            // Round half up; the sum is at most 784 * 255.
+            *o = ((sum + total / 2) / total) as u8;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_along_an_axis_sum_to_the_source_side() {
+        for side in [7, 14, 16, 20, 28] {
+            for o in 0..side {
+                let s: u32 = (0..SOURCE_SIDE).map(|i| overlap(side, o, i)).sum();
+                assert_eq!(s as usize, SOURCE_SIDE, "side {side}, output {o}");
+            }
+        }
+    }
+
+    #[test]
+    fn identity_and_constant_images() {
+        let img: [u8; 784] = core::array::from_fn(|i| (i * 7 % 256) as u8);
+        let mut same = [0u8; 784];
+        area_average::<28, 784>(&img, &mut same);
+        assert_eq!(same, img);
+        let flat = [200u8; 784];
+        let mut small = [0u8; 256];
+        area_average::<16, 256>(&flat, &mut small);
+        assert!(small.iter().all(|&v| v == 200));
+    }
+
+    #[test]
+    fn halving_is_the_mean_of_2x2_blocks() {
+        let img: [u8; 784] = core::array::from_fn(|i| (i * 37 % 251) as u8);
+        let mut half = [0u8; 196];
+        area_average::<14, 196>(&img, &mut half);
+        for y in 0..14 {
+            for x in 0..14 {
+                let at = |dy: usize, dx: usize| img[(2 * y + dy) * 28 + 2 * x + dx] as u32;
+                let sum = at(0, 0) + at(0, 1) + at(1, 0) + at(1, 1);
+                assert_eq!(half[y * 14 + x] as u32, (sum + 2) / 4, "({x}, {y})");
+            }
+        }
+    }
+
+    #[test]
+    fn ink_is_kept_to_rounding() {
+        let img: [u8; 784] = core::array::from_fn(|i| if i % 5 == 0 { 255 } else { 0 });
+        let mut small = [0u8; 256];
+        area_average::<16, 256>(&img, &mut small);
+        let ink_in: f64 = img.iter().map(|&v| v as f64).sum::<f64>() / 784.0;
+        let ink_out: f64 = small.iter().map(|&v| v as f64).sum::<f64>() / 256.0;
+        assert!((ink_in - ink_out).abs() < 0.5, "{ink_in} vs {ink_out}");
+    }
+}

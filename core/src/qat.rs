@@ -1,0 +1,256 @@
+//! Quantization-aware training of a [`Deep`] network as a [`Compact`] one.
+//!
+//! The `f32` weights are the master copy the optimizer updates. Before each step they are
+//! quantized ([`Qat::quantize`]): per unit a scale from the root mean square of its weights,
+//! low-bit codes ([`crate::lowbit`]), biases in accumulator units, the fixed-point rescale of each
+//! hidden unit. The training forward pass *is* the integer inference ([`Compact::forward_traced`]),
+//! so the trained network and the deployed one compute the same logits, bit for bit.
+//!
+//! The backward pass is the straight-through estimator: [`Deep::backward`] of the dequantized
+//! network (`shadow`: every weight `scale * level`, every bias `bias * unit`), evaluated at the
+//! integer network's values in real units (pre-activation `acc * unit`, activation
+//! `code * act_scale`), with the activation clipped at `255 * act_scale`, the largest code. The
+//! gradient it gives each dequantized weight is applied to the master weight. That backward
+//! pass is checked against central differences in `core/tests/deep_gradcheck.rs`.
+
+use crate::Dense;
+use crate::compact::{Compact, HIDDEN_RESCALE_BYTES, LOGIT_RESCALE_BYTES, MAX_BIAS, fixed_point16};
+use crate::deep::{Ceilings, Deep, DeepActivations, HIDDEN_LAYERS};
+use crate::lowbit::{self, Bits};
+
+/// The value of one input code: pixels `0..=255` stand for `[0, 1]`.
+pub const INPUT_SCALE: f32 = 1.0 / 255.0;
+/// Largest activation code.
+pub const ACTIVATION_MAX: f32 = 255.0;
+
+/// Why a network cannot be quantized.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QatError {
+    /// A weight, bias or activation scale is NaN or infinite, or a scale is not positive.
+    NotFinite,
+    /// A hidden unit's rescale does not fit the 16-bit fixed point (a degenerate scale).
+    OutOfRange,
+    /// An output buffer has the wrong size.
+    Buffer,
+}
+
+impl core::fmt::Display for QatError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            QatError::NotFinite => "the network has a NaN or infinite weight or scale",
+            QatError::OutOfRange => "a unit's rescale does not fit the fixed point",
+            QatError::Buffer => "a quantized tensor's buffer has the wrong size",
+        })
+    }
+}
+
+/// Where one layer's quantized tensors are written (sizes as [`crate::compact::Layer`] describes them).
+#[derive(Debug)]
+pub struct LayerBuffers<'a> {
+    /// Packed codes, output-major.
+    pub codes: &'a mut [u8],
+    /// `i32` biases, little-endian.
+    pub bias: &'a mut [u8],
+    /// Hidden: `u16` multiplier and `u8` shift per unit; output: `f32` scale per unit.
+    pub rescale: &'a mut [u8],
+}
+
+/// What follows a layer: a hidden activation coded in steps of `act_scale`, or the logits.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Next {
+    Hidden { act_scale: f32 },
+    Logits,
+}
+
+/// Quantizes one dense layer whose inputs are codes worth `input_scale` each into `out`, and
+/// writes the dequantized layer and each unit's accumulator value (`unit`).
+fn quantize_dense<const I: usize, const O: usize>(
+    layer: &Dense<I, O, f32>,
+    bits: Bits,
+    input_scale: f32,
+    next: Next,
+    out: &mut LayerBuffers<'_>,
+    dequantized: &mut Dense<I, O, f32>,
+    unit: &mut [f32; O],
+) -> Result<(), QatError> {
+    let row = bits.row_bytes(I);
+    let per_unit = match next {
+        Next::Hidden { .. } => HIDDEN_RESCALE_BYTES,
+        Next::Logits => LOGIT_RESCALE_BYTES,
+    };
+    if out.codes.len() != O * row || out.bias.len() != 4 * O || out.rescale.len() != per_unit * O {
+        return Err(QatError::Buffer);
+    }
+    let finite = |v: &[f32]| v.iter().all(|v| v.is_finite());
+    if !(finite(layer.w.as_flattened()) && finite(&layer.b)) {
+        return Err(QatError::NotFinite);
+    }
+    out.codes.fill(0);
+    for j in 0..O {
+        let sum_sq: f64 = layer.w.iter().map(|r| (r[j] as f64) * (r[j] as f64)).sum();
+        let rms = libm::sqrt(sum_sq / I as f64) as f32;
+        let scale = bits.scale_for_rms(rms);
+        let codes = &mut out.codes[j * row..(j + 1) * row];
+        for (i, (w, dq)) in layer.w.iter().zip(dequantized.w.iter_mut()).enumerate() {
+            let c = bits.code(w[j], scale);
+            lowbit::set(codes, bits, i, c);
+            dq[j] = scale * bits.level(c) as f32;
+        }
+        let u = (input_scale as f64 * scale as f64) as f32;
+        unit[j] = u;
+        let b = libm::round(layer.b[j] as f64 / u as f64).clamp(-MAX_BIAS as f64, MAX_BIAS as f64)
+            as i32;
+        out.bias[4 * j..4 * j + 4].copy_from_slice(&b.to_le_bytes());
+        dequantized.b[j] = b as f32 * u;
+        match next {
+            Next::Hidden { act_scale } => {
+                let (m, shift) =
+                    fixed_point16(u as f64 / act_scale as f64).ok_or(QatError::OutOfRange)?;
+                let r = &mut out.rescale[3 * j..3 * j + 3];
+                r[..2].copy_from_slice(&m.to_le_bytes());
+                r[2] = shift;
+            }
+            Next::Logits => out.rescale[4 * j..4 * j + 4].copy_from_slice(&u.to_le_bytes()),
+        }
+    }
+    Ok(())
+}
+
+/// The quantized state of a [`Deep`] network during training: the dequantized network and the
+/// scales that relate the integer network's values to real ones.
+#[derive(Clone, Debug, PartialEq, bytemuck::Zeroable)]
+pub struct Qat<const IN: usize, const H1: usize, const H2: usize, const H3: usize, const OUT: usize>
+{
+    /// Every weight `scale * level`, every bias `bias * unit`: what the integer network
+    /// computes with, in real units.
+    pub shadow: Deep<IN, H1, H2, H3, OUT, f32>,
+    /// The real value of one accumulator unit of each unit of the first hidden layer.
+    pub unit1: [f32; H1],
+    /// Of the second.
+    pub unit2: [f32; H2],
+    /// Of the third.
+    pub unit3: [f32; H3],
+    /// The value of one activation code of each hidden layer.
+    pub act_scales: [f32; HIDDEN_LAYERS],
+}
+
+impl<const IN: usize, const H1: usize, const H2: usize, const H3: usize, const OUT: usize>
+    Qat<IN, H1, H2, H3, OUT>
+{
+    /// Quantizes `master` with `bits` per layer and hidden activation scales `act_scales`
+    /// into `buffers` (one per layer, first to last), and updates the dequantized network.
+    /// Nothing is valid on error.
+    pub fn quantize(
+        &mut self,
+        master: &Deep<IN, H1, H2, H3, OUT, f32>,
+        bits: [Bits; 4],
+        act_scales: [f32; HIDDEN_LAYERS],
+        buffers: [LayerBuffers<'_>; 4],
+    ) -> Result<(), QatError> {
+        if !act_scales.iter().all(|s| s.is_finite() && *s > 0.0) {
+            return Err(QatError::NotFinite);
+        }
+        self.act_scales = act_scales;
+        let [s1, s2, s3] = act_scales;
+        let [mut b1, mut b2, mut b3, mut b4] = buffers;
+        let hidden = |act_scale| Next::Hidden { act_scale };
+        let sh = &mut self.shadow;
+        quantize_dense(
+            &master.l1,
+            bits[0],
+            INPUT_SCALE,
+            hidden(s1),
+            &mut b1,
+            &mut sh.l1,
+            &mut self.unit1,
+        )?;
+        quantize_dense(
+            &master.l2,
+            bits[1],
+            s1,
+            hidden(s2),
+            &mut b2,
+            &mut sh.l2,
+            &mut self.unit2,
+        )?;
+        quantize_dense(
+            &master.l3,
+            bits[2],
+            s2,
+            hidden(s3),
+            &mut b3,
+            &mut sh.l3,
+            &mut self.unit3,
+        )?;
+        let mut unit4 = [0.0; OUT];
+        quantize_dense(
+            &master.out,
+            bits[3],
+            s3,
+            Next::Logits,
+            &mut b4,
+            &mut sh.out,
+            &mut unit4,
+        )
+    }
+
+    /// The clipping ceilings: the real value of the largest activation code.
+    pub fn ceilings(&self) -> Ceilings<f32> {
+        Ceilings(self.act_scales.map(|s| s * ACTIVATION_MAX))
+    }
+
+    /// One sample through the integer network `model` (quantized from this state): the values
+    /// of every layer in real units, for [`Qat::backward`], and the logits, which are the
+    /// integer network's own.
+    pub fn forward(
+        &self,
+        model: &Compact<'_>,
+        input: &[u8; IN],
+        act: &mut DeepActivations<H1, H2, H3, OUT, f32>,
+    ) {
+        let [s1, s2, s3] = self.act_scales;
+        let mut logits = [0.0f32; OUT];
+        model.forward_traced(input, &mut logits, |layer, acc, codes| {
+            let real = |pre: &mut [f32], h: &mut [f32], unit: &[f32], act_scale: f32| {
+                for ((p, &a), &u) in pre.iter_mut().zip(acc).zip(unit) {
+                    *p = a as f32 * u;
+                }
+                for (h, &c) in h.iter_mut().zip(codes) {
+                    *h = c as f32 * act_scale;
+                }
+            };
+            match layer {
+                0 => real(&mut act.pre1, &mut act.h1, &self.unit1, s1),
+                1 => real(&mut act.pre2, &mut act.h2, &self.unit2, s2),
+                2 => real(&mut act.pre3, &mut act.h3, &self.unit3, s3),
+                _ => {}
+            }
+        });
+        act.logits = logits;
+    }
+
+    /// The straight-through gradient of one sample, from the gradient `dz` of its logits,
+    /// added to `grad` (the master weights' shape).
+    pub fn backward(
+        &self,
+        input: &[u8; IN],
+        act: &DeepActivations<H1, H2, H3, OUT, f32>,
+        dz: &[f32; OUT],
+        grad: &mut Deep<IN, H1, H2, H3, OUT, f32>,
+    ) {
+        let mut x = [0.0f32; IN];
+        crate::pixels::normalize(input, &mut x);
+        self.shadow.backward(&x, &self.ceilings(), act, dz, grad);
+    }
+}
+
+/// The (inputs, outputs) of a [`Deep`] network's layers, first to last.
+pub fn layer_shapes<
+    const IN: usize,
+    const H1: usize,
+    const H2: usize,
+    const H3: usize,
+    const OUT: usize,
+>() -> [(usize, usize); 4] {
+    [(IN, H1), (H1, H2), (H2, H3), (H3, OUT)]
+}

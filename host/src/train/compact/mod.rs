@@ -1,0 +1,326 @@
+//! `digits train --arch`: a compact network (downsampled input, three hidden layers) trained
+//! with low-bit weights from the first step (quantization-aware, [`digits_core::qat`]) and Adam,
+//! on mini-batches split over threads in a fixed way, so a seed gives the same model on any
+//! machine and thread count.
+
+pub mod arch;
+pub mod store;
+
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use digits_core::compact::Compact;
+use digits_core::deep::{Ceilings, Deep, DeepActivations};
+use digits_core::downsample::area_average_into;
+use digits_core::loss::{cross_entropy, cross_entropy_backward};
+use digits_core::lowbit::Bits;
+use digits_core::params::Params;
+use digits_core::qat::{ACTIVATION_MAX, Qat};
+use digits_core::softmax::argmax;
+use digits_core::{Adam, Rng, Schedule, pixels};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::augment::Augment;
+use super::{EpochReport, Score};
+use crate::data::Split;
+use arch::{Arch, with_arch};
+use store::QuantizedNet;
+
+/// Samples per share of a batch that one thread works on: fixed, so that the gradient is
+/// summed in the same order whatever the number of threads.
+const SHARE: usize = 32;
+/// Weight of the newest batch in the running activation scale.
+const SCALE_MOMENTUM: f32 = 0.9;
+/// Images used to set the first activation scales.
+const CALIBRATION_IMAGES: usize = 1000;
+
+/// Everything that determines a compact training run.
+#[derive(Clone, Debug, Serialize)]
+pub struct CompactConfig {
+    /// The network.
+    pub arch: Arch,
+    /// Bits per weight code, every layer.
+    #[serde(serialize_with = "bits_count")]
+    pub bits: Bits,
+    /// Passes over the training split.
+    pub epochs: u32,
+    /// Samples per Adam step.
+    pub batch: usize,
+    /// Base learning rate.
+    pub lr: f64,
+    /// Decoupled weight decay (AdamW), weights only.
+    pub weight_decay: f64,
+    /// Learning-rate schedule over epochs.
+    pub schedule: Schedule,
+    /// Seed of initialization and shuffling.
+    pub seed: u64,
+    /// Training images held out to pick the best epoch.
+    pub validation: usize,
+    /// Random distortions of the training images, fresh every epoch.
+    pub augment: Option<Augment>,
+    /// Only the first this many training images were used.
+    pub limit: Option<usize>,
+}
+
+fn bits_count<S: serde::Serializer>(bits: &Bits, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u32(bits.count())
+}
+
+/// The result of a compact run.
+pub struct CompactOutcome {
+    /// The best network by validation accuracy, quantized.
+    pub net: QuantizedNet,
+    /// Its epoch, from 1.
+    pub best_epoch: u32,
+}
+
+/// Trains `cfg.arch` on `train`, keeping the best epoch on `validation`; `on_epoch` sees the
+/// history after every epoch.
+pub fn train(
+    cfg: &CompactConfig,
+    train: &Split,
+    validation: &Split,
+    mut on_epoch: impl FnMut(&[EpochReport]) -> Result<()>,
+) -> Result<CompactOutcome> {
+    match with_arch!(cfg.arch, train_arch(cfg, train, validation, &mut on_epoch)) {
+        Some(outcome) => outcome,
+        None => bail!("--arch {} is not compiled in", cfg.arch),
+    }
+}
+
+/// Loss and accuracy of the integer network on `split`, in parallel.
+pub fn evaluate(model: &Compact<'_>, split: &Split) -> Score {
+    let parts: Vec<(f64, usize)> = split
+        .images
+        .par_chunks(500)
+        .zip(split.labels.par_chunks(500))
+        .map(|(images, labels)| {
+            let mut logits = [0.0f32; 10];
+            let (mut loss, mut correct) = (0.0f64, 0);
+            for (img, &label) in images.iter().zip(labels) {
+                model.logits_of_image(img, &mut logits);
+                loss += cross_entropy(&logits, label as usize) as f64;
+                correct += usize::from(argmax(&logits) == label as usize);
+            }
+            (loss, correct)
+        })
+        .collect();
+    let n = split.labels.len().max(1) as f64;
+    Score {
+        loss: parts.iter().map(|p| p.0).sum::<f64>() / n,
+        accuracy: parts.iter().map(|p| p.1).sum::<usize>() as f64 / n,
+    }
+}
+
+/// The images downsampled to the network's input.
+fn inputs<const IN: usize>(images: &[[u8; 784]], side: usize) -> Vec<[u8; IN]> {
+    images
+        .par_iter()
+        .map(|img| {
+            let mut x = [0u8; IN];
+            area_average_into(img, side, &mut x);
+            x
+        })
+        .collect()
+}
+
+/// Whether image `index` is distorted in `epoch`: half of them, a different half every epoch
+/// (a small network learns the clean digits as well as the distorted ones, as BitNetMCU trains
+/// on the images and one distorted copy).
+fn distort(seed: u64, epoch: u32, index: usize) -> bool {
+    let mix = seed ^ (u64::from(epoch) << 32) ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    Rng::new(mix).next_u64() & 1 == 1
+}
+
+/// Activation scales that put the largest activation of each hidden layer of the float
+/// network, over `inputs`, at the largest code.
+fn calibrate<
+    const IN: usize,
+    const H1: usize,
+    const H2: usize,
+    const H3: usize,
+    const OUT: usize,
+>(
+    master: &Deep<IN, H1, H2, H3, OUT, f32>,
+    inputs: &[[u8; IN]],
+) -> [f32; 3] {
+    let mut max = [0.0f32; 3];
+    let mut act = DeepActivations::default();
+    for input in inputs {
+        let mut x = [0.0f32; IN];
+        pixels::normalize(input, &mut x);
+        master.forward(&x, &Ceilings::relu(), &mut act);
+        for (m, h) in max.iter_mut().zip([&act.h1[..], &act.h2[..], &act.h3[..]]) {
+            *m = h.iter().fold(*m, |m, &v| m.max(v));
+        }
+    }
+    max.map(|m| m.max(1e-3) / ACTIVATION_MAX)
+}
+
+/// One share of a batch: its gradient sum and statistics.
+struct Share<const IN: usize, const H1: usize, const H2: usize, const H3: usize, const OUT: usize> {
+    grad: Box<Deep<IN, H1, H2, H3, OUT, f32>>,
+    loss: f64,
+    correct: usize,
+    /// Largest pre-activation of each hidden layer.
+    max_pre: [f32; 3],
+}
+
+fn largest(values: &[f32], start: f32) -> f32 {
+    values.iter().fold(start, |m, &v| m.max(v))
+}
+
+fn train_arch<
+    const IN: usize,
+    const H1: usize,
+    const H2: usize,
+    const H3: usize,
+    const OUT: usize,
+>(
+    cfg: &CompactConfig,
+    train: &Split,
+    validation: &Split,
+    on_epoch: &mut dyn FnMut(&[EpochReport]) -> Result<()>,
+) -> Result<CompactOutcome> {
+    let side = cfg.arch.side;
+    let mut rng = Rng::new(cfg.seed);
+    let mut master: Box<Deep<IN, H1, H2, H3, OUT, f32>> = bytemuck::zeroed_box();
+    master.init(&mut rng);
+    let mut moment1: Box<Deep<IN, H1, H2, H3, OUT, f32>> = bytemuck::zeroed_box();
+    let mut moment2: Box<Deep<IN, H1, H2, H3, OUT, f32>> = bytemuck::zeroed_box();
+    let mut grad: Box<Deep<IN, H1, H2, H3, OUT, f32>> = bytemuck::zeroed_box();
+    let mut qat: Box<Qat<IN, H1, H2, H3, OUT>> = bytemuck::zeroed_box();
+    let adam = Adam {
+        weight_decay: cfg.weight_decay,
+        ..Adam::default()
+    };
+    let bits = [cfg.bits; 4];
+    let mut net = QuantizedNet::zeroed(cfg.arch, cfg.bits);
+    let plain: Vec<[u8; IN]> = inputs(&train.images, side);
+    let mut act_scales = calibrate(&*master, &plain[..plain.len().min(CALIBRATION_IMAGES)]);
+    let mut order: Vec<u32> = (0..train.labels.len() as u32).collect();
+    let mut history: Vec<EpochReport> = Vec::new();
+    let mut best: Option<(f64, u32, QuantizedNet)> = None;
+    let mut step = 0u64;
+
+    let distorter = cfg.augment.map(|a| a.distorter(cfg.seed));
+    for epoch in 0..cfg.epochs {
+        let start = Instant::now();
+        let distorted;
+        let data: &[[u8; IN]] = match &distorter {
+            Some(aug) => {
+                distorted = train
+                    .images
+                    .par_iter()
+                    .enumerate()
+                    .map(|(i, img)| {
+                        let mut x = [0u8; IN];
+                        if distort(cfg.seed, epoch, i) {
+                            area_average_into(
+                                &aug.apply(img, epoch, i as u32),
+                                side,
+                                &mut x,
+                            );
+                        } else {
+                            x = plain[i];
+                        }
+                        x
+                    })
+                    .collect::<Vec<_>>();
+                &distorted
+            }
+            None => &plain,
+        };
+        rng.shuffle(&mut order);
+        let lr = cfg.schedule.lr(cfg.lr, epoch);
+        let (mut loss_sum, mut correct) = (0.0f64, 0usize);
+        for batch in order.chunks(cfg.batch) {
+            qat.quantize(&master, bits, act_scales, net.buffers())
+                .map_err(|e| anyhow::anyhow!("epoch {}: {e}; lower --lr", epoch + 1))?;
+            let model = net.view();
+            let qat = &*qat;
+            let shares: Vec<Share<IN, H1, H2, H3, OUT>> = batch
+                .par_chunks(SHARE)
+                .map(|indices| {
+                    let mut share = Share {
+                        grad: bytemuck::zeroed_box(),
+                        loss: 0.0,
+                        correct: 0,
+                        max_pre: [0.0; 3],
+                    };
+                    let mut act = DeepActivations::default();
+                    for &i in indices {
+                        let (input, label) = (&data[i as usize], train.labels[i as usize]);
+                        qat.forward(&model, input, &mut act);
+                        let mut dz = [0.0f32; OUT];
+                        share.loss +=
+                            cross_entropy_backward(&act.logits, label as usize, &mut dz) as f64;
+                        share.correct += usize::from(argmax(&act.logits) == label as usize);
+                        qat.backward(input, &act, &dz, &mut share.grad);
+                        let m = &mut share.max_pre;
+                        m[0] = largest(&act.pre1, m[0]);
+                        m[1] = largest(&act.pre2, m[1]);
+                        m[2] = largest(&act.pre3, m[2]);
+                    }
+                    share
+                })
+                .collect();
+            grad.fill_zero();
+            let mut max_pre = [0.0f32; 3];
+            for share in &shares {
+                for k in 0..grad.tensor_count() {
+                    for (g, &s) in grad
+                        .tensor_mut(k)
+                        .data
+                        .iter_mut()
+                        .zip(share.grad.tensor(k).data)
+                    {
+                        *g += s;
+                    }
+                }
+                loss_sum += share.loss;
+                correct += share.correct;
+                for (m, &s) in max_pre.iter_mut().zip(&share.max_pre) {
+                    *m = m.max(s);
+                }
+            }
+            grad.scale(1.0 / batch.len() as f32);
+            step += 1;
+            adam.step(&mut *master, &*grad, &mut *moment1, &mut *moment2, step, lr);
+            for (s, &m) in act_scales.iter_mut().zip(&max_pre) {
+                let target = m.max(1e-3) / ACTIVATION_MAX;
+                *s = SCALE_MOMENTUM * *s + (1.0 - SCALE_MOMENTUM) * target;
+            }
+        }
+        if !master.all_finite() {
+            bail!(
+                "training diverged in epoch {} (a weight became NaN or infinite); lower --lr (now {}). No model written",
+                epoch + 1,
+                cfg.lr
+            );
+        }
+        qat.quantize(&master, bits, act_scales, net.buffers())
+            .map_err(|e| anyhow::anyhow!("epoch {}: {e}; lower --lr", epoch + 1))?;
+        let seconds = start.elapsed().as_secs_f64();
+        let val = evaluate(&net.view(), validation);
+        let seen = train.labels.len() as f64;
+        history.push(EpochReport {
+            epoch: epoch + 1,
+            lr,
+            train_loss: loss_sum / seen,
+            train_accuracy: correct as f64 / seen,
+            val_loss: val.loss,
+            val_accuracy: val.accuracy,
+            seconds,
+            samples_per_second: seen / seconds,
+        });
+        // Ties go to the later epoch: with a decaying learning rate it is the better trained.
+        if best.as_ref().is_none_or(|b| val.accuracy >= b.0) {
+            best = Some((val.accuracy, epoch + 1, net.clone()));
+        }
+        on_epoch(&history)?;
+    }
+    let (_, best_epoch, net) = best.expect("at least one epoch ran");
+    Ok(CompactOutcome { net, best_epoch })
+}

@@ -1,0 +1,144 @@
+//! A compact network's quantized tensors, owned: what training writes and a model file holds.
+
+use digits_core::compact::{Compact, HIDDEN_RESCALE_BYTES, LOGIT_RESCALE_BYTES, Layer};
+use digits_core::lowbit::Bits;
+use digits_core::qat::LayerBuffers;
+
+use super::arch::Arch;
+
+/// One layer's tensors as bytes (see [`Layer`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OwnedLayer {
+    /// Inputs.
+    pub inputs: usize,
+    /// Units.
+    pub outputs: usize,
+    /// Bits per weight code.
+    pub bits: Bits,
+    /// Packed codes, output-major.
+    pub codes: Vec<u8>,
+    /// `i32` biases, little-endian.
+    pub bias: Vec<u8>,
+    /// Hidden: multiplier and shift per unit; output: `f32` scale per unit.
+    pub rescale: Vec<u8>,
+}
+
+/// A compact network's tensors.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuantizedNet {
+    /// Side of the downsampled input.
+    pub side: usize,
+    /// The layers, first to last.
+    pub layers: Vec<OwnedLayer>,
+}
+
+impl digits_core::Classifier<784, 10> for QuantizedNet {
+    fn classify(&self, pixels: &[u8; 784]) -> [f32; 10] {
+        let mut z = [0.0f32; 10];
+        self.view().logits_of_image(pixels, &mut z);
+        z
+    }
+}
+
+impl QuantizedNet {
+    /// Zeroed tensors for `arch` with `bits` in every layer.
+    pub fn zeroed(arch: Arch, bits: Bits) -> Self {
+        let shapes = arch.layers();
+        let last = shapes.len() - 1;
+        let layers = shapes
+            .iter()
+            .enumerate()
+            .map(|(k, &(inputs, outputs))| OwnedLayer {
+                inputs,
+                outputs,
+                bits,
+                codes: vec![0; outputs * bits.row_bytes(inputs)],
+                bias: vec![0; 4 * outputs],
+                rescale: vec![
+                    0;
+                    outputs
+                        * if k == last {
+                            LOGIT_RESCALE_BYTES
+                        } else {
+                            HIDDEN_RESCALE_BYTES
+                        }
+                ],
+            })
+            .collect();
+        Self {
+            side: arch.side,
+            layers,
+        }
+    }
+
+    /// An owned copy of `model`'s tensors.
+    pub fn from_view(model: &Compact<'_>) -> Self {
+        Self {
+            side: model.side,
+            layers: model
+                .layers
+                .iter()
+                .map(|l| OwnedLayer {
+                    inputs: l.inputs,
+                    outputs: l.outputs,
+                    bits: l.bits,
+                    codes: l.codes.to_vec(),
+                    bias: l.bias.to_vec(),
+                    rescale: l.rescale.to_vec(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The layer sizes, `16x16-64-64-64-10`.
+    pub fn arch(&self) -> String {
+        let mut s = format!("{0}x{0}", self.side);
+        for l in &self.layers {
+            s.push_str(&format!("-{}", l.outputs));
+        }
+        s
+    }
+
+    /// The bits of each layer's codes: `4-bit` when all agree, else `4/4/2/4-bit`.
+    pub fn precision(&self) -> String {
+        let counts: Vec<String> = self
+            .layers
+            .iter()
+            .map(|l| l.bits.count().to_string())
+            .collect();
+        if counts.windows(2).all(|w| w[0] == w[1]) {
+            format!("{}-bit", counts.first().map_or("?", String::as_str))
+        } else {
+            format!("{}-bit", counts.join("/"))
+        }
+    }
+
+    /// The network, borrowed for inference.
+    pub fn view(&self) -> Compact<'_> {
+        Compact {
+            side: self.side,
+            layers: self
+                .layers
+                .iter()
+                .map(|l| Layer {
+                    inputs: l.inputs,
+                    outputs: l.outputs,
+                    bits: l.bits,
+                    codes: &l.codes,
+                    bias: &l.bias,
+                    rescale: &l.rescale,
+                })
+                .collect(),
+        }
+    }
+
+    /// Where quantization writes each of four layers.
+    pub fn buffers(&mut self) -> [LayerBuffers<'_>; 4] {
+        let mut it = self.layers.iter_mut().map(|l| LayerBuffers {
+            codes: &mut l.codes,
+            bias: &mut l.bias,
+            rescale: &mut l.rescale,
+        });
+        std::array::from_fn(|_| it.next().expect("four layers"))
+    }
+}
