@@ -47,11 +47,17 @@ pub fn require_qemu() -> Result<(), Error> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Board {
     /// Cortex-M4F, [`TARGET`]: every binary.
-    #[value(name = "mps2-an386")]
+    #[value(
+        name = "mps2-an386",
+        help = "Cortex-M4F (FPU, DSP instructions): every program"
+    )]
     Mps2An386,
     /// Cortex-M3 without FPU, 256 KiB flash, 64 KiB RAM: `eval-int8` and `eval-compact` (the
     /// programs whose models fit); the data blob is read from a host file over semihosting.
-    #[value(name = "lm3s6965evb")]
+    #[value(
+        name = "lm3s6965evb",
+        help = "Cortex-M3 (no FPU, no DSP instructions), 256 KiB of flash: int8 and compact models"
+    )]
     Lm3s6965evb,
 }
 
