@@ -1,21 +1,27 @@
 //! Two jobs:
 //!
 //! 1. The models. Reads the f32 model file (`models/mnist.digits`, or the one `DIGITS_MODEL`
-//!    names) and the int8 one (`models/mnist-int8.digits`, or `DIGITS_MODEL_INT8`), decodes
-//!    and checks each with `digits-core`'s own decoder (a wrong or corrupt file stops the build
-//!    with the core's message), and writes into `OUT_DIR`
+//!    names), the int8 one (`models/mnist-int8.digits`, or `DIGITS_MODEL_INT8`) and the compact
+//!    one (`models/compact.digits`, or `DIGITS_MODEL_COMPACT`), decodes and checks each with
+//!    `digits-core`'s own decoder (a wrong or corrupt file stops the build with the core's
+//!    message), and writes into `OUT_DIR`
 //!    - `model.bin`: the parameters in the exact memory layout of the `#[repr(C)]`
 //!      `Mlp<784, 128, 10, f32>` (W1 row by row, b1, W2, b2; the target's byte order), and
 //!      `model_int8.bin`, the same for the `#[repr(C)]` `QuantMlp<784, 128, 10>`, which
 //!      `src/model.rs` turns into `static`s in flash;
-//!    - `model_info.rs`, `model_int8_info.rs`: where each came from (path, dataset, seed, ...).
+//!    - `model_compact.bin`: the compact network's tensors as the file holds them (codes,
+//!      biases, rescale of each layer, little-endian bytes, which `digits_core::compact` reads
+//!      in place), one after the other;
+//!    - `model_info.rs`, `model_int8_info.rs`, `model_compact_info.rs`: where each came from
+//!      (path, dataset, seed, ...); the compact one also its input side and layer list.
 //! 2. The linker script. Puts `memory.x` where the linker finds it and links device binaries
 //!    with cortex-m-rt's `link.x` (which includes `memory.x`). In a workspace the linker runs in
 //!    the workspace root, not here, so `memory.x` goes into `OUT_DIR`, added to the search path.
 //!
 //! The model is embedded for host builds too: the tests compare it with the file.
 
-use digits_core::model_file;
+use digits_core::compact_file::{AnyModelFile, decode_any};
+use digits_core::model_file::{self, Metadata};
 use digits_core::{MnistMlp, MnistQuant, Params};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -25,6 +31,8 @@ use std::{env, fs, process};
 const DEFAULT_MODEL: &str = "models/mnist.digits";
 /// The same model quantized by `digits quantize` (see README.md).
 const DEFAULT_MODEL_INT8: &str = "models/mnist-int8.digits";
+/// A compact network (`digits train --arch`, see README.md).
+const DEFAULT_MODEL_COMPACT: &str = "models/compact.digits";
 
 fn main() {
     println!("cargo:rerun-if-changed=memory.x");
@@ -75,23 +83,38 @@ struct Embedded {
     default: &'static str,
     /// Stem of the files written into `OUT_DIR` (`STEM.bin`, `STEM_info.rs`).
     stem: &'static str,
-    precision: model_file::Precision,
+    kind: Kind,
 }
 
-/// The f32 model (`eval`, `serve`) and the int8 model (`eval-int8`); a binary that does not use
-/// one leaves it out of its flash (the linker drops unreferenced statics).
-const MODELS: [Embedded; 2] = [
+/// What an embedded model file must hold.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    F32,
+    Int8,
+    Compact,
+}
+
+/// The f32 model (`eval`, `serve`), the int8 model (`eval-int8`) and the compact one
+/// (`eval-compact`); a binary that does not use one leaves it out of its flash (the linker drops
+/// unreferenced statics).
+const MODELS: [Embedded; 3] = [
     Embedded {
         env: "DIGITS_MODEL",
         default: DEFAULT_MODEL,
         stem: "model",
-        precision: model_file::Precision::F32,
+        kind: Kind::F32,
     },
     Embedded {
         env: "DIGITS_MODEL_INT8",
         default: DEFAULT_MODEL_INT8,
         stem: "model_int8",
-        precision: model_file::Precision::Int8,
+        kind: Kind::Int8,
+    },
+    Embedded {
+        env: "DIGITS_MODEL_COMPACT",
+        default: DEFAULT_MODEL_COMPACT,
+        stem: "model_compact",
+        kind: Kind::Compact,
     },
 ];
 
@@ -125,54 +148,109 @@ fn embed_model(out: &Path, which: &Embedded) {
         fail(format!(
             "model file {} ({chosen_by}): {e}{}",
             path.display(),
-            match which.precision {
-                model_file::Precision::F32 =>
-                    " (DIGITS_MODEL takes an f32 model; an int8 one goes in DIGITS_MODEL_INT8)",
-                model_file::Precision::Int8 =>
-                    " (DIGITS_MODEL_INT8 takes an int8 model: `digits quantize`)",
+            match which.kind {
+                Kind::F32 =>
+                    " (DIGITS_MODEL takes an f32 model; an int8 one goes in \
+                               DIGITS_MODEL_INT8, a compact one in DIGITS_MODEL_COMPACT)",
+                Kind::Int8 => " (DIGITS_MODEL_INT8 takes an int8 model: `digits quantize`)",
+                Kind::Compact =>
+                    " (DIGITS_MODEL_COMPACT takes a compact model: `digits train --arch`)",
             }
         ))
     };
-    let file = model_file::decode(&bytes).unwrap_or_else(|e| bad(e));
-    let little = env::var("CARGO_CFG_TARGET_ENDIAN").as_deref() != Ok("big");
-    let word = |b: [u8; 4]| -> [u8; 4] { if little { b } else { [b[3], b[2], b[1], b[0]] } };
+    let any = decode_any(&bytes).unwrap_or_else(|e| bad(e));
+    let mut info = String::new();
     let mut blob = Vec::new();
-    match which.precision {
-        model_file::Precision::F32 => {
-            let mut model: Box<MnistMlp> = Box::new(MnistMlp::zeros());
-            file.load_into(&mut *model).unwrap_or_else(|e| bad(e));
-            // The parameters in memory order. `Mlp` and `Dense` are `#[repr(C)]` with only f32
-            // arrays, so memory holds hidden.w (row by row), hidden.b, output.w, output.b, no
-            // padding: exactly the model's tensors 0..4 one after the other.
-            for k in 0..model.tensor_count() {
-                for v in model.tensor(k).data {
-                    blob.extend(word(v.to_le_bytes()));
+    let meta = match (which.kind, &any) {
+        (Kind::Compact, AnyModelFile::Compact(c)) => {
+            // The tensors as they are: the core reads them as little-endian bytes anywhere.
+            writeln!(
+                info,
+                "/// Side of the downsampled input image.\n\
+                 pub const SIDE: usize = {};\n\
+                 /// The layers in order: inputs, outputs, bits per code; their codes, biases and \
+                 rescale follow one another in the image in that order.\n\
+                 pub const LAYERS: &[LayerShape] = &[",
+                c.model.side
+            )
+            .expect("format");
+            for l in &c.model.layers {
+                writeln!(
+                    info,
+                    "    LayerShape {{ inputs: {}, outputs: {}, bits: {} }},",
+                    l.inputs,
+                    l.outputs,
+                    l.bits.count()
+                )
+                .expect("format");
+                for t in [l.codes, l.bias, l.rescale] {
+                    blob.extend_from_slice(t);
                 }
             }
-            // model.rs checks this again at compile time (include_bytes! into an array of this
-            // size).
-            assert_eq!(blob.len(), size_of::<MnistMlp>(), "layout of Mlp");
+            info.push_str("];\n");
+            &c.metadata
         }
-        model_file::Precision::Int8 => {
-            let mut q: Box<MnistQuant> = Box::new(MnistQuant::zeroed());
-            file.load_int8_into(&mut *q).unwrap_or_else(|e| bad(e));
-            // `QuantMlp` is `#[repr(C)]`: its 4-byte arrays in declaration order, then the two
-            // byte arrays, no padding.
-            for v in q.b1.iter().chain(&q.m1).chain(&q.shift1).chain(&q.b2) {
-                blob.extend(word(v.to_le_bytes()));
-            }
-            for v in q.out_scale.iter().chain([&q.hidden_scale]) {
-                blob.extend(word(v.to_le_bytes()));
-            }
-            blob.extend(q.w1.as_flattened().iter().map(|&c| c as u8));
-            blob.extend(q.w2.as_flattened().iter().map(|&c| c as u8));
-            assert_eq!(blob.len(), size_of::<MnistQuant>(), "layout of QuantMlp");
+        (_, AnyModelFile::Compact(_)) => bad(model_file::ModelFileError::CompactModel),
+        (Kind::Compact, AnyModelFile::Mlp(m)) => fail(format!(
+            "model file {} ({chosen_by}) holds the {} {} network, not a compact one \
+             (DIGITS_MODEL_COMPACT takes a compact model: `digits train --arch`)",
+            path.display(),
+            m.architecture,
+            m.precision
+        )),
+        (kind, AnyModelFile::Mlp(file)) => {
+            embed_mlp(kind == Kind::Int8, file, &mut blob).unwrap_or_else(|e| bad(e));
+            &file.metadata
         }
-    }
+    };
     fs::write(out.join(format!("{}.bin", which.stem)), &blob).expect("write the model to OUT_DIR");
+    write_info(meta, &path, &mut info);
+    fs::write(out.join(format!("{}_info.rs", which.stem)), info)
+        .expect("write the model's info to OUT_DIR");
+}
 
-    let meta = &file.metadata;
-    let mut info = String::new();
+/// The 784-128-10 network of `file`, f32 (or int8 if `int8`), in its Rust memory layout.
+fn embed_mlp(
+    int8: bool,
+    file: &model_file::ModelFile<'_>,
+    blob: &mut Vec<u8>,
+) -> Result<(), model_file::ModelFileError> {
+    let little = env::var("CARGO_CFG_TARGET_ENDIAN").as_deref() != Ok("big");
+    let word = |b: [u8; 4]| -> [u8; 4] { if little { b } else { [b[3], b[2], b[1], b[0]] } };
+    if !int8 {
+        let mut model: Box<MnistMlp> = Box::new(MnistMlp::zeros());
+        file.load_into(&mut *model)?;
+        // The parameters in memory order. `Mlp` and `Dense` are `#[repr(C)]` with only f32
+        // arrays, so memory holds hidden.w (row by row), hidden.b, output.w, output.b, no
+        // padding: exactly the model's tensors 0..4 one after the other.
+        for k in 0..model.tensor_count() {
+            for v in model.tensor(k).data {
+                blob.extend(word(v.to_le_bytes()));
+            }
+        }
+        // model.rs checks this again at compile time (include_bytes! into an array of this
+        // size).
+        assert_eq!(blob.len(), size_of::<MnistMlp>(), "layout of Mlp");
+    } else {
+        let mut q: Box<MnistQuant> = Box::new(MnistQuant::zeroed());
+        file.load_int8_into(&mut *q)?;
+        // `QuantMlp` is `#[repr(C)]`: its 4-byte arrays in declaration order, then the two
+        // byte arrays, no padding.
+        for v in q.b1.iter().chain(&q.m1).chain(&q.shift1).chain(&q.b2) {
+            blob.extend(word(v.to_le_bytes()));
+        }
+        for v in q.out_scale.iter().chain([&q.hidden_scale]) {
+            blob.extend(word(v.to_le_bytes()));
+        }
+        blob.extend(q.w1.as_flattened().iter().map(|&c| c as u8));
+        blob.extend(q.w2.as_flattened().iter().map(|&c| c as u8));
+        assert_eq!(blob.len(), size_of::<MnistQuant>(), "layout of QuantMlp");
+    }
+    Ok(())
+}
+
+/// Appends the provenance constants of `meta`, read from `path`, to `info`.
+fn write_info(meta: &Metadata<'_>, path: &Path, info: &mut String) {
     let accuracy = match meta.test_accuracy {
         Some(a) => format!("Some(f32::from_bits({:#010x}))", a.to_bits()),
         None => "None".to_owned(),
@@ -195,6 +273,4 @@ fn embed_model(out: &Path, which: &Embedded) {
         meta.epochs,
     )
     .expect("format");
-    fs::write(out.join(format!("{}_info.rs", which.stem)), info)
-        .expect("write the model's info to OUT_DIR");
 }

@@ -67,15 +67,16 @@ cargo build -p firmware --release --target "$DEVICE" --bins
 sysroot=$(rustc --print sysroot)
 host=$(rustc -vV | sed -n 's/^host: //p')
 elf_dir="${CARGO_TARGET_DIR:-target}/$DEVICE/release"
-"$sysroot/lib/rustlib/$host/bin/llvm-size" "$elf_dir/boot" "$elf_dir/eval" "$elf_dir/eval-int8" "$elf_dir/serve"
+"$sysroot/lib/rustlib/$host/bin/llvm-size" "$elf_dir/boot" "$elf_dir/eval" "$elf_dir/eval-int8" "$elf_dir/eval-compact" "$elf_dir/serve"
 
 # The Cortex-M3 (lm3s6965evb: 256 KiB flash, 64 KiB RAM, memory-lm3s6965evb.x) carries the int8
-# model only.
-step "firmware eval-int8 builds for thumbv7m-none-eabi (lm3s6965evb), within its memory"
-cargo build -p firmware --release --target thumbv7m-none-eabi --bin eval-int8
-"$sysroot/lib/rustlib/$host/bin/llvm-size" "${CARGO_TARGET_DIR:-target}/thumbv7m-none-eabi/release/eval-int8"
+# and the compact models only (the same two binaries tests/tests/firmware_{lm3s,compact}.rs build).
+step "firmware eval-int8, eval-compact build for thumbv7m-none-eabi (lm3s6965evb), within its memory"
+cargo build -p firmware --release --target thumbv7m-none-eabi --bin eval-int8 --bin eval-compact
+m3_dir="${CARGO_TARGET_DIR:-target}/thumbv7m-none-eabi/release"
+"$sysroot/lib/rustlib/$host/bin/llvm-size" "$m3_dir/eval-int8" "$m3_dir/eval-compact"
 
-step "cargo test --workspace (includes the firmware in QEMU: tests/tests/firmware_{boot,eval}.rs)"
+step "cargo test --workspace (includes the firmware in QEMU: tests/tests/firmware_{boot,eval,lm3s,compact}.rs)"
 cargo test --workspace
 
 step "cargo doc --workspace --no-deps (warnings are errors)"

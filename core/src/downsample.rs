@@ -36,25 +36,44 @@ pub fn area_average_into(image: &[u8; SOURCE_SIDE * SOURCE_SIDE], side: usize, o
         (1..=SOURCE_SIDE).contains(&side) && out.len() == side * side,
         "side 1..=28 and out of side^2 pixels"
     );
-    // Which source pixels output pixel `o` overlaps: at most three, walked alone.
-    let span = |o: usize| o * SOURCE_SIDE / side..((o + 1) * SOURCE_SIDE).div_ceil(side);
-    // First along rows (each source row to `side` partial sums), then along columns.
-    let mut rows = [[0u32; SOURCE_SIDE]; SOURCE_SIDE];
-    for (row, src) in rows.iter_mut().zip(image.chunks_exact(SOURCE_SIDE)) {
-        for (ox, r) in row[..side].iter_mut().enumerate() {
-            *r = span(ox)
-                .map(|ix| overlap(side, ox, ix) * src[ix] as u32)
-                .sum();
-        }
+    // A source pixel is no wider than an output pixel, so it overlaps at most two along an
+    // axis: `first[i]`, by `weight[i]`, and the next by `side - weight[i]`.
+    let mut first = [0usize; SOURCE_SIDE];
+    let mut weight = [0u32; SOURCE_SIDE];
+    for i in 0..SOURCE_SIDE {
+        first[i] = i * side / SOURCE_SIDE;
+        weight[i] = overlap(side, first[i], i);
     }
+    let side32 = side as u32;
     let total = (SOURCE_SIDE * SOURCE_SIDE) as u32;
-    for (oy, out_row) in out.chunks_exact_mut(side).enumerate() {
-        for (ox, o) in out_row.iter_mut().enumerate() {
-            let sum: u32 = span(oy)
-                .map(|iy| overlap(side, oy, iy) * rows[iy][ox])
-                .sum();
-            // Round half up; the sum is at most 784 * 255.
-            *o = ((sum + total / 2) / total) as u8;
+    // Source rows in order, each spread over the (at most two) output rows it overlaps, which
+    // are the only ones open; an output row is written once its last source row is in. Little
+    // stack and no division per pixel: a device runs this. Integers: the same sums as the
+    // definition in any order.
+    let mut open = [[0u32; SOURCE_SIDE]; 2];
+    for iy in 0..SOURCE_SIDE {
+        // One spare column: the last output column's "next" gets weight 0.
+        let mut row = [0u32; SOURCE_SIDE + 1];
+        let src = &image[iy * SOURCE_SIDE..][..SOURCE_SIDE];
+        for ((&p, &f), &w) in src.iter().zip(&first).zip(&weight) {
+            let p = p as u32;
+            row[f] += w * p;
+            row[f + 1] += (side32 - w) * p;
+        }
+        let oy = first[iy];
+        let (wy, wy_next) = (weight[iy], side32 - weight[iy]);
+        let [a, b] = &mut open;
+        let (this, next) = if oy % 2 == 0 { (a, b) } else { (b, a) };
+        for ((t, n), &r) in this[..side].iter_mut().zip(&mut next[..side]).zip(&row) {
+            *t += wy * r;
+            *n += wy_next * r;
+        }
+        if (iy + 1) * side >= SOURCE_SIDE * (oy + 1) {
+            for (o, t) in out[oy * side..][..side].iter_mut().zip(&mut this[..side]) {
+                // Round half up; the sum is at most 784 * 255.
+                *o = ((*t + total / 2) / total) as u8;
+                *t = 0;
+            }
         }
     }
 }
@@ -69,6 +88,42 @@ mod tests {
             for o in 0..side {
                 let s: u32 = (0..SOURCE_SIDE).map(|i| overlap(side, o, i)).sum();
                 assert_eq!(s as usize, SOURCE_SIDE, "side {side}, output {o}");
+            }
+        }
+    }
+
+    /// The definition: every output pixel from every source pixel, weights computed anew.
+    fn reference(image: &[u8; 784], side: usize) -> [u8; 784] {
+        let mut out = [0u8; 784];
+        for oy in 0..side {
+            for ox in 0..side {
+                let mut sum = 0u32;
+                for iy in 0..SOURCE_SIDE {
+                    for ix in 0..SOURCE_SIDE {
+                        let w = overlap(side, oy, iy) * overlap(side, ox, ix);
+                        sum += w * image[iy * SOURCE_SIDE + ix] as u32;
+                    }
+                }
+                out[oy * side + ox] = ((sum + 392) / 784) as u8;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_side_gives_the_definitions_pixels() {
+        let mut state = 0x2545_f491_u32;
+        for side in 1..=SOURCE_SIDE {
+            for _ in 0..4 {
+                let image: [u8; 784] = core::array::from_fn(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 17;
+                    state ^= state << 5;
+                    (state >> 24) as u8
+                });
+                let mut out = [0u8; 784];
+                area_average_into(&image, side, &mut out[..side * side]);
+                assert_eq!(out, reference(&image, side), "side {side}");
             }
         }
     }

@@ -245,6 +245,18 @@ pub mod stack {
         }
     }
 
+    /// Runs `f` and returns, beside its result, the bytes of stack it used below the caller's
+    /// (`None` if it reached the statics). Paints the free RAM anew: the peak of [`peak`] starts
+    /// over, so call it before anything deep has run.
+    pub fn depth_of<R>(f: impl FnOnce() -> R) -> (R, Option<usize>) {
+        let sp = cortex_m::register::msp::read() as usize;
+        paint();
+        let result = f();
+        let start = &raw const _stack_start as usize;
+        let depth = peak().map(|used| (used + sp).saturating_sub(start));
+        (result, depth)
+    }
+
     /// Bytes of stack used so far, `None` if the whole painted area was overwritten.
     pub fn peak() -> Option<usize> {
         let start = &raw const _stack_start as usize;

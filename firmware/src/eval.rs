@@ -9,8 +9,10 @@
 //!
 //! One `key values... # comment` line each ([`evaluate`]); every image goes through
 //! `Classifier::classify` of `digits-core`, the host's code (`normalize` + `Mlp::logits` for
-//! the f32 model, `QuantMlp::logits` for the int8 one), and the report carries:
-//! - `model`: the architecture and the FNV-1a digest of the parameters as read from flash;
+//! the f32 model, `QuantMlp::logits` for the int8 one, `Compact::logits_of_image` for a compact
+//! one), and the report carries:
+//! - `model`: the architecture, the precision and the FNV-1a digest of the parameters as read
+//!   from flash;
 //! - `logits I Z0..Z9`, with flag bit 1: image I's logits as `f32` bits in hex;
 //! - `digits FIRST DDDD...`: the predicted digit of every image, 100 to a line;
 //! - `logits_fnv64`: FNV-1a over the bits of all logits, image by image (40 bytes each);
@@ -20,7 +22,6 @@ use core::fmt::{self, Write};
 use core::hint::black_box;
 use digits_core::blob::{Blob, BlobError, FLAG_LOGITS, Header, IMAGE_LEN};
 use digits_core::digest::Fnv64;
-use digits_core::model_file::Precision;
 use digits_core::softmax::argmax;
 
 use crate::model::FlashModel;
@@ -128,15 +129,9 @@ fn report<N: FlashModel>(
     let has_labels = header.has_labels();
     let mut out = Buffered::new(out);
     let out = &mut out;
-    let precision = match N::PRECISION {
-        Precision::F32 => "f32",
-        Precision::Int8 => "int8",
-    };
-    writeln!(
-        out,
-        "model 784-128-10 {precision} params_fnv64 {:016x}",
-        model.digest()
-    )?;
+    write!(out, "model ")?;
+    model.describe(out)?;
+    writeln!(out, " params_fnv64 {:016x}", model.digest())?;
     let with_labels = if has_labels { "yes" } else { "no" };
     writeln!(out, "images {count} labels {with_labels}")?;
 
@@ -248,12 +243,23 @@ impl<W: Write> Write for Buffered<'_, W> {
     }
 }
 
-/// The `eval` programs on the device: classify the blob in the PSRAM with `model`, report,
-/// and add the calibration and the instructions per inference.
+/// The `eval` programs on the device: classify the blob (in the PSRAM, or read over
+/// semihosting) with `model`, report, and add the calibration, the instructions per inference
+/// and the RAM: the statics and the stack one inference takes (`inference_stack_bytes`, of the
+/// built-in [`crate::DIGIT_7`], measured first, before the report's own buffers take any).
 #[cfg(target_os = "none")]
 pub fn device_main<N: FlashModel>(model: &N) -> ! {
-    use crate::device::{self, CALIBRATION_INSTRUCTIONS, SysTick};
+    use crate::device::{self, CALIBRATION_INSTRUCTIONS, SysTick, stack};
     device::run(|out| {
+        let (_, inference_stack) = stack::depth_of(|| black_box(model.infer(&crate::DIGIT_7)));
+        writeln!(out, "static_ram_bytes {} # .data + .bss", stack::statics())
+            .map_err(|_| "cannot print")?;
+        let inference_stack = inference_stack.ok_or("stack overflow in one inference")?;
+        writeln!(
+            out,
+            "inference_stack_bytes {inference_stack} # one inference, below its caller"
+        )
+        .map_err(|_| "cannot print")?;
         let mut source = crate::board::eval_source()?;
         let peripherals = cortex_m::Peripherals::take().ok_or("peripherals taken")?;
         let mut systick = SysTick::new(peripherals.SYST);

@@ -23,9 +23,15 @@
 //!   and every bit pattern is a valid `f32` (the build script has rejected NaN and infinities).
 //!
 //! So the one `unsafe` below is as small as it gets, and there is no runtime cost at all.
+//!
+//! A compact network ([`FlashCompact`]) needs no `unsafe` at all: the core's integer inference
+//! borrows its tensors as little-endian bytes, so they stay the file's bytes in flash and only
+//! the layer list (a few hundred bytes) is built, on the stack.
 
-use digits_core::digest::{int8_digest, params_digest};
-use digits_core::model_file::Precision;
+use core::fmt::{self, Write};
+use digits_core::compact::{Compact, HIDDEN_RESCALE_BYTES, LOGIT_RESCALE_BYTES, Layer};
+use digits_core::digest::{compact_digest, int8_digest, params_digest};
+use digits_core::lowbit::Bits;
 use digits_core::{Classifier, MnistMlp, MnistQuant};
 
 mod info {
@@ -68,12 +74,92 @@ pub static MODEL_INT8: MnistQuant = {
     unsafe { core::mem::transmute::<[u8; MODEL_INT8_BYTES], MnistQuant>(*IMAGE_INT8) }
 };
 
-/// A model embedded in flash and run in place, in either precision: its weights, the metadata
-/// its model file carried, and the fastest kernel this target has for it.
+/// The compact model (`models/compact.digits`, or the file `DIGITS_MODEL_COMPACT` names): where
+/// it came from, its input side and its layers.
+pub mod compact {
+    /// One layer's shape, as `build.rs` found it in the model file.
+    #[derive(Clone, Copy, Debug)]
+    pub struct LayerShape {
+        /// Inputs.
+        pub inputs: usize,
+        /// Units.
+        pub outputs: usize,
+        /// Bits per weight code.
+        pub bits: u32,
+    }
+    include!(concat!(env!("OUT_DIR"), "/model_compact_info.rs"));
+}
+
+/// The compact model's tensors, each layer's codes, biases and rescale one after the other, as
+/// its model file holds them (little-endian bytes), in flash (`.rodata`).
+static COMPACT_IMAGE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/model_compact.bin"));
+
+/// The embedded compact network: the core's [`Compact`] over the tensors in flash.
+#[derive(Clone, Debug)]
+pub struct FlashCompact {
+    /// The network, its tensors borrowed from flash.
+    pub net: Compact<'static>,
+}
+
+impl FlashCompact {
+    /// The layer list over the tensors in flash (which `build.rs` checked with the core's
+    /// decoder and [`Compact::check`]).
+    pub fn new() -> Self {
+        let mut net = Compact {
+            side: compact::SIDE,
+            layers: Default::default(),
+        };
+        let mut rest = COMPACT_IMAGE;
+        let last = compact::LAYERS.len() - 1;
+        for (k, shape) in compact::LAYERS.iter().enumerate() {
+            let bits = Bits::from_count(shape.bits).expect("build.rs took 2 or 4 bits");
+            let per_unit = if k == last {
+                LOGIT_RESCALE_BYTES
+            } else {
+                HIDDEN_RESCALE_BYTES
+            };
+            let (codes, after) = rest.split_at(shape.outputs * bits.row_bytes(shape.inputs));
+            let (bias, after) = after.split_at(4 * shape.outputs);
+            let (rescale, after) = after.split_at(per_unit * shape.outputs);
+            rest = after;
+            let layer = Layer {
+                inputs: shape.inputs,
+                outputs: shape.outputs,
+                bits,
+                codes,
+                bias,
+                rescale,
+            };
+            net.layers
+                .push(layer)
+                .expect("build.rs took at most MAX_LAYERS");
+        }
+        Self { net }
+    }
+}
+
+impl Default for FlashCompact {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Classifier<784, 10> for FlashCompact {
+    /// The core's [`Compact::logits_of_image`], as the host runs it.
+    fn classify(&self, pixels: &[u8; 784]) -> [f32; 10] {
+        let mut z = [0.0f32; 10];
+        self.net.logits_of_image(pixels, &mut z);
+        z
+    }
+}
+
+/// A model embedded in flash and run in place, of any kind: its weights, the metadata its model
+/// file carried, and the fastest kernel this target has for it.
 pub trait FlashModel: Classifier<784, 10> + Sync {
-    /// How its weights are stored.
-    const PRECISION: Precision;
-    /// FNV-1a over its parameters in model-file order ([`params_digest`], [`int8_digest`]).
+    /// Writes its architecture and precision, e.g. `784-128-10 int8`.
+    fn describe(&self, out: &mut impl Write) -> fmt::Result;
+    /// FNV-1a over its parameters in model-file order ([`params_digest`], [`int8_digest`],
+    /// [`compact_digest`]).
     fn digest(&self) -> u64;
     /// Where it came from, for [`crate::serve::info`].
     fn dataset(&self) -> &'static str;
@@ -95,7 +181,9 @@ pub trait FlashModel: Classifier<784, 10> + Sync {
 }
 
 impl FlashModel for MnistMlp {
-    const PRECISION: Precision = Precision::F32;
+    fn describe(&self, out: &mut impl Write) -> fmt::Result {
+        out.write_str("784-128-10 f32")
+    }
     fn digest(&self) -> u64 {
         params_digest(self)
     }
@@ -111,7 +199,9 @@ impl FlashModel for MnistMlp {
 }
 
 impl FlashModel for MnistQuant {
-    const PRECISION: Precision = Precision::Int8;
+    fn describe(&self, out: &mut impl Write) -> fmt::Result {
+        out.write_str("784-128-10 int8")
+    }
     fn digest(&self) -> u64 {
         int8_digest(self)
     }
@@ -139,5 +229,38 @@ impl FlashModel for MnistQuant {
             dsp == portable
                 && crate::dsp::output_accumulators(self, &h) == self.output_accumulators(&h),
         )
+    }
+}
+
+impl FlashModel for FlashCompact {
+    /// As `digits inspect` names it: `16x16-56-56-56-10 4-bit` (`4/4/2/4-bit` for mixed bits).
+    fn describe(&self, out: &mut impl Write) -> fmt::Result {
+        write!(out, "{0}x{0}", self.net.side)?;
+        for l in &self.net.layers {
+            write!(out, "-{}", l.outputs)?;
+        }
+        out.write_char(' ')?;
+        let layers = &self.net.layers;
+        if layers.windows(2).all(|w| w[0].bits == w[1].bits) {
+            write!(out, "{}", layers[0].bits.count())?;
+        } else {
+            for (k, l) in layers.iter().enumerate() {
+                let sep = if k == 0 { "" } else { "/" };
+                write!(out, "{sep}{}", l.bits.count())?;
+            }
+        }
+        out.write_str("-bit")
+    }
+    fn digest(&self) -> u64 {
+        compact_digest(&self.net)
+    }
+    fn dataset(&self) -> &'static str {
+        compact::DATASET
+    }
+    fn test_accuracy(&self) -> Option<f32> {
+        compact::TEST_ACCURACY
+    }
+    fn as_f32(&self) -> Option<&MnistMlp> {
+        None
     }
 }

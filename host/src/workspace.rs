@@ -25,6 +25,8 @@ pub fn expected_root() -> PathBuf {
 pub const SHIPPED_MODEL: &str = "firmware/models/mnist.digits";
 /// The shipped model quantized to int8 (`firmware/models/mnist-int8.digits`).
 pub const SHIPPED_MODEL_INT8: &str = "firmware/models/mnist-int8.digits";
+/// The shipped compact network (`firmware/models/compact.digits`, `digits train --arch`).
+pub const SHIPPED_MODEL_COMPACT: &str = "firmware/models/compact.digits";
 
 /// The file `relative` of the source tree (e.g. [`SHIPPED_MODEL`]), or an error that says
 /// where it was looked for and to pass `option` instead.

@@ -278,6 +278,74 @@ fn an_int8_model_is_sent_to_the_bulk_eval() {
 }
 
 #[test]
+fn a_compact_model_runs_in_bulk_on_the_cortex_m4f_and_the_cortex_m3() {
+    if !have_qemu("device_cli::a_compact_model_runs_in_bulk_on_the_cortex_m4f_and_the_cortex_m3") {
+        return;
+    }
+    let compact = "firmware/models/compact.digits";
+    let out = device(&["eval", "--model", compact, "--limit", "300"]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("300 of 300 with bit-identical logits"), "{t}");
+    assert!(t.contains("mps2-an386's PSRAM"), "{t}");
+    assert!(t.contains("inference RAM"), "{t}");
+
+    // No --firmware: digits builds the Cortex-M3's.
+    let out = client(&[
+        "eval",
+        "--model",
+        compact,
+        "--board",
+        "lm3s6965evb",
+        "--limit",
+        "300",
+    ]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("300 of 300 with bit-identical logits"), "{t}");
+    assert!(t.contains("over semihosting on the lm3s6965evb"), "{t}");
+}
+
+#[test]
+fn the_cortex_m3_takes_int8_and_compact_models_only() {
+    // Refused before QEMU is looked for: runs on any machine.
+    let out = digits_in(&slice())
+        .args(["device", "eval", "--board", "lm3s6965evb"])
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(t.contains("does not fit the lm3s6965evb"), "{t}");
+    assert!(t.contains("--model"), "{t}");
+
+    let out = digits_in(&slice())
+        .args(["device", "eval", "--board", "lm3s6965evb", "--uart"])
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(t.contains("cannot be used with"), "{t}");
+
+    let out = digits_in(&slice())
+        .args([
+            "device",
+            "predict",
+            "--model",
+            "firmware/models/compact.digits",
+            "x.png",
+        ])
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(t.contains("is a compact model"), "{t}");
+    assert!(
+        t.contains("digits device eval --model firmware/models/compact.digits"),
+        "{t}"
+    );
+}
+
+#[test]
 fn each_subcommand_lists_and_takes_only_its_options() {
     let help = text(&output_ok(digits().args(["device", "--help"])));
     for command in ["run", "info", "predict", "eval", "finetune"] {

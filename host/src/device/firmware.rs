@@ -3,9 +3,10 @@
 //! tests and development build them ([`build_firmware`]).
 //!
 //! The firmware embeds its model at build time (`firmware/build.rs`: `DIGITS_MODEL`,
-//! `DIGITS_MODEL_INT8`). The shipped models are built into cargo's usual target directory;
-//! any other model in `device-models/` there (so that a user's model does not rebuild the usual
-//! firmware), its binaries then kept as `device-models/PRECISION-DIGEST/NAME`.
+//! `DIGITS_MODEL_INT8`, `DIGITS_MODEL_COMPACT`). The shipped models are built into cargo's usual
+//! target directory; any other model in `device-models/` there (so that a user's model does not
+//! rebuild the usual firmware), its binaries then kept as `device-models/KIND-DIGEST/NAME`
+//! (`device-models/KIND-DIGEST/TARGET/NAME` for another board than the mps2-an386).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -14,27 +15,35 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, Result, bail};
 
 use super::model::{DeviceModel, Reached};
-use super::qemu::{Board, TARGET};
+use super::qemu::Board;
 use crate::workspace;
 
 /// Where the firmware binaries come from.
 pub struct Firmware {
     /// `--firmware DIR`, if given.
     prebuilt: Option<PathBuf>,
+    /// The board they are for.
+    board: Board,
 }
 
 impl Firmware {
-    /// The binaries in `dir`, else ones built from the source.
+    /// The binaries in `dir`, else ones built from the source, for the mps2-an386.
     pub fn new(dir: Option<&Path>) -> Self {
         Self {
             prebuilt: dir.map(Path::to_owned),
+            board: Board::Mps2An386,
         }
+    }
+
+    /// The same for `board`.
+    pub fn for_board(self, board: Board) -> Self {
+        Self { board, ..self }
     }
 
     /// How a device started from these binaries was reached, for [`DeviceModel::check`].
     pub fn reached(&self) -> Reached<'_> {
         match &self.prebuilt {
-            Some(dir) => Reached::Prebuilt(dir),
+            Some(dir) => Reached::Prebuilt(dir, self.board),
             None => Reached::Built,
         }
     }
@@ -43,13 +52,14 @@ impl Firmware {
     /// DIR` as it is (the device's model is checked later), else built (once per model) from
     /// the source.
     pub fn elf(&self, name: &str, model: Option<&DeviceModel>) -> Result<PathBuf> {
+        let board_target = self.board.target();
         if let Some(dir) = &self.prebuilt {
             let path = dir.join(name);
             if !path.is_file() {
                 bail!(
                     "no firmware binary {} in --firmware {}: name the directory that `cargo \
-                     build -p firmware --release --target {TARGET}` writes them to, or drop \
-                     --firmware and digits builds them",
+                     build -p firmware --release --target {board_target}` writes them to, or \
+                     drop --firmware and digits builds them",
                     path.display(),
                     dir.display()
                 );
@@ -66,7 +76,8 @@ impl Firmware {
             bail!(
                 "no firmware to run: {} (the source tree this digits was built from) is not there \
                  to build one from; pass --firmware DIR, the binaries of `{variable}cargo build \
-                 -p firmware --release --target {TARGET}` (in target/{TARGET}/release/)",
+                 -p firmware --release --target {board_target}` (in \
+                 target/{board_target}/release/)",
                 workspace::expected_root().display(),
             );
         };
@@ -74,7 +85,12 @@ impl Firmware {
             .map(PathBuf::from)
             .unwrap_or_else(|| root.join("target"));
         let Some(model) = model else {
-            if !target.join(TARGET).join("release").join(name).is_file() {
+            if !target
+                .join(board_target)
+                .join("release")
+                .join(name)
+                .is_file()
+            {
                 eprintln!(
                     "building the firmware (once, into {}) ...",
                     target.display()
@@ -84,7 +100,7 @@ impl Firmware {
                 Build {
                     target_dir: Some(&target),
                     quiet: true,
-                    ..Build::new(root, Board::Mps2An386)
+                    ..Build::new(root, self.board)
                 },
                 name,
             );
@@ -92,10 +108,11 @@ impl Firmware {
         // Another model: built in a directory of its own (the dependencies are built once for
         // all models; a change of model relinks the firmware), then copied aside by digest.
         let shared = target.join("device-models");
-        let precision = if model.is_int8() { "int8" } else { "f32" };
-        let kept = shared
-            .join(format!("{precision}-{:016x}", model.digest))
-            .join(name);
+        let mut kept = shared.join(format!("{}-{:016x}", model.kind(), model.digest));
+        if self.board != Board::Mps2An386 {
+            kept.push(board_target);
+        }
+        kept.push(name);
         if !kept.is_file() {
             eprintln!(
                 "building the firmware with {} in it (once per model, into {}) ...",
@@ -108,7 +125,7 @@ impl Firmware {
                 target_dir: Some(&shared),
                 model: Some(model),
                 quiet: true,
-                ..Build::new(root, Board::Mps2An386)
+                ..Build::new(root, self.board)
             },
             name,
         )?;
@@ -131,7 +148,7 @@ fn built(build: Build<'_>, name: &str) -> Result<PathBuf> {
     }
 }
 
-/// Builds the firmware binaries (release, for [`TARGET`]) with cargo in `workspace`, and
+/// Builds the firmware binaries (release, for [`TARGET`](super::qemu::TARGET)) with cargo in `workspace`, and
 /// returns each binary's path by name. For tests and development, where the source is there.
 pub fn build_firmware(workspace: &Path) -> Result<HashMap<String, PathBuf>, String> {
     build_firmware_for(workspace, Board::Mps2An386)
@@ -173,7 +190,7 @@ impl<'a> Build<'a> {
         let target = self.board.target();
         let bins: &[&str] = match self.board {
             Board::Mps2An386 => &["--bins"],
-            Board::Lm3s6965evb => &["--bin", "eval-int8"],
+            Board::Lm3s6965evb => &["--bin", "eval-int8", "--bin", "eval-compact"],
         };
         let mut command = Command::new(cargo);
         command
@@ -183,6 +200,7 @@ impl<'a> Build<'a> {
             .env_remove("RUSTFLAGS")
             .env_remove("DIGITS_MODEL")
             .env_remove("DIGITS_MODEL_INT8")
+            .env_remove("DIGITS_MODEL_COMPACT")
             .args(["build", "-p", "firmware", "--release"])
             .args(bins)
             .args([

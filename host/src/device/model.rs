@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, bail};
 use digits_core::digest::{compact_digest, int8_digest, params_digest};
 
-use super::qemu::TARGET;
+use super::qemu::Board;
 use crate::model_io::{self, Weights};
 use crate::train::aligned::ModelBox;
-use crate::workspace::{self, SHIPPED_MODEL, SHIPPED_MODEL_INT8};
+use crate::workspace::{self, SHIPPED_MODEL, SHIPPED_MODEL_COMPACT, SHIPPED_MODEL_INT8};
 
 /// A model file for the device, read and checked.
 pub struct DeviceModel {
@@ -29,8 +29,8 @@ pub struct DeviceModel {
 pub enum Reached<'a> {
     /// `--connect ADDR`: a device that `digits device run` keeps running.
     Connected(SocketAddr),
-    /// `--firmware DIR`: binaries built elsewhere.
-    Prebuilt(&'a Path),
+    /// `--firmware DIR`: binaries built elsewhere, for this board.
+    Prebuilt(&'a Path, Board),
     /// A firmware built by `digits` with this very model.
     Built,
 }
@@ -43,21 +43,11 @@ impl DeviceModel {
             None => workspace::file(SHIPPED_MODEL, "--model FILE")?,
         };
         let weights = model_io::load_weights(&path)?.weights;
-        if let Weights::Compact(net) = &weights {
-            bail!(
-                "{} is a compact {} {} network, which this firmware does not run yet; evaluate \
-                 it on the host with `digits eval --model {}`",
-                path.display(),
-                net.arch(),
-                net.precision(),
-                path.display()
-            );
-        }
         let digest = digest(&weights);
         let shipped = workspace::root()
             .map(|root| root.join(shipped_file(&weights)))
             .and_then(|p| model_io::load_weights(&p).ok())
-            .is_some_and(|s| digest_and_precision(&s.weights) == digest_and_precision(&weights));
+            .is_some_and(|s| digest_and_kind(&s.weights) == digest_and_kind(&weights));
         Ok(Self {
             path,
             weights,
@@ -66,17 +56,32 @@ impl DeviceModel {
         })
     }
 
-    /// Whether it is an int8 model (`digits quantize`).
-    pub fn is_int8(&self) -> bool {
-        matches!(self.weights, Weights::Int8(_))
+    /// Its kind, as the firmware's binaries and builds tell them apart: `f32`, `int8` or
+    /// `compact`.
+    pub fn kind(&self) -> &'static str {
+        kind(&self.weights)
     }
 
-    /// The firmware build's variable that embeds a model of this precision (firmware/build.rs).
+    /// Whether it is an f32 model, the only kind too large for the Cortex-M3's flash.
+    pub fn is_f32(&self) -> bool {
+        matches!(self.weights, Weights::F32(_))
+    }
+
+    /// The `eval` firmware binary that runs a model of this kind.
+    pub fn eval_binary(&self) -> &'static str {
+        match self.weights {
+            Weights::F32(_) => "eval",
+            Weights::Int8(_) => "eval-int8",
+            Weights::Compact(_) => "eval-compact",
+        }
+    }
+
+    /// The firmware build's variable that embeds a model of this kind (firmware/build.rs).
     pub fn build_variable(&self) -> &'static str {
-        if self.is_int8() {
-            "DIGITS_MODEL_INT8"
-        } else {
-            "DIGITS_MODEL"
+        match self.weights {
+            Weights::F32(_) => "DIGITS_MODEL",
+            Weights::Int8(_) => "DIGITS_MODEL_INT8",
+            Weights::Compact(_) => "DIGITS_MODEL_COMPACT",
         }
     }
 
@@ -90,10 +95,14 @@ impl DeviceModel {
     pub fn f32(&self, command: &str) -> Result<&ModelBox> {
         let Weights::F32(model) = &self.weights else {
             bail!(
-                "{} is an int8 model, and `digits device {command}` runs the serve firmware, \
+                "{} is {} model, and `digits device {command}` runs the serve firmware, \
                  which runs f32 models only: evaluate it on the device with `digits device eval \
                  --model {}`, or pass an f32 model",
                 self.path.display(),
+                match self.weights {
+                    Weights::Int8(_) => "an int8",
+                    _ => "a compact",
+                },
                 self.path.display()
             );
         };
@@ -115,13 +124,14 @@ impl DeviceModel {
                 "the device at {addr} runs {which}: start one that runs it with `digits device \
                  run --model {file}`, or drop --connect and this command starts its own"
             ),
-            Reached::Prebuilt(dir) => bail!(
+            Reached::Prebuilt(dir, board) => bail!(
                 "the firmware in {} was built with {which}: drop --firmware and digits builds \
                  one with {file} in it, or build it yourself with `{}={} cargo build -p firmware \
-                 --release --target {TARGET}`",
+                 --release --target {}`",
                 dir.display(),
                 self.build_variable(),
-                self.absolute_path().display()
+                self.absolute_path().display(),
+                board.target()
             ),
             Reached::Built => bail!(
                 "the firmware built with {file} runs {which}: a stale build? `cargo clean` and \
@@ -135,8 +145,15 @@ fn shipped_file(weights: &Weights) -> &'static str {
     match weights {
         Weights::F32(_) => SHIPPED_MODEL,
         Weights::Int8(_) => SHIPPED_MODEL_INT8,
-        // Refused by `DeviceModel::load`; no shipped file has its digest.
-        Weights::Compact(_) => SHIPPED_MODEL,
+        Weights::Compact(_) => SHIPPED_MODEL_COMPACT,
+    }
+}
+
+fn kind(weights: &Weights) -> &'static str {
+    match weights {
+        Weights::F32(_) => "f32",
+        Weights::Int8(_) => "int8",
+        Weights::Compact(_) => "compact",
     }
 }
 
@@ -148,6 +165,6 @@ fn digest(weights: &Weights) -> u64 {
     }
 }
 
-fn digest_and_precision(weights: &Weights) -> (u64, bool) {
-    (digest(weights), matches!(weights, Weights::Int8(_)))
+fn digest_and_kind(weights: &Weights) -> (u64, &'static str) {
+    (digest(weights), kind(weights))
 }

@@ -19,8 +19,8 @@ pub fn blob_loader(path: &Path) -> String {
 
 /// A data blob in a temporary file, deleted when this is dropped: keep it while QEMU runs.
 pub struct PsramBlob {
-    /// Held for its `Drop`, which deletes the file.
-    _file: tempfile::NamedTempFile,
+    /// Deleted when dropped.
+    file: tempfile::NamedTempFile,
     loader: String,
 }
 
@@ -36,10 +36,12 @@ impl PsramBlob {
         file.write_all(&bytes)?;
         file.flush()?;
         let loader = blob_loader(file.path());
-        Ok(Self {
-            _file: file,
-            loader,
-        })
+        Ok(Self { file, loader })
+    }
+
+    /// The file, for a board without PSRAM that reads it over semihosting.
+    pub fn path(&self) -> &Path {
+        self.file.path()
     }
 
     /// QEMU's `-device` argument that loads it.

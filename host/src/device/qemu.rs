@@ -44,12 +44,20 @@ pub fn require_qemu() -> Result<(), Error> {
 }
 
 /// A QEMU machine the firmware is built for (see the firmware's `board` module).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Board {
     /// Cortex-M4F, [`TARGET`]: every binary.
+    #[value(
+        name = "mps2-an386",
+        help = "Cortex-M4F (FPU, DSP instructions): every program"
+    )]
     Mps2An386,
-    /// Cortex-M3 without FPU, 256 KiB flash, 64 KiB RAM: `eval-int8` (the only program whose
-    /// model fits).
+    /// Cortex-M3 without FPU, 256 KiB flash, 64 KiB RAM: `eval-int8` and `eval-compact` (the
+    /// programs whose models fit); the data blob is read from a host file over semihosting.
+    #[value(
+        name = "lm3s6965evb",
+        help = "Cortex-M3 (no FPU, no DSP instructions), 256 KiB of flash: int8 and compact models"
+    )]
     Lm3s6965evb,
 }
 
@@ -59,6 +67,14 @@ impl Board {
         match self {
             Board::Mps2An386 => TARGET,
             Board::Lm3s6965evb => "thumbv7m-none-eabi",
+        }
+    }
+
+    /// QEMU's name of the machine.
+    pub fn name(self) -> &'static str {
+        match self {
+            Board::Mps2An386 => "mps2-an386",
+            Board::Lm3s6965evb => "lm3s6965evb",
         }
     }
 

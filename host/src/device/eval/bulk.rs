@@ -1,6 +1,8 @@
 //! `digits device eval` by the bulk path: all test images in one data blob that QEMU loads into
-//! the device's PSRAM, classified by the `eval` firmware (`eval-int8` for an int8 model), whose
-//! report carries every image's logits and the instructions per inference (`qemu -icount`).
+//! the device's PSRAM (mps2-an386) or that the device reads from a host file over semihosting
+//! (lm3s6965evb), classified by the `eval` firmware (`eval-int8` for an int8 model,
+//! `eval-compact` for a compact one), whose report carries every image's logits, the
+//! instructions per inference (`qemu -icount`) and the RAM.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -11,7 +13,7 @@ use digits_core::blob::Contents;
 use super::{DeviceEvalArgs, EvalReport, Reference, Tally};
 use crate::device::logs::LogLine;
 use crate::device::psram::PsramBlob;
-use crate::device::qemu::{Qemu, Serial, require_qemu};
+use crate::device::qemu::{Board, Qemu, Serial, require_qemu};
 
 /// What the `eval` firmware's report says, beside the logits.
 #[derive(Default)]
@@ -20,18 +22,16 @@ struct BulkReport {
     model_digest: Option<String>,
     instructions: Option<String>,
     stack_peak: Option<String>,
+    static_ram: Option<String>,
+    inference_stack: Option<String>,
 }
 
 /// Runs the `eval` firmware on the test images and compares its report with the host.
 pub(super) fn run(args: &DeviceEvalArgs, reference: &Reference) -> Result<EvalReport> {
     require_qemu()?;
-    let firmware = args.reach.launch.firmware();
+    let firmware = args.reach.launch.firmware().for_board(args.board);
     let logs = args.reach.launch.logs();
-    let name = if reference.model.is_int8() {
-        "eval-int8"
-    } else {
-        "eval"
-    };
+    let name = reference.model.eval_binary();
     let elf = firmware.elf(name, Some(&reference.model))?;
     let n = reference.images.len();
     let contents = Contents {
@@ -46,10 +46,21 @@ pub(super) fn run(args: &DeviceEvalArgs, reference: &Reference) -> Result<EvalRe
     let sink = Arc::clone(&lines);
     let mut show = logs.sink();
     let start = Instant::now();
-    let mut qemu = Qemu::start(
+    let path = blob
+        .path()
+        .to_str()
+        .context("the data blob's path is not UTF-8")?;
+    let (extra, semihosting, how) = match args.board {
+        Board::Mps2An386 => (vec!["-device", blob.loader()], vec![], "psram"),
+        Board::Lm3s6965evb => (vec![], vec![name, path], "semihosting"),
+    };
+    let extra = [&["-icount", "shift=0"][..], &extra].concat();
+    let mut qemu = Qemu::start_on(
+        args.board,
         &elf,
         &Serial::None,
-        &["-icount", "shift=0", "-device", blob.loader()],
+        &extra,
+        &semihosting,
         move |line: LogLine| match line.level {
             None => sink.lock().expect("lines").push(line.text),
             Some(_) => show(line),
@@ -84,6 +95,10 @@ pub(super) fn run(args: &DeviceEvalArgs, reference: &Reference) -> Result<EvalRe
                 report.instructions = words.next().map(str::to_owned)
             }
             Some("stack_peak_bytes") => report.stack_peak = words.next().map(str::to_owned),
+            Some("static_ram_bytes") => report.static_ram = words.next().map(str::to_owned),
+            Some("inference_stack_bytes") => {
+                report.inference_stack = words.next().map(str::to_owned)
+            }
             _ => {}
         }
     }
@@ -96,7 +111,8 @@ pub(super) fn run(args: &DeviceEvalArgs, reference: &Reference) -> Result<EvalRe
     if tally.images != n {
         bail!("the device reported {} of {n} images", tally.images);
     }
-    let mut eval = tally.report("psram", seconds, reference);
+    let mut eval = tally.report(how, seconds, reference);
+    eval.board = Some(args.board.name());
     eval.instructions_per_inference = report
         .instructions
         .map(|s| s.parse())
@@ -107,5 +123,12 @@ pub(super) fn run(args: &DeviceEvalArgs, reference: &Reference) -> Result<EvalRe
         .map(|s| s.parse())
         .transpose()
         .context("the device's stack_peak_bytes")?;
+    let number = |s: Option<String>, what: &str| -> Result<Option<u64>> {
+        s.map(|s| s.parse())
+            .transpose()
+            .with_context(|| format!("the device's {what}"))
+    };
+    eval.static_ram_bytes = number(report.static_ram, "static_ram_bytes")?;
+    eval.inference_stack_bytes = number(report.inference_stack, "inference_stack_bytes")?;
     Ok(eval)
 }

@@ -13,6 +13,7 @@ use digits_core::softmax::argmax;
 use serde::Serialize;
 
 use super::model::DeviceModel;
+use super::qemu::Board;
 use super::{HostSide, Reach};
 use crate::data::command::{DataArgs, load_test};
 
@@ -26,6 +27,10 @@ pub struct DeviceEvalArgs {
     /// loading them all into the device's memory at start.
     #[arg(long)]
     uart: bool,
+    /// The QEMU machine: the Cortex-M4F mps2-an386, or the Cortex-M3 lm3s6965evb (256 KiB of
+    /// flash: int8 and compact models; the images read from a host file over semihosting).
+    #[arg(long, value_enum, default_value = "mps2-an386", conflicts_with_all = ["uart", "connect"])]
+    board: Board,
     #[command(flatten)]
     host: HostSide,
     #[command(flatten)]
@@ -69,6 +74,14 @@ impl Reference {
         let model = DeviceModel::load(args.host.model.as_deref())?;
         if args.uart {
             model.f32("eval --uart")?;
+        }
+        if args.board == Board::Lm3s6965evb && model.is_f32() {
+            bail!(
+                "{} is an f32 model (407 KB of weights), which does not fit the lm3s6965evb's \
+                 256 KiB of flash: pass --model with an int8 model (`digits quantize`) or a \
+                 compact one (`digits train --arch`), or drop --board",
+                model.path.display()
+            );
         }
         let dataset = load_test(&DataArgs::mnist_at(args.host.data.clone()))?;
         let n = args
@@ -127,8 +140,11 @@ impl Tally {
             same_bits: self.same_bits,
             first_difference: self.first_difference,
             seconds,
+            board: None,
             instructions_per_inference: None,
             stack_peak_bytes: None,
+            static_ram_bytes: None,
+            inference_stack_bytes: None,
         }
     }
 }
@@ -140,7 +156,7 @@ struct EvalReport {
     model: String,
     /// Its parameters digest (hex), which the device reported too.
     model_digest: String,
-    /// How the images reached the device: "psram" (bulk) or "uart".
+    /// How the images reached the device: "psram" or "semihosting" (bulk, by board) or "uart".
     path: &'static str,
     /// Test images classified.
     images: usize,
@@ -156,10 +172,16 @@ struct EvalReport {
     first_difference: Option<usize>,
     /// Seconds in QEMU.
     seconds: f64,
+    /// The QEMU machine (bulk path).
+    board: Option<&'static str>,
     /// Instructions per inference on the device (bulk path, `qemu -icount`).
     instructions_per_inference: Option<f64>,
     /// Deepest stack use on the device (bulk path), bytes.
     stack_peak_bytes: Option<u64>,
+    /// The firmware's statics, .data + .bss (bulk path), bytes.
+    static_ram_bytes: Option<u64>,
+    /// The stack one inference takes below its caller (bulk path), bytes.
+    inference_stack_bytes: Option<u64>,
 }
 
 impl EvalReport {
@@ -171,8 +193,14 @@ impl EvalReport {
                 self.seconds,
                 1e3 * self.seconds / n.max(1) as f64
             ),
+            "semihosting" => format!(
+                "read from a host file over semihosting on the {}, {:.1} s in QEMU",
+                self.board.unwrap_or("device"),
+                self.seconds
+            ),
             _ => format!(
-                "loaded into the device's PSRAM, {:.1} s in QEMU",
+                "loaded into the {}'s PSRAM, {:.1} s in QEMU",
+                self.board.unwrap_or("device"),
                 self.seconds
             ),
         };
@@ -187,11 +215,18 @@ impl EvalReport {
         );
         if let Some(instructions) = self.instructions_per_inference {
             println!(
-                "instructions      {instructions} per inference (qemu -icount, normalize + logits)"
+                "instructions      {instructions} per inference (qemu -icount, an image to its logits)"
             );
         }
         if let Some(stack) = self.stack_peak_bytes {
             println!("stack peak        {stack} B");
+        }
+        if let (Some(statics), Some(stack)) = (self.static_ram_bytes, self.inference_stack_bytes) {
+            println!(
+                "inference RAM     {} B: {statics} B of statics + {stack} B of stack for one \
+                 inference",
+                statics + stack
+            );
         }
     }
 
