@@ -82,7 +82,10 @@ fn a_writer_is_reproducible_and_costs_the_shipped_model_clearly() {
         assert!(a == b, "{name}: writer {WRITER} twice gave different files");
         let c = std::fs::read(other.path().join(name)).unwrap();
         if name.contains("images") {
-            assert!(a != c, "{name}: writers {WRITER} and {OTHER_WRITER} drew the same");
+            assert!(
+                a != c,
+                "{name}: writers {WRITER} and {OTHER_WRITER} drew the same"
+            );
         } else {
             assert!(a == c, "{name}: the labels are MNIST's");
         }

@@ -372,7 +372,9 @@ fn run_compact(args: TrainArgs) -> Result<()> {
         return Err(refuse("--resume/--checkpoint"));
     }
     let augment = args.augment.and_then(Recipe::augment);
-    let epochs = args.epochs.unwrap_or(if augment.is_some() { 50 } else { 30 });
+    let epochs = args
+        .epochs
+        .unwrap_or(if augment.is_some() { 50 } else { 30 });
     let cfg = compact::CompactConfig {
         arch,
         bits: args.bits.unwrap_or(Bits::Four),

@@ -217,11 +217,7 @@ fn train_arch<
                     .map(|(i, img)| {
                         let mut x = [0u8; IN];
                         if distort(cfg.seed, epoch, i) {
-                            area_average_into(
-                                &aug.apply(img, epoch, i as u32),
-                                side,
-                                &mut x,
-                            );
+                            area_average_into(&aug.apply(img, epoch, i as u32), side, &mut x);
                         } else {
                             x = plain[i];
                         }
