@@ -39,6 +39,33 @@ impl Adam {
         t: u64,
         lr: f64,
     ) {
+        for k in 0..params.tensor_count() {
+            let g = grad.tensor(k);
+            let w = params.tensor_mut(k).data;
+            self.step_tensor(
+                g.kind,
+                w,
+                g.data,
+                m.tensor_mut(k).data,
+                v.tensor_mut(k).data,
+                t,
+                lr,
+            );
+        }
+    }
+
+    /// [`Adam::step`] of one tensor `w` of kind `kind` (weights are decayed, biases not).
+    #[allow(clippy::too_many_arguments)]
+    pub fn step_tensor<S: Scalar>(
+        &self,
+        kind: TensorKind,
+        w: &mut [S],
+        g: &[S],
+        m: &mut [S],
+        v: &mut [S],
+        t: u64,
+        lr: f64,
+    ) {
         let t = t.max(1) as f64;
         let c1 = 1.0 - libm::pow(self.beta1, t);
         let c2 = 1.0 - libm::pow(self.beta2, t);
@@ -47,20 +74,14 @@ impl Adam {
         let eps = S::from_f64(self.epsilon * libm::sqrt(c2));
         let (b1, b2) = (S::from_f64(self.beta1), S::from_f64(self.beta2));
         let (one_b1, one_b2) = (S::ONE - b1, S::ONE - b2);
-        for k in 0..params.tensor_count() {
-            let g = grad.tensor(k);
-            let decay = match g.kind {
-                TensorKind::Weight => S::ONE - S::from_f64(lr * self.weight_decay),
-                TensorKind::Bias => S::ONE,
-            };
-            let w = params.tensor_mut(k).data;
-            let m = m.tensor_mut(k).data;
-            let v = v.tensor_mut(k).data;
-            for (((w, m), v), &g) in w.iter_mut().zip(m).zip(v).zip(g.data) {
-                *m = b1 * *m + one_b1 * g;
-                *v = b2 * *v + one_b2 * g * g;
-                *w = *w * decay - step * *m / (v.sqrt() + eps);
-            }
+        let decay = match kind {
+            TensorKind::Weight => S::ONE - S::from_f64(lr * self.weight_decay),
+            TensorKind::Bias => S::ONE,
+        };
+        for (((w, m), v), &g) in w.iter_mut().zip(m).zip(v).zip(g) {
+            *m = b1 * *m + one_b1 * g;
+            *v = b2 * *v + one_b2 * g * g;
+            *w = *w * decay - step * *m / (v.sqrt() + eps);
         }
     }
 }

@@ -11,7 +11,8 @@
 //!   affordable, and as accurate as backprop); [`gradcheck`] compares them tensor by tensor.
 //! - Training parts: [`Rng`] (seeded, platform-independent), [`Init`], [`Sgd`] with momentum
 //!   and weight decay, [`Schedule`], batch normalization ([`MlpBn`], foldable into an [`Mlp`]).
-//! - [`Deep`]: three hidden layers of (clipped) ReLU, trained with [`Adam`]; [`downsample`]
+//! - [`Deep`]: three hidden layers of (clipped) ReLU, trained with [`Adam`] or [`Muon`] (orthogonalized
+//!   momentum for the hidden weight matrices); [`downsample`]
 //!   makes a 28x28 image smaller (area averaging in integers) for its input; [`qat`] trains
 //!   it with low-bit weights ([`lowbit`]) as the integer network [`compact`] that runs it.
 //! - [`pixels`]: 8-bit pixels to network inputs; [`verdict`]: whether a 28x28 picture is a
@@ -55,6 +56,7 @@ pub mod lowbit;
 pub mod mlp;
 pub mod mlp_bn;
 pub mod model_file;
+pub mod muon;
 pub mod numgrad;
 pub mod optim;
 pub mod params;
@@ -76,6 +78,7 @@ pub use dense::Dense;
 pub use init::Init;
 pub use mlp::{Activations, Mlp, MnistMlp};
 pub use mlp_bn::{BnScratch, MlpBn};
+pub use muon::Muon;
 pub use optim::Sgd;
 pub use params::Params;
 pub use quant::{Classifier, MnistQuant, QuantMlp};

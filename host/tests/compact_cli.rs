@@ -107,16 +107,58 @@ fn a_compact_network_learns_and_every_reader_takes_its_file() {
 }
 
 #[test]
+fn muon_trains_a_compact_network_the_same_on_any_thread_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let (one, two) = (dir.path().join("one.digits"), dir.path().join("two.digits"));
+    let adam = dir.path().join("adam.digits");
+    let text = run_ok(train(&one, "1").args(["--optimizer", "muon"]));
+    run_ok(train(&two, "2").args(["--optimizer", "muon"]));
+    run_ok(&mut train(&adam, "2"));
+    let bytes = std::fs::read(&one).unwrap();
+    assert_eq!(
+        bytes,
+        std::fs::read(&two).unwrap(),
+        "one thread and two, different files"
+    );
+    assert_ne!(
+        bytes,
+        std::fs::read(&adam).unwrap(),
+        "--optimizer muon changed nothing"
+    );
+    assert!(accuracy(&text, "test accuracy") > 60.0, "{text}");
+    let json = run_ok(common::digits().args(["inspect", "--json"]).arg(&one));
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(v["options"]["optimizer"]["kind"], "muon", "{json}");
+}
+
+#[test]
 fn bad_options_are_refused_before_any_work_and_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m.digits");
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 10] = [
         (&["--arch", "16x16-50-10"], "choose one of"),
         (
             &["--arch", "16x16-32-32-32-10", "--bits", "3"],
             "use 2 or 4",
         ),
         (&["--bits", "2"], "add --arch"),
+        (&["--optimizer", "muon"], "add --arch"),
+        (&["--muon-lr", "0.02"], "add --arch"),
+        (
+            &["--arch", "16x16-32-32-32-10", "--muon-lr", "0.02"],
+            "--optimizer muon",
+        ),
+        (
+            &[
+                "--arch",
+                "16x16-32-32-32-10",
+                "--optimizer",
+                "muon",
+                "--muon-lr",
+                "0",
+            ],
+            "--muon-lr",
+        ),
         (
             &["--arch", "16x16-32-32-32-10", "--batchnorm"],
             "--batchnorm",

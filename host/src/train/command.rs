@@ -110,6 +110,22 @@ pub struct TrainArgs {
     /// Bits per weight code of --arch: 2 or 4 [default: 4].
     #[arg(long, value_parser = parse_bits)]
     bits: Option<Bits>,
+    /// Optimizer of --arch: adam, or muon (orthogonalized momentum on the hidden layers'
+    /// weights, Adam on the rest).
+    #[arg(long, value_enum, default_value_t = OptimizerArg::Adam)]
+    optimizer: OptimizerArg,
+    /// Base learning rate of the Muon steps with --optimizer muon (> 0) [default: 0.01].
+    #[arg(long, allow_negative_numbers = true, value_parser = Within::above(0.0))]
+    muon_lr: Option<f64>,
+}
+
+/// `--optimizer`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum OptimizerArg {
+    /// Adam on every tensor.
+    Adam,
+    /// Muon on the hidden weight matrices, Adam on the rest.
+    Muon,
 }
 
 /// `--bits`: 2 or 4.
@@ -119,6 +135,9 @@ fn parse_bits(text: &str) -> Result<Bits, String> {
         .and_then(Bits::from_count)
         .ok_or_else(|| format!("{text:?} bits per weight: use 2 or 4"))
 }
+
+/// Learning rate of `--optimizer muon` when none is given (Muon's authors' and BitNetMCU's).
+const DEFAULT_MUON_LR: f64 = 0.01;
 
 /// Central-difference step of `--grad numeric` when none is given.
 const DEFAULT_STEP: f64 = 1e-2;
@@ -266,6 +285,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
             "--bits sets the weight codes of a compact network; add --arch (e.g. --arch 16x16-56-56-56-10)"
         );
     }
+    if args.optimizer != OptimizerArg::Adam || args.muon_lr.is_some() {
+        bail!(
+            "--optimizer and --muon-lr choose how a compact network learns; 784-128-10 trains with SGD: add --arch or drop them"
+        );
+    }
     let cfg = args.config();
     let checkpoint = args.checkpoint();
     args.check(&cfg, &checkpoint)?;
@@ -371,6 +395,9 @@ fn run_compact(args: TrainArgs) -> Result<()> {
     if args.resume || args.checkpoint.is_some() {
         return Err(refuse("--resume/--checkpoint"));
     }
+    if args.muon_lr.is_some() && args.optimizer != OptimizerArg::Muon {
+        bail!("--muon-lr is the learning rate of --optimizer muon; add it or drop --muon-lr");
+    }
     let augment = args.augment.and_then(Recipe::augment);
     let epochs = args
         .epochs
@@ -381,6 +408,12 @@ fn run_compact(args: TrainArgs) -> Result<()> {
         epochs,
         batch: args.batch.unwrap_or(128),
         lr: args.lr.unwrap_or(0.002),
+        optimizer: match args.optimizer {
+            OptimizerArg::Adam => compact::Optimizer::Adam,
+            OptimizerArg::Muon => compact::Optimizer::Muon {
+                lr: args.muon_lr.unwrap_or(DEFAULT_MUON_LR),
+            },
+        },
         weight_decay: args.weight_decay,
         schedule: args.config().schedule,
         seed: args.seed,

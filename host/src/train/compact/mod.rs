@@ -14,10 +14,10 @@ use digits_core::deep::{Ceilings, Deep, DeepActivations};
 use digits_core::downsample::area_average_into;
 use digits_core::loss::{cross_entropy, cross_entropy_backward};
 use digits_core::lowbit::Bits;
-use digits_core::params::Params;
+use digits_core::params::{Params, TensorKind};
 use digits_core::qat::{ACTIVATION_MAX, Qat};
 use digits_core::softmax::argmax;
-use digits_core::{Adam, Rng, Schedule, pixels};
+use digits_core::{Adam, Muon, Rng, Schedule, muon, pixels};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -45,10 +45,12 @@ pub struct CompactConfig {
     pub bits: Bits,
     /// Passes over the training split.
     pub epochs: u32,
-    /// Samples per Adam step.
+    /// Samples per step.
     pub batch: usize,
-    /// Base learning rate.
+    /// Base learning rate of Adam.
     pub lr: f64,
+    /// How the weights are updated.
+    pub optimizer: Optimizer,
     /// Decoupled weight decay (AdamW), weights only.
     pub weight_decay: f64,
     /// Learning-rate schedule over epochs.
@@ -61,6 +63,20 @@ pub struct CompactConfig {
     pub augment: Option<Augment>,
     /// Only the first this many training images were used.
     pub limit: Option<usize>,
+}
+
+/// How a compact network's weights are updated.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Optimizer {
+    /// Adam on every tensor.
+    Adam,
+    /// Muon on the hidden layers' weight matrices, with base learning rate `lr`; Adam on the
+    /// biases and the output layer.
+    Muon {
+        /// Base learning rate of the Muon steps.
+        lr: f64,
+    },
 }
 
 fn bits_count<S: serde::Serializer>(bits: &Bits, s: S) -> Result<S::Ok, S::Error> {
@@ -195,6 +211,20 @@ fn train_arch<
         weight_decay: cfg.weight_decay,
         ..Adam::default()
     };
+    let muon = Muon {
+        weight_decay: cfg.weight_decay,
+        ..Muon::default()
+    };
+    // The hidden layers' weight matrices, in the order of `Deep`'s tensors (weight, bias, ...).
+    let hidden_shapes = [(IN, H1), (H1, H2), (H2, H3)];
+    let mut muon_scratch = vec![
+        0.0f32;
+        hidden_shapes
+            .iter()
+            .map(|&(i, o)| muon::scratch_len(i, o))
+            .max()
+            .unwrap_or(0)
+    ];
     let bits = [cfg.bits; 4];
     let mut net = QuantizedNet::zeroed(cfg.arch, cfg.bits);
     let plain: Vec<[u8; IN]> = inputs(&train.images, side);
@@ -283,7 +313,32 @@ fn train_arch<
             }
             grad.scale(1.0 / batch.len() as f32);
             step += 1;
-            adam.step(&mut *master, &*grad, &mut *moment1, &mut *moment2, step, lr);
+            match cfg.optimizer {
+                Optimizer::Adam => {
+                    adam.step(&mut *master, &*grad, &mut *moment1, &mut *moment2, step, lr)
+                }
+                Optimizer::Muon { lr: base } => {
+                    let muon_lr = cfg.schedule.lr(base, epoch);
+                    for k in 0..master.tensor_count() {
+                        let g = grad.tensor(k);
+                        let (w, m1) = (master.tensor_mut(k).data, moment1.tensor_mut(k).data);
+                        match (g.kind, hidden_shapes.get(k / 2)) {
+                            (TensorKind::Weight, Some(&(inputs, outputs))) => muon
+                                .step(w, g.data, m1, inputs, outputs, muon_lr, &mut muon_scratch)
+                                .map_err(|e| anyhow::anyhow!("{e}"))?,
+                            _ => adam.step_tensor(
+                                g.kind,
+                                w,
+                                g.data,
+                                m1,
+                                moment2.tensor_mut(k).data,
+                                step,
+                                lr,
+                            ),
+                        }
+                    }
+                }
+            }
             for (s, &m) in act_scales.iter_mut().zip(&max_pre) {
                 let target = m.max(1e-3) / ACTIVATION_MAX;
                 *s = SCALE_MOMENTUM * *s + (1.0 - SCALE_MOMENTUM) * target;
