@@ -125,7 +125,7 @@ pub fn orthogonalize<S: Scalar>(x: &mut [S], rest: &mut [S], n: usize, wide: usi
     let (a, b) = rest.split_at_mut(n * n);
     let norm = x.iter().fold(S::ZERO, |s, &v| s + v * v).sqrt();
     let inv = S::ONE / (norm + S::from_f64(NORM_EPSILON));
-    x.iter_mut().for_each(|v| *v = *v * inv);
+    x.iter_mut().for_each(|v| *v *= inv);
     let (ca, cb, cc) = (S::from_f64(A), S::from_f64(B), S::from_f64(C));
     for _ in 0..steps {
         // a = X Xᵀ (symmetric).
@@ -145,7 +145,7 @@ pub fn orthogonalize<S: Scalar>(x: &mut [S], rest: &mut [S], n: usize, wide: usi
             for k in 0..n {
                 let aik = cc * a[i * n + k];
                 for (r, &v) in row.iter_mut().zip(&a[k * n..(k + 1) * n]) {
-                    *r = *r + aik * v;
+                    *r += aik * v;
                 }
             }
         }
@@ -158,7 +158,7 @@ pub fn orthogonalize<S: Scalar>(x: &mut [S], rest: &mut [S], n: usize, wide: usi
             for k in 0..n {
                 let bik = b[i * n + k];
                 for (r, &v) in row.iter_mut().zip(&x[k * wide..(k + 1) * wide]) {
-                    *r = *r + bik * v;
+                    *r += bik * v;
                 }
             }
         }
