@@ -132,6 +132,35 @@ fn muon_trains_a_compact_network_the_same_on_any_thread_count() {
 }
 
 #[test]
+fn a_teacher_changes_what_a_compact_network_learns() {
+    let dir = tempfile::tempdir().unwrap();
+    let (taught, plain) = (
+        dir.path().join("taught.digits"),
+        dir.path().join("plain.digits"),
+    );
+    let teacher = testkit::workspace().join("firmware/models/mnist.digits");
+    let text = run_ok(train(&taught, "2").arg("--teacher").arg(&teacher));
+    run_ok(&mut train(&plain, "2"));
+    assert_ne!(
+        std::fs::read(&taught).unwrap(),
+        std::fs::read(&plain).unwrap(),
+        "--teacher changed nothing"
+    );
+    assert!(accuracy(&text, "test accuracy") > 60.0, "{text}");
+    let json = run_ok(common::digits().args(["inspect", "--json"]).arg(&taught));
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(v["options"]["distill"]["temperature"], 4.0, "{json}");
+    let int8 = testkit::workspace().join("firmware/models/mnist-int8.digits");
+    let err = run_err(
+        train(&dir.path().join("x.digits"), "2")
+            .arg("--teacher")
+            .arg(&int8),
+    );
+    assert!(err.contains("an f32 model file is needed"), "{err}");
+    assert!(!dir.path().join("x.digits").exists());
+}
+
+#[test]
 fn bad_options_are_refused_before_any_work_and_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m.digits");

@@ -380,7 +380,7 @@ fn run_compact(args: TrainArgs) -> Result<()> {
     let arch = args.arch.expect("called with --arch");
     let refuse = |option: &str| {
         anyhow::anyhow!(
-            "{option} is not available with --arch (compact networks train with Adam, without batch normalization or checkpoints); drop it"
+            "{option} is not available with --arch (compact networks train with Adam or Muon, without batch normalization or checkpoints); drop it"
         )
     };
     if args.batchnorm {
@@ -419,8 +419,13 @@ fn run_compact(args: TrainArgs) -> Result<()> {
         seed: args.seed,
         validation: args.validation,
         augment,
+        distill: args.config().distill,
         limit: args.limit,
     };
+    if let Some(d) = &cfg.distill {
+        // Read now, so a wrong file fails before the data is loaded.
+        d.load()?;
+    }
     let mut outputs = vec![("--out", args.out.as_path())];
     outputs.extend(args.metrics.as_deref().map(|m| ("--metrics", m)));
     if let [(a, pa), (b, pb)] = outputs[..]

@@ -12,7 +12,7 @@ use anyhow::{Result, bail};
 use digits_core::compact::Compact;
 use digits_core::deep::{Ceilings, Deep, DeepActivations};
 use digits_core::downsample::area_average_into;
-use digits_core::loss::{cross_entropy, cross_entropy_backward};
+use digits_core::loss::{cross_entropy, cross_entropy_backward, distill_backward};
 use digits_core::lowbit::Bits;
 use digits_core::params::{Params, TensorKind};
 use digits_core::qat::{ACTIVATION_MAX, Qat};
@@ -22,6 +22,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::augment::Augment;
+use super::distill::Distillation;
 use super::{EpochReport, Score};
 use crate::data::Split;
 use arch::{Arch, with_arch};
@@ -61,6 +62,8 @@ pub struct CompactConfig {
     pub validation: usize,
     /// Random distortions of the training images, fresh every epoch.
     pub augment: Option<Augment>,
+    /// Soft targets from a teacher, if any.
+    pub distill: Option<Distillation>,
     /// Only the first this many training images were used.
     pub limit: Option<usize>,
 }
@@ -235,25 +238,34 @@ fn train_arch<
     let mut step = 0u64;
 
     let distorter = cfg.augment.map(|a| a.distorter(cfg.seed));
+    let teacher = cfg.distill.as_ref().map(|d| d.load()).transpose()?;
+    let soft = cfg.distill.as_ref().map(|d| d.loss());
+    let mut targets: Vec<[f32; 10]> = Vec::new();
     for epoch in 0..cfg.epochs {
         let start = Instant::now();
+        // This epoch's images at full size: the teacher answers for exactly what the student
+        // sees, downsampled.
+        let seen: Option<Vec<[u8; 784]>> = distorter.as_ref().map(|aug| {
+            train
+                .images
+                .par_iter()
+                .enumerate()
+                .map(|(i, img)| {
+                    if distort(cfg.seed, epoch, i) {
+                        aug.apply(img, epoch, i as u32)
+                    } else {
+                        *img
+                    }
+                })
+                .collect()
+        });
+        if let Some(teacher) = &teacher {
+            teacher.targets(seen.as_deref().unwrap_or(&train.images), &mut targets);
+        }
         let distorted;
-        let data: &[[u8; IN]] = match &distorter {
-            Some(aug) => {
-                distorted = train
-                    .images
-                    .par_iter()
-                    .enumerate()
-                    .map(|(i, img)| {
-                        let mut x = [0u8; IN];
-                        if distort(cfg.seed, epoch, i) {
-                            area_average_into(&aug.apply(img, epoch, i as u32), side, &mut x);
-                        } else {
-                            x = plain[i];
-                        }
-                        x
-                    })
-                    .collect::<Vec<_>>();
+        let data: &[[u8; IN]] = match &seen {
+            Some(seen) => {
+                distorted = inputs::<IN>(seen, side);
                 &distorted
             }
             None => &plain,
@@ -280,9 +292,17 @@ fn train_arch<
                         let (input, label) = (&data[i as usize], train.labels[i as usize]);
                         qat.forward(&model, input, &mut act);
                         let mut dz = [0.0f32; OUT];
-                        share.loss +=
-                            cross_entropy_backward(&act.logits, label as usize, &mut dz) as f64;
-                        share.correct += usize::from(argmax(&act.logits) == label as usize);
+                        let label = label as usize;
+                        let q = targets
+                            .get(i as usize)
+                            .and_then(|q| <&[f32; OUT]>::try_from(&q[..]).ok());
+                        share.loss += match (soft, q) {
+                            (Some(soft), Some(q)) => {
+                                distill_backward(&act.logits, label, q, soft, &mut dz)
+                            }
+                            _ => cross_entropy_backward(&act.logits, label, &mut dz),
+                        } as f64;
+                        share.correct += usize::from(argmax(&act.logits) == label);
                         qat.backward(input, &act, &dz, &mut share.grad);
                         let m = &mut share.max_pre;
                         m[0] = largest(&act.pre1, m[0]);
