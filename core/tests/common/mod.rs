@@ -3,6 +3,7 @@
 
 pub mod compact;
 pub mod dd;
+pub mod gradcheck;
 
 use digits_core::Rng;
 
