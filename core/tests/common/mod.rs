@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod compact;
+pub mod damage;
 pub mod dd;
 pub mod gradcheck;
 
