@@ -467,7 +467,7 @@ impl Running {
         )
     }
 
-    /// Waits for the QEMU this digits started and finds its death watch: exactly one. `what`
+    /// Waits for the QEMU this digits started and for its death watch: exactly one. `what`
     /// names the run in the messages.
     fn qemu(&self, what: &str) -> StartedQemu {
         let pid = self.0.id();
@@ -480,7 +480,12 @@ impl Running {
             "{what}no QEMU started"
         );
         let qemu = qemu[0];
-        let watches = watches_of(qemu);
+        // digits starts the watch right after QEMU: on a busy machine it may not be there yet.
+        let mut watches = Vec::new();
+        wait_for(Duration::from_secs(5), || {
+            watches = watches_of(qemu);
+            !watches.is_empty()
+        });
         assert_eq!(watches.len(), 1, "{what}QEMU {qemu} has no death watch");
         StartedQemu {
             pid: qemu,
