@@ -2,8 +2,9 @@
 //! activations, `i32` accumulators, integers up to the logits; one `f32` multiply per logit.
 //!
 //! A [`Compact`] model borrows its tensors as little-endian bytes, straight from a model file
-//! (or flash): no copy, no alignment needs, no heap. Inference keeps two activation buffers and
-//! one accumulator row on the stack (see [`SCRATCH_BYTES`]).
+//! (or flash): no copy, no alignment needs, no heap. Inference from an image keeps the
+//! downsampled input on the stack, beside the downsampling's row sums while they are made, then
+//! two activation buffers and one accumulator row (see [`SCRATCH_BYTES`]).
 //!
 //! Layer by layer (`a` the input codes, 8-bit; for the first layer the downsampled pixels):
 //! 1. `acc[j] = bias[j] + sum_i a[i] * level[j][i]` in `i32`, `level` odd in `-15..=15`
@@ -18,7 +19,7 @@
 
 use heapless::Vec as HVec;
 
-use crate::downsample::{SOURCE_SIDE, area_average_into};
+use crate::downsample::{self, SOURCE_SIDE, area_average_into};
 use crate::lowbit::{self, Bits};
 use crate::quant::requantize;
 
@@ -30,9 +31,18 @@ pub const MAX_WIDTH: usize = 256;
 pub const MAX_INPUTS: usize = SOURCE_SIDE * SOURCE_SIDE;
 /// Largest magnitude of a bias in accumulator units: keeps every accumulator far inside `i32`.
 pub const MAX_BIAS: i32 = 1 << 24;
-/// Bytes of the stack buffers of one inference from an image: the downsampled input, two rows
-/// of activation codes, the accumulators.
-pub const SCRATCH_BYTES: usize = MAX_INPUTS + 2 * MAX_WIDTH + 4 * MAX_WIDTH;
+/// Bytes of the stack buffers of one inference from an image, at their peak: the downsampled
+/// input, held throughout, and the larger of what comes and goes beside it, first the
+/// downsampling's own buffers ([`downsample::SCRATCH_BYTES`]), then two rows of activation
+/// codes and the accumulators.
+pub const SCRATCH_BYTES: usize = MAX_INPUTS + {
+    let layers = 2 * MAX_WIDTH + MAX_WIDTH * size_of::<i32>();
+    if downsample::SCRATCH_BYTES > layers {
+        downsample::SCRATCH_BYTES
+    } else {
+        layers
+    }
+};
 /// Bytes per unit of a hidden layer's rescale tensor: a `u16` multiplier and a `u8` shift.
 pub const HIDDEN_RESCALE_BYTES: usize = 3;
 /// Bytes per unit of the output layer's rescale tensor: an `f32` scale.

@@ -8,6 +8,11 @@
 
 /// Side of the images the downsampling starts from.
 pub const SOURCE_SIDE: usize = 28;
+/// Bytes of the stack buffers of [`area_average_into`], the output aside: the two open output
+/// rows and the spread source row of `u32` sums, and each source column's first output column
+/// and weight.
+pub const SCRATCH_BYTES: usize = (2 * SOURCE_SIDE + (SOURCE_SIDE + 1)) * size_of::<u32>()
+    + SOURCE_SIDE * (size_of::<usize>() + size_of::<u32>());
 
 /// The integer overlap of output pixel `o` (of `side`) with source pixel `i`, in `1/side` of a
 /// source pixel.

@@ -4,16 +4,16 @@
 mod common;
 
 use common::compact::{quantized, view};
+use common::damage::{
+    HEADER, assert_bit_flips_refused, assert_truncations_refused, mutated, refused_by_checksum,
+    sealed,
+};
 use digits_core::compact::CompactError;
 use digits_core::compact_file::{AnyModelFile, compact_len_bound, decode_any, encode_compact};
 use digits_core::lowbit::Bits;
 use digits_core::model_file::{self, Metadata, ModelFileError, decode, encoded_len_bound};
 use digits_core::{Mlp, Params};
 use proptest::prelude::*;
-
-const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
-/// Magic (8 bytes) and version (1 byte).
-const HEADER: usize = 9;
 
 fn metadata() -> Metadata<'static> {
     Metadata {
@@ -32,12 +32,6 @@ fn encoded(bits: [Bits; 4], seed: u64) -> Vec<u8> {
     let n = encode_compact(&model, &metadata(), &mut buf).unwrap();
     buf.truncate(n);
     buf
-}
-
-fn sealed(content: &[u8]) -> Vec<u8> {
-    let mut bytes = content.to_vec();
-    bytes.extend_from_slice(&CRC.checksum(content).to_le_bytes());
-    bytes
 }
 
 /// Decodes and, if it decodes, runs the model on an image: never a panic.
@@ -76,21 +70,8 @@ fn round_trip_is_exact() {
 #[test]
 fn every_single_bit_flip_and_truncation_is_detected() {
     let bytes = encoded([Bits::Two; 4], 6);
-    for bit in 0..bytes.len() * 8 {
-        let mut damaged = bytes.clone();
-        damaged[bit / 8] ^= 1 << (bit % 8);
-        assert!(decode_any(&damaged).is_err(), "bit {bit} went unnoticed");
-    }
-    for len in 0..bytes.len() {
-        let err = decode_any(&bytes[..len]).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                ModelFileError::TooShort { .. } | ModelFileError::BadChecksum { .. }
-            ),
-            "truncated to {len}: {err:?}"
-        );
-    }
+    assert_bit_flips_refused(&bytes, 1, |b| decode_any(b).map(drop));
+    assert_truncations_refused(&bytes, 1, |b| decode_any(b).map(drop));
 }
 
 #[test]
@@ -187,7 +168,7 @@ proptest! {
         let mut content = b"DIGITSNN\x02".to_vec();
         content.extend(tail);
         let result = check_decoded(&sealed(&content));
-        prop_assert!(!matches!(result, Err(ModelFileError::BadChecksum { .. })), "{:?}", result);
+        prop_assert!(!refused_by_checksum(&result), "{:?}", result);
     }
 
     /// A valid file changed in up to 8 bytes and cut or extended, resealed: decoded and run,
@@ -199,13 +180,8 @@ proptest! {
     ) {
         static VALID: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
         let bytes = VALID.get_or_init(|| encoded([Bits::Two, Bits::Four, Bits::Four, Bits::Two], 10));
-        let mut content = bytes[..bytes.len() - 4].to_vec();
-        let body = content.len() - HEADER;
-        for &(at, xor) in &edits {
-            content[HEADER + at % body] ^= xor;
-        }
-        content.resize(HEADER + len.unwrap_or(body), 0);
+        let content = mutated(bytes, &edits, len);
         let result = check_decoded(&sealed(&content));
-        prop_assert!(!matches!(result, Err(ModelFileError::BadChecksum { .. })), "{:?}", result);
+        prop_assert!(!refused_by_checksum(&result), "{:?}", result);
     }
 }

@@ -1,5 +1,11 @@
 //! The model file: round trip, and every kind of damage refused with the right error.
 
+mod common;
+
+use common::damage::{
+    HEADER, assert_bit_flips_refused, assert_truncations_refused, mutated, refused_by_checksum,
+    sealed,
+};
 use digits_core::model_file::{
     Architecture, COMPACT_VERSION, Metadata, ModelFileError, decode, encode, encoded_len_bound,
 };
@@ -48,28 +54,12 @@ fn round_trip_is_exact() {
 
 #[test]
 fn every_single_bit_flip_is_detected() {
-    let bytes = encoded(&Small::seeded(4));
-    for bit in 0..bytes.len() * 8 {
-        let mut damaged = bytes.clone();
-        damaged[bit / 8] ^= 1 << (bit % 8);
-        let result = decode(&damaged);
-        assert!(result.is_err(), "flipping bit {bit} went unnoticed");
-    }
+    assert_bit_flips_refused(&encoded(&Small::seeded(4)), 1, |b| decode(b).map(drop));
 }
 
 #[test]
 fn every_truncation_is_detected() {
-    let bytes = encoded(&Small::seeded(5));
-    for len in 0..bytes.len() {
-        let err = decode(&bytes[..len]).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                ModelFileError::TooShort { .. } | ModelFileError::BadChecksum { .. }
-            ),
-            "truncated to {len}: {err:?}"
-        );
-    }
+    assert_truncations_refused(&encoded(&Small::seeded(5)), 1, |b| decode(b).map(drop));
 }
 
 #[test]
@@ -109,34 +99,6 @@ fn wrong_magic_version_architecture_and_nan_say_what_to_do() {
         .load_into(&mut Small::zeros())
         .unwrap_err();
     assert_eq!(err, ModelFileError::NonFinite { index: 2 });
-}
-
-/// The model file's checksum, as `encode` writes it.
-const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
-
-/// Magic (8 bytes) and version (1 byte as a varint): what the mutations below leave alone, so
-/// that they reach the checksum and what it guards.
-const HEADER: usize = 9;
-
-/// `content` followed by its correct CRC-32: damage the checksum would refuse, made to pass it.
-fn sealed(content: &[u8]) -> Vec<u8> {
-    let mut bytes = content.to_vec();
-    bytes.extend_from_slice(&CRC.checksum(content).to_le_bytes());
-    bytes
-}
-
-/// A valid file with `edits` applied to its content (each `(position, xor)`, positions past
-/// the header, wrapped into the content) and cut or extended (with zeros) to `len` bytes
-/// after the header.
-fn mutated_content(edits: &[(usize, u8)], len: usize) -> Vec<u8> {
-    let file = encoded(&Small::seeded(8));
-    let mut content = file[..file.len() - 4].to_vec();
-    let body = content.len() - HEADER;
-    for &(at, xor) in edits {
-        content[HEADER + at % body] ^= xor;
-    }
-    content.resize(HEADER + len, 0);
-    content
 }
 
 /// What every decodable file must satisfy: it loads into the matching model or is refused with
@@ -188,8 +150,7 @@ proptest! {
         let mut content = b"DIGITSNN\x01".to_vec();
         content.extend(tail);
         let result = check_decoded(&sealed(&content));
-        let refused_by_checksum = matches!(result, Err(ModelFileError::BadChecksum { .. }));
-        prop_assert!(!refused_by_checksum, "{:?}", result);
+        prop_assert!(!refused_by_checksum(&result), "{:?}", result);
     }
 
     /// A valid file changed in up to 8 bytes and cut or extended, resealed: it reaches the
@@ -199,11 +160,9 @@ proptest! {
         edits in prop::collection::vec((any::<usize>(), 1..=255u8), 0..8),
         len in prop_oneof![Just(None), (0..600usize).prop_map(Some)],
     ) {
-        let full = encoded(&Small::seeded(8)).len() - 4 - HEADER;
-        let content = mutated_content(&edits, len.unwrap_or(full));
+        let content = mutated(&encoded(&Small::seeded(8)), &edits, len);
         let result = check_decoded(&sealed(&content));
-        let refused_by_checksum = matches!(result, Err(ModelFileError::BadChecksum { .. }));
-        prop_assert!(!refused_by_checksum, "{:?}", result);
+        prop_assert!(!refused_by_checksum(&result), "{:?}", result);
     }
 
     /// The same change of one byte past the header, not resealed (the checksum included):
@@ -214,7 +173,6 @@ proptest! {
         let len = bytes.len();
         bytes[HEADER + at % (len - HEADER)] ^= xor;
         let result = decode(&bytes);
-        let refused_by_checksum = matches!(result, Err(ModelFileError::BadChecksum { .. }));
-        prop_assert!(refused_by_checksum, "{:?}", result.map(|_| ()));
+        prop_assert!(refused_by_checksum(&result), "{:?}", result.map(|_| ()));
     }
 }

@@ -2,6 +2,9 @@
 //! formulas written out in `f64`/`i64`, the kernel against the plain triple loop, and the int8
 //! logits against the `f32` model's with a named tolerance.
 
+mod common;
+
+use common::damage::{assert_bit_flips_refused, assert_truncations_refused};
 use digits_core::model_file::{self, Metadata, ModelFileError};
 use digits_core::quant::{CODE_MAX, QuantError, requantize};
 use digits_core::{Init, Mlp, MnistMlp, MnistQuant, QuantMlp, Rng};
@@ -230,17 +233,8 @@ fn int8_model_files_round_trip_and_refuse_damage() {
         Err(ModelFileError::WrongPrecision { .. })
     ));
     // Every truncation and a sample of bit flips are caught by the checksum.
-    for len in (0..n).step_by(997) {
-        assert!(
-            model_file::decode(&buf[..len]).is_err(),
-            "truncated to {len}"
-        );
-    }
-    for bit in (0..n * 8).step_by(4_999) {
-        let mut bad = buf.clone();
-        bad[bit / 8] ^= 1 << (bit % 8);
-        assert!(model_file::decode(&bad).is_err(), "bit {bit}");
-    }
+    assert_truncations_refused(&buf, 997, |b| model_file::decode(b).map(drop));
+    assert_bit_flips_refused(&buf, 4_999, |b| model_file::decode(b).map(drop));
     // A -128 code in a file with a valid checksum is out of range.
     let mut odd = q.clone();
     odd.w1[5][5] = -128;

@@ -42,14 +42,15 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    match run(Cli::parse().command) {
+    // `digits inspect | head -1`: a closed reader ends any command quietly.
+    host::cli::broken_pipe::quiet_on_broken_pipe(|| match run(Cli::parse().command) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // The whole chain of causes, without a backtrace: messages are written for users.
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
-    }
+    })
 }
 
 fn run(command: Command) -> Result<()> {

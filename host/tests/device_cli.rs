@@ -445,6 +445,61 @@ fn info_eval_and_predict_print_one_json_document() {
 /// Kills the child when dropped, so a failing test leaves no QEMU behind.
 struct Running(Child);
 
+impl Running {
+    /// Starts `digits ARGS` with the committed slice as its data, its output discarded.
+    fn quiet(args: &[&str]) -> Running {
+        Running::spawn(args, Stdio::null)
+    }
+
+    /// Starts `digits ARGS` as [`Running::quiet`] does, its output kept for reading.
+    fn logged(args: &[&str]) -> Running {
+        Running::spawn(args, Stdio::piped)
+    }
+
+    fn spawn(args: &[&str], output: fn() -> Stdio) -> Running {
+        Running(
+            digits_in(&slice())
+                .args(args)
+                .stdout(output())
+                .stderr(output())
+                .spawn()
+                .expect("run digits"),
+        )
+    }
+
+    /// Waits for the QEMU this digits started and for its death watch: exactly one. `what`
+    /// names the run in the messages.
+    fn qemu(&self, what: &str) -> StartedQemu {
+        let pid = self.0.id();
+        let mut qemu = Vec::new();
+        assert!(
+            wait_for(Duration::from_secs(30), || {
+                qemu = qemus_of(pid);
+                !qemu.is_empty()
+            }),
+            "{what}no QEMU started"
+        );
+        let qemu = qemu[0];
+        // digits starts the watch right after QEMU: on a busy machine it may not be there yet.
+        let mut watches = Vec::new();
+        wait_for(Duration::from_secs(5), || {
+            watches = watches_of(qemu);
+            !watches.is_empty()
+        });
+        assert_eq!(watches.len(), 1, "{what}QEMU {qemu} has no death watch");
+        StartedQemu {
+            pid: qemu,
+            watch: watches[0],
+        }
+    }
+}
+
+/// A QEMU that digits started, and the shell that kills it once digits is gone.
+struct StartedQemu {
+    pid: u32,
+    watch: u32,
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         // SIGTERM, which digits passes on to its QEMU (SIGKILL would leave QEMU running).
@@ -474,15 +529,8 @@ fn a_running_device_serves_one_client_after_another() {
         .unwrap()
         .port();
     let addr = format!("127.0.0.1:{port}");
-    let mut run = Running(
-        digits_in(&slice())
-            .args(["device", "run", "--listen", &addr, "--firmware"])
-            .arg(firmware_dir())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let firmware = firmware_dir().to_str().unwrap().to_owned();
+    let mut run = Running::logged(&["device", "run", "--listen", &addr, "--firmware", &firmware]);
     // QEMU listens as soon as it runs; retry until it does.
     let start = Instant::now();
     let info = loop {
@@ -650,26 +698,9 @@ fn free_addr() -> String {
 /// and its QEMU is gone. Returns the QEMU's pid.
 fn signal_ends_digits_and_its_qemu(args: &[&str], signal: &str, signo: i32) -> u32 {
     use std::os::unix::process::ExitStatusExt;
-    let mut run = Running(
-        digits_in(&slice())
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut run = Running::quiet(args);
     let pid = run.0.id();
-    let mut qemu = Vec::new();
-    assert!(
-        wait_for(Duration::from_secs(30), || {
-            qemu = qemus_of(pid);
-            !qemu.is_empty()
-        }),
-        "{args:?}: no QEMU started"
-    );
-    let qemu = qemu[0];
-    let watches = watches_of(qemu);
-    assert_eq!(watches.len(), 1, "{args:?}: QEMU {qemu} has no death watch");
+    let StartedQemu { pid: qemu, watch } = run.qemu(&format!("{args:?}: "));
     // Let it settle into its work.
     std::thread::sleep(Duration::from_millis(500));
     let status = std::process::Command::new("kill")
@@ -696,9 +727,8 @@ fn signal_ends_digits_and_its_qemu(args: &[&str], signal: &str, signo: i32) -> u
     );
     // Ended and reaped with its QEMU, before it could act.
     assert!(
-        !exists(watches[0]),
-        "{args:?}: the death watch {} outlived digits after SIG{signal}",
-        watches[0]
+        !exists(watch),
+        "{args:?}: the death watch {watch} outlived digits after SIG{signal}"
     );
     qemu
 }
@@ -731,26 +761,8 @@ fn no_qemu_outlives_digits_killed_by_sigkill() {
     }
     let firmware = firmware_dir().to_str().unwrap().to_owned();
     let addr = free_addr();
-    let mut run = Running(
-        digits_in(&slice())
-            .args(["device", "run", "--listen", &addr, "--firmware", &firmware])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let pid = run.0.id();
-    let mut qemu = Vec::new();
-    assert!(
-        wait_for(Duration::from_secs(30), || {
-            qemu = qemus_of(pid);
-            !qemu.is_empty()
-        }),
-        "no QEMU started"
-    );
-    let qemu = qemu[0];
-    let watches = watches_of(qemu);
-    assert_eq!(watches.len(), 1, "QEMU {qemu} has no death watch");
+    let mut run = Running::quiet(&["device", "run", "--listen", &addr, "--firmware", &firmware]);
+    let StartedQemu { pid: qemu, watch } = run.qemu("");
     std::thread::sleep(Duration::from_millis(500));
     run.0.kill().unwrap();
     let ended = run.0.wait().unwrap();
@@ -769,9 +781,8 @@ fn no_qemu_outlives_digits_killed_by_sigkill() {
         "SIGKILL: {addr} still bound"
     );
     assert!(
-        wait_for(Duration::from_secs(5), || !running(watches[0])),
-        "the death watch {} outlived its QEMU",
-        watches[0]
+        wait_for(Duration::from_secs(5), || !running(watch)),
+        "the death watch {watch} outlived its QEMU"
     );
 }
 
@@ -782,34 +793,19 @@ fn a_normal_exit_leaves_no_qemu_and_no_death_watch() {
         return;
     }
     let firmware = firmware_dir().to_str().unwrap().to_owned();
-    let mut run = Running(
-        digits_in(&slice())
-            .args(["device", "eval", "--uart", "--limit", "100"])
-            .args(["--firmware", &firmware])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let pid = run.0.id();
-    let mut qemu = Vec::new();
-    assert!(
-        wait_for(Duration::from_secs(30), || {
-            qemu = qemus_of(pid);
-            !qemu.is_empty()
-        }),
-        "no QEMU started"
-    );
-    let qemu = qemu[0];
-    let watches = watches_of(qemu);
-    assert_eq!(watches.len(), 1, "QEMU {qemu} has no death watch");
+    let mut run = Running::quiet(&[
+        "device",
+        "eval",
+        "--uart",
+        "--limit",
+        "100",
+        "--firmware",
+        &firmware,
+    ]);
+    let StartedQemu { pid: qemu, watch } = run.qemu("");
     assert!(run.0.wait().unwrap().success(), "device eval failed");
     assert!(!exists(qemu), "QEMU (pid {qemu}) outlived digits");
-    assert!(
-        !exists(watches[0]),
-        "the death watch {} outlived digits",
-        watches[0]
-    );
+    assert!(!exists(watch), "the death watch {watch} outlived digits");
 }
 
 #[test]

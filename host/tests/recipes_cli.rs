@@ -5,24 +5,23 @@
 
 mod common;
 
-use common::{digits, output_ok, run_err, run_ok, slice};
+use common::{digits, on_slice, output_ok, run_err, run_ok};
 use std::path::Path;
+use std::process::Command;
 
 /// A short run on the slice's 1,000 training images.
 const QUICK: &[&str] = &["--validation", "200", "--epochs", "6"];
 
-/// `digits train --data SLICE QUICK ARGS --out OUT`; returns its output.
+/// `digits train --data SLICE QUICK ARGS --out OUT`.
+fn quick_train(args: &[&str], out: &Path) -> Command {
+    let mut cmd = on_slice("train");
+    cmd.args(QUICK).args(args).arg("--out").arg(out);
+    cmd
+}
+
+/// Runs [`quick_train`], expects success, and returns its output.
 fn train(args: &[&str], out: &Path) -> String {
-    run_ok(
-        digits()
-            .arg("train")
-            .arg("--data")
-            .arg(slice())
-            .args(QUICK)
-            .args(args)
-            .arg("--out")
-            .arg(out),
-    )
+    run_ok(&mut quick_train(args, out))
 }
 
 /// The test accuracy (in percent) that `digits train` reports at the end.
@@ -123,16 +122,7 @@ fn wrong_teachers_and_options_are_refused_before_any_work() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m.digits");
     let refuse = |args: &[&str]| {
-        let err = run_err(
-            digits()
-                .arg("train")
-                .arg("--data")
-                .arg(slice())
-                .args(QUICK)
-                .args(args)
-                .arg("--out")
-                .arg(&out),
-        );
+        let err = run_err(&mut quick_train(args, &out));
         assert!(!out.exists(), "nothing written for {args:?}");
         err
     };

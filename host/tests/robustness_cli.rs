@@ -5,26 +5,25 @@
 
 mod common;
 
-use common::{digits, output_ok, run_err, slice, workspace};
+use common::{digits, on_slice, output_ok, run_err, workspace};
 use serde_json::Value;
+use std::process::Command;
 
 /// The shipped model: a real network, so the accuracies mean something.
 fn model() -> std::path::PathBuf {
     workspace().join("firmware/models/mnist.digits")
 }
 
+/// `digits eval --data SLICE --model SHIPPED`.
+fn eval_shipped() -> Command {
+    let mut cmd = on_slice("eval");
+    cmd.arg("--model").arg(model());
+    cmd
+}
+
 /// `digits eval --data SLICE --model SHIPPED --json` with these arguments, parsed.
 fn eval_json(args: &[&str]) -> Value {
-    let out = output_ok(
-        digits()
-            .arg("eval")
-            .arg("--data")
-            .arg(slice())
-            .arg("--model")
-            .arg(model())
-            .arg("--json")
-            .args(args),
-    );
+    let out = output_ok(eval_shipped().arg("--json").args(args));
     serde_json::from_slice(&out.stdout).expect("one JSON document")
 }
 
@@ -78,15 +77,7 @@ fn every_distortion_has_a_row_and_the_plain_row_is_evals_accuracy() {
     assert!(acc("shift up 4 px") < plain - 0.2);
 
     // The table shows the same rows and figures.
-    let out = output_ok(
-        digits()
-            .arg("eval")
-            .arg("--data")
-            .arg(slice())
-            .arg("--model")
-            .arg(model())
-            .arg("--robustness"),
-    );
+    let out = output_ok(eval_shipped().arg("--robustness"));
     let table = String::from_utf8(out.stdout).unwrap();
     for (_, name, accuracy) in &rows {
         let line = table
@@ -115,11 +106,7 @@ fn no_rotation_scores_the_plain_accuracy_and_upside_down_scores_far_less() {
 
 #[test]
 fn bad_parameters_are_refused_naming_the_option() {
-    let err = run_err(digits().arg("eval").arg("--data").arg(slice()).args([
-        "--robustness",
-        "--rotations",
-        "200",
-    ]));
+    let err = run_err(on_slice("eval").args(["--robustness", "--rotations", "200"]));
     assert!(err.contains("--rotations") && err.contains("180"), "{err}");
     let err = run_err(digits().args(["eval", "--scales", "1.5"]));
     assert!(err.contains("--robustness"), "{err}");

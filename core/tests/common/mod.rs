@@ -2,7 +2,9 @@
 #![allow(dead_code)]
 
 pub mod compact;
+pub mod damage;
 pub mod dd;
+pub mod gradcheck;
 
 use digits_core::Rng;
 

@@ -2,10 +2,12 @@
 //! any data is read and before anything is written, a bad value is refused with one line
 //! naming the option, the value and what would be valid.
 //!
+//! - [`broken_pipe`]: a closed reader of the output ends a command quietly;
 //! - [`number`]: numbers within their valid range (floats also finite);
 //! - [`output`]: files and directories a command will write, checked writable;
 //! - [`progress`]: progress bars with a readable rate and an honest time left.
 
+pub mod broken_pipe;
 pub mod number;
 pub mod output;
 pub mod progress;

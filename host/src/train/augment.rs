@@ -31,7 +31,6 @@ impl Recipe {
             max_shear: 0.0,
             max_shift: 1.5,
             elastic: None,
-            clean: 0.0,
         };
         match self {
             Recipe::None => None,
@@ -60,8 +59,6 @@ pub struct Augment {
     pub max_shift: f64,
     /// Elastic distortions on top, if any.
     pub elastic: Option<Elastic>,
-    /// Share of the images left as they are each epoch.
-    pub clean: f64,
 }
 
 /// Elastic fields drawn once per run and picked from.
@@ -97,9 +94,6 @@ impl Distorter {
             ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
             ^ (index as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
         let mut rng = Rng::new(mix);
-        if a.clean > 0.0 && rng.uniform() < a.clean {
-            return *image;
-        }
         let mut sym = |max: f64| rng.uniform_in(-1.0, 1.0) * max;
         let affine = Affine {
             rotation_deg: sym(a.max_rotation_deg),
@@ -131,7 +125,6 @@ mod tests {
             max_shear: 0.0,
             max_shift: 0.0,
             elastic: None,
-            clean: 0.0,
         };
         assert_eq!(none.distorter(1).apply(&digit(), 2, 3), digit());
     }

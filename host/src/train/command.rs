@@ -13,7 +13,7 @@ use super::augment::Recipe;
 use super::checkpoint::Checkpoint;
 use super::compact;
 use super::distill::Distillation;
-use super::{GradMethod, TrainConfig, evaluate, hold_out};
+use super::{EpochReport, GradMethod, TrainConfig, evaluate, hold_out};
 use crate::cli::number::Within;
 use crate::cli::output::{self, Output};
 use crate::data::command::{DataArgs, load};
@@ -275,6 +275,33 @@ fn same_file(a: &Path, b: &Path) -> bool {
     a == b || (resolved(a).is_some() && resolved(a) == resolved(b))
 }
 
+/// After every epoch: prints the latest epoch's line (the learning rate with `lr_digits`
+/// decimals) and rewrites the `--metrics` file, if any, with the whole history.
+fn report_epoch(history: &[EpochReport], metrics: Option<&Path>, lr_digits: usize) -> Result<()> {
+    let r = history.last().expect("called after an epoch");
+    println!(
+        "epoch {:>3}  lr {:.lr_digits$}  train loss {:.4} acc {:6.2}%  val loss {:.4} acc {:6.2}%  {:.1} s ({:.0} img/s)",
+        r.epoch,
+        r.lr,
+        r.train_loss,
+        100.0 * r.train_accuracy,
+        r.val_loss,
+        100.0 * r.val_accuracy,
+        r.seconds,
+        r.samples_per_second
+    );
+    if let Some(path) = metrics {
+        // Rewritten whole and atomically: never a half-written line.
+        let mut lines = String::new();
+        for r in history {
+            lines.push_str(&serde_json::to_string(r)?);
+            lines.push('\n');
+        }
+        model_io::write_atomically(path, lines.as_bytes())?;
+    }
+    Ok(())
+}
+
 /// Runs `digits train`.
 pub fn run(args: TrainArgs) -> Result<()> {
     if args.arch.is_some() {
@@ -322,28 +349,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     );
     let start = Instant::now();
     let outcome = super::train(&train_split, &val_split, &cfg, &resume, |history| {
-        let r = history.last().expect("called after an epoch");
-        println!(
-            "epoch {:>3}  lr {:.4}  train loss {:.4} acc {:6.2}%  val loss {:.4} acc {:6.2}%  {:.1} s ({:.0} img/s)",
-            r.epoch,
-            r.lr,
-            r.train_loss,
-            100.0 * r.train_accuracy,
-            r.val_loss,
-            100.0 * r.val_accuracy,
-            r.seconds,
-            r.samples_per_second
-        );
-        if let Some(path) = &args.metrics {
-            // Rewritten whole and atomically: never a half-written line.
-            let mut lines = String::new();
-            for r in history {
-                lines.push_str(&serde_json::to_string(r)?);
-                lines.push('\n');
-            }
-            model_io::write_atomically(path, lines.as_bytes())?;
-        }
-        Ok(())
+        report_epoch(history, args.metrics.as_deref(), 4)
     })?;
     let test = evaluate(&outcome.model, &dataset.test);
     println!(
@@ -455,28 +461,9 @@ fn run_compact(args: TrainArgs) -> Result<()> {
     args.check_sizes(images, &format!("the training set has {images} images"))?;
     let (train_split, val_split) = hold_out(&all_train, cfg.validation)?;
     let start = Instant::now();
+    // Adam's smaller rates need one more digit.
     let outcome = compact::train(&cfg, &train_split, &val_split, |history| {
-        let r = history.last().expect("called after an epoch");
-        println!(
-            "epoch {:>3}  lr {:.5}  train loss {:.4} acc {:6.2}%  val loss {:.4} acc {:6.2}%  {:.1} s ({:.0} img/s)",
-            r.epoch,
-            r.lr,
-            r.train_loss,
-            100.0 * r.train_accuracy,
-            r.val_loss,
-            100.0 * r.val_accuracy,
-            r.seconds,
-            r.samples_per_second
-        );
-        if let Some(path) = &args.metrics {
-            let mut lines = String::new();
-            for r in history {
-                lines.push_str(&serde_json::to_string(r)?);
-                lines.push('\n');
-            }
-            model_io::write_atomically(path, lines.as_bytes())?;
-        }
-        Ok(())
+        report_epoch(history, args.metrics.as_deref(), 5)
     })?;
     let model = outcome.net.view();
     let test = compact::evaluate(&model, &dataset.test);

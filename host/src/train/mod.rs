@@ -20,13 +20,13 @@ pub mod epoch;
 pub mod fast_step;
 mod net;
 pub mod not_learning;
+pub mod score;
 pub mod sparse_set;
 pub mod threads;
 
 use std::path::Path;
 
 use anyhow::{Result, bail};
-use digits_core::softmax::argmax;
 use digits_core::{MnistMlp, Rng, Schedule};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -42,6 +42,7 @@ use crate::train::not_learning::NotLearning;
 use crate::train::sparse_set::SparseSet;
 
 pub use net::{MnistMlpBn, numeric_gradient};
+pub use score::Score;
 
 /// How gradients are computed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -115,39 +116,10 @@ pub struct Outcome {
     pub best_epoch: u32,
 }
 
-/// Loss and accuracy of a model on a set of images.
-#[derive(Clone, Copy, Debug, Serialize)]
-pub struct Score {
-    /// Mean cross-entropy.
-    pub loss: f64,
-    /// Fraction classified correctly.
-    pub accuracy: f64,
-}
-
 /// Loss and accuracy of `model` on `split` (all of it), in parallel.
 pub fn evaluate(model: &MnistMlp, split: &Split) -> Score {
-    let parts: Vec<(f64, usize)> = split
-        .images
-        .par_chunks(500)
-        .zip(split.labels.par_chunks(500))
-        .map(|(images, labels)| {
-            let mut loss = 0.0f64;
-            let mut correct = 0;
-            for (img, &label) in images.iter().zip(labels) {
-                // Bit-identical to `normalize` + `logits`, without a division or a branch
-                // per pixel.
-                let z = crate::evaluate::infer::logits(model, img);
-                loss += digits_core::loss::cross_entropy(&z, label as usize) as f64;
-                correct += usize::from(argmax(&z) == label as usize);
-            }
-            (loss, correct)
-        })
-        .collect();
-    let n = split.labels.len().max(1) as f64;
-    Score {
-        loss: parts.iter().map(|p| p.0).sum::<f64>() / n,
-        accuracy: parts.iter().map(|p| p.1).sum::<usize>() as f64 / n,
-    }
+    // Bit-identical to `normalize` + `logits`, without a division or a branch per pixel.
+    Score::of(split, |img| crate::evaluate::infer::logits(model, img))
 }
 
 /// Splits the training set into (train, validation), the validation split taken from the end.

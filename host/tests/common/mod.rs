@@ -28,6 +28,13 @@ pub fn digits() -> Command {
     Command::new(env!("CARGO_BIN_EXE_digits"))
 }
 
+/// `digits COMMAND --data SLICE`: a command on the committed MNIST slice.
+pub fn on_slice(command: &str) -> Command {
+    let mut cmd = digits();
+    cmd.arg(command).arg("--data").arg(slice());
+    cmd
+}
+
 /// `digits` run from the workspace root with `$MNIST_DIR` set to `data`, as a user there would.
 pub fn digits_in(data: &Path) -> Command {
     let mut cmd = digits();

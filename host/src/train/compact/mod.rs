@@ -12,7 +12,7 @@ use anyhow::{Result, bail};
 use digits_core::compact::Compact;
 use digits_core::deep::{Ceilings, Deep, DeepActivations};
 use digits_core::downsample::area_average_into;
-use digits_core::loss::{cross_entropy, cross_entropy_backward, distill_backward};
+use digits_core::loss::{cross_entropy_backward, distill_backward};
 use digits_core::lowbit::Bits;
 use digits_core::params::{Params, TensorKind};
 use digits_core::qat::{ACTIVATION_MAX, Qat};
@@ -110,26 +110,11 @@ pub fn train(
 
 /// Loss and accuracy of the integer network on `split`, in parallel.
 pub fn evaluate(model: &Compact<'_>, split: &Split) -> Score {
-    let parts: Vec<(f64, usize)> = split
-        .images
-        .par_chunks(500)
-        .zip(split.labels.par_chunks(500))
-        .map(|(images, labels)| {
-            let mut logits = [0.0f32; 10];
-            let (mut loss, mut correct) = (0.0f64, 0);
-            for (img, &label) in images.iter().zip(labels) {
-                model.logits_of_image(img, &mut logits);
-                loss += cross_entropy(&logits, label as usize) as f64;
-                correct += usize::from(argmax(&logits) == label as usize);
-            }
-            (loss, correct)
-        })
-        .collect();
-    let n = split.labels.len().max(1) as f64;
-    Score {
-        loss: parts.iter().map(|p| p.0).sum::<f64>() / n,
-        accuracy: parts.iter().map(|p| p.1).sum::<usize>() as f64 / n,
-    }
+    Score::of(split, |img| {
+        let mut logits = [0.0f32; 10];
+        model.logits_of_image(img, &mut logits);
+        logits
+    })
 }
 
 /// The images downsampled to the network's input.
