@@ -7,9 +7,9 @@ mod common;
 use common::compact::{Net, Owned, quantized, view};
 use digits_core::compact::{Compact, CompactError, MAX_BIAS};
 use digits_core::deep::{Deep, DeepActivations};
-use digits_core::qat::{INPUT_SCALE, dequantize};
 use digits_core::downsample::area_average;
 use digits_core::lowbit::Bits;
+use digits_core::qat::{INPUT_SCALE, dequantize};
 use digits_core::softmax::argmax;
 use digits_core::{Params, Rng, pixels};
 
@@ -118,11 +118,19 @@ fn a_model_dequantizes_to_the_shadow_up_to_each_layers_activation_scale() {
     // A layer's weights are the shadow's times (its input's code value) / (its output's):
     // exactly for the logits, to the 16-bit rescale for a hidden unit.
     let s = qat.act_scales;
-    let ratio = [INPUT_SCALE / s[0], s[0] / s[1], s[1] / s[2], s[2] / INPUT_SCALE];
+    let ratio = [
+        INPUT_SCALE / s[0],
+        s[0] / s[1],
+        s[1] / s[2],
+        s[2] / INPUT_SCALE,
+    ];
     for (k, &ratio) in ratio.iter().enumerate() {
         let (ours, shadow) = (net.tensor(2 * k).data, qat.shadow.tensor(2 * k).data);
         for (&a, &b) in ours.iter().zip(shadow) {
-            assert!((a - b * ratio).abs() <= 1e-4 * (b * ratio).abs(), "layer {k}: {a} {b}");
+            assert!(
+                (a - b * ratio).abs() <= 1e-4 * (b * ratio).abs(),
+                "layer {k}: {a} {b}"
+            );
         }
     }
     let mut worst = 0.0f32;
