@@ -287,13 +287,13 @@ fn network(args: &GradcheckArgs) -> Result<Network> {
 pub fn run(args: GradcheckArgs) -> Result<()> {
     let network = network(&args)?;
     let fault = args.plant_fault_for_test.map(|f| f.0);
-    if let (Network::Mlp(_), Some(f)) = (&network, fault) {
-        if f.tensor >= 4 {
-            bail!(
-                "--plant-fault-for-test: 784-128-10 has the tensors W1, b1, W2, b2 (W3 and up \
-                 are a compact network's: add --arch)"
-            );
-        }
+    if let (Network::Mlp(_), Some(f)) = (&network, fault)
+        && f.tensor >= 4
+    {
+        bail!(
+            "--plant-fault-for-test: 784-128-10 has the tensors W1, b1, W2, b2 (W3 and up are a \
+             compact network's: add --arch)"
+        );
     }
     let dataset = load_test(&args.data)?;
     let test = &dataset.test;
