@@ -189,8 +189,13 @@ fn networks_that_cannot_be_checked_as_asked_are_refused_first() {
         &["--arch", ARCH, "--model", "firmware/models/mnist.digits"],
         "drop --arch",
     );
+    let shipped = report(&["--model", "firmware/models/compact.digits"]);
+    let other = ["14x14-16-16-16-10", ARCH]
+        .into_iter()
+        .find(|&a| shipped["network"] != a)
+        .unwrap();
     refused(
-        &["--arch", ARCH, "--model", "firmware/models/compact.digits"],
+        &["--arch", other, "--model", "firmware/models/compact.digits"],
         "does not match",
     );
     refused(

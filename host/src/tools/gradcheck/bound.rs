@@ -445,3 +445,66 @@ fn sensitivities(
     }
     (spread, slack)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One input, one hidden unit `pre = x` clipped at 0.5, two logits `h` and `-h`.
+    fn stack() -> Stack {
+        let layer = |inputs, w: Vec<f64>| Layer {
+            inputs,
+            outputs: w.len() / inputs,
+            b: vec![0.0; w.len() / inputs],
+            w,
+        };
+        Stack {
+            layers: vec![layer(1, vec![1.0]), layer(1, vec![1.0, -1.0])],
+            ceilings: vec![0.5],
+        }
+    }
+
+    /// `b1`, the hidden unit's bias, as a flat index (after `W1`).
+    const B1: usize = 1;
+
+    fn along(x: f64) -> Option<Along> {
+        let s = stack();
+        Bounds::new(&s, &[[x]], &[0], unit_roundoff::<f32>()).along(B1)
+    }
+
+    #[test]
+    fn the_ceiling_is_a_kink_like_zero() {
+        assert!(along(0.5).is_none(), "on the ceiling");
+        assert!(along(0.0).is_none(), "on zero");
+        let active = along(0.25).unwrap();
+        assert!(active.max_step < 0.25 && active.max_step > 0.2499);
+        assert_eq!(active.m2, 1.0, "spread 2 between the logits");
+        let clipped = along(0.75).unwrap();
+        assert!(clipped.max_step < 0.25 && clipped.max_step > 0.2499);
+        assert_eq!(clipped.m2, 0.0, "a clipped unit does not move the logits");
+    }
+
+    #[test]
+    fn a_later_unit_near_its_kink_shortens_the_step() {
+        // Two hidden layers: the second unit's pre-activation is `h1 - 0.2`, 0.05 from zero
+        // when the first is 0.25.
+        let mut s = stack();
+        s.layers[1] = Layer {
+            inputs: 1,
+            outputs: 1,
+            w: vec![1.0],
+            b: vec![-0.2],
+        };
+        s.layers.push(Layer {
+            inputs: 1,
+            outputs: 2,
+            w: vec![1.0, -1.0],
+            b: vec![0.0; 2],
+        });
+        s.ceilings.push(f64::INFINITY);
+        let a = Bounds::new(&s, &[[0.25]], &[0], unit_roundoff::<f64>())
+            .along(B1)
+            .unwrap();
+        assert!(a.max_step < 0.05 && a.max_step > 0.0499, "{}", a.max_step);
+    }
+}
