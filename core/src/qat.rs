@@ -17,6 +17,7 @@ use crate::Dense;
 use crate::compact::{Compact, HIDDEN_RESCALE_BYTES, LOGIT_RESCALE_BYTES, MAX_BIAS, fixed_point16};
 use crate::deep::{Ceilings, Deep, DeepActivations, HIDDEN_LAYERS};
 use crate::lowbit::{self, Bits};
+use crate::params::Params;
 
 /// The value of one input code: pixels `0..=255` stand for `[0, 1]`.
 pub const INPUT_SCALE: f32 = 1.0 / 255.0;
@@ -242,6 +243,63 @@ impl<const IN: usize, const H1: usize, const H2: usize, const H3: usize, const O
         crate::pixels::normalize(input, &mut x);
         self.shadow.backward(&x, &self.ceilings(), act, dz, grad);
     }
+}
+
+/// The dequantized network of a quantized model, for checking the straight-through gradient at
+/// a model's own weights. A model keeps no activation scales, so one activation code is taken
+/// to be worth [`INPUT_SCALE`], as one input code is (every ceiling 1): the `shadow` that
+/// [`Qat::quantize`] makes with those scales, each hidden unit's weight scale read from its
+/// fixed-point rescale. Scaling a layer's activations leaves the logits as they are, so this is
+/// the network the model's integers compute, in real units. `None` when the model's layers are
+/// not this network's shapes.
+pub fn dequantize<
+    const IN: usize,
+    const H1: usize,
+    const H2: usize,
+    const H3: usize,
+    const OUT: usize,
+>(
+    model: &Compact<'_>,
+    net: &mut Deep<IN, H1, H2, H3, OUT, f32>,
+) -> Option<Ceilings<f32>> {
+    let shapes = layer_shapes::<IN, H1, H2, H3, OUT>();
+    if model.layers.len() != shapes.len()
+        || model
+            .layers
+            .iter()
+            .zip(shapes)
+            .any(|(l, s)| (l.inputs, l.outputs) != s)
+    {
+        return None;
+    }
+    let last = shapes.len() - 1;
+    for (k, layer) in model.layers.iter().enumerate() {
+        // What one level and one bias unit of unit `j` are worth: from its rescale to 8-bit
+        // codes (hidden), or its logit scale times the value of an activation code (last).
+        let worth = |j: usize| -> (f64, f64) {
+            if k == last {
+                let s = layer.logit_scale(j) as f64;
+                (s / INPUT_SCALE as f64, s)
+            } else {
+                let (m, shift) = layer.multiplier(j);
+                let r = m as f64 / libm::exp2(shift as f64);
+                (r, r * INPUT_SCALE as f64)
+            }
+        };
+        let weights = net.tensor_mut(2 * k).data;
+        for j in 0..layer.outputs {
+            let (level, _) = worth(j);
+            let row = layer.row(j);
+            for i in 0..layer.inputs {
+                let c = lowbit::get(row, layer.bits, i);
+                weights[i * layer.outputs + j] = (level * layer.bits.level(c) as f64) as f32;
+            }
+        }
+        for (j, b) in net.tensor_mut(2 * k + 1).data.iter_mut().enumerate() {
+            *b = (worth(j).1 * layer.bias(j) as f64) as f32;
+        }
+    }
+    Some(Ceilings([1.0; HIDDEN_LAYERS]))
 }
 
 /// The (inputs, outputs) of a [`Deep`] network's layers, first to last.

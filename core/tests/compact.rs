@@ -4,13 +4,14 @@
 
 mod common;
 
-use common::compact::{Owned, quantized, view};
+use common::compact::{Net, Owned, quantized, view};
 use digits_core::compact::{Compact, CompactError, MAX_BIAS};
-use digits_core::deep::DeepActivations;
+use digits_core::deep::{Deep, DeepActivations};
 use digits_core::downsample::area_average;
 use digits_core::lowbit::Bits;
+use digits_core::qat::{INPUT_SCALE, dequantize};
 use digits_core::softmax::argmax;
-use digits_core::{Rng, pixels};
+use digits_core::{Params, Rng, pixels};
 
 fn random_layer(rng: &mut Rng, inputs: usize, outputs: usize, bits: Bits) -> Owned {
     let mut l = Owned::new((inputs, outputs), bits, false);
@@ -104,6 +105,53 @@ fn training_forward_is_the_integer_network_and_near_its_float_twin() {
         assert!(worst <= FLOAT_LOGIT_TOL, "{worst}");
         assert!(share >= SAME_CLASS, "{share}");
     }
+}
+
+#[test]
+fn a_model_dequantizes_to_the_shadow_up_to_each_layers_activation_scale() {
+    let digits = testkit::test_digits(100);
+    let (_, qat, owned) = quantized([Bits::Four, Bits::Two, Bits::Four, Bits::Four], 5);
+    let model = view(16, &owned);
+    let mut net: Box<Net> = bytemuck::zeroed_box();
+    let ceilings = dequantize(&model, &mut *net).expect("the shapes match");
+    assert_eq!(ceilings.0, [1.0; 3]);
+    // A layer's weights are the shadow's times (its input's code value) / (its output's):
+    // exactly for the logits, to the 16-bit rescale for a hidden unit.
+    let s = qat.act_scales;
+    let ratio = [
+        INPUT_SCALE / s[0],
+        s[0] / s[1],
+        s[1] / s[2],
+        s[2] / INPUT_SCALE,
+    ];
+    for (k, &ratio) in ratio.iter().enumerate() {
+        let (ours, shadow) = (net.tensor(2 * k).data, qat.shadow.tensor(2 * k).data);
+        for (&a, &b) in ours.iter().zip(shadow) {
+            assert!(
+                (a - b * ratio).abs() <= 1e-4 * (b * ratio).abs(),
+                "layer {k}: {a} {b}"
+            );
+        }
+    }
+    let mut worst = 0.0f32;
+    for image in &digits.images {
+        let mut input = [0u8; 256];
+        area_average::<16, 256>(image, &mut input);
+        let mut x = [0.0f32; 256];
+        pixels::normalize(&input, &mut x);
+        let float = net.logits(&x, &ceilings);
+        let mut logits = [0.0f32; 10];
+        model.logits_of_image(image, &mut logits);
+        let scale = float.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let diff = float
+            .iter()
+            .zip(&logits)
+            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        worst = worst.max(diff / scale);
+    }
+    assert!(worst <= FLOAT_LOGIT_TOL, "{worst}");
+    let mut other: Box<Deep<256, 32, 24, 17, 10, f32>> = bytemuck::zeroed_box();
+    assert_eq!(dequantize(&model, &mut *other), None, "other shapes");
 }
 
 #[test]

@@ -1,6 +1,6 @@
-//! `digits gradcheck` end to end: it passes correct networks (fresh and trained) with both
-//! precisions reported and the f32 bound printed, and it fails, naming the tensor, on a gradient
-//! made wrong on purpose in any tensor of either precision.
+//! `digits gradcheck` end to end: it passes correct networks (fresh and trained, 784-128-10 and
+//! compact) with both precisions reported and the f32 bound printed, and it fails, naming the
+//! tensor, on a gradient made wrong on purpose in any tensor of either precision.
 
 mod common;
 
@@ -9,6 +9,10 @@ use serde_json::Value;
 
 /// A small sample keeps each run short; the checks are the same.
 const QUICK: [&str; 4] = ["gradcheck", "--sample", "60", "--json"];
+/// A compact network's tensors, in order (784-128-10 has the first four).
+const DEEP_TENSORS: [&str; 8] = ["W1", "b1", "W2", "b2", "W3", "b3", "W4", "b4"];
+/// The compact architecture the tests check.
+const ARCH: &str = "16x16-32-32-32-10";
 
 fn report(extra: &[&str]) -> Value {
     let out = common::output_ok(digits_in(&slice()).args(QUICK).args(extra));
@@ -30,7 +34,19 @@ fn assert_sound_pass(r: &Value, what: &str) {
     assert_eq!(decides["precision"], "f64");
     assert_eq!(decides["role"], "decides");
     assert_eq!(decides["verdict"], "pass", "{what}");
-    for t in decides["tensors"].as_array().unwrap() {
+    let tensors = decides["tensors"].as_array().unwrap();
+    let names: Vec<&str> = tensors
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    let expected = if r["network"] == "784-128-10" { 4 } else { 8 };
+    assert_eq!(names, &DEEP_TENSORS[..expected], "{what}");
+    for c in checks {
+        for t in c["tensors"].as_array().unwrap() {
+            assert_eq!(t["beyond"], 0, "{what}: {} {t}", c["precision"]);
+        }
+    }
+    for t in tensors {
         assert!(t["resolved"].as_u64().unwrap() > 0, "{what}: {t}");
         assert!(
             t["max_error"].as_f64().unwrap() <= t["max_bound"].as_f64().unwrap(),
@@ -107,4 +123,84 @@ fn the_planted_fault_is_hidden_and_checked() {
     assert!(!help.contains("plant"), "{help}");
     let err = run_err(digits_in(&slice()).args(["gradcheck", "--plant-fault-for-test", "f16:W1"]));
     assert!(err.contains("expected f32|f64"), "{err}");
+}
+
+#[test]
+fn fresh_compact_networks_pass_every_tensor_with_clipping() {
+    for seed in ["1", "2"] {
+        let r = report(&["--arch", ARCH, "--seed", seed]);
+        assert_sound_pass(&r, &format!("{ARCH} seed {seed}"));
+        assert_eq!(r["network"], ARCH);
+        // Every hidden layer is clipped at a finite ceiling.
+        let ceilings = r["ceilings"].as_array().unwrap();
+        assert_eq!(ceilings.len(), 3, "{r}");
+        assert!(ceilings.iter().all(|c| c.as_f64().unwrap() > 0.0), "{r}");
+    }
+    let text = run_ok(digits_in(&slice()).args(["gradcheck", "--sample", "30", "--arch", ARCH]));
+    assert!(text.contains("clipped ReLU, ceilings"), "{text}");
+    assert!(text.contains("PASS (decides)"), "{text}");
+    assert!(text.contains("  W4 "), "{text}");
+}
+
+#[test]
+fn a_compact_model_passes_at_its_dequantized_weights() {
+    let r = report(&["--model", "firmware/models/compact.digits"]);
+    assert_sound_pass(&r, "compact model");
+    assert_ne!(r["network"], "784-128-10");
+    assert_eq!(r["ceilings"], serde_json::json!([1.0, 1.0, 1.0]));
+}
+
+#[test]
+fn a_wrong_compact_gradient_fails_naming_the_tensor_in_either_precision() {
+    for precision in ["f64", "f32"] {
+        for tensor in DEEP_TENSORS {
+            let fault = format!("{precision}:{tensor}");
+            let mut cmd = digits_in(&slice());
+            cmd.args(["gradcheck", "--sample", "30", "--json", "--arch", ARCH])
+                .args(["--plant-fault-for-test", &fault]);
+            let out = cmd.output().unwrap();
+            assert_eq!(out.status.code(), Some(1), "{fault}");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains(&format!("{precision} {tensor} ")),
+                "{fault}: {err}"
+            );
+            for other in DEEP_TENSORS.iter().filter(|&&t| t != tensor) {
+                assert!(!err.contains(&format!(" {other} (")), "{fault}: {err}");
+            }
+            let r: Value = serde_json::from_slice(&out.stdout).expect("JSON even when failing");
+            assert_eq!(r["passed"], false);
+        }
+    }
+}
+
+#[test]
+fn networks_that_cannot_be_checked_as_asked_are_refused_first() {
+    let refused = |args: &[&str], says: &str| {
+        let err = run_err(digits_in(&slice()).arg("gradcheck").args(args));
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(
+            !err.contains("mnist:"),
+            "refused before loading data: {err}"
+        );
+    };
+    refused(&["--arch", "16x16-33-32-32-10"], "16x16-32-32-32-10");
+    refused(
+        &["--arch", ARCH, "--model", "firmware/models/mnist.digits"],
+        "drop --arch",
+    );
+    let shipped = report(&["--model", "firmware/models/compact.digits"]);
+    let other = ["14x14-16-16-16-10", ARCH]
+        .into_iter()
+        .find(|&a| shipped["network"] != a)
+        .unwrap();
+    refused(
+        &["--arch", other, "--model", "firmware/models/compact.digits"],
+        "does not match",
+    );
+    refused(
+        &["--model", "firmware/models/mnist-int8.digits"],
+        "check the f32 model",
+    );
+    refused(&["--plant-fault-for-test", "f64:W3"], "add --arch");
 }

@@ -2,16 +2,15 @@
 //! rounding-error bounds of the forward pass, the loss and backprop, and the truncation error of
 //! a central difference, all from the network's own magnitudes on the batch.
 //!
-//! Rounding follows the standard bounds for recursive summation and dot products (a sum of `n`
-//! terms is off by at most `n u` times the sum of their magnitudes, `u` the unit roundoff), kept
-//! to first order in `u`; [`SAFETY`] covers the second-order terms and the library's `exp` and
-//! `ln` (each within one unit in the last place). The derivation: docs/design.md, "Gradients
-//! three ways".
+//! The network is a [`Stack`] of dense layers, each but the last followed by a clipped ReLU
+//! `clamp(pre, 0, ceiling)` (ReLU when the ceiling is infinite): 784-128-10 and the compact
+//! networks alike. Rounding follows the standard bounds for recursive summation and dot
+//! products (a sum of `n` terms is off by at most `n u` times the sum of their magnitudes, `u`
+//! the unit roundoff), kept to first order in `u`; [`SAFETY`] covers the second-order terms and
+//! the library's `exp` and `ln` (each within one unit in the last place). The derivation:
+//! docs/design.md, "Gradients three ways".
 
-use digits_core::{Activations, Mlp, Scalar};
-
-/// The network in the checker's reference precision.
-pub type Net = Mlp<784, 128, 10, f64>;
+use digits_core::{Params, Scalar};
 
 /// Multiplies every first-order rounding bound: its neglected higher-order terms and the
 /// elementary functions' own rounding are well within it.
@@ -22,61 +21,121 @@ pub fn unit_roundoff<S: Scalar>() -> f64 {
     S::EPSILON.to_f64() / 2.0
 }
 
+/// One dense layer in `f64`: `pre = x W + b`.
+pub struct Layer {
+    /// Inputs.
+    pub inputs: usize,
+    /// Units.
+    pub outputs: usize,
+    /// Weights, row-major `[inputs][outputs]`, as the networks store them.
+    pub w: Vec<f64>,
+    /// Biases.
+    pub b: Vec<f64>,
+}
+
+impl Layer {
+    fn row(&self, i: usize) -> &[f64] {
+        &self.w[i * self.outputs..(i + 1) * self.outputs]
+    }
+}
+
+/// A network as the bounds see it, in the reference precision.
+pub struct Stack {
+    /// Dense layers, first to last.
+    pub layers: Vec<Layer>,
+    /// The clipping ceiling after each hidden layer (infinite: ReLU).
+    pub ceilings: Vec<f64>,
+}
+
+impl Stack {
+    /// From a network whose tensors are each layer's weights then its bias, first to last, and
+    /// the ceiling of each hidden layer.
+    pub fn new(net: &(impl Params<f64> + ?Sized), ceilings: &[f64]) -> Self {
+        assert_eq!(net.tensor_count(), 2 * (ceilings.len() + 1), "tensor count");
+        let layers = (0..net.tensor_count() / 2)
+            .map(|l| {
+                let (w, b) = (net.tensor(2 * l).data, net.tensor(2 * l + 1).data);
+                Layer {
+                    inputs: w.len() / b.len(),
+                    outputs: b.len(),
+                    w: w.to_vec(),
+                    b: b.to_vec(),
+                }
+            })
+            .collect();
+        Self {
+            layers,
+            ceilings: ceilings.to_vec(),
+        }
+    }
+
+    /// Whether a hidden unit of layer `l` at pre-activation `pre` passes its gradient.
+    fn active(&self, l: usize, pre: f64) -> bool {
+        pre > 0.0 && pre < self.ceilings[l]
+    }
+
+    /// Distance of a pre-activation of hidden layer `l` to its nearest kink (0 or the ceiling).
+    fn to_kink(&self, l: usize, pre: f64) -> f64 {
+        pre.abs().min((pre - self.ceilings[l]).abs())
+    }
+}
+
 /// One sample's forward pass in `f64`, with what rounding in the checked precision may change.
+/// Layers are counted from 0; hidden layer `l`'s activation is the input of layer `l + 1`.
 struct Sample {
-    x: [f64; 784],
-    pre: [f64; 128],
-    hidden: [f64; 128],
-    /// `softmax(z) - onehot(label)`.
-    dz: [f64; 10],
+    /// Each layer's input: the network's input, then each hidden layer's activation.
+    a: Vec<Vec<f64>>,
+    /// Bound on the rounding error of each.
+    a_err: Vec<Vec<f64>>,
+    /// Each layer's pre-activation (the last layer's: the logits).
+    pre: Vec<Vec<f64>>,
+    /// Bound on the rounding error of each.
+    pre_err: Vec<Vec<f64>>,
+    /// `dL/dpre` of each layer as backprop gives it when no unit is within rounding of a kink
+    /// (the last: `softmax(z) - onehot(label)`).
+    d: Vec<Vec<f64>>,
+    /// Bound on the rounding error of each (all of it where a unit may switch).
+    d_err: Vec<Vec<f64>>,
+    /// Per hidden layer and unit: the spread of the logits' move per unit of its activation,
+    /// while no later unit changes state.
+    spread: Vec<Vec<f64>>,
+    /// Per hidden layer and unit: how far its activation may move before a later hidden unit
+    /// comes within rounding of a kink (0: one already is).
+    slack: Vec<Vec<f64>>,
     loss: f64,
-    /// Bound on the rounding error of each pre-activation.
-    pre_err: [f64; 128],
-    /// Bound on the rounding error of the hidden layer's gradient `dL/dpre`.
-    dh_err: [f64; 128],
-    /// `dL/dpre` for an active unit (what backprop gives when the unit is on).
-    dh: [f64; 128],
-    /// Bound on the rounding error of `dz`.
-    dz_err: [f64; 10],
     /// Bound on the rounding error of this sample's loss.
     loss_err: f64,
 }
 
 /// Error bounds of one batch in one precision (unit roundoff `u`).
-pub struct Bounds {
+pub struct Bounds<'a> {
+    stack: &'a Stack,
     samples: Vec<Sample>,
     u: f64,
-    /// Range of each hidden unit's outgoing weights, `max_k W2[j][k] - min_k W2[j][k]`.
-    w2_range: [f64; 128],
     /// Bound on the rounding error of the mean loss.
     pub loss_err: f64,
     /// The mean loss.
     pub loss: f64,
 }
 
-impl Bounds {
-    /// Bounds for `model` evaluated in a precision of unit roundoff `u` on a batch.
-    pub fn new(model: &Net, pixels: &[[u8; 784]], labels: &[u8], u: f64) -> Self {
+impl<'a> Bounds<'a> {
+    /// Bounds for `stack` evaluated in a precision of unit roundoff `u` on a batch (`inputs`
+    /// as the network takes them, each element the rounded quotient of an 8-bit value).
+    pub fn new(stack: &'a Stack, inputs: &[impl AsRef<[f64]>], labels: &[u8], u: f64) -> Self {
         let n = labels.len() as f64;
-        let samples: Vec<Sample> = pixels
+        let samples: Vec<Sample> = inputs
             .iter()
             .zip(labels)
-            .map(|(p, &y)| sample(model, p, y as usize, u))
+            .map(|(x, &y)| sample(stack, x.as_ref(), y as usize, u))
             .collect();
         let loss = samples.iter().map(|s| s.loss).sum::<f64>() / n;
         // Each sample's error, then the sum over the batch and the division.
         let loss_err = SAFETY
             * (samples.iter().map(|s| s.loss_err).sum::<f64>() / n + n * u * loss + u * loss);
-        let w2_range = std::array::from_fn(|j| {
-            let row = &model.output.w[j];
-            let hi = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let lo = row.iter().copied().fold(f64::INFINITY, f64::min);
-            hi - lo
-        });
         Self {
+            stack,
             samples,
             u,
-            w2_range,
             loss_err,
             loss,
         }
@@ -89,40 +148,41 @@ impl Bounds {
     /// Bound on the rounding error of backprop's value for flat parameter `index`.
     pub fn backprop_error(&self, index: usize) -> f64 {
         let (u, nb) = (self.u, self.samples.len() as f64);
-        let e = match Param::of(index) {
-            Param::W1 { i, j } => {
-                self.mean(|s| s.x[i] * (s.dh_err[j] + 3.0 * u * s.dh[j].abs()))
-                    + nb * u * self.mean(|s| (s.x[i] * s.dh[j]).abs())
-            }
-            Param::B1 { j } => self.mean(|s| s.dh_err[j]) + nb * u * self.mean(|s| s.dh[j].abs()),
-            Param::W2 { j, k } => {
+        let e = match Param::of(self.stack, index) {
+            // The input's own error carried by the gradient, the gradient's error carried by
+            // the input, the product and the sum over the batch.
+            Param::Weight { l, i, j } => {
                 self.mean(|s| {
-                    s.pre_err[j] * s.dz[k].abs()
-                        + s.hidden[j] * (s.dz_err[k] + 2.0 * u * s.dz[k].abs())
-                }) + nb * u * self.mean(|s| (s.hidden[j] * s.dz[k]).abs())
+                    s.a_err[l][i] * s.d[l][j].abs()
+                        + s.a[l][i].abs() * (s.d_err[l][j] + 2.0 * u * s.d[l][j].abs())
+                }) + nb * u * self.mean(|s| (s.a[l][i] * s.d[l][j]).abs())
             }
-            Param::B2 { k } => self.mean(|s| s.dz_err[k]) + nb * u * self.mean(|s| s.dz[k].abs()),
+            Param::Bias { l, j } => {
+                self.mean(|s| s.d_err[l][j]) + nb * u * self.mean(|s| s.d[l][j].abs())
+            }
         };
         SAFETY * e
     }
 
     /// What the loss looks like along one parameter: bounds on its second and third derivatives
-    /// (while no ReLU changes state), and the largest step that keeps every ReLU on its side in
-    /// this precision (`None`: some sample sits on a kink, within rounding).
+    /// (while no unit changes state), and the largest step that keeps every unit on its side
+    /// of every kink in this precision (`None`: some sample sits on a kink, within rounding).
     pub fn along(&self, index: usize) -> Option<Along> {
-        // Along one parameter the logits of a sample move on a line `z + t v`; the loss's k-th
-        // derivative is the k-th cumulant of `v` under softmax(z), at most `r^2 / 4` (k = 2) and
-        // `r^3 / 4` (k = 3) for `r` the spread of `v` (Popoviciu's inequality).
-        let param = Param::of(index);
+        // Along one parameter the logits of a sample move on a line `z + t v` while no unit
+        // changes state; the loss's k-th derivative is the k-th cumulant of `v` under
+        // softmax(z), at most `r^2 / 4` (k = 2) and `r^3 / 4` (k = 3) for `r` the spread of `v`
+        // (Popoviciu's inequality).
+        let last = self.stack.layers.len() - 1;
+        let param = Param::of(self.stack, index);
         let mut m2 = 0.0;
         let mut m3 = 0.0;
         let mut max_step = f64::INFINITY;
         for s in &self.samples {
             let r = match param {
-                Param::W2 { j, .. } => s.hidden[j],
-                Param::B2 { .. } => 1.0,
-                Param::W1 { i, j } => self.unit_spread(s, s.x[i], j, &mut max_step)?,
-                Param::B1 { j } => self.unit_spread(s, 1.0, j, &mut max_step)?,
+                Param::Weight { l, i, .. } if l == last => s.a[l][i].abs(),
+                Param::Bias { l, .. } if l == last => 1.0,
+                Param::Weight { l, i, j } => self.unit_spread(s, s.a[l][i], l, j, &mut max_step)?,
+                Param::Bias { l, j } => self.unit_spread(s, 1.0, l, j, &mut max_step)?,
             };
             m2 += r * r / 4.0;
             m3 += r * r * r / 4.0;
@@ -135,20 +195,35 @@ impl Bounds {
         })
     }
 
-    /// The spread of the logits' move when hidden unit `j`'s pre-activation moves by `scale`
-    /// per unit of the parameter; lowers `max_step` so no step carries the pre-activation
-    /// across zero, even allowing for its rounding (`None`: it sits on the kink).
-    fn unit_spread(&self, s: &Sample, scale: f64, j: usize, max_step: &mut f64) -> Option<f64> {
+    /// The spread of the logits' move when unit `j` of hidden layer `l` moves by `scale` per
+    /// unit of the parameter; lowers `max_step` so no step carries it or any later hidden unit
+    /// across a kink, even allowing for rounding (`None`: one sits on a kink).
+    fn unit_spread(
+        &self,
+        s: &Sample,
+        scale: f64,
+        l: usize,
+        j: usize,
+        max_step: &mut f64,
+    ) -> Option<f64> {
         if scale == 0.0 {
             return Some(0.0);
         }
-        let room = s.pre[j].abs() - s.pre_err[j];
+        let pre = s.pre[l][j];
+        let mut room = self.stack.to_kink(l, pre) - s.pre_err[l][j];
         if room <= 0.0 {
             return None;
         }
-        *max_step = max_step.min(room / scale);
-        Some(if s.pre[j] > 0.0 {
-            scale * self.w2_range[j]
+        let active = self.stack.active(l, pre);
+        if active {
+            if s.slack[l][j] <= 0.0 {
+                return None;
+            }
+            room = room.min(s.slack[l][j]);
+        }
+        *max_step = max_step.min(room / scale.abs());
+        Some(if active {
+            scale.abs() * s.spread[l][j]
         } else {
             0.0
         })
@@ -161,107 +236,275 @@ pub struct Along {
     pub m2: f64,
     /// Bound on `|d^3 L / dw^3|`.
     pub m3: f64,
-    /// Largest step that crosses no ReLU kink.
+    /// Largest step that crosses no kink.
     pub max_step: f64,
 }
 
-/// A flat parameter index of the 784-128-10 network, by tensor.
+/// A flat parameter index, by layer.
 #[derive(Clone, Copy)]
 enum Param {
-    W1 { i: usize, j: usize },
-    B1 { j: usize },
-    W2 { j: usize, k: usize },
-    B2 { k: usize },
+    Weight { l: usize, i: usize, j: usize },
+    Bias { l: usize, j: usize },
 }
 
 impl Param {
-    fn of(index: usize) -> Self {
-        const W1: usize = 784 * 128;
-        const B1: usize = W1 + 128;
-        const W2: usize = B1 + 1280;
-        match index {
-            i if i < W1 => Param::W1 {
-                i: i / 128,
-                j: i % 128,
-            },
-            i if i < B1 => Param::B1 { j: i - W1 },
-            i if i < W2 => Param::W2 {
-                j: (i - B1) / 10,
-                k: (i - B1) % 10,
-            },
-            i => Param::B2 { k: i - W2 },
+    fn of(stack: &Stack, mut index: usize) -> Self {
+        for (l, layer) in stack.layers.iter().enumerate() {
+            let weights = layer.inputs * layer.outputs;
+            if index < weights {
+                return Param::Weight {
+                    l,
+                    i: index / layer.outputs,
+                    j: index % layer.outputs,
+                };
+            }
+            index -= weights;
+            if index < layer.outputs {
+                return Param::Bias { l, j: index };
+            }
+            index -= layer.outputs;
         }
+        panic!("parameter index out of range");
     }
 }
 
-fn sample(model: &Net, pixels: &[u8; 784], label: usize, u: f64) -> Sample {
-    let mut x = [0.0; 784];
-    digits_core::pixels::normalize(pixels, &mut x);
-    let mut act = Activations::<128, 10, f64>::default();
-    model.forward(&x, &mut act);
-    let lit = pixels.iter().filter(|&&p| p != 0).count() as f64;
-    // Pre-activations: the pixel's division, then a sum of products over the lit pixels.
-    let pre_err: [f64; 128] = std::array::from_fn(|j| {
-        let mut mag = model.hidden.b[j].abs();
-        for (xi, row) in x.iter().zip(&model.hidden.w) {
-            mag += (xi * row[j]).abs();
+fn sample(stack: &Stack, x: &[f64], label: usize, u: f64) -> Sample {
+    let depth = stack.layers.len();
+    let last = depth - 1;
+    // The input: each element the rounded quotient of an 8-bit value.
+    let mut a = vec![x.to_vec()];
+    let mut a_err = vec![x.iter().map(|v| u * v.abs()).collect::<Vec<f64>>()];
+    let mut pre = Vec::with_capacity(depth);
+    let mut pre_err = Vec::with_capacity(depth);
+    for (l, layer) in stack.layers.iter().enumerate() {
+        let (input, err) = (&a[l], &a_err[l]);
+        // Zero terms are skipped or add exactly: count those that may not be zero.
+        let terms = input
+            .iter()
+            .zip(err)
+            .filter(|&(&v, &e)| v != 0.0 || e > 0.0)
+            .count() as f64;
+        let mut p = layer.b.clone();
+        let mut mag: Vec<f64> = layer.b.iter().map(|b| b.abs()).collect();
+        let mut carried = vec![0.0; layer.outputs];
+        for (i, (&v, &e)) in input.iter().zip(err).enumerate() {
+            if v == 0.0 && e == 0.0 {
+                continue;
+            }
+            for (j, &w) in layer.row(i).iter().enumerate() {
+                p[j] += v * w;
+                mag[j] += (v * w).abs();
+                carried[j] += e * w.abs();
+            }
         }
-        (lit + 2.0) * u * mag
-    });
-    let logit_err: [f64; 10] = std::array::from_fn(|k| {
-        let mut mag = model.output.b[k].abs();
-        let mut carried = 0.0;
-        for ((a, e), row) in act.hidden.iter().zip(&pre_err).zip(&model.output.w) {
-            mag += (a * row[k]).abs();
-            carried += e * row[k].abs();
+        let p_err: Vec<f64> = (0..layer.outputs)
+            .map(|j| (terms + 1.0) * u * mag[j] + carried[j])
+            .collect();
+        if l < last {
+            let c = stack.ceilings[l];
+            // Clipped ReLU moves its output no more than its input; a unit surely off or
+            // surely clipped is exact.
+            a.push(p.iter().map(|&v| v.clamp(0.0, c)).collect());
+            a_err.push(
+                p.iter()
+                    .zip(&p_err)
+                    .map(|(&v, &e)| if v + e <= 0.0 || v - e >= c { 0.0 } else { e })
+                    .collect(),
+            );
         }
-        129.0 * u * mag + carried
-    });
-    let z = &act.logits;
+        pre.push(p);
+        pre_err.push(p_err);
+    }
+    let z = &pre[last];
+    let logit_err = &pre_err[last];
     let lse = digits_core::softmax::log_sum_exp(z);
-    let mut probs = [0.0; 10];
-    digits_core::softmax::softmax(z, &mut probs);
-    let dz: [f64; 10] = std::array::from_fn(|k| probs[k] - f64::from(u8::from(k == label)));
+    let probs: Vec<f64> = z.iter().map(|v| (v - lse).exp()).collect();
+    let dz: Vec<f64> = (0..z.len())
+        .map(|k| probs[k] - f64::from(u8::from(k == label)))
+        .collect();
     let loss = lse - z[label];
     // The loss moves by at most sum_k |dL/dz_k| dz_k; evaluating logsumexp and the subtraction
     // rounds a bounded number of times at the magnitude of the logits.
     let loss_err = dz
         .iter()
-        .zip(&logit_err)
+        .zip(logit_err)
         .map(|(d, e)| d.abs() * e)
         .sum::<f64>()
         + u * (20.0 + lse.abs() + loss.abs() + z[label].abs());
     let max_logit_err = logit_err.iter().copied().fold(0.0, f64::max);
-    // softmax: relative error from the logits' error (twice it) and from its own evaluation.
-    let dz_err: [f64; 10] =
-        std::array::from_fn(|k| probs[k] * (2.0 * max_logit_err + 14.0 * u) + u);
-    let mut dh = [0.0; 128];
-    let mut dh_err = [0.0; 128];
-    for j in 0..128 {
-        let w = &model.output.w[j];
-        let full: f64 = (0..10).map(|k| w[k] * dz[k]).sum();
-        let err: f64 = (0..10)
-            .map(|k| w[k].abs() * dz_err[k] + 10.0 * u * (w[k] * dz[k]).abs())
-            .sum();
-        if act.pre[j].abs() <= pre_err[j] {
-            // Rounding may switch the unit either way: backprop may give all or nothing.
-            dh[j] = if act.pre[j] > 0.0 { full } else { 0.0 };
-            dh_err[j] = full.abs() + err;
-        } else if act.pre[j] > 0.0 {
-            dh[j] = full;
-            dh_err[j] = err;
+    // softmax: the logits' error moves `p_k` by `p_k sum_{m != k} p_m (dz_k - dz_m)`, at most
+    // twice the largest error times `p_k (1 - p_k)`; then its own evaluation.
+    let dz_err: Vec<f64> = probs
+        .iter()
+        .enumerate()
+        .map(|(k, p)| {
+            let others: f64 = probs
+                .iter()
+                .enumerate()
+                .filter(|&(m, _)| m != k)
+                .map(|(_, q)| q)
+                .sum();
+            p * (2.0 * max_logit_err * others + 14.0 * u) + u
+        })
+        .collect();
+    let mut d = vec![Vec::new(); depth];
+    let mut d_err = vec![Vec::new(); depth];
+    d[last] = dz;
+    d_err[last] = dz_err;
+    for l in (0..last).rev() {
+        let next = &stack.layers[l + 1];
+        let (dn, en) = (&d[l + 1], &d_err[l + 1]);
+        let terms = next.outputs as f64;
+        let mut dl = vec![0.0; next.inputs];
+        let mut el = vec![0.0; next.inputs];
+        for j in 0..next.inputs {
+            let w = next.row(j);
+            let full: f64 = w.iter().zip(dn).map(|(w, d)| w * d).sum();
+            let err: f64 = w
+                .iter()
+                .zip(dn)
+                .zip(en)
+                .map(|((w, d), e)| w.abs() * e + terms * u * (w * d).abs())
+                .sum();
+            let (p, e) = (pre[l][j], pre_err[l][j]);
+            let active = stack.active(l, p);
+            if stack.to_kink(l, p) <= e {
+                // Rounding may switch the unit either way: backprop may give all or nothing.
+                dl[j] = if active { full } else { 0.0 };
+                el[j] = full.abs() + err;
+            } else if active {
+                dl[j] = full;
+                el[j] = err;
+            }
+        }
+        d[l] = dl;
+        d_err[l] = el;
+    }
+    let (spread, slack) = sensitivities(stack, &pre, &pre_err);
+    Sample {
+        a,
+        a_err,
+        pre,
+        pre_err,
+        d,
+        d_err,
+        spread,
+        slack,
+        loss,
+        loss_err,
+    }
+}
+
+/// For each hidden unit, how the later layers see its activation under the sample's current
+/// activation pattern: the spread of the logits' move per unit of it, and how far it may move
+/// before a later hidden unit comes within rounding of a kink.
+fn sensitivities(
+    stack: &Stack,
+    pre: &[Vec<f64>],
+    pre_err: &[Vec<f64>],
+) -> (Vec<Vec<f64>>, Vec<Vec<f64>>) {
+    let last = stack.layers.len() - 1;
+    let mut spread = Vec::with_capacity(last);
+    let mut slack = Vec::with_capacity(last);
+    for l in 0..last {
+        let units = stack.layers[l].outputs;
+        // `k[j][q]`: how far pre-activation `q` of layer `m` moves per unit of activation `j`.
+        let mut k: Vec<Vec<f64>> = (0..units)
+            .map(|j| stack.layers[l + 1].row(j).to_vec())
+            .collect();
+        let mut room = vec![f64::INFINITY; units];
+        for m in l + 1..last {
+            let next = &stack.layers[m + 1];
+            for (kj, room) in k.iter_mut().zip(&mut room) {
+                let mut moved = vec![0.0; next.outputs];
+                for (q, &kq) in kj.iter().enumerate() {
+                    if kq == 0.0 {
+                        continue;
+                    }
+                    let left = stack.to_kink(m, pre[m][q]) - pre_err[m][q];
+                    *room = room.min((left / kq.abs()).max(0.0));
+                    if stack.active(m, pre[m][q]) {
+                        for (o, &w) in moved.iter_mut().zip(next.row(q)) {
+                            *o += kq * w;
+                        }
+                    }
+                }
+                *kj = moved;
+            }
+        }
+        spread.push(
+            k.iter()
+                .map(|v| {
+                    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+                    hi - lo
+                })
+                .collect(),
+        );
+        slack.push(room);
+    }
+    (spread, slack)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One input, one hidden unit `pre = x` clipped at 0.5, two logits `h` and `-h`.
+    fn stack() -> Stack {
+        let layer = |inputs, w: Vec<f64>| Layer {
+            inputs,
+            outputs: w.len() / inputs,
+            b: vec![0.0; w.len() / inputs],
+            w,
+        };
+        Stack {
+            layers: vec![layer(1, vec![1.0]), layer(1, vec![1.0, -1.0])],
+            ceilings: vec![0.5],
         }
     }
-    Sample {
-        x,
-        pre: act.pre,
-        hidden: act.hidden,
-        dz,
-        loss,
-        pre_err,
-        dh_err,
-        dh,
-        dz_err,
-        loss_err,
+
+    /// `b1`, the hidden unit's bias, as a flat index (after `W1`).
+    const B1: usize = 1;
+
+    fn along(x: f64) -> Option<Along> {
+        let s = stack();
+        Bounds::new(&s, &[[x]], &[0], unit_roundoff::<f32>()).along(B1)
+    }
+
+    #[test]
+    fn the_ceiling_is_a_kink_like_zero() {
+        assert!(along(0.5).is_none(), "on the ceiling");
+        assert!(along(0.0).is_none(), "on zero");
+        let active = along(0.25).unwrap();
+        assert!(active.max_step < 0.25 && active.max_step > 0.2499);
+        assert_eq!(active.m2, 1.0, "spread 2 between the logits");
+        let clipped = along(0.75).unwrap();
+        assert!(clipped.max_step < 0.25 && clipped.max_step > 0.2499);
+        assert_eq!(clipped.m2, 0.0, "a clipped unit does not move the logits");
+    }
+
+    #[test]
+    fn a_later_unit_near_its_kink_shortens_the_step() {
+        // Two hidden layers: the second unit's pre-activation is `h1 - 0.2`, 0.05 from zero
+        // when the first is 0.25.
+        let mut s = stack();
+        s.layers[1] = Layer {
+            inputs: 1,
+            outputs: 1,
+            w: vec![1.0],
+            b: vec![-0.2],
+        };
+        s.layers.push(Layer {
+            inputs: 1,
+            outputs: 2,
+            w: vec![1.0, -1.0],
+            b: vec![0.0; 2],
+        });
+        s.ceilings.push(f64::INFINITY);
+        let a = Bounds::new(&s, &[[0.25]], &[0], unit_roundoff::<f64>())
+            .along(B1)
+            .unwrap();
+        assert!(a.max_step < 0.05 && a.max_step > 0.0499, "{}", a.max_step);
     }
 }

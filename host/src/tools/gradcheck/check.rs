@@ -1,12 +1,11 @@
 //! The comparisons `digits gradcheck` makes, each element against its own bound
 //! ([`super::bound`]).
 
-use digits_core::params::convert;
-use digits_core::pixels::normalize;
-use digits_core::{MnistMlp, Params, Rng, Scalar};
+use digits_core::{Params, Rng, Scalar};
 use serde::Serialize;
 
-use super::bound::{Bounds, Net, unit_roundoff};
+use super::bound::{Bounds, Stack, unit_roundoff};
+use super::subject::Subject;
 
 /// Largest central-difference step: the loss is probed near the parameter, not far away.
 const MAX_STEP: f64 = 1.0 / 16.0;
@@ -55,8 +54,8 @@ pub struct TensorReport {
     /// Of these, parameters whose gradient exceeds its bound, so that a wrong sign there could
     /// not pass: only they make the check able to fail.
     pub resolved: usize,
-    /// Parameters within rounding of a ReLU kink for some sample: the loss has no derivative
-    /// there to compare, so they are not judged.
+    /// Parameters within rounding of a kink (a ReLU's 0, a clipped ReLU's ceiling) for some
+    /// sample: the loss has no derivative there to compare, so they are not judged.
     pub at_kink: usize,
     /// Parameters outside their bound.
     pub beyond: usize,
@@ -175,33 +174,31 @@ impl CheckReport {
 pub struct PlantedFault {
     /// "f32" or "f64".
     pub precision: &'static str,
-    /// Tensor index (W1, b1, W2, b2).
+    /// Tensor index (W1, b1, W2, b2, ...).
     pub tensor: usize,
 }
 
 /// The batch as the network's inputs, in precision `S`.
-fn inputs<S: Scalar>(pixels: &[[u8; 784]]) -> Vec<[S; 784]> {
-    pixels
-        .iter()
-        .map(|p| {
-            let mut x = [S::ZERO; 784];
-            normalize(p, &mut x);
-            x
-        })
-        .collect()
+fn inputs<N: Subject, S: Scalar>(subject: &N, pixels: &[[u8; 784]]) -> Vec<N::Input<S>> {
+    pixels.iter().map(|p| subject.input::<S>(p)).collect()
+}
+
+/// The network as the bounds see it, and the batch in `f64`.
+fn reference<N: Subject>(subject: &N, pixels: &[[u8; 784]]) -> (Stack, Vec<N::Input<f64>>) {
+    let stack = Stack::new(&*subject.network::<f64>(), &subject.ceilings());
+    (stack, inputs::<N, f64>(subject, pixels))
 }
 
 /// Backprop of the mean loss in precision `S`, with the planted fault if it is for `S`.
-pub fn backprop<S: Scalar>(
-    model: &MnistMlp<f32>,
+pub fn backprop<N: Subject, S: Scalar>(
+    subject: &N,
     pixels: &[[u8; 784]],
     labels: &[u8],
     fault: Option<PlantedFault>,
-) -> Box<MnistMlp<S>> {
-    let mut m: Box<MnistMlp<S>> = bytemuck::zeroed_box();
-    convert(model, &mut *m);
-    let mut grad: Box<MnistMlp<S>> = bytemuck::zeroed_box();
-    m.backprop(&inputs::<S>(pixels), labels, &mut grad);
+) -> Box<N::Net<S>> {
+    let m = subject.network::<S>();
+    let mut grad = subject.network::<S>();
+    subject.backprop(&m, &inputs::<N, S>(subject, pixels), labels, &mut grad);
     if let Some(f) = fault.filter(|f| f.precision == S::NAME) {
         for g in grad.tensor_mut(f.tensor).data.iter_mut() {
             *g = -*g;
@@ -210,10 +207,9 @@ pub fn backprop<S: Scalar>(
     grad
 }
 
-/// Which parameters the central differences visit: all of a tensor no larger than `sample`,
-/// else `sample` drawn at random (repeats merge).
-pub fn sampled(sample: usize, seed: u64) -> Vec<usize> {
-    let net: Box<MnistMlp> = bytemuck::zeroed_box();
+/// Which parameters of `net` the central differences visit: all of a tensor no larger than
+/// `sample`, else `sample` drawn at random (repeats merge).
+pub fn sampled<S: Scalar>(net: &(impl Params<S> + ?Sized), sample: usize, seed: u64) -> Vec<usize> {
     let mut rng = Rng::new(seed);
     let mut wanted = vec![false; net.num_params()];
     let mut start = 0;
@@ -236,22 +232,20 @@ pub fn sampled(sample: usize, seed: u64) -> Vec<usize> {
 /// `h^2 M3 / 6` against rounding `loss_rounding / h`), kept short of every ReLU kink and made a
 /// power of two; the step actually taken (`w + h` and `w - h` as rounded in `S`) is the one
 /// divided by and bounded.
-pub fn central_differences<S: Scalar>(
-    model: &MnistMlp<f32>,
+pub fn central_differences<N: Subject, S: Scalar>(
+    subject: &N,
     pixels: &[[u8; 784]],
     labels: &[u8],
     indices: &[usize],
     fault: Option<PlantedFault>,
     role: Role,
 ) -> CheckReport {
-    let mut net: Box<Net> = bytemuck::zeroed_box();
-    convert(model, &mut *net);
-    let bounds = Bounds::new(&net, pixels, labels, unit_roundoff::<S>());
-    let reference = Bounds::new(&net, pixels, labels, unit_roundoff::<f64>());
-    let analytic = backprop::<S>(model, pixels, labels, fault);
-    let mut m: Box<MnistMlp<S>> = bytemuck::zeroed_box();
-    convert(model, &mut *m);
-    let xs = inputs::<S>(pixels);
+    let (stack, xs64) = reference(subject, pixels);
+    let bounds = Bounds::new(&stack, &xs64, labels, unit_roundoff::<S>());
+    let reference = Bounds::new(&stack, &xs64, labels, unit_roundoff::<f64>());
+    let analytic = backprop::<N, S>(subject, pixels, labels, fault);
+    let mut m = subject.network::<S>();
+    let xs = inputs::<N, S>(subject, pixels);
     let mut tensors: Vec<TensorReport> = (0..m.tensor_count())
         .map(|k| TensorReport::new(m.tensor(k).name))
         .collect();
@@ -278,9 +272,9 @@ pub fn central_differences<S: Scalar>(
         let up = w + S::from_f64(h);
         let down = w - S::from_f64(h);
         m.set_param(i, up);
-        let plus = m.loss(&xs, labels).to_f64();
+        let plus = subject.loss(&m, &xs, labels).to_f64();
         m.set_param(i, down);
-        let minus = m.loss(&xs, labels).to_f64();
+        let minus = subject.loss(&m, &xs, labels).to_f64();
         m.set_param(i, w);
         let (hp, hm) = (up.to_f64() - w.to_f64(), w.to_f64() - down.to_f64());
         let numeric = (plus - minus) / (hp + hm);
@@ -309,18 +303,17 @@ pub fn central_differences<S: Scalar>(
 
 /// Backprop in `f32` against backprop in `f64` (which the `f64` central differences check),
 /// every parameter, each within the rounding error bound of both.
-pub fn f32_against_f64(
-    model: &MnistMlp<f32>,
+pub fn f32_against_f64<N: Subject>(
+    subject: &N,
     pixels: &[[u8; 784]],
     labels: &[u8],
     fault: Option<PlantedFault>,
 ) -> CheckReport {
-    let mut net: Box<Net> = bytemuck::zeroed_box();
-    convert(model, &mut *net);
-    let b32 = Bounds::new(&net, pixels, labels, unit_roundoff::<f32>());
-    let b64 = Bounds::new(&net, pixels, labels, unit_roundoff::<f64>());
-    let a32 = backprop::<f32>(model, pixels, labels, fault);
-    let a64 = backprop::<f64>(model, pixels, labels, fault);
+    let (stack, xs64) = reference(subject, pixels);
+    let b32 = Bounds::new(&stack, &xs64, labels, unit_roundoff::<f32>());
+    let b64 = Bounds::new(&stack, &xs64, labels, unit_roundoff::<f64>());
+    let a32 = backprop::<N, f32>(subject, pixels, labels, fault);
+    let a64 = backprop::<N, f64>(subject, pixels, labels, fault);
     let mut tensors = Vec::new();
     let mut flat = 0;
     for k in 0..a32.tensor_count() {

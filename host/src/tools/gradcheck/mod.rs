@@ -12,32 +12,43 @@
 //!
 //! A parameter is resolved when its gradient exceeds its bound: there a wrong sign could not
 //! pass. A check that resolves nothing in a tensor says so instead of passing it.
+//!
+//! The network is 784-128-10, or with `--arch` a compact one ([`compact`]): the same checks,
+//! through [`subject::Subject`].
 
 pub mod bound;
 pub mod check;
+pub mod compact;
+pub mod subject;
 
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use clap::Args;
+use digits_core::deep::TENSOR_NAMES;
 use serde::Serialize;
 
 use crate::cli::number::Within;
 use crate::data::command::{DataArgs, load_test};
-use crate::model_io;
+use crate::model_io::{self, Weights};
 use crate::train::aligned::ModelBox;
+use crate::train::compact::arch::Arch;
 use check::{CheckReport, PlantedFault, Role, Verdict};
-
-/// Tensor names in the order of the network's parameters.
-const TENSORS: [&str; 4] = ["W1", "b1", "W2", "b2"];
+use subject::{MlpSubject, Subject};
 
 #[derive(Args)]
 pub struct GradcheckArgs {
     #[command(flatten)]
     data: DataArgs,
-    /// Model file to check; a freshly initialized network when absent.
+    /// Model file to check: 784-128-10 (f32) or a compact network (`train --arch`, checked at
+    /// its dequantized weights); a freshly initialized network when absent.
     #[arg(long, value_name = "FILE")]
     model: Option<PathBuf>,
+    /// Check a compact network of this shape instead of 784-128-10 (a fresh one, at clipping
+    /// ceilings of half each hidden layer's largest activation on the batch), e.g.
+    /// 16x16-32-32-32-10; with --model, the model's own shape.
+    #[arg(long, value_name = "SIDExSIDE-H1-H2-H3-10")]
+    arch: Option<Arch>,
     /// Seed of the fresh network and of the parameter sample.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -55,7 +66,8 @@ pub struct GradcheckArgs {
     #[arg(long)]
     json: bool,
     /// Test-only: flip the sign of one tensor of backprop's gradient, as PRECISION:TENSOR
-    /// (e.g. `f32:W1`). It exists to prove that the checker fails on a wrong gradient.
+    /// (e.g. `f32:W1`, `f64:W3` for a compact network). It exists to prove that the checker
+    /// fails on a wrong gradient.
     #[arg(long, hide = true, value_name = "PRECISION:TENSOR", value_parser = parse_fault)]
     plant_fault_for_test: Option<PlantedFaultArg>,
 }
@@ -65,20 +77,33 @@ pub struct GradcheckArgs {
 pub struct PlantedFaultArg(PlantedFault);
 
 fn parse_fault(s: &str) -> Result<PlantedFaultArg, String> {
-    let usage = || format!("expected f32|f64:W1|b1|W2|b2, got {s:?}");
+    let usage = || {
+        format!(
+            "expected f32|f64:TENSOR, TENSOR one of {}, got {s:?}",
+            TENSOR_NAMES.join(", ")
+        )
+    };
     let (p, t) = s.split_once(':').ok_or_else(usage)?;
     let precision = match p {
         "f32" => "f32",
         "f64" => "f64",
         _ => return Err(usage()),
     };
-    let tensor = TENSORS.iter().position(|&n| n == t).ok_or_else(usage)?;
+    let tensor = TENSOR_NAMES
+        .iter()
+        .position(|&n| n == t)
+        .ok_or_else(usage)?;
     Ok(PlantedFaultArg(PlantedFault { precision, tensor }))
 }
 
 /// Everything `digits gradcheck --json` prints.
 #[derive(Serialize)]
 pub struct Report {
+    /// The network checked, e.g. `784-128-10` or `16x16-32-32-32-10`.
+    pub network: String,
+    /// The clipping ceiling of each hidden layer (compact networks; ReLU otherwise).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ceilings: Vec<f64>,
     /// The checks, in the order printed.
     pub checks: Vec<CheckReport>,
     /// Checks and tensors that failed or could not decide, e.g. "f64 W1".
@@ -87,20 +112,34 @@ pub struct Report {
     pub passed: bool,
 }
 
-/// All checks on a model and a batch.
-pub fn check_all(
-    model: &digits_core::MnistMlp,
+/// All checks on a network and a batch.
+pub fn check_all<N: Subject>(
+    subject: &N,
     pixels: &[[u8; 784]],
     labels: &[u8],
     sample: usize,
     seed: u64,
     fault: Option<PlantedFault>,
 ) -> Report {
-    let indices = check::sampled(sample, seed);
+    let indices = check::sampled(&*subject.network::<f32>(), sample, seed);
     let checks = vec![
-        check::central_differences::<f64>(model, pixels, labels, &indices, fault, Role::Decides),
-        check::f32_against_f64(model, pixels, labels, fault),
-        check::central_differences::<f32>(model, pixels, labels, &indices, fault, Role::Judged),
+        check::central_differences::<N, f64>(
+            subject,
+            pixels,
+            labels,
+            &indices,
+            fault,
+            Role::Decides,
+        ),
+        check::f32_against_f64(subject, pixels, labels, fault),
+        check::central_differences::<N, f32>(
+            subject,
+            pixels,
+            labels,
+            &indices,
+            fault,
+            Role::Judged,
+        ),
     ];
     let failed: Vec<String> = checks
         .iter()
@@ -113,6 +152,8 @@ pub fn check_all(
         })
         .collect();
     Report {
+        network: String::from("784-128-10"),
+        ceilings: Vec::new(),
         passed: failed.is_empty(),
         checks,
         failed,
@@ -128,6 +169,20 @@ fn verdict_text(c: &CheckReport) -> &'static str {
         (Verdict::Unresolved, Role::Judged) => {
             "within bounds; informational only where no parameter is resolved"
         }
+    }
+}
+
+/// Which network was checked, and its ceilings.
+fn network_line(r: &Report) -> String {
+    if r.ceilings.is_empty() {
+        format!("network {} (ReLU)", r.network)
+    } else {
+        let c: Vec<String> = r.ceilings.iter().map(|c| format!("{c:.4}")).collect();
+        format!(
+            "network {} (clipped ReLU, ceilings {})",
+            r.network,
+            c.join(", ")
+        )
     }
 }
 
@@ -178,8 +233,68 @@ pub fn print(c: &CheckReport) {
     }
 }
 
+/// What is checked.
+enum Network {
+    /// 784-128-10.
+    Mlp(ModelBox),
+    /// A compact network: a model's, or fresh.
+    Compact {
+        arch: Arch,
+        model: Option<Box<crate::train::compact::store::QuantizedNet>>,
+    },
+}
+
+/// The network the options name, refused before any work if it cannot be checked.
+fn network(args: &GradcheckArgs) -> Result<Network> {
+    let Some(path) = &args.model else {
+        return Ok(match args.arch {
+            Some(arch) => Network::Compact { arch, model: None },
+            None => {
+                let mut m = ModelBox::zeroed();
+                m.init(&mut digits_core::Rng::new(args.seed));
+                Network::Mlp(m)
+            }
+        });
+    };
+    let shown = path.display();
+    match model_io::load_weights(path)?.weights {
+        Weights::F32(m) => match args.arch {
+            Some(arch) => bail!(
+                "--arch {arch} checks a compact network, but {shown} is 784-128-10: drop --arch"
+            ),
+            None => Ok(Network::Mlp(m)),
+        },
+        Weights::Int8(_) => bail!(
+            "{shown} is an int8 model, which is not trained by gradients: check the f32 model \
+             it was quantized from"
+        ),
+        Weights::Compact(q) => {
+            let arch: Arch = q.arch().parse().map_err(|e| {
+                anyhow::anyhow!("{shown}: {e} (the architectures gradcheck compiles)")
+            })?;
+            if let Some(asked) = args.arch.filter(|&a| a != arch) {
+                bail!("--arch {asked} does not match {shown}, which is {arch}: drop --arch");
+            }
+            Ok(Network::Compact {
+                arch,
+                model: Some(q),
+            })
+        }
+    }
+}
+
 /// Runs `digits gradcheck`.
 pub fn run(args: GradcheckArgs) -> Result<()> {
+    let network = network(&args)?;
+    let fault = args.plant_fault_for_test.map(|f| f.0);
+    if let (Network::Mlp(_), Some(f)) = (&network, fault)
+        && f.tensor >= 4
+    {
+        bail!(
+            "--plant-fault-for-test: 784-128-10 has the tensors W1, b1, W2, b2 (W3 and up are a \
+             compact network's: add --arch)"
+        );
+    }
     let dataset = load_test(&args.data)?;
     let test = &dataset.test;
     let images = test.labels.len();
@@ -196,19 +311,29 @@ pub fn run(args: GradcheckArgs) -> Result<()> {
     let end = args.offset + args.batch;
     let pixels = &test.images[args.offset..end];
     let labels = &test.labels[args.offset..end];
-    let model = match &args.model {
-        Some(path) => model_io::load(path)?.model,
-        None => {
-            let mut m = ModelBox::zeroed();
-            m.init(&mut digits_core::Rng::new(args.seed));
-            m
-        }
+    let report = match network {
+        Network::Mlp(model) => check_all(
+            &MlpSubject(&model),
+            pixels,
+            labels,
+            args.sample,
+            args.seed,
+            fault,
+        ),
+        Network::Compact { arch, model } => compact::check(
+            arch,
+            model.as_deref(),
+            pixels,
+            labels,
+            args.sample,
+            args.seed,
+            fault,
+        )?,
     };
-    let fault = args.plant_fault_for_test.map(|f| f.0);
-    let report = check_all(&model, pixels, labels, args.sample, args.seed, fault);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
+        println!("{}", network_line(&report));
         for c in &report.checks {
             print(c);
         }
