@@ -12,6 +12,7 @@ use digits_core::lowbit::Bits;
 use super::augment::Recipe;
 use super::checkpoint::Checkpoint;
 use super::compact;
+use super::compact::arch::LayerBits;
 use super::distill::Distillation;
 use super::{EpochReport, GradMethod, TrainConfig, evaluate, hold_out};
 use crate::cli::number::Within;
@@ -107,9 +108,9 @@ pub struct TrainArgs {
     /// 16x16-56-56-56-10.
     #[arg(long, value_name = "SIDExSIDE-H1-H2-H3-10")]
     arch: Option<compact::arch::Arch>,
-    /// Bits per weight code of --arch: 2 or 4 [default: 4].
-    #[arg(long, value_parser = parse_bits)]
-    bits: Option<Bits>,
+    /// Bits per weight code of --arch: 2 or 4, or one per layer as 2,4,4,4 [default: 4].
+    #[arg(long)]
+    bits: Option<LayerBits>,
     /// Optimizer of --arch: adam, or muon (orthogonalized momentum on the hidden layers'
     /// weights, Adam on the rest).
     #[arg(long, value_enum, default_value_t = OptimizerArg::Adam)]
@@ -126,14 +127,6 @@ enum OptimizerArg {
     Adam,
     /// Muon on the hidden weight matrices, Adam on the rest.
     Muon,
-}
-
-/// `--bits`: 2 or 4.
-fn parse_bits(text: &str) -> Result<Bits, String> {
-    text.parse::<u32>()
-        .ok()
-        .and_then(Bits::from_count)
-        .ok_or_else(|| format!("{text:?} bits per weight: use 2 or 4"))
 }
 
 /// Learning rate of `--optimizer muon` when none is given (Muon's authors' and BitNetMCU's).
@@ -410,7 +403,7 @@ fn run_compact(args: TrainArgs) -> Result<()> {
         .unwrap_or(if augment.is_some() { 50 } else { 30 });
     let cfg = compact::CompactConfig {
         arch,
-        bits: args.bits.unwrap_or(Bits::Four),
+        bits: args.bits.unwrap_or(LayerBits::all(Bits::Four)),
         epochs,
         batch: args.batch.unwrap_or(128),
         lr: args.lr.unwrap_or(0.002),

@@ -4,6 +4,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use digits_core::lowbit::Bits;
+
 /// A compact network's shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Arch {
@@ -16,7 +18,7 @@ pub struct Arch {
 }
 
 /// Every architecture compiled in, as `--arch` spells it.
-pub const ARCHITECTURES: [&str; 8] = [
+pub const ARCHITECTURES: [&str; 9] = [
     "14x14-16-16-16-10",
     "16x16-16-16-16-10",
     "16x16-32-32-32-10",
@@ -25,6 +27,7 @@ pub const ARCHITECTURES: [&str; 8] = [
     "14x14-64-64-64-10",
     "16x16-64-64-64-10",
     "16x16-96-64-64-10",
+    "16x16-96-56-56-10",
 ];
 
 /// Calls `$f::<IN, H1, H2, H3, OUT>($args)` for the compiled architecture `$arch` (one of
@@ -41,6 +44,7 @@ macro_rules! with_arch {
             (14, [64, 64, 64], 10) => Some($f::<196, 64, 64, 64, 10>($($args),*)),
             (16, [64, 64, 64], 10) => Some($f::<256, 64, 64, 64, 10>($($args),*)),
             (16, [96, 64, 64], 10) => Some($f::<256, 96, 64, 64, 10>($($args),*)),
+            (16, [96, 56, 56], 10) => Some($f::<256, 96, 56, 56, 10>($($args),*)),
             _ => None,
         }
     }};
@@ -101,6 +105,61 @@ impl FromStr for Arch {
     }
 }
 
+/// Bits per weight code of each layer, first to last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LayerBits(pub [Bits; 4]);
+
+impl LayerBits {
+    /// The same bits in every layer.
+    pub fn all(bits: Bits) -> Self {
+        Self([bits; 4])
+    }
+}
+
+impl fmt::Display for LayerBits {
+    /// `4-bit` when all layers agree, else `2/4/4/4-bit`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let counts: Vec<String> = self.0.iter().map(|b| b.count().to_string()).collect();
+        if self.0.windows(2).all(|w| w[0] == w[1]) {
+            write!(f, "{}-bit", counts[0])
+        } else {
+            write!(f, "{}-bit", counts.join("/"))
+        }
+    }
+}
+
+impl FromStr for LayerBits {
+    type Err = String;
+
+    /// `B` for every layer or `B1,B2,B3,B4`, each 2 or 4.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let refuse =
+            || format!("{text:?} bits per weight: use 2 or 4, or one per layer as 2,4,4,4");
+        let counts = text
+            .split(',')
+            .map(|b| b.trim().parse::<u32>().ok().and_then(Bits::from_count))
+            .collect::<Option<Vec<Bits>>>()
+            .ok_or_else(refuse)?;
+        match counts[..] {
+            [b] => Ok(Self::all(b)),
+            [a, b, c, d] => Ok(Self([a, b, c, d])),
+            _ => Err(refuse()),
+        }
+    }
+}
+
+impl serde::Serialize for LayerBits {
+    /// A number when every layer agrees (as files before per-layer bits), else a list.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let counts = self.0.map(Bits::count);
+        if counts.windows(2).all(|w| w[0] == w[1]) {
+            s.serialize_u32(counts[0])
+        } else {
+            counts.serialize(s)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +184,27 @@ mod tests {
                 with_arch!(arch, inputs()),
                 Some([arch.inputs(), h1, h2, h3, arch.classes]),
                 "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn bits_are_one_for_all_layers_or_one_per_layer() {
+        let mixed: LayerBits = "2,4,4,4".parse().unwrap();
+        assert_eq!(mixed.0, [Bits::Two, Bits::Four, Bits::Four, Bits::Four]);
+        assert_eq!(mixed.to_string(), "2/4/4/4-bit");
+        assert_eq!(serde_json::to_string(&mixed).unwrap(), "[2,4,4,4]");
+        let four: LayerBits = "4".parse().unwrap();
+        assert_eq!(
+            (four.to_string(), serde_json::to_string(&four).unwrap()),
+            ("4-bit".into(), "4".into())
+        );
+        for bad in ["3", "2,4", "2,4,4,4,4", "", "4,x,4,4"] {
+            assert!(
+                bad.parse::<LayerBits>()
+                    .unwrap_err()
+                    .contains("one per layer"),
+                "{bad}"
             );
         }
     }

@@ -13,7 +13,6 @@ use digits_core::compact::Compact;
 use digits_core::deep::{Ceilings, Deep, DeepActivations};
 use digits_core::downsample::area_average_into;
 use digits_core::loss::{cross_entropy_backward, distill_backward};
-use digits_core::lowbit::Bits;
 use digits_core::params::{Params, TensorKind};
 use digits_core::qat::{ACTIVATION_MAX, Qat};
 use digits_core::softmax::argmax;
@@ -25,7 +24,7 @@ use super::augment::Augment;
 use super::distill::Distillation;
 use super::{EpochReport, Score};
 use crate::data::Split;
-use arch::{Arch, with_arch};
+use arch::{Arch, LayerBits, with_arch};
 use store::QuantizedNet;
 
 /// Samples per share of a batch that one thread works on: fixed, so that the gradient is
@@ -41,9 +40,8 @@ const CALIBRATION_IMAGES: usize = 1000;
 pub struct CompactConfig {
     /// The network.
     pub arch: Arch,
-    /// Bits per weight code, every layer.
-    #[serde(serialize_with = "bits_count")]
-    pub bits: Bits,
+    /// Bits per weight code of each layer.
+    pub bits: LayerBits,
     /// Passes over the training split.
     pub epochs: u32,
     /// Samples per step.
@@ -80,10 +78,6 @@ pub enum Optimizer {
         /// Base learning rate of the Muon steps.
         lr: f64,
     },
-}
-
-fn bits_count<S: serde::Serializer>(bits: &Bits, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_u32(bits.count())
 }
 
 /// The result of a compact run.
@@ -213,7 +207,7 @@ fn train_arch<
             .max()
             .unwrap_or(0)
     ];
-    let bits = [cfg.bits; 4];
+    let bits = cfg.bits.0;
     let mut net = QuantizedNet::zeroed(cfg.arch, cfg.bits);
     let plain: Vec<[u8; IN]> = inputs(&train.images, side);
     let mut act_scales = calibrate(&*master, &plain[..plain.len().min(CALIBRATION_IMAGES)]);

@@ -4,7 +4,7 @@ use digits_core::compact::{Compact, HIDDEN_RESCALE_BYTES, LOGIT_RESCALE_BYTES, L
 use digits_core::lowbit::Bits;
 use digits_core::qat::LayerBuffers;
 
-use super::arch::Arch;
+use super::arch::{Arch, LayerBits};
 
 /// One layer's tensors as bytes (see [`Layer`]).
 #[derive(Clone, Debug, PartialEq)]
@@ -41,14 +41,15 @@ impl digits_core::Classifier<784, 10> for QuantizedNet {
 }
 
 impl QuantizedNet {
-    /// Zeroed tensors for `arch` with `bits` in every layer.
-    pub fn zeroed(arch: Arch, bits: Bits) -> Self {
+    /// Zeroed tensors for `arch` with `bits` per layer.
+    pub fn zeroed(arch: Arch, bits: LayerBits) -> Self {
         let shapes = arch.layers();
         let last = shapes.len() - 1;
         let layers = shapes
             .iter()
             .enumerate()
-            .map(|(k, &(inputs, outputs))| OwnedLayer {
+            .map(|(k, &(inputs, outputs))| (k, inputs, outputs, bits.0[k]))
+            .map(|(k, inputs, outputs, bits)| OwnedLayer {
                 inputs,
                 outputs,
                 bits,
