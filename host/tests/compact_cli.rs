@@ -111,9 +111,10 @@ fn muon_trains_a_compact_network_the_same_on_any_thread_count() {
     let dir = tempfile::tempdir().unwrap();
     let (one, two) = (dir.path().join("one.digits"), dir.path().join("two.digits"));
     let adam = dir.path().join("adam.digits");
-    let text = run_ok(train(&one, "1").args(["--optimizer", "muon"]));
+    // Muon is the default: one thread by default, two threads asked for it by name.
+    let text = run_ok(&mut train(&one, "1"));
     run_ok(train(&two, "2").args(["--optimizer", "muon"]));
-    run_ok(&mut train(&adam, "2"));
+    run_ok(train(&adam, "2").args(["--optimizer", "adam"]));
     let bytes = std::fs::read(&one).unwrap();
     assert_eq!(
         bytes,
@@ -174,7 +175,14 @@ fn bad_options_are_refused_before_any_work_and_write_nothing() {
         (&["--optimizer", "muon"], "add --arch"),
         (&["--muon-lr", "0.02"], "add --arch"),
         (
-            &["--arch", "16x16-32-32-32-10", "--muon-lr", "0.02"],
+            &[
+                "--arch",
+                "16x16-32-32-32-10",
+                "--optimizer",
+                "adam",
+                "--muon-lr",
+                "0.02",
+            ],
             "--optimizer muon",
         ),
         (

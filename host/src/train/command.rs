@@ -43,7 +43,8 @@ pub struct TrainArgs {
     /// with --arch].
     #[arg(long, allow_negative_numbers = true, value_parser = Within::at_least(1usize))]
     batch: Option<usize>,
-    /// Base learning rate (> 0) [default: 0.05 (SGD), or 0.002 (Adam) with --arch].
+    /// Base learning rate (> 0) [default: 0.05 (SGD), or 0.002 (Adam, on what Muon does not
+    /// train) with --arch].
     #[arg(long, allow_negative_numbers = true, value_parser = Within::above(0.0))]
     lr: Option<f64>,
     /// SGD momentum (>= 0 and < 1); --arch trains with Adam, without it.
@@ -111,10 +112,10 @@ pub struct TrainArgs {
     /// Bits per weight code of --arch: 2 or 4, or one per layer as 2,4,4,4 [default: 4].
     #[arg(long)]
     bits: Option<LayerBits>,
-    /// Optimizer of --arch: adam, or muon (orthogonalized momentum on the hidden layers'
-    /// weights, Adam on the rest).
-    #[arg(long, value_enum, default_value_t = OptimizerArg::Adam)]
-    optimizer: OptimizerArg,
+    /// Optimizer of --arch: muon (orthogonalized momentum on the hidden layers' weights, Adam
+    /// on the rest), or adam [default: muon].
+    #[arg(long, value_enum)]
+    optimizer: Option<OptimizerArg>,
     /// Base learning rate of the Muon steps with --optimizer muon (> 0) [default: 0.01].
     #[arg(long, allow_negative_numbers = true, value_parser = Within::above(0.0))]
     muon_lr: Option<f64>,
@@ -305,7 +306,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             "--bits sets the weight codes of a compact network; add --arch (e.g. --arch 16x16-56-56-56-10)"
         );
     }
-    if args.optimizer != OptimizerArg::Adam || args.muon_lr.is_some() {
+    if args.optimizer.is_some() || args.muon_lr.is_some() {
         bail!(
             "--optimizer and --muon-lr choose how a compact network learns; 784-128-10 trains with SGD: add --arch or drop them"
         );
@@ -379,7 +380,7 @@ fn run_compact(args: TrainArgs) -> Result<()> {
     let arch = args.arch.expect("called with --arch");
     let refuse = |option: &str| {
         anyhow::anyhow!(
-            "{option} is not available with --arch (compact networks train with Adam or Muon, without batch normalization or checkpoints); drop it"
+            "{option} is not available with --arch (compact networks train with Muon and Adam, without batch normalization or checkpoints); drop it"
         )
     };
     if args.batchnorm {
@@ -394,8 +395,8 @@ fn run_compact(args: TrainArgs) -> Result<()> {
     if args.resume || args.checkpoint.is_some() {
         return Err(refuse("--resume/--checkpoint"));
     }
-    if args.muon_lr.is_some() && args.optimizer != OptimizerArg::Muon {
-        bail!("--muon-lr is the learning rate of --optimizer muon; add it or drop --muon-lr");
+    if args.muon_lr.is_some() && args.optimizer == Some(OptimizerArg::Adam) {
+        bail!("--muon-lr is the learning rate of --optimizer muon; drop one of them");
     }
     let augment = args.augment.and_then(Recipe::augment);
     let epochs = args
@@ -407,7 +408,7 @@ fn run_compact(args: TrainArgs) -> Result<()> {
         epochs,
         batch: args.batch.unwrap_or(128),
         lr: args.lr.unwrap_or(0.002),
-        optimizer: match args.optimizer {
+        optimizer: match args.optimizer.unwrap_or(OptimizerArg::Muon) {
             OptimizerArg::Adam => compact::Optimizer::Adam,
             OptimizerArg::Muon => compact::Optimizer::Muon {
                 lr: args.muon_lr.unwrap_or(DEFAULT_MUON_LR),
