@@ -72,6 +72,16 @@ const FLOAT_LOGIT_TOL: f32 = 0.05;
 /// Smallest share of images both networks classify alike.
 const SAME_CLASS: f64 = 0.95;
 
+/// Largest difference between `float` and `integer` logits, relative to the largest float logit.
+fn relative_difference(float: &[f32; 10], integer: &[f32; 10]) -> f32 {
+    let scale = float.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let diff = float
+        .iter()
+        .zip(integer)
+        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    diff / scale
+}
+
 #[test]
 fn training_forward_is_the_integer_network_and_near_its_float_twin() {
     let digits = testkit::test_digits(200);
@@ -92,12 +102,7 @@ fn training_forward_is_the_integer_network_and_near_its_float_twin() {
             let mut x = [0.0f32; 256];
             pixels::normalize(&input, &mut x);
             let float = qat.shadow.logits(&x, &qat.ceilings());
-            let scale = float.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-            let diff = float
-                .iter()
-                .zip(&logits)
-                .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
-            worst = worst.max(diff / scale);
+            worst = worst.max(relative_difference(&float, &logits));
             same += (argmax(&float) == argmax(&logits)) as usize;
         }
         let share = same as f64 / digits.images.len() as f64;
@@ -142,12 +147,7 @@ fn a_model_dequantizes_to_the_shadow_up_to_each_layers_activation_scale() {
         let float = net.logits(&x, &ceilings);
         let mut logits = [0.0f32; 10];
         model.logits_of_image(image, &mut logits);
-        let scale = float.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        let diff = float
-            .iter()
-            .zip(&logits)
-            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
-        worst = worst.max(diff / scale);
+        worst = worst.max(relative_difference(&float, &logits));
     }
     assert!(worst <= FLOAT_LOGIT_TOL, "{worst}");
     let mut other: Box<Deep<256, 32, 24, 17, 10, f32>> = bytemuck::zeroed_box();
