@@ -168,16 +168,23 @@ fn embed_model(out: &Path, which: &Embedded) {
                 info,
                 "/// Side of the downsampled input image.\n\
                  pub const SIDE: usize = {};\n\
-                 /// The layers in order: inputs, outputs, bits per code; their codes, biases and \
-                 rescale follow one another in the image in that order.\n\
+                 /// The layers in order: inputs, outputs, bits per code, windows; their codes, \
+                 biases and rescale follow one another in the image in that order.\n\
                  pub const LAYERS: &[LayerShape] = &[",
                 c.model.side
             )
             .expect("format");
             for l in &c.model.layers {
+                let windows = match l.windows {
+                    Some(w) => format!(
+                        "Some(Windows {{ side: {}, channels: {}, kernel: {}, stride: {} }})",
+                        w.side, w.channels, w.kernel, w.stride
+                    ),
+                    None => "None".into(),
+                };
                 writeln!(
                     info,
-                    "    LayerShape {{ inputs: {}, outputs: {}, bits: {} }},",
+                    "    LayerShape {{ inputs: {}, outputs: {}, bits: {}, windows: {windows} }},",
                     l.inputs,
                     l.outputs,
                     l.bits.count()

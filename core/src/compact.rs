@@ -16,17 +16,26 @@
 //! [`Layer::accumulate_reference`] is the plain definition of step 1;
 //! [`Layer::accumulate`] computes the same integers with codes instead of levels
 //! (`level = 2 c - max`, so `sum a level = 2 sum a c - max sum a`), a byte of codes at a time.
+//!
+//! A hidden layer may be a convolution ([`crate::conv::Windows`]): its units' rows are shared
+//! by every window of its input map, each window's values gathered and then read as a dense
+//! layer's input, the units' codes written at the window's place in the output map.
 
 use heapless::Vec as HVec;
 
+use crate::conv::Windows;
 use crate::downsample::{self, SOURCE_SIDE, area_average_into};
 use crate::lowbit::{self, Bits};
 use crate::quant::requantize;
 
 /// Most layers a compact model may have.
 pub const MAX_LAYERS: usize = 8;
-/// Most units in one layer.
+/// Most units in one layer (of a convolution: per window).
 pub const MAX_WIDTH: usize = 256;
+/// Most outputs of a hidden layer (of a convolution: windows times units).
+pub const MAX_ACTIVATIONS: usize = 576;
+/// Most values in a convolution's window.
+pub const MAX_PATCH: usize = 256;
 /// Most inputs of the first layer (a 28x28 image).
 pub const MAX_INPUTS: usize = SOURCE_SIDE * SOURCE_SIDE;
 /// Largest magnitude of a bias in accumulator units: keeps every accumulator far inside `i32`.
@@ -34,9 +43,9 @@ pub const MAX_BIAS: i32 = 1 << 24;
 /// Bytes of the stack buffers of one inference from an image, at their peak: the downsampled
 /// input, held throughout, and the larger of what comes and goes beside it, first the
 /// downsampling's own buffers ([`downsample::SCRATCH_BYTES`]), then two rows of activation
-/// codes and the accumulators.
+/// codes, the accumulators of one row of units and a window's values.
 pub const SCRATCH_BYTES: usize = MAX_INPUTS + {
-    let layers = 2 * MAX_WIDTH + MAX_WIDTH * size_of::<i32>();
+    let layers = 2 * MAX_ACTIVATIONS + MAX_WIDTH * size_of::<i32>() + MAX_PATCH;
     if downsample::SCRATCH_BYTES > layers {
         downsample::SCRATCH_BYTES
     } else {
@@ -53,11 +62,13 @@ pub const LOGIT_RESCALE_BYTES: usize = 4;
 pub struct Layer<'a> {
     /// Inputs.
     pub inputs: usize,
-    /// Units (outputs).
+    /// Outputs: the units of a dense layer, windows times units of a convolution.
     pub outputs: usize,
     /// Bits per weight code.
     pub bits: Bits,
-    /// Weight codes, output-major: row `j` (`bits.row_bytes(inputs)` bytes) holds unit `j`'s.
+    /// For a convolution, where its windows lie on the input; `None` for a dense layer.
+    pub windows: Option<Windows>,
+    /// Weight codes, unit-major: row `j` (`bits.row_bytes(self.row_len())` bytes) holds unit `j`'s.
     pub codes: &'a [u8],
     /// Biases in accumulator units, `i32` little-endian, one per unit.
     pub bias: &'a [u8],
@@ -71,10 +82,23 @@ fn word(bytes: &[u8], j: usize) -> [u8; 4] {
 }
 
 impl<'a> Layer<'a> {
+    /// Values each unit reads: the inputs of a dense layer, a window's of a convolution.
+    #[inline]
+    pub fn row_len(&self) -> usize {
+        self.windows.map_or(self.inputs, |w| w.patch())
+    }
+
+    /// Units: rows of codes, biases and rescales.
+    #[inline]
+    pub fn units(&self) -> usize {
+        self.windows
+            .map_or(self.outputs, |w| self.outputs / w.positions())
+    }
+
     /// The packed codes of unit `j`.
     #[inline]
     pub fn row(&self, j: usize) -> &'a [u8] {
-        let n = self.bits.row_bytes(self.inputs);
+        let n = self.bits.row_bytes(self.row_len());
         &self.codes[j * n..(j + 1) * n]
     }
 
@@ -102,29 +126,55 @@ impl<'a> Layer<'a> {
         self.codes.len() + self.bias.len() + self.rescale.len()
     }
 
-    /// `acc[j] = bias[j] + sum_i input[i] * level[j][i]`, the definition, code by code.
+    /// `acc[j] = bias[j] + sum_i input[i] * level[j][i]`, the definition, code by code; for a
+    /// convolution `acc[p * units + j]` for window `p`, its values found by
+    /// [`Windows::source`].
     pub fn accumulate_reference(&self, input: &[u8], acc: &mut [i32]) {
-        for (j, acc) in acc[..self.outputs].iter_mut().enumerate() {
+        let units = self.units();
+        for (k, acc) in acc[..self.outputs].iter_mut().enumerate() {
+            let (p, j) = (k / units, k % units);
             let row = self.row(j);
             *acc = self.bias(j)
-                + input[..self.inputs]
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &a)| a as i32 * self.bits.level(lowbit::get(row, self.bits, i)))
+                + (0..self.row_len())
+                    .map(|e| {
+                        let a = match self.windows {
+                            Some(w) => input[w.source(p, e)],
+                            None => input[e],
+                        };
+                        a as i32 * self.bits.level(lowbit::get(row, self.bits, e))
+                    })
                     .sum::<i32>();
         }
     }
 
-    /// The same integers as [`Layer::accumulate_reference`], from the codes a byte at a time:
-    /// `sum a level = 2 sum a c - max sum a`.
+    /// The same integers as [`Layer::accumulate_reference`]: window by window (gathered), each
+    /// by [`Layer::accumulate_row`].
     pub fn accumulate(&self, input: &[u8], acc: &mut [i32]) {
-        let input = &input[..self.inputs];
+        match self.windows {
+            None => self.accumulate_row(input, acc),
+            Some(w) => {
+                let mut patch = [0u8; MAX_PATCH];
+                let units = self.units();
+                for (p, acc) in acc[..self.outputs].chunks_exact_mut(units).enumerate() {
+                    w.gather(input, p, &mut patch);
+                    self.accumulate_row(&patch, acc);
+                }
+            }
+        }
+    }
+
+    /// Every unit on one row of values ([`Layer::row_len`] of them: the input of a dense
+    /// layer, a window's of a convolution), from the codes a byte at a time:
+    /// `sum a level = 2 sum a c - max sum a`.
+    pub fn accumulate_row(&self, input: &[u8], acc: &mut [i32]) {
+        let n = self.row_len();
+        let input = &input[..n];
         let sum: i32 = input.iter().map(|&a| a as i32).sum();
         let offset = self.bits.max_level() * sum;
         let per_byte = 8 / self.bits.count() as usize;
-        let whole = self.inputs / per_byte;
+        let whole = n / per_byte;
         let (chunks, tail) = input.split_at(whole * per_byte);
-        for (j, acc) in acc[..self.outputs].iter_mut().enumerate() {
+        for (j, acc) in acc[..self.units()].iter_mut().enumerate() {
             let row = self.row(j);
             let mut dot: u32 = match self.bits {
                 Bits::Four => chunks
@@ -150,9 +200,9 @@ impl<'a> Layer<'a> {
         }
     }
 
-    /// Hidden layer: ReLU and requantization of the accumulators to 8-bit codes.
+    /// Hidden layer: ReLU and requantization of one row of units' accumulators to 8-bit codes.
     pub fn requantize(&self, acc: &[i32], out: &mut [u8]) {
-        for (j, (o, &a)) in out[..self.outputs].iter_mut().zip(acc).enumerate() {
+        for (j, (o, &a)) in out[..self.units()].iter_mut().zip(acc).enumerate() {
             let (m, shift) = self.multiplier(j);
             *o = requantize(a, m, shift);
         }
@@ -166,8 +216,9 @@ pub enum CompactError {
     Depth,
     /// The input side is not in `1..=28`, or the first layer's inputs are not `side^2`.
     Input,
-    /// Layer `index`'s inputs differ from the outputs of the one before, or it is wider than
-    /// [`MAX_WIDTH`].
+    /// Layer `index`'s inputs differ from the outputs of the one before, it is wider than
+    /// [`MAX_WIDTH`] (or [`MAX_ACTIVATIONS`] in all), or it is a convolution whose windows do
+    /// not fit its input or its outputs, are larger than [`MAX_PATCH`], or that comes last.
     Shape {
         /// The layer.
         index: usize,
@@ -195,7 +246,7 @@ impl core::fmt::Display for CompactError {
             ),
             CompactError::Shape { index } => write!(
                 f,
-                "layer {} does not take the previous layer's outputs, or has more than {MAX_WIDTH} units",
+                "layer {} does not take the previous layer's outputs, has more than {MAX_WIDTH} units, or has windows that do not fit",
                 index + 1
             ),
             CompactError::Size { index } => {
@@ -223,40 +274,18 @@ pub struct Compact<'a> {
 impl<'a> Compact<'a> {
     /// Checks shapes, sizes and ranges: a model that passes runs without overflow or panic.
     pub fn check(&self) -> Result<(), CompactError> {
-        if self.layers.is_empty() {
-            return Err(CompactError::Depth);
-        }
-        if !(1..=SOURCE_SIDE).contains(&self.side) || self.layers[0].inputs != self.side * self.side
-        {
-            return Err(CompactError::Input);
-        }
+        self.check_shapes()?;
         let last = self.layers.len() - 1;
         for (index, l) in self.layers.iter().enumerate() {
-            let fits = l.outputs >= 1
-                && l.outputs <= MAX_WIDTH
-                && (index == 0 || l.inputs == self.layers[index - 1].outputs);
-            if !fits {
-                return Err(CompactError::Shape { index });
-            }
-            let per_unit = if index == last {
-                LOGIT_RESCALE_BYTES
-            } else {
-                HIDDEN_RESCALE_BYTES
-            };
-            if l.codes.len() != l.outputs * l.bits.row_bytes(l.inputs)
-                || l.bias.len() != 4 * l.outputs
-                || l.rescale.len() != per_unit * l.outputs
-            {
-                return Err(CompactError::Size { index });
-            }
-            let biases = (0..l.outputs).all(|j| l.bias(j).unsigned_abs() <= MAX_BIAS as u32);
+            let units = l.units();
+            let biases = (0..units).all(|j| l.bias(j).unsigned_abs() <= MAX_BIAS as u32);
             let rescale = if index == last {
-                (0..l.outputs).all(|k| {
+                (0..units).all(|k| {
                     let s = l.logit_scale(k);
                     s.is_finite() && s > 0.0
                 })
             } else {
-                (0..l.outputs).all(|j| {
+                (0..units).all(|j| {
                     let (m, shift) = l.multiplier(j);
                     m >= 1 << 15 && (1..=62).contains(&shift)
                 })
@@ -268,9 +297,81 @@ impl<'a> Compact<'a> {
         Ok(())
     }
 
+    /// Checks the shapes and the tensors' sizes only (what a network has before its values are
+    /// known).
+    pub fn check_shapes(&self) -> Result<(), CompactError> {
+        if self.layers.is_empty() {
+            return Err(CompactError::Depth);
+        }
+        if !(1..=SOURCE_SIDE).contains(&self.side) || self.layers[0].inputs != self.side * self.side
+        {
+            return Err(CompactError::Input);
+        }
+        let last = self.layers.len() - 1;
+        for (index, l) in self.layers.iter().enumerate() {
+            let chained = index == 0 || l.inputs == self.layers[index - 1].outputs;
+            let fits = match l.windows {
+                None => (1..=MAX_WIDTH).contains(&l.outputs),
+                Some(w) => {
+                    w.is_valid()
+                        && index != last
+                        && w.inputs() == l.inputs
+                        && w.patch() <= MAX_PATCH
+                        && l.outputs <= MAX_ACTIVATIONS
+                        && l.outputs % w.positions() == 0
+                        && (1..=MAX_WIDTH).contains(&(l.outputs / w.positions()))
+                }
+            };
+            if !(chained && fits) {
+                return Err(CompactError::Shape { index });
+            }
+            let per_unit = if index == last {
+                LOGIT_RESCALE_BYTES
+            } else {
+                HIDDEN_RESCALE_BYTES
+            };
+            let units = l.units();
+            if l.codes.len() != units * l.bits.row_bytes(l.row_len())
+                || l.bias.len() != 4 * units
+                || l.rescale.len() != per_unit * units
+            {
+                return Err(CompactError::Size { index });
+            }
+        }
+        Ok(())
+    }
+
     /// Weight bytes of every layer: everything inference reads but the input side.
     pub fn weight_bytes(&self) -> usize {
         self.layers.iter().map(Layer::weight_bytes).sum()
+    }
+
+    /// Writes the layers as `digits train --arch` spells them: `16x16-56-56-56-10`, or with
+    /// windows of the first layer `16x16-w8s4-32-16-64-10` (units per window).
+    pub fn write_arch(&self, out: &mut impl core::fmt::Write) -> core::fmt::Result {
+        write!(out, "{0}x{0}", self.side)?;
+        if let Some(w) = self.layers.first().and_then(|l| l.windows) {
+            write!(out, "-w{}s{}", w.kernel, w.stride)?;
+        }
+        for l in &self.layers {
+            write!(out, "-{}", l.units())?;
+        }
+        Ok(())
+    }
+
+    /// Writes the bits of the weight codes: `4-bit` when every layer has the same, else one per
+    /// layer, `2/4/4/4-bit`.
+    pub fn write_precision(&self, out: &mut impl core::fmt::Write) -> core::fmt::Result {
+        let layers = &self.layers;
+        if layers.windows(2).all(|w| w[0].bits == w[1].bits) {
+            write!(out, "{}", layers.first().map_or(0, |l| l.bits.count()))?;
+        } else {
+            for (k, l) in layers.iter().enumerate() {
+                let sep = if k == 0 { "" } else { "/" };
+                write!(out, "{sep}{}", l.bits.count())?;
+            }
+        }
+        out.write_str("-bit")
     }
 
     /// Classes (the last layer's units).
@@ -278,38 +379,54 @@ impl<'a> Compact<'a> {
         self.layers.last().map_or(0, |l| l.outputs)
     }
 
-    /// The forward pass from the input codes (`side * side` downsampled pixels), calling
-    /// `trace(layer, accumulators, codes)` after each layer (the codes are empty for the output
-    /// layer), and writing the logits. The model must pass [`Compact::check`].
+    /// The forward pass from the input codes (`side * side` downsampled pixels), writing the
+    /// logits and calling `trace(layer, offset, accumulators, codes)` for each row of units: a
+    /// dense layer's one, a convolution's one per window (`offset` is where its outputs start;
+    /// the codes are empty for the output layer). The model must pass [`Compact::check`].
     pub fn forward_traced(
         &self,
         input: &[u8],
         logits: &mut [f32],
-        mut trace: impl FnMut(usize, &[i32], &[u8]),
+        mut trace: impl FnMut(usize, usize, &[i32], &[u8]),
     ) {
         let mut acc = [0i32; MAX_WIDTH];
+        let mut patch = [0u8; MAX_PATCH];
         // The first layer reads the input; hidden codes go back and forth between two rows.
-        let mut rows = [[0u8; MAX_WIDTH]; 2];
+        let mut rows = [[0u8; MAX_ACTIVATIONS]; 2];
         let last = self.layers.len() - 1;
         for (index, l) in self.layers.iter().enumerate() {
             let [a, b] = &mut rows;
             let (from, to) = if index % 2 == 0 { (&*b, a) } else { (&*a, b) };
-            l.accumulate(if index == 0 { input } else { from }, &mut acc);
+            let from = if index == 0 { input } else { from };
+            let units = l.units();
             if index == last {
-                for (k, z) in logits[..l.outputs].iter_mut().enumerate() {
+                l.accumulate_row(from, &mut acc);
+                for (k, z) in logits[..units].iter_mut().enumerate() {
                     *z = acc[k] as f32 * l.logit_scale(k);
                 }
-                trace(index, &acc[..l.outputs], &[]);
-            } else {
-                l.requantize(&acc, to);
-                trace(index, &acc[..l.outputs], &to[..l.outputs]);
+                trace(index, 0, &acc[..units], &[]);
+                continue;
+            }
+            let windows = l.windows.map_or(1, |w| w.positions());
+            for p in 0..windows {
+                let row = match l.windows {
+                    Some(w) => {
+                        w.gather(from, p, &mut patch);
+                        &patch[..]
+                    }
+                    None => from,
+                };
+                l.accumulate_row(row, &mut acc);
+                let out = &mut to[p * units..(p + 1) * units];
+                l.requantize(&acc, out);
+                trace(index, p * units, &acc[..units], out);
             }
         }
     }
 
     /// Logits from the input codes (`side * side` downsampled pixels).
     pub fn logits(&self, input: &[u8], logits: &mut [f32]) {
-        self.forward_traced(input, logits, |_, _, _| {});
+        self.forward_traced(input, logits, |_, _, _, _| {});
     }
 
     /// Logits of a 28x28 image: downsampled, then [`Compact::logits`].

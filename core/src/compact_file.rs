@@ -1,22 +1,27 @@
 //! The model file of a compact network: format version 2, the same envelope as version 1
-//! ([`crate::model_file`]) with a layer list in place of the fixed architecture.
+//! ([`crate::model_file`]) with a layer list in place of the fixed architecture; version 3 when
+//! a layer is a convolution, each layer then listing its windows.
 //!
 //! ```text
 //! "DIGITSNN" | 2 (varint) | side | layers [inputs, outputs, bits]... | metadata
 //!            | tensors [codesK, biasK, rescaleK for each layer K]... | CRC-32 (4 bytes, LE)
+//! "DIGITSNN" | 3 (varint) | side | layers [inputs, outputs, bits, windows?]... | (as 2)
 //! ```
 //!
 //! Decoding checks, in order: length, magic, version, checksum, envelope, bits, tensor names
-//! and sizes, then [`Compact::check`] (shapes chain, ranges that keep the integers in `i32`).
-//! The decoded model borrows its tensors from the input: a device runs it from flash as it is.
+//! and sizes, then [`Compact::check`] (shapes chain, windows fit, ranges that keep the integers
+//! in `i32`). The decoded model borrows its tensors from the input: a device runs it from flash
+//! as it is.
 
 use heapless::Vec as HVec;
 use serde::{Deserialize, Serialize};
 
 use crate::compact::{Compact, Layer, MAX_LAYERS};
+use crate::conv::Windows;
 use crate::lowbit::Bits;
 use crate::model_file::{
-    COMPACT_VERSION, MAGIC, Metadata, ModelFile, ModelFileError, TensorBlob, decode, seal, verified,
+    COMPACT_VERSION, MAGIC, Metadata, ModelFile, ModelFileError, TensorBlob, WINDOWS_VERSION,
+    decode, seal, verified,
 };
 
 /// Most tensors of a compact model file: three per layer.
@@ -40,10 +45,32 @@ pub struct LayerSpec {
     pub bits: u8,
 }
 
+/// Where a convolution's windows lie, as the file lists it (see [`Windows`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowSpec {
+    /// Positions along each axis of the input map.
+    pub side: u8,
+    /// Values per position.
+    pub channels: u16,
+    /// Positions along each axis of a window.
+    pub kernel: u8,
+    /// Positions from one window to the next.
+    pub stride: u8,
+}
+
+/// One layer as a version 3 file lists it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowedLayerSpec {
+    /// Inputs, units and bits, as in version 2.
+    pub layer: LayerSpec,
+    /// A convolution's windows; `None` for a dense layer.
+    pub windows: Option<WindowSpec>,
+}
+
 #[derive(Serialize, Deserialize)]
-struct Body<'a> {
+struct Body<'a, L> {
     side: u8,
-    layers: HVec<LayerSpec, MAX_LAYERS>,
+    layers: HVec<L, MAX_LAYERS>,
     #[serde(borrow)]
     metadata: Metadata<'a>,
     #[serde(borrow)]
@@ -51,11 +78,11 @@ struct Body<'a> {
 }
 
 #[derive(Serialize, Deserialize)]
-struct File<'a> {
+struct File<'a, L> {
     magic: [u8; 8],
     version: u16,
     #[serde(borrow)]
-    body: Body<'a>,
+    body: Body<'a, L>,
 }
 
 /// A decoded, checked compact model file; the model borrows the input.
@@ -76,27 +103,42 @@ pub struct CompactFile<'a> {
 pub enum AnyModelFile<'a> {
     /// Version 1: the 784-128-10 network, `f32` or int8.
     Mlp(ModelFile<'a>),
-    /// Version 2: a compact network.
+    /// Version 2 or 3: a compact network.
     Compact(CompactFile<'a>),
 }
 
-/// Writes `model` (which must pass [`Compact::check`]) with `metadata` into `buf`; returns the
-/// length used.
+/// Writes the file's content (all but the checksum) into `out`; returns its length.
+fn write_content<L: Serialize>(
+    version: u16,
+    side: u8,
+    layers: HVec<L, MAX_LAYERS>,
+    metadata: &Metadata<'_>,
+    tensors: &HVec<TensorBlob<'_>, MAX_COMPACT_TENSORS>,
+    out: &mut [u8],
+) -> Result<usize, postcard::Error> {
+    let file = File {
+        magic: MAGIC,
+        version,
+        body: Body {
+            side,
+            layers,
+            metadata: metadata.clone(),
+            tensors: tensors.clone(),
+        },
+    };
+    postcard::to_slice(&file, out).map(|s| s.len())
+}
+
+/// Writes `model` (which must pass [`Compact::check`]) with `metadata` into `buf`: version 2,
+/// or 3 when a layer is a convolution. Returns the length used.
 pub fn encode_compact(
     model: &Compact<'_>,
     metadata: &Metadata<'_>,
     buf: &mut [u8],
 ) -> Result<usize, ModelFileError> {
     model.check().map_err(ModelFileError::BadCompact)?;
-    let mut layers = HVec::new();
     let mut tensors = HVec::new();
     for (k, l) in model.layers.iter().enumerate() {
-        let spec = LayerSpec {
-            inputs: l.inputs as u16,
-            outputs: l.outputs as u16,
-            bits: l.bits.count() as u8,
-        };
-        layers.push(spec).expect("at most MAX_LAYERS");
         for (t, bytes) in [l.codes, l.bias, l.rescale].into_iter().enumerate() {
             let name = NAMES[3 * k + t];
             tensors
@@ -104,20 +146,33 @@ pub fn encode_compact(
                 .expect("three per layer");
         }
     }
-    let file = File {
-        magic: MAGIC,
-        version: COMPACT_VERSION,
-        body: Body {
-            side: model.side as u8,
-            layers,
-            metadata: metadata.clone(),
-            tensors,
-        },
+    let spec = |l: &Layer<'_>| LayerSpec {
+        inputs: l.inputs as u16,
+        outputs: l.outputs as u16,
+        bits: l.bits.count() as u8,
     };
     let room = buf.len().saturating_sub(4);
-    let used = postcard::to_slice(&file, &mut buf[..room])
-        .map_err(|_| ModelFileError::BufferTooSmall)?
-        .len();
+    let (side, out) = (model.side as u8, &mut buf[..room]);
+    let written = if model.layers.iter().all(|l| l.windows.is_none()) {
+        let layers: HVec<LayerSpec, MAX_LAYERS> = model.layers.iter().map(spec).collect();
+        write_content(COMPACT_VERSION, side, layers, metadata, &tensors, out)
+    } else {
+        let layers: HVec<WindowedLayerSpec, MAX_LAYERS> = model
+            .layers
+            .iter()
+            .map(|l| WindowedLayerSpec {
+                layer: spec(l),
+                windows: l.windows.map(|w| WindowSpec {
+                    side: w.side as u8,
+                    channels: w.channels as u16,
+                    kernel: w.kernel as u8,
+                    stride: w.stride as u8,
+                }),
+            })
+            .collect();
+        write_content(WINDOWS_VERSION, side, layers, metadata, &tensors, out)
+    };
+    let used = written.map_err(|_| ModelFileError::BufferTooSmall)?;
     seal(buf, used)
 }
 
@@ -126,15 +181,33 @@ pub fn compact_len_bound(model: &Compact<'_>, metadata_text: usize) -> usize {
     model.weight_bytes() + MAX_COMPACT_TENSORS * 16 + MAX_LAYERS * 8 + metadata_text + 128
 }
 
-/// Verifies and decodes a model file of either version.
+/// Verifies and decodes a model file of any version.
 pub fn decode_any(bytes: &[u8]) -> Result<AnyModelFile<'_>, ModelFileError> {
     let (version, content) = verified(bytes)?;
-    if version != COMPACT_VERSION {
-        return decode(bytes).map(AnyModelFile::Mlp);
-    }
-    let body = match postcard::take_from_bytes::<File<'_>>(content) {
-        Ok((file, [])) => file.body,
-        _ => return Err(ModelFileError::Malformed),
+    let body = match version {
+        COMPACT_VERSION => match postcard::take_from_bytes::<File<'_, LayerSpec>>(content) {
+            Ok((file, [])) => {
+                let b = file.body;
+                let layers = b.layers.iter().map(|&layer| WindowedLayerSpec {
+                    layer,
+                    windows: None,
+                });
+                Body {
+                    side: b.side,
+                    layers: layers.collect(),
+                    metadata: b.metadata,
+                    tensors: b.tensors,
+                }
+            }
+            _ => return Err(ModelFileError::Malformed),
+        },
+        WINDOWS_VERSION => {
+            match postcard::take_from_bytes::<File<'_, WindowedLayerSpec>>(content) {
+                Ok((file, [])) => file.body,
+                _ => return Err(ModelFileError::Malformed),
+            }
+        }
+        _ => return decode(bytes).map(AnyModelFile::Mlp),
     };
     let expected = 3 * body.layers.len();
     if body.tensors.len() != expected {
@@ -146,6 +219,10 @@ pub fn decode_any(bytes: &[u8]) -> Result<AnyModelFile<'_>, ModelFileError> {
     }
     let mut layers = HVec::new();
     for (k, spec) in body.layers.iter().enumerate() {
+        let WindowedLayerSpec {
+            layer: spec,
+            windows,
+        } = *spec;
         let bits = Bits::from_count(spec.bits as u32).ok_or(ModelFileError::BadBits {
             layer: k + 1,
             bits: spec.bits,
@@ -164,6 +241,12 @@ pub fn decode_any(bytes: &[u8]) -> Result<AnyModelFile<'_>, ModelFileError> {
             inputs: spec.inputs as usize,
             outputs: spec.outputs as usize,
             bits,
+            windows: windows.map(|w| Windows {
+                side: w.side as usize,
+                channels: w.channels as usize,
+                kernel: w.kernel as usize,
+                stride: w.stride as usize,
+            }),
             codes: t[0].bytes,
             bias: t[1].bytes,
             rescale: t[2].bytes,

@@ -1,19 +1,24 @@
 //! A deeper network: three hidden layers with (clipped) ReLU, then the output layer; softmax
 //! cross-entropy. Forward and backward of each layer side by side.
 //!
+//! The first two hidden layers are dense by default, or of another [`LayerKind`]: windows of
+//! the image with shared weights ([`crate::conv`]).
+//!
 //! The hidden activation is `clamp(pre, 0, ceiling)`: with an infinite ceiling it is ReLU; a
 //! finite one is the range an 8-bit activation code can hold, so that the gradient of this
 //! network is the straight-through gradient of the quantized one (see [`crate::qat`]).
 
 use crate::loss::{cross_entropy, cross_entropy_backward};
-use crate::params::{Params, Tensor, TensorMut};
+use crate::layer::{DenseKind, LayerKind, Linear};
+use crate::params::{Params, Tensor, TensorKind, TensorMut};
 use crate::softmax::argmax;
 use crate::{Dense, Init, Rng, Scalar};
 
 /// Number of hidden layers of a [`Deep`].
 pub const HIDDEN_LAYERS: usize = 3;
 
-/// `logits = act(act(act(x W1 + b1) W2 + b2) W3 + b3) W4 + b4`, `act` a clipped ReLU.
+/// `logits = act(act(act(x W1 + b1) W2 + b2) W3 + b3) W4 + b4`, `act` a clipped ReLU; the
+/// first two layers of kinds `K1` and `K2` (dense unless given).
 #[derive(Clone, Debug, PartialEq, bytemuck::Zeroable)]
 #[zeroable(bound = "")]
 #[repr(C)]
@@ -24,11 +29,13 @@ pub struct Deep<
     const H3: usize,
     const OUT: usize,
     S: Scalar = f32,
+    K1: LayerKind<IN, H1> = DenseKind,
+    K2: LayerKind<H1, H2> = DenseKind,
 > {
     /// First hidden layer.
-    pub l1: Dense<IN, H1, S>,
+    pub l1: K1::Of<S>,
     /// Second hidden layer.
-    pub l2: Dense<H1, H2, S>,
+    pub l2: K2::Of<S>,
     /// Third hidden layer.
     pub l3: Dense<H2, H3, S>,
     /// Output layer.
@@ -118,19 +125,20 @@ pub fn clipped_relu_backward<S: Scalar, const N: usize>(
     }
 }
 
-impl<const IN: usize, const H1: usize, const H2: usize, const H3: usize, const OUT: usize, S>
-    Deep<IN, H1, H2, H3, OUT, S>
-where
+impl<
+    const IN: usize,
+    const H1: usize,
+    const H2: usize,
+    const H3: usize,
+    const OUT: usize,
     S: Scalar,
+    K1: LayerKind<IN, H1>,
+    K2: LayerKind<H1, H2>,
+> Deep<IN, H1, H2, H3, OUT, S, K1, K2>
 {
     /// All parameters zero (also the shape of a gradient).
     pub fn zeros() -> Self {
-        Self {
-            l1: Dense::zeros(),
-            l2: Dense::zeros(),
-            l3: Dense::zeros(),
-            out: Dense::zeros(),
-        }
+        bytemuck::Zeroable::zeroed()
     }
 
     /// He initialization for the hidden layers, Xavier for the output layer, zero biases.
@@ -238,13 +246,39 @@ where
     }
 }
 
+fn weight<'a, S>(name: &'static str, data: &'a [S]) -> Tensor<'a, S> {
+    let kind = TensorKind::Weight;
+    Tensor { name, kind, data }
+}
+
+fn bias<'a, S>(name: &'static str, data: &'a [S]) -> Tensor<'a, S> {
+    let kind = TensorKind::Bias;
+    Tensor { name, kind, data }
+}
+
+fn weight_mut<'a, S>(name: &'static str, data: &'a mut [S]) -> TensorMut<'a, S> {
+    let kind = TensorKind::Weight;
+    TensorMut { name, kind, data }
+}
+
+fn bias_mut<'a, S>(name: &'static str, data: &'a mut [S]) -> TensorMut<'a, S> {
+    let kind = TensorKind::Bias;
+    TensorMut { name, kind, data }
+}
+
 /// Tensor names in order: weights and bias of each layer.
 pub const TENSOR_NAMES: [&str; 8] = ["W1", "b1", "W2", "b2", "W3", "b3", "W4", "b4"];
 
-impl<const IN: usize, const H1: usize, const H2: usize, const H3: usize, const OUT: usize, S>
-    Params<S> for Deep<IN, H1, H2, H3, OUT, S>
-where
+impl<
+    const IN: usize,
+    const H1: usize,
+    const H2: usize,
+    const H3: usize,
+    const OUT: usize,
     S: Scalar,
+    K1: LayerKind<IN, H1>,
+    K2: LayerKind<H1, H2>,
+> Params<S> for Deep<IN, H1, H2, H3, OUT, S, K1, K2>
 {
     fn tensor_count(&self) -> usize {
         8
@@ -253,10 +287,10 @@ where
     fn tensor(&self, k: usize) -> Tensor<'_, S> {
         let name = TENSOR_NAMES[k];
         match k {
-            0 => self.l1.weight_tensor(name),
-            1 => self.l1.bias_tensor(name),
-            2 => self.l2.weight_tensor(name),
-            3 => self.l2.bias_tensor(name),
+            0 => weight(name, self.l1.weights()),
+            1 => bias(name, self.l1.bias()),
+            2 => weight(name, self.l2.weights()),
+            3 => bias(name, self.l2.bias()),
             4 => self.l3.weight_tensor(name),
             5 => self.l3.bias_tensor(name),
             6 => self.out.weight_tensor(name),
@@ -268,10 +302,10 @@ where
     fn tensor_mut(&mut self, k: usize) -> TensorMut<'_, S> {
         let name = TENSOR_NAMES[k];
         match k {
-            0 => self.l1.weight_tensor_mut(name),
-            1 => self.l1.bias_tensor_mut(name),
-            2 => self.l2.weight_tensor_mut(name),
-            3 => self.l2.bias_tensor_mut(name),
+            0 => weight_mut(name, self.l1.weights_mut()),
+            1 => bias_mut(name, self.l1.bias_mut()),
+            2 => weight_mut(name, self.l2.weights_mut()),
+            3 => bias_mut(name, self.l2.bias_mut()),
             4 => self.l3.weight_tensor_mut(name),
             5 => self.l3.bias_tensor_mut(name),
             6 => self.out.weight_tensor_mut(name),

@@ -200,11 +200,13 @@ impl fmt::Display for ModelFileError {
             UnsupportedVersion { found } => write!(
                 f,
                 "model file format version {found}, but this build reads versions {FORMAT_VERSION} \
-                 and {COMPACT_VERSION}; re-export the model with this version of digits"
+                 to {WINDOWS_VERSION}; re-export the model with this version of digits, or update \
+                 digits if the file is newer"
             ),
             CompactModel => write!(
                 f,
-                "the file holds a compact network (format version {COMPACT_VERSION}), which this \
+                "the file holds a compact network (format version {COMPACT_VERSION} or \
+                 {WINDOWS_VERSION}), which this \
                  reader does not run; use a 784-128-10 model, or `digits eval`/`digits predict`, \
                  which run both"
             ),
@@ -410,6 +412,9 @@ pub fn encode_int8<const IN: usize, const HIDDEN: usize, const OUT: usize>(
 /// The format version of compact networks (a layer list, low-bit codes:
 /// [`crate::compact_file`]). Version 1 (this module) holds the 784-128-10 network.
 pub const COMPACT_VERSION: u16 = 2;
+/// The format version of compact networks with convolution layers: version 2 with each
+/// layer's windows ([`crate::compact_file`]). Networks without them are still written as 2.
+pub const WINDOWS_VERSION: u16 = 3;
 
 /// Checks length, magic, version (1 or [`COMPACT_VERSION`]) and checksum; returns the version
 /// and the content the checksum covers.
@@ -430,7 +435,7 @@ pub(crate) fn verified(bytes: &[u8]) -> Result<(u16, &[u8]), ModelFileError> {
     }
     let (version, _) =
         postcard::take_from_bytes::<u16>(&bytes[8..]).map_err(|_| ModelFileError::Malformed)?;
-    if version != FORMAT_VERSION && version != COMPACT_VERSION {
+    if !(FORMAT_VERSION..=WINDOWS_VERSION).contains(&version) {
         return Err(ModelFileError::UnsupportedVersion { found: version });
     }
     let (content, stored) = bytes.split_at(bytes.len() - 4);
@@ -456,7 +461,7 @@ pub(crate) fn seal(buf: &mut [u8], used: usize) -> Result<usize, ModelFileError>
 /// (version 2) is refused with [`ModelFileError::CompactModel`].
 pub fn decode(bytes: &[u8]) -> Result<ModelFile<'_>, ModelFileError> {
     let (version, content) = verified(bytes)?;
-    if version == COMPACT_VERSION {
+    if version != FORMAT_VERSION {
         return Err(ModelFileError::CompactModel);
     }
     #[derive(Deserialize)]

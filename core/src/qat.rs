@@ -13,9 +13,9 @@
 //! gradient it gives each dequantized weight is applied to the master weight. That backward
 //! pass is checked against central differences in `core/tests/deep_gradcheck.rs`.
 
-use crate::Dense;
 use crate::compact::{Compact, HIDDEN_RESCALE_BYTES, LOGIT_RESCALE_BYTES, MAX_BIAS, fixed_point16};
 use crate::deep::{Ceilings, Deep, DeepActivations, HIDDEN_LAYERS};
+use crate::layer::{DenseKind, LayerKind, Linear};
 use crate::lowbit::{self, Bits};
 use crate::params::Params;
 
@@ -63,46 +63,54 @@ enum Next {
     Logits,
 }
 
-/// Quantizes one dense layer whose inputs are codes worth `input_scale` each into `out`, and
-/// writes the dequantized layer and each unit's accumulator value (`unit`).
-fn quantize_dense<const I: usize, const O: usize>(
-    layer: &Dense<I, O, f32>,
+/// Quantizes one layer (dense, or a convolution's shared layer) whose inputs are codes worth
+/// `input_scale` each into `out`, and writes the dequantized layer and the accumulator value of
+/// each output (`unit`: a convolution's units repeat window by window).
+fn quantize_layer<const I: usize, const O: usize, L: Linear<I, O, f32>>(
+    layer: &L,
     bits: Bits,
     input_scale: f32,
     next: Next,
     out: &mut LayerBuffers<'_>,
-    dequantized: &mut Dense<I, O, f32>,
+    dequantized: &mut L,
     unit: &mut [f32; O],
 ) -> Result<(), QatError> {
-    let row = bits.row_bytes(I);
+    let (inputs, units) = (L::ROW, L::UNITS);
+    let row = bits.row_bytes(inputs);
     let per_unit = match next {
         Next::Hidden { .. } => HIDDEN_RESCALE_BYTES,
         Next::Logits => LOGIT_RESCALE_BYTES,
     };
-    if out.codes.len() != O * row || out.bias.len() != 4 * O || out.rescale.len() != per_unit * O {
+    if out.codes.len() != units * row
+        || out.bias.len() != 4 * units
+        || out.rescale.len() != per_unit * units
+    {
         return Err(QatError::Buffer);
     }
     let finite = |v: &[f32]| v.iter().all(|v| v.is_finite());
-    if !(finite(layer.w.as_flattened()) && finite(&layer.b)) {
+    if !(finite(layer.weights()) && finite(layer.bias())) {
         return Err(QatError::NotFinite);
     }
     out.codes.fill(0);
-    for j in 0..O {
-        let sum_sq: f64 = layer.w.iter().map(|r| (r[j] as f64) * (r[j] as f64)).sum();
-        let rms = libm::sqrt(sum_sq / I as f64) as f32;
+    let (w, b) = (layer.weights(), layer.bias());
+    for j in 0..units {
+        let column = || (0..inputs).map(|i| w[i * units + j]);
+        let sum_sq: f64 = column().map(|v| (v as f64) * (v as f64)).sum();
+        let rms = libm::sqrt(sum_sq / inputs as f64) as f32;
         let scale = bits.scale_for_rms(rms);
         let codes = &mut out.codes[j * row..(j + 1) * row];
-        for (i, (w, dq)) in layer.w.iter().zip(dequantized.w.iter_mut()).enumerate() {
-            let c = bits.code(w[j], scale);
+        for (i, v) in column().enumerate() {
+            let c = bits.code(v, scale);
             lowbit::set(codes, bits, i, c);
-            dq[j] = scale * bits.level(c) as f32;
+            dequantized.weights_mut()[i * units + j] = scale * bits.level(c) as f32;
         }
         let u = (input_scale as f64 * scale as f64) as f32;
-        unit[j] = u;
-        let b = libm::round(layer.b[j] as f64 / u as f64).clamp(-MAX_BIAS as f64, MAX_BIAS as f64)
-            as i32;
+        for k in (j..O).step_by(units) {
+            unit[k] = u;
+        }
+        let b = libm::round(b[j] as f64 / u as f64).clamp(-MAX_BIAS as f64, MAX_BIAS as f64) as i32;
         out.bias[4 * j..4 * j + 4].copy_from_slice(&b.to_le_bytes());
-        dequantized.b[j] = b as f32 * u;
+        dequantized.bias_mut()[j] = b as f32 * u;
         match next {
             Next::Hidden { act_scale } => {
                 let (m, shift) =
@@ -120,12 +128,20 @@ fn quantize_dense<const I: usize, const O: usize>(
 /// The quantized state of a [`Deep`] network during training: the dequantized network and the
 /// scales that relate the integer network's values to real ones.
 #[derive(Clone, Debug, PartialEq, bytemuck::Zeroable)]
-pub struct Qat<const IN: usize, const H1: usize, const H2: usize, const H3: usize, const OUT: usize>
-{
+#[zeroable(bound = "")]
+pub struct Qat<
+    const IN: usize,
+    const H1: usize,
+    const H2: usize,
+    const H3: usize,
+    const OUT: usize,
+    K1: LayerKind<IN, H1> = DenseKind,
+    K2: LayerKind<H1, H2> = DenseKind,
+> {
     /// Every weight `scale * level`, every bias `bias * unit`: what the integer network
     /// computes with, in real units.
-    pub shadow: Deep<IN, H1, H2, H3, OUT, f32>,
-    /// The real value of one accumulator unit of each unit of the first hidden layer.
+    pub shadow: Deep<IN, H1, H2, H3, OUT, f32, K1, K2>,
+    /// The real value of one accumulator unit of each output of the first hidden layer.
     pub unit1: [f32; H1],
     /// Of the second.
     pub unit2: [f32; H2],
@@ -135,15 +151,22 @@ pub struct Qat<const IN: usize, const H1: usize, const H2: usize, const H3: usiz
     pub act_scales: [f32; HIDDEN_LAYERS],
 }
 
-impl<const IN: usize, const H1: usize, const H2: usize, const H3: usize, const OUT: usize>
-    Qat<IN, H1, H2, H3, OUT>
+impl<
+    const IN: usize,
+    const H1: usize,
+    const H2: usize,
+    const H3: usize,
+    const OUT: usize,
+    K1: LayerKind<IN, H1>,
+    K2: LayerKind<H1, H2>,
+> Qat<IN, H1, H2, H3, OUT, K1, K2>
 {
     /// Quantizes `master` with `bits` per layer and hidden activation scales `act_scales`
     /// into `buffers` (one per layer, first to last), and updates the dequantized network.
     /// Nothing is valid on error.
     pub fn quantize(
         &mut self,
-        master: &Deep<IN, H1, H2, H3, OUT, f32>,
+        master: &Deep<IN, H1, H2, H3, OUT, f32, K1, K2>,
         bits: [Bits; 4],
         act_scales: [f32; HIDDEN_LAYERS],
         buffers: [LayerBuffers<'_>; 4],
@@ -156,7 +179,7 @@ impl<const IN: usize, const H1: usize, const H2: usize, const H3: usize, const O
         let [mut b1, mut b2, mut b3, mut b4] = buffers;
         let hidden = |act_scale| Next::Hidden { act_scale };
         let sh = &mut self.shadow;
-        quantize_dense(
+        quantize_layer(
             &master.l1,
             bits[0],
             INPUT_SCALE,
@@ -165,7 +188,7 @@ impl<const IN: usize, const H1: usize, const H2: usize, const H3: usize, const O
             &mut sh.l1,
             &mut self.unit1,
         )?;
-        quantize_dense(
+        quantize_layer(
             &master.l2,
             bits[1],
             s1,
@@ -174,7 +197,7 @@ impl<const IN: usize, const H1: usize, const H2: usize, const H3: usize, const O
             &mut sh.l2,
             &mut self.unit2,
         )?;
-        quantize_dense(
+        quantize_layer(
             &master.l3,
             bits[2],
             s2,
@@ -184,7 +207,7 @@ impl<const IN: usize, const H1: usize, const H2: usize, const H3: usize, const O
             &mut self.unit3,
         )?;
         let mut unit4 = [0.0; OUT];
-        quantize_dense(
+        quantize_layer(
             &master.out,
             bits[3],
             s3,
@@ -211,8 +234,9 @@ impl<const IN: usize, const H1: usize, const H2: usize, const H3: usize, const O
     ) {
         let [s1, s2, s3] = self.act_scales;
         let mut logits = [0.0f32; OUT];
-        model.forward_traced(input, &mut logits, |layer, acc, codes| {
+        model.forward_traced(input, &mut logits, |layer, at, acc, codes| {
             let real = |pre: &mut [f32], h: &mut [f32], unit: &[f32], act_scale: f32| {
+                let (pre, h, unit) = (&mut pre[at..], &mut h[at..], &unit[at..]);
                 for ((p, &a), &u) in pre.iter_mut().zip(acc).zip(unit) {
                     *p = a as f32 * u;
                 }
@@ -237,7 +261,7 @@ impl<const IN: usize, const H1: usize, const H2: usize, const H3: usize, const O
         input: &[u8; IN],
         act: &DeepActivations<H1, H2, H3, OUT, f32>,
         dz: &[f32; OUT],
-        grad: &mut Deep<IN, H1, H2, H3, OUT, f32>,
+        grad: &mut Deep<IN, H1, H2, H3, OUT, f32, K1, K2>,
     ) {
         let mut x = [0.0f32; IN];
         crate::pixels::normalize(input, &mut x);
@@ -258,17 +282,26 @@ pub fn dequantize<
     const H2: usize,
     const H3: usize,
     const OUT: usize,
+    K1: LayerKind<IN, H1>,
+    K2: LayerKind<H1, H2>,
 >(
     model: &Compact<'_>,
-    net: &mut Deep<IN, H1, H2, H3, OUT, f32>,
+    net: &mut Deep<IN, H1, H2, H3, OUT, f32, K1, K2>,
 ) -> Option<Ceilings<f32>> {
     let shapes = layer_shapes::<IN, H1, H2, H3, OUT>();
+    let windows = [
+        <K1::Of<f32> as Linear<IN, H1, f32>>::WINDOWS,
+        <K2::Of<f32> as Linear<H1, H2, f32>>::WINDOWS,
+        None,
+        None,
+    ];
     if model.layers.len() != shapes.len()
         || model
             .layers
             .iter()
             .zip(shapes)
-            .any(|(l, s)| (l.inputs, l.outputs) != s)
+            .zip(windows)
+            .any(|((l, s), w)| (l.inputs, l.outputs) != s || l.windows != w)
     {
         return None;
     }
@@ -287,12 +320,13 @@ pub fn dequantize<
             }
         };
         let weights = net.tensor_mut(2 * k).data;
-        for j in 0..layer.outputs {
+        let units = layer.units();
+        for j in 0..units {
             let (level, _) = worth(j);
             let row = layer.row(j);
-            for i in 0..layer.inputs {
+            for i in 0..layer.row_len() {
                 let c = lowbit::get(row, layer.bits, i);
-                weights[i * layer.outputs + j] = (level * layer.bits.level(c) as f64) as f32;
+                weights[i * units + j] = (level * layer.bits.level(c) as f64) as f32;
             }
         }
         for (j, b) in net.tensor_mut(2 * k + 1).data.iter_mut().enumerate() {

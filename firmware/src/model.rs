@@ -77,15 +77,19 @@ pub static MODEL_INT8: MnistQuant = {
 /// The compact model (`models/compact.digits`, or the file `DIGITS_MODEL_COMPACT` names): where
 /// it came from, its input side and its layers.
 pub mod compact {
+    use digits_core::conv::Windows;
+
     /// One layer's shape, as `build.rs` found it in the model file.
     #[derive(Clone, Copy, Debug)]
     pub struct LayerShape {
         /// Inputs.
         pub inputs: usize,
-        /// Units.
+        /// Outputs (of a convolution: windows times units).
         pub outputs: usize,
         /// Bits per weight code.
         pub bits: u32,
+        /// A convolution's windows; `None` for a dense layer.
+        pub windows: Option<Windows>,
     }
     include!(concat!(env!("OUT_DIR"), "/model_compact_info.rs"));
 }
@@ -118,18 +122,21 @@ impl FlashCompact {
             } else {
                 HIDDEN_RESCALE_BYTES
             };
-            let (codes, after) = rest.split_at(shape.outputs * bits.row_bytes(shape.inputs));
-            let (bias, after) = after.split_at(4 * shape.outputs);
-            let (rescale, after) = after.split_at(per_unit * shape.outputs);
-            rest = after;
-            let layer = Layer {
+            let mut layer = Layer {
                 inputs: shape.inputs,
                 outputs: shape.outputs,
                 bits,
-                codes,
-                bias,
-                rescale,
+                windows: shape.windows,
+                codes: &[],
+                bias: &[],
+                rescale: &[],
             };
+            let units = layer.units();
+            let (codes, after) = rest.split_at(units * bits.row_bytes(layer.row_len()));
+            let (bias, after) = after.split_at(4 * units);
+            let (rescale, after) = after.split_at(per_unit * units);
+            rest = after;
+            (layer.codes, layer.bias, layer.rescale) = (codes, bias, rescale);
             net.layers
                 .push(layer)
                 .expect("build.rs took at most MAX_LAYERS");
@@ -235,21 +242,9 @@ impl FlashModel for MnistQuant {
 impl FlashModel for FlashCompact {
     /// As `digits inspect` names it: `16x16-56-56-56-10 4-bit` (`4/4/2/4-bit` for mixed bits).
     fn describe(&self, out: &mut impl Write) -> fmt::Result {
-        write!(out, "{0}x{0}", self.net.side)?;
-        for l in &self.net.layers {
-            write!(out, "-{}", l.outputs)?;
-        }
+        self.net.write_arch(out)?;
         out.write_char(' ')?;
-        let layers = &self.net.layers;
-        if layers.windows(2).all(|w| w[0].bits == w[1].bits) {
-            write!(out, "{}", layers[0].bits.count())?;
-        } else {
-            for (k, l) in layers.iter().enumerate() {
-                let sep = if k == 0 { "" } else { "/" };
-                write!(out, "{sep}{}", l.bits.count())?;
-            }
-        }
-        out.write_str("-bit")
+        self.net.write_precision(out)
     }
     fn digest(&self) -> u64 {
         compact_digest(&self.net)

@@ -7,6 +7,7 @@
 //! some units of every layer are clipped and the ceilings' kinks are in the check.
 
 use anyhow::{Result, anyhow, bail};
+use digits_core::layer::LayerKind;
 use digits_core::deep::{Ceilings, Deep, DeepActivations};
 use digits_core::{Rng, qat};
 
@@ -52,12 +53,14 @@ fn check_arch<
     const H2: usize,
     const H3: usize,
     const OUT: usize,
+    K1: LayerKind<IN, H1>,
+    K2: LayerKind<H1, H2>,
 >(
     arch: Arch,
     model: Option<&QuantizedNet>,
     b: &Batch<'_>,
 ) -> Result<Report> {
-    let mut net: Box<Deep<IN, H1, H2, H3, OUT, f32>> = bytemuck::zeroed_box();
+    let mut net: Box<Deep<IN, H1, H2, H3, OUT, f32, K1, K2>> = bytemuck::zeroed_box();
     let ceilings = match model {
         Some(q) => match qat::dequantize(&q.view(), &mut *net) {
             Some(c) => c,
@@ -90,8 +93,10 @@ fn half_the_largest<
     const H2: usize,
     const H3: usize,
     const OUT: usize,
+    K1: LayerKind<IN, H1>,
+    K2: LayerKind<H1, H2>,
 >(
-    subject: &DeepSubject<IN, H1, H2, H3, OUT>,
+    subject: &DeepSubject<IN, H1, H2, H3, OUT, K1, K2>,
     pixels: &[[u8; 784]],
 ) -> Ceilings<f32> {
     let xs: Vec<[f32; IN]> = pixels.iter().map(|p| subject.input::<f32>(p)).collect();

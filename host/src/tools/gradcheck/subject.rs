@@ -2,6 +2,7 @@
 //! precision, with its loss and its backprop there. 784-128-10 and each compact architecture
 //! are one.
 
+use digits_core::layer::LayerKind;
 use digits_core::deep::{Ceilings, Deep};
 use digits_core::downsample::area_average_into;
 use digits_core::params::convert;
@@ -79,19 +80,28 @@ pub struct DeepSubject<
     const H2: usize,
     const H3: usize,
     const OUT: usize,
+    K1: LayerKind<IN, H1>,
+    K2: LayerKind<H1, H2>,
 > {
     /// The weights.
-    pub net: Box<Deep<IN, H1, H2, H3, OUT, f32>>,
+    pub net: Box<Deep<IN, H1, H2, H3, OUT, f32, K1, K2>>,
     /// The clipping ceilings.
     pub ceilings: Ceilings<f32>,
     /// Side of the downsampled input.
     pub side: usize,
 }
 
-impl<const IN: usize, const H1: usize, const H2: usize, const H3: usize, const OUT: usize> Subject
-    for DeepSubject<IN, H1, H2, H3, OUT>
+impl<
+    const IN: usize,
+    const H1: usize,
+    const H2: usize,
+    const H3: usize,
+    const OUT: usize,
+    K1: LayerKind<IN, H1>,
+    K2: LayerKind<H1, H2>,
+> Subject for DeepSubject<IN, H1, H2, H3, OUT, K1, K2>
 {
-    type Net<S: Scalar> = Deep<IN, H1, H2, H3, OUT, S>;
+    type Net<S: Scalar> = Deep<IN, H1, H2, H3, OUT, S, K1, K2>;
     type Input<S: Scalar> = [S; IN];
 
     fn network<S: Scalar>(&self) -> Box<Self::Net<S>> {
@@ -127,8 +137,15 @@ impl<const IN: usize, const H1: usize, const H2: usize, const H3: usize, const O
     }
 }
 
-impl<const IN: usize, const H1: usize, const H2: usize, const H3: usize, const OUT: usize>
-    DeepSubject<IN, H1, H2, H3, OUT>
+impl<
+    const IN: usize,
+    const H1: usize,
+    const H2: usize,
+    const H3: usize,
+    const OUT: usize,
+    K1: LayerKind<IN, H1>,
+    K2: LayerKind<H1, H2>,
+> DeepSubject<IN, H1, H2, H3, OUT, K1, K2>
 {
     fn ceilings_in<S: Scalar>(&self) -> Ceilings<S> {
         Ceilings(self.ceilings.0.map(|c| S::from_f64(f64::from(c))))

@@ -1,9 +1,13 @@
 //! The compact architectures `digits train --arch` knows: the input side, three hidden layers
-//! and the classes, each compiled as its own `Deep<IN, H1, H2, H3, OUT>` (shapes in the types).
+//! and the classes, each compiled as its own `Deep<IN, H1, H2, H3, OUT, f32, K1, K2>` (shapes in
+//! the types). The first two hidden layers are dense, or (`w8s4`) convolutions: one layer
+//! shared by every 8x8 window of the image, 4 pixels apart, then one shared by the windows'
+//! outputs ([`digits_core::conv`]).
 
 use std::fmt;
 use std::str::FromStr;
 
+use digits_core::conv::Windows;
 use digits_core::lowbit::Bits;
 
 /// A compact network's shape.
@@ -11,14 +15,27 @@ use digits_core::lowbit::Bits;
 pub struct Arch {
     /// Side of the downsampled input image.
     pub side: usize,
+    /// Windows of the first layer, if it is a convolution (the second then is one of 1x1
+    /// windows on its output); `hidden[0]` and `hidden[1]` then count units per window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub windows: Option<Window>,
     /// Units of the three hidden layers.
     pub hidden: [usize; 3],
     /// Classes.
     pub classes: usize,
 }
 
+/// Size and step of the first layer's windows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Window {
+    /// Pixels along each side of a window.
+    pub kernel: usize,
+    /// Pixels from one window to the next.
+    pub stride: usize,
+}
+
 /// Every architecture compiled in, as `--arch` spells it.
-pub const ARCHITECTURES: [&str; 9] = [
+pub const ARCHITECTURES: [&str; 14] = [
     "14x14-16-16-16-10",
     "16x16-16-16-16-10",
     "16x16-32-32-32-10",
@@ -28,23 +45,56 @@ pub const ARCHITECTURES: [&str; 9] = [
     "16x16-64-64-64-10",
     "16x16-96-64-64-10",
     "16x16-96-56-56-10",
+    "16x16-w8s4-32-16-64-10",
+    "16x16-w8s4-48-24-64-10",
+    "16x16-w8s4-64-32-48-10",
+    "16x16-w8s4-64-32-64-10",
+    "16x16-w7s3-32-16-64-10",
 ];
 
-/// Calls `$f::<IN, H1, H2, H3, OUT>($args)` for the compiled architecture `$arch` (one of
-/// [`ARCHITECTURES`]; `None` for any other).
+/// Calls `$f::<IN, H1, H2, H3, OUT, K1, K2>($args)` for the compiled architecture `$arch` (one
+/// of [`ARCHITECTURES`]; `None` for any other).
 macro_rules! with_arch {
     ($arch:expr, $f:ident($($args:expr),*)) => {{
+        use digits_core::conv::ConvKind;
+        use digits_core::layer::DenseKind as D;
         let a: $crate::train::compact::arch::Arch = $arch;
-        match (a.side, a.hidden, a.classes) {
-            (14, [16, 16, 16], 10) => Some($f::<196, 16, 16, 16, 10>($($args),*)),
-            (16, [16, 16, 16], 10) => Some($f::<256, 16, 16, 16, 10>($($args),*)),
-            (16, [32, 32, 32], 10) => Some($f::<256, 32, 32, 32, 10>($($args),*)),
-            (14, [48, 48, 48], 10) => Some($f::<196, 48, 48, 48, 10>($($args),*)),
-            (16, [56, 56, 56], 10) => Some($f::<256, 56, 56, 56, 10>($($args),*)),
-            (14, [64, 64, 64], 10) => Some($f::<196, 64, 64, 64, 10>($($args),*)),
-            (16, [64, 64, 64], 10) => Some($f::<256, 64, 64, 64, 10>($($args),*)),
-            (16, [96, 64, 64], 10) => Some($f::<256, 96, 64, 64, 10>($($args),*)),
-            (16, [96, 56, 56], 10) => Some($f::<256, 96, 56, 56, 10>($($args),*)),
+        let w = a.windows.map(|w| (w.kernel, w.stride));
+        match (a.side, w, a.hidden, a.classes) {
+            (14, None, [16, 16, 16], 10) => Some($f::<196, 16, 16, 16, 10, D, D>($($args),*)),
+            (16, None, [16, 16, 16], 10) => Some($f::<256, 16, 16, 16, 10, D, D>($($args),*)),
+            (16, None, [32, 32, 32], 10) => Some($f::<256, 32, 32, 32, 10, D, D>($($args),*)),
+            (14, None, [48, 48, 48], 10) => Some($f::<196, 48, 48, 48, 10, D, D>($($args),*)),
+            (16, None, [56, 56, 56], 10) => Some($f::<256, 56, 56, 56, 10, D, D>($($args),*)),
+            (14, None, [64, 64, 64], 10) => Some($f::<196, 64, 64, 64, 10, D, D>($($args),*)),
+            (16, None, [64, 64, 64], 10) => Some($f::<256, 64, 64, 64, 10, D, D>($($args),*)),
+            (16, None, [96, 64, 64], 10) => Some($f::<256, 96, 64, 64, 10, D, D>($($args),*)),
+            (16, None, [96, 56, 56], 10) => Some($f::<256, 96, 56, 56, 10, D, D>($($args),*)),
+            (16, Some((8, 4)), [32, 16, 64], 10) => Some($f::<
+                256, 288, 144, 64, 10,
+                ConvKind<16, 1, 8, 4, 64, 32>,
+                ConvKind<3, 32, 1, 1, 32, 16>,
+            >($($args),*)),
+            (16, Some((8, 4)), [48, 24, 64], 10) => Some($f::<
+                256, 432, 216, 64, 10,
+                ConvKind<16, 1, 8, 4, 64, 48>,
+                ConvKind<3, 48, 1, 1, 48, 24>,
+            >($($args),*)),
+            (16, Some((8, 4)), [64, 32, 48], 10) => Some($f::<
+                256, 576, 288, 48, 10,
+                ConvKind<16, 1, 8, 4, 64, 64>,
+                ConvKind<3, 64, 1, 1, 64, 32>,
+            >($($args),*)),
+            (16, Some((8, 4)), [64, 32, 64], 10) => Some($f::<
+                256, 576, 288, 64, 10,
+                ConvKind<16, 1, 8, 4, 64, 64>,
+                ConvKind<3, 64, 1, 1, 64, 32>,
+            >($($args),*)),
+            (16, Some((7, 3)), [32, 16, 64], 10) => Some($f::<
+                256, 512, 256, 64, 10,
+                ConvKind<16, 1, 7, 3, 49, 32>,
+                ConvKind<4, 32, 1, 1, 32, 16>,
+            >($($args),*)),
             _ => None,
         }
     }};
@@ -57,22 +107,44 @@ impl Arch {
         self.side * self.side
     }
 
-    /// (inputs, outputs) of each layer, first to last.
+    /// Where each layer's windows lie, first to last (`None`: dense).
+    pub fn windows(&self) -> [Option<Windows>; 4] {
+        let Some(w) = self.windows else {
+            return [None; 4];
+        };
+        let first = Windows {
+            side: self.side,
+            channels: 1,
+            kernel: w.kernel,
+            stride: w.stride,
+        };
+        let second = Windows {
+            side: first.out_side(),
+            channels: self.hidden[0],
+            kernel: 1,
+            stride: 1,
+        };
+        [Some(first), Some(second), None, None]
+    }
+
+    /// (inputs, outputs) of each layer, first to last; a convolution's outputs are its windows
+    /// times its units.
     pub fn layers(&self) -> [(usize, usize); 4] {
         let [h1, h2, h3] = self.hidden;
-        [(self.inputs(), h1), (h1, h2), (h2, h3), (h3, self.classes)]
+        let positions = self.windows()[0].map_or(1, |w| w.positions());
+        let (o1, o2) = (positions * h1, positions * h2);
+        [(self.inputs(), o1), (o1, o2), (o2, h3), (h3, self.classes)]
     }
 }
 
 impl fmt::Display for Arch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let [h1, h2, h3] = self.hidden;
-        write!(
-            f,
-            "{s}x{s}-{h1}-{h2}-{h3}-{c}",
-            s = self.side,
-            c = self.classes
-        )
+        write!(f, "{s}x{s}-", s = self.side)?;
+        if let Some(w) = self.windows {
+            write!(f, "w{}s{}-", w.kernel, w.stride)?;
+        }
+        write!(f, "{h1}-{h2}-{h3}-{c}", c = self.classes)
     }
 }
 
@@ -88,13 +160,26 @@ impl FromStr for Arch {
             )
         };
         let parts: Vec<&str> = text.split('-').collect();
-        let [input, h1, h2, h3, classes] = parts[..] else {
-            return Err(refuse());
-        };
         let number = |s: &str| s.parse::<usize>().map_err(|_| refuse());
+        let (input, windows, h1, h2, h3, classes) = match parts[..] {
+            [input, h1, h2, h3, classes] => (input, None, h1, h2, h3, classes),
+            [input, w, h1, h2, h3, classes] => {
+                let (k, s) = w
+                    .strip_prefix('w')
+                    .and_then(|w| w.split_once('s'))
+                    .ok_or_else(refuse)?;
+                let window = Window {
+                    kernel: number(k)?,
+                    stride: number(s)?,
+                };
+                (input, Some(window), h1, h2, h3, classes)
+            }
+            _ => return Err(refuse()),
+        };
         let (a, b) = input.split_once('x').ok_or_else(refuse)?;
         let arch = Arch {
             side: number(a)?,
+            windows,
             hidden: [number(h1)?, number(h2)?, number(h3)?],
             classes: number(classes)?,
         };
@@ -164,14 +249,30 @@ impl serde::Serialize for LayerBits {
 mod tests {
     use super::*;
 
-    fn inputs<
+    use digits_core::Linear;
+    use digits_core::layer::LayerKind;
+
+    use crate::train::compact::store::QuantizedNet;
+
+    /// The shapes a compiled network has: (inputs, outputs) of each layer and the windows of
+    /// the first two.
+    #[allow(clippy::type_complexity, reason = "a test's summary of the types")]
+    fn compiled<
         const IN: usize,
         const H1: usize,
         const H2: usize,
         const H3: usize,
         const OUT: usize,
-    >() -> [usize; 5] {
-        [IN, H1, H2, H3, OUT]
+        K1: LayerKind<IN, H1>,
+        K2: LayerKind<H1, H2>,
+    >() -> ([(usize, usize); 4], [Option<Windows>; 2]) {
+        (
+            [(IN, H1), (H1, H2), (H2, H3), (H3, OUT)],
+            [
+                <K1::Of<f32> as Linear<IN, H1, f32>>::WINDOWS,
+                <K2::Of<f32> as Linear<H1, H2, f32>>::WINDOWS,
+            ],
+        )
     }
 
     #[test]
@@ -179,13 +280,20 @@ mod tests {
         for text in ARCHITECTURES {
             let arch: Arch = text.parse().expect(text);
             assert_eq!(arch.to_string(), text);
-            let [h1, h2, h3] = arch.hidden;
+            let w = arch.windows();
+            let zeroed = QuantizedNet::zeroed(arch, LayerBits::all(Bits::Four));
+            assert_eq!(zeroed.view().check_shapes(), Ok(()), "{text}");
             assert_eq!(
-                with_arch!(arch, inputs()),
-                Some([arch.inputs(), h1, h2, h3, arch.classes]),
+                with_arch!(arch, compiled()),
+                Some((arch.layers(), [w[0], w[1]])),
                 "{text}"
             );
         }
+        let conv: Arch = "16x16-w8s4-32-16-64-10".parse().unwrap();
+        assert_eq!(
+            conv.layers(),
+            [(256, 288), (288, 144), (144, 64), (64, 10)]
+        );
     }
 
     #[test]
@@ -221,11 +329,15 @@ mod tests {
             let e = text.parse::<Arch>().unwrap_err();
             assert!(e.contains("16x16-64-64-64-10"), "{e}");
         }
+        for text in ["16x16-w8-32-16-64-10", "16x16-w8s-32-16-64-10", "16x16-w8s3-32-16-64-10"] {
+            assert!(text.parse::<Arch>().is_err(), "{text}");
+        }
         let odd = Arch {
             side: 16,
+            windows: None,
             hidden: [65, 64, 64],
             classes: 10,
         };
-        assert_eq!(with_arch!(odd, inputs()), None);
+        assert_eq!(with_arch!(odd, compiled()), None);
     }
 }

@@ -11,6 +11,7 @@ use std::time::Instant;
 use anyhow::{Result, bail};
 use digits_core::compact::Compact;
 use digits_core::deep::{Ceilings, Deep, DeepActivations};
+use digits_core::layer::{LayerKind, Linear};
 use digits_core::downsample::area_average_into;
 use digits_core::loss::{cross_entropy_backward, distill_backward};
 use digits_core::params::{Params, TensorKind};
@@ -139,8 +140,10 @@ fn calibrate<
     const H2: usize,
     const H3: usize,
     const OUT: usize,
+    K1: LayerKind<IN, H1>,
+    K2: LayerKind<H1, H2>,
 >(
-    master: &Deep<IN, H1, H2, H3, OUT, f32>,
+    master: &Deep<IN, H1, H2, H3, OUT, f32, K1, K2>,
     inputs: &[[u8; IN]],
 ) -> [f32; 3] {
     let mut max = [0.0f32; 3];
@@ -157,8 +160,16 @@ fn calibrate<
 }
 
 /// One share of a batch: its gradient sum and statistics.
-struct Share<const IN: usize, const H1: usize, const H2: usize, const H3: usize, const OUT: usize> {
-    grad: Box<Deep<IN, H1, H2, H3, OUT, f32>>,
+struct Share<
+    const IN: usize,
+    const H1: usize,
+    const H2: usize,
+    const H3: usize,
+    const OUT: usize,
+    K1: LayerKind<IN, H1>,
+    K2: LayerKind<H1, H2>,
+> {
+    grad: Box<Deep<IN, H1, H2, H3, OUT, f32, K1, K2>>,
     loss: f64,
     correct: usize,
     /// Largest pre-activation of each hidden layer.
@@ -175,6 +186,8 @@ fn train_arch<
     const H2: usize,
     const H3: usize,
     const OUT: usize,
+    K1: LayerKind<IN, H1>,
+    K2: LayerKind<H1, H2>,
 >(
     cfg: &CompactConfig,
     train: &Split,
@@ -183,12 +196,12 @@ fn train_arch<
 ) -> Result<CompactOutcome> {
     let side = cfg.arch.side;
     let mut rng = Rng::new(cfg.seed);
-    let mut master: Box<Deep<IN, H1, H2, H3, OUT, f32>> = bytemuck::zeroed_box();
+    let mut master: Box<Deep<IN, H1, H2, H3, OUT, f32, K1, K2>> = bytemuck::zeroed_box();
     master.init(&mut rng);
-    let mut moment1: Box<Deep<IN, H1, H2, H3, OUT, f32>> = bytemuck::zeroed_box();
-    let mut moment2: Box<Deep<IN, H1, H2, H3, OUT, f32>> = bytemuck::zeroed_box();
-    let mut grad: Box<Deep<IN, H1, H2, H3, OUT, f32>> = bytemuck::zeroed_box();
-    let mut qat: Box<Qat<IN, H1, H2, H3, OUT>> = bytemuck::zeroed_box();
+    let mut moment1: Box<Deep<IN, H1, H2, H3, OUT, f32, K1, K2>> = bytemuck::zeroed_box();
+    let mut moment2: Box<Deep<IN, H1, H2, H3, OUT, f32, K1, K2>> = bytemuck::zeroed_box();
+    let mut grad: Box<Deep<IN, H1, H2, H3, OUT, f32, K1, K2>> = bytemuck::zeroed_box();
+    let mut qat: Box<Qat<IN, H1, H2, H3, OUT, K1, K2>> = bytemuck::zeroed_box();
     let adam = Adam {
         weight_decay: cfg.weight_decay,
         ..Adam::default()
@@ -197,8 +210,19 @@ fn train_arch<
         weight_decay: cfg.weight_decay,
         ..Muon::default()
     };
-    // The hidden layers' weight matrices, in the order of `Deep`'s tensors (weight, bias, ...).
-    let hidden_shapes = [(IN, H1), (H1, H2), (H2, H3)];
+    // The hidden layers' weight matrices (rows, units), in the order of `Deep`'s tensors
+    // (weight, bias, ...).
+    let hidden_shapes = [
+        (
+            <K1::Of<f32> as Linear<IN, H1, f32>>::ROW,
+            <K1::Of<f32> as Linear<IN, H1, f32>>::UNITS,
+        ),
+        (
+            <K2::Of<f32> as Linear<H1, H2, f32>>::ROW,
+            <K2::Of<f32> as Linear<H1, H2, f32>>::UNITS,
+        ),
+        (H2, H3),
+    ];
     let mut muon_scratch = vec![
         0.0f32;
         hidden_shapes
@@ -209,6 +233,11 @@ fn train_arch<
     ];
     let bits = cfg.bits.0;
     let mut net = QuantizedNet::zeroed(cfg.arch, cfg.bits);
+    // The zeroed tensors have the shapes the trained ones will: refuse a network the integer
+    // inference cannot run before any work.
+    if let Err(e) = net.view().check_shapes() {
+        bail!("--arch {}: {e}", cfg.arch);
+    }
     let plain: Vec<[u8; IN]> = inputs(&train.images, side);
     let mut act_scales = calibrate(&*master, &plain[..plain.len().min(CALIBRATION_IMAGES)]);
     let mut order: Vec<u32> = (0..train.labels.len() as u32).collect();
@@ -257,7 +286,7 @@ fn train_arch<
                 .map_err(|e| anyhow::anyhow!("epoch {}: {e}; lower --lr", epoch + 1))?;
             let model = net.view();
             let qat = &*qat;
-            let shares: Vec<Share<IN, H1, H2, H3, OUT>> = batch
+            let shares: Vec<Share<IN, H1, H2, H3, OUT, K1, K2>> = batch
                 .par_chunks(SHARE)
                 .map(|indices| {
                     let mut share = Share {

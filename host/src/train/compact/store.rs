@@ -1,6 +1,7 @@
 //! A compact network's quantized tensors, owned: what training writes and a model file holds.
 
 use digits_core::compact::{Compact, HIDDEN_RESCALE_BYTES, LOGIT_RESCALE_BYTES, Layer};
+use digits_core::conv::Windows;
 use digits_core::lowbit::Bits;
 use digits_core::qat::LayerBuffers;
 
@@ -11,11 +12,13 @@ use super::arch::{Arch, LayerBits};
 pub struct OwnedLayer {
     /// Inputs.
     pub inputs: usize,
-    /// Units.
+    /// Outputs (of a convolution: windows times units).
     pub outputs: usize,
     /// Bits per weight code.
     pub bits: Bits,
-    /// Packed codes, output-major.
+    /// A convolution's windows; `None` for a dense layer.
+    pub windows: Option<Windows>,
+    /// Packed codes, unit-major.
     pub codes: Vec<u8>,
     /// `i32` biases, little-endian.
     pub bias: Vec<u8>,
@@ -44,26 +47,29 @@ impl QuantizedNet {
     /// Zeroed tensors for `arch` with `bits` per layer.
     pub fn zeroed(arch: Arch, bits: LayerBits) -> Self {
         let shapes = arch.layers();
+        let windows = arch.windows();
         let last = shapes.len() - 1;
-        let layers = shapes
-            .iter()
-            .enumerate()
-            .map(|(k, &(inputs, outputs))| (k, inputs, outputs, bits.0[k]))
-            .map(|(k, inputs, outputs, bits)| OwnedLayer {
-                inputs,
-                outputs,
-                bits,
-                codes: vec![0; outputs * bits.row_bytes(inputs)],
-                bias: vec![0; 4 * outputs],
-                rescale: vec![
-                    0;
-                    outputs
-                        * if k == last {
-                            LOGIT_RESCALE_BYTES
-                        } else {
-                            HIDDEN_RESCALE_BYTES
-                        }
-                ],
+        let layers = (0..shapes.len())
+            .map(|k| {
+                let ((inputs, outputs), windows, bits) = (shapes[k], windows[k], bits.0[k]);
+                let (row, units) = match windows {
+                    Some(w) => (w.patch(), outputs / w.positions()),
+                    None => (inputs, outputs),
+                };
+                let per_unit = if k == last {
+                    LOGIT_RESCALE_BYTES
+                } else {
+                    HIDDEN_RESCALE_BYTES
+                };
+                OwnedLayer {
+                    inputs,
+                    outputs,
+                    bits,
+                    windows,
+                    codes: vec![0; units * bits.row_bytes(row)],
+                    bias: vec![0; 4 * units],
+                    rescale: vec![0; units * per_unit],
+                }
             })
             .collect();
         Self {
@@ -83,6 +89,7 @@ impl QuantizedNet {
                     inputs: l.inputs,
                     outputs: l.outputs,
                     bits: l.bits,
+                    windows: l.windows,
                     codes: l.codes.to_vec(),
                     bias: l.bias.to_vec(),
                     rescale: l.rescale.to_vec(),
@@ -91,27 +98,20 @@ impl QuantizedNet {
         }
     }
 
-    /// The layer sizes, `16x16-64-64-64-10`.
+    /// The layers as `--arch` spells them ([`Compact::write_arch`]).
     pub fn arch(&self) -> String {
-        let mut s = format!("{0}x{0}", self.side);
-        for l in &self.layers {
-            s.push_str(&format!("-{}", l.outputs));
-        }
+        let mut s = String::new();
+        self.view().write_arch(&mut s).expect("a String takes any text");
         s
     }
 
-    /// The bits of each layer's codes: `4-bit` when all agree, else `4/4/2/4-bit`.
+    /// The bits of each layer's codes ([`Compact::write_precision`]).
     pub fn precision(&self) -> String {
-        let counts: Vec<String> = self
-            .layers
-            .iter()
-            .map(|l| l.bits.count().to_string())
-            .collect();
-        if counts.windows(2).all(|w| w[0] == w[1]) {
-            format!("{}-bit", counts.first().map_or("?", String::as_str))
-        } else {
-            format!("{}-bit", counts.join("/"))
-        }
+        let mut s = String::new();
+        self.view()
+            .write_precision(&mut s)
+            .expect("a String takes any text");
+        s
     }
 
     /// The network, borrowed for inference.
@@ -125,6 +125,7 @@ impl QuantizedNet {
                     inputs: l.inputs,
                     outputs: l.outputs,
                     bits: l.bits,
+                    windows: l.windows,
                     codes: &l.codes,
                     bias: &l.bias,
                     rescale: &l.rescale,
