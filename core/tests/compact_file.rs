@@ -1,9 +1,9 @@
-//! The compact network's model file (format version 2): round trip, every kind of damage
-//! refused, version-1 files still read, random input never panics.
+//! The compact network's model file (format version 2, and 3 with convolution layers): round
+//! trip, every kind of damage refused, version-1 files still read, random input never panics.
 
 mod common;
 
-use common::compact::{quantized, view};
+use common::compact::{quantized, quantized_conv, view};
 use common::damage::{
     HEADER, assert_bit_flips_refused, assert_truncations_refused, mutated, refused_by_checksum,
     sealed,
@@ -27,6 +27,15 @@ fn metadata() -> Metadata<'static> {
 
 fn encoded(bits: [Bits; 4], seed: u64) -> Vec<u8> {
     let (_, _, owned) = quantized(bits, seed);
+    let model = view(16, &owned);
+    let mut buf = vec![0u8; compact_len_bound(&model, 64)];
+    let n = encode_compact(&model, &metadata(), &mut buf).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+fn encoded_conv(bits: [Bits; 4], seed: u64) -> Vec<u8> {
+    let (_, _, owned) = quantized_conv(bits, seed);
     let model = view(16, &owned);
     let mut buf = vec![0u8; compact_len_bound(&model, 64)];
     let n = encode_compact(&model, &metadata(), &mut buf).unwrap();
@@ -121,11 +130,55 @@ fn resealed_damage_is_refused_by_what_it_breaks() {
     );
 
     let mut newer = content.to_vec();
-    newer[8] = 3;
-    assert_eq!(
-        decode_any(&sealed(&newer)).unwrap_err(),
-        ModelFileError::UnsupportedVersion { found: 3 }
-    );
+    newer[8] = 4;
+    let err = decode_any(&sealed(&newer)).unwrap_err();
+    assert_eq!(err, ModelFileError::UnsupportedVersion { found: 4 });
+    assert!(err.to_string().contains("update digits"), "{err}");
+}
+
+#[test]
+fn convolutions_round_trip_as_version_3_and_dense_networks_stay_version_2() {
+    for bits in [[Bits::Four; 4], [Bits::Four, Bits::Four, Bits::Two, Bits::Four]] {
+        let (_, _, owned) = quantized_conv(bits, 5);
+        let bytes = encoded_conv(bits, 5);
+        assert_eq!(&bytes[..9], b"DIGITSNN\x03");
+        let AnyModelFile::Compact(file) = decode_any(&bytes).unwrap() else {
+            panic!("a compact file");
+        };
+        assert_eq!(file.model, view(16, &owned));
+        assert!(file.model.layers[0].windows.is_some());
+        let mut arch = String::new();
+        file.model.write_arch(&mut arch).unwrap();
+        assert_eq!(arch, "16x16-w8s4-12-6-16-10");
+    }
+    assert_eq!(&encoded([Bits::Four; 4], 5)[..9], b"DIGITSNN\x02");
+    let conv = encoded_conv([Bits::Two; 4], 6);
+    assert_bit_flips_refused(&conv, 1, |b| decode_any(b).map(drop));
+    assert_truncations_refused(&conv, 1, |b| decode_any(b).map(drop));
+}
+
+#[test]
+fn windows_that_do_not_fit_are_refused() {
+    let bytes = encoded_conv([Bits::Four; 4], 7);
+    let content = &bytes[..bytes.len() - 4];
+    // After the header: side, layer count, then the first layer: inputs (256: 2 bytes),
+    // outputs (108: 1), bits, windows (Some: 1, side, channels, kernel, stride).
+    let windows = HEADER + 2 + 2 + 1 + 1;
+    assert_eq!(&content[windows..windows + 5], &[1, 16, 1, 8, 4]);
+    let refused = |at: usize, value: u8, expected: ModelFileError| {
+        let mut bad = content.to_vec();
+        bad[at] = value;
+        assert_eq!(decode_any(&sealed(&bad)).unwrap_err(), expected, "byte {at} = {value}");
+    };
+    let shape = || ModelFileError::BadCompact(CompactError::Shape { index: 0 });
+    refused(windows + 1, 15, shape()); // the map is not the image
+    refused(windows + 3, 17, shape()); // a window larger than the map
+    refused(windows + 3, 0, shape()); // no window
+    refused(windows + 4, 0, shape()); // no step
+    refused(windows + 4, 2, shape()); // 25 windows: the outputs do not match
+    // No windows (the bytes after no longer parse as layers), or not an Option at all.
+    refused(windows, 0, ModelFileError::Malformed);
+    refused(windows, 2, ModelFileError::Malformed);
 }
 
 #[test]
@@ -162,10 +215,14 @@ proptest! {
         let _ = check_decoded(&bytes);
     }
 
-    /// Random bytes after the magic and version 2, resealed: they reach the decoder.
+    /// Random bytes after the magic and version 2 or 3, resealed: they reach the decoder.
     #[test]
-    fn resealed_random_bytes_never_panic(tail in prop::collection::vec(any::<u8>(), 0..600)) {
-        let mut content = b"DIGITSNN\x02".to_vec();
+    fn resealed_random_bytes_never_panic(
+        version in 2..=3u8,
+        tail in prop::collection::vec(any::<u8>(), 0..600),
+    ) {
+        let mut content = b"DIGITSNN".to_vec();
+        content.push(version);
         content.extend(tail);
         let result = check_decoded(&sealed(&content));
         prop_assert!(!refused_by_checksum(&result), "{:?}", result);
@@ -178,10 +235,15 @@ proptest! {
         edits in prop::collection::vec((any::<usize>(), 1..=255u8), 0..8),
         len in prop_oneof![Just(None), (0..8000usize).prop_map(Some)],
     ) {
-        static VALID: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-        let bytes = VALID.get_or_init(|| encoded([Bits::Two, Bits::Four, Bits::Four, Bits::Two], 10));
-        let content = mutated(bytes, &edits, len);
-        let result = check_decoded(&sealed(&content));
-        prop_assert!(!refused_by_checksum(&result), "{:?}", result);
+        static VALID: std::sync::OnceLock<[Vec<u8>; 2]> = std::sync::OnceLock::new();
+        let files = VALID.get_or_init(|| {
+            let bits = [Bits::Two, Bits::Four, Bits::Four, Bits::Two];
+            [encoded(bits, 10), encoded_conv(bits, 10)]
+        });
+        for bytes in files {
+            let content = mutated(bytes, &edits, len);
+            let result = check_decoded(&sealed(&content));
+            prop_assert!(!refused_by_checksum(&result), "{:?}", result);
+        }
     }
 }

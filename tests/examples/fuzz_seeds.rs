@@ -6,6 +6,7 @@
 
 use digits_core::compact::{Compact, Layer};
 use digits_core::compact_file::encode_compact;
+use digits_core::conv::Windows;
 use digits_core::finetune::Gradient;
 use digits_core::frame::{FrameWriter, MAX_FRAME};
 use digits_core::lowbit::Bits;
@@ -93,6 +94,54 @@ fn main() {
     };
     let n = encode_compact(&compact, &meta, &mut buf).unwrap();
     write(&dir, "tiny-compact.digits", &buf[..n]);
+    // With convolutions (format version 3): 3x3 input, 2x2 windows every pixel (4 windows) of
+    // 1 unit each, 1x1 windows of those with 2 units each, then the 2-bit output layer.
+    let bias1: Vec<u8> = 3i32.to_le_bytes().to_vec();
+    let bias2: Vec<u8> = [4i32, -2].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let windows = |side, channels, kernel| {
+        Some(Windows {
+            side,
+            channels,
+            kernel,
+            stride: 1,
+        })
+    };
+    let conv = Compact {
+        side: 3,
+        layers: [
+            Layer {
+                inputs: 9,
+                outputs: 4,
+                bits: Bits::Four,
+                windows: windows(3, 1, 2),
+                codes: &[0x3c, 0xa5],
+                bias: &bias1,
+                rescale: &rescale[..3],
+            },
+            Layer {
+                inputs: 4,
+                outputs: 8,
+                bits: Bits::Four,
+                windows: windows(2, 1, 1),
+                codes: &[0x09, 0x07],
+                bias: &bias2,
+                rescale: &rescale[..6],
+            },
+            Layer {
+                inputs: 8,
+                outputs: 2,
+                bits: Bits::Two,
+                windows: None,
+                codes: &[0x1b, 0xe4, 0x24, 0x42],
+                bias: &bias2,
+                rescale: &scales,
+            },
+        ]
+        .into_iter()
+        .collect(),
+    };
+    let n = encode_compact(&conv, &meta, &mut buf).unwrap();
+    write(&dir, "tiny-conv.digits", &buf[..n]);
 
     // Requests and responses, framed: one of each kind per file, and all in one stream.
     let (image, label) = (images[0], labels[0]);
