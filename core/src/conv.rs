@@ -121,7 +121,10 @@ impl<
     /// Fails to compile unless the shapes agree: `I` inputs, `O` outputs.
     const fn shapes<const I: usize, const O: usize>() {
         let w = Self::WINDOWS;
-        assert!(w.is_valid() && PATCH == w.patch(), "PATCH is KERNEL^2 * CHANNELS");
+        assert!(
+            w.is_valid() && PATCH == w.patch(),
+            "PATCH is KERNEL^2 * CHANNELS"
+        );
         assert!(I == w.inputs(), "inputs are SIDE^2 * CHANNELS");
         assert!(O == w.positions() * UNITS, "outputs are windows * UNITS");
     }
@@ -262,7 +265,10 @@ mod tests {
     #[test]
     fn geometry_counts_and_gather_agree_with_the_definition() {
         let w = Small::WINDOWS;
-        assert_eq!((w.out_side(), w.positions(), w.patch(), w.inputs()), (2, 4, 18, 50));
+        assert_eq!(
+            (w.out_side(), w.positions(), w.patch(), w.inputs()),
+            (2, 4, 18, 50)
+        );
         let x: [usize; I] = core::array::from_fn(|i| i);
         let mut patch = [0usize; 18];
         for p in 0..4 {
@@ -273,13 +279,7 @@ mod tests {
         }
         // The last window ends on the map's last value.
         assert_eq!(w.source(3, 17), I - 1);
-        assert!(
-            !Windows {
-                kernel: 6,
-                ..w
-            }
-            .is_valid()
-        );
+        assert!(!Windows { kernel: 6, ..w }.is_valid());
     }
 
     #[test]
@@ -313,6 +313,9 @@ mod tests {
             }
         }
         assert!(worst < 1e-12, "worst difference {worst:e}");
-        assert!(y.iter().any(|&v| v.abs() > 0.1), "a layer that computes something");
+        assert!(
+            y.iter().any(|&v| v.abs() > 0.1),
+            "a layer that computes something"
+        );
     }
 }

@@ -8,8 +8,8 @@
 //! finite one is the range an 8-bit activation code can hold, so that the gradient of this
 //! network is the straight-through gradient of the quantized one (see [`crate::qat`]).
 
-use crate::loss::{cross_entropy, cross_entropy_backward};
 use crate::layer::{DenseKind, LayerKind, Linear};
+use crate::loss::{cross_entropy, cross_entropy_backward};
 use crate::params::{Params, Tensor, TensorKind, TensorMut};
 use crate::softmax::argmax;
 use crate::{Dense, Init, Rng, Scalar};

@@ -8,8 +8,8 @@ use common::compact::{ConvNet, Net, Owned, quantized, quantized_conv, view};
 use digits_core::compact::{Compact, CompactError, MAX_BIAS};
 use digits_core::conv::Windows;
 use digits_core::deep::{Deep, DeepActivations};
-use digits_core::layer::LayerKind;
 use digits_core::downsample::area_average;
+use digits_core::layer::LayerKind;
 use digits_core::lowbit::Bits;
 use digits_core::qat::{INPUT_SCALE, dequantize};
 use digits_core::softmax::argmax;
@@ -136,7 +136,10 @@ fn training_forward_is_the_integer_network_and_near_its_float_twin() {
 
 /// The training forward pass is the integer inference, bit for bit, and the float network of
 /// the dequantized weights (the shadow) is near it.
-#[allow(clippy::type_complexity, reason = "the three parts of one quantized network")]
+#[allow(
+    clippy::type_complexity,
+    reason = "the three parts of one quantized network"
+)]
 fn forward_matches<
     const H1: usize,
     const H2: usize,

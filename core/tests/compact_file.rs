@@ -138,7 +138,10 @@ fn resealed_damage_is_refused_by_what_it_breaks() {
 
 #[test]
 fn convolutions_round_trip_as_version_3_and_dense_networks_stay_version_2() {
-    for bits in [[Bits::Four; 4], [Bits::Four, Bits::Four, Bits::Two, Bits::Four]] {
+    for bits in [
+        [Bits::Four; 4],
+        [Bits::Four, Bits::Four, Bits::Two, Bits::Four],
+    ] {
         let (_, _, owned) = quantized_conv(bits, 5);
         let bytes = encoded_conv(bits, 5);
         assert_eq!(&bytes[..9], b"DIGITSNN\x03");
@@ -168,7 +171,11 @@ fn windows_that_do_not_fit_are_refused() {
     let refused = |at: usize, value: u8, expected: ModelFileError| {
         let mut bad = content.to_vec();
         bad[at] = value;
-        assert_eq!(decode_any(&sealed(&bad)).unwrap_err(), expected, "byte {at} = {value}");
+        assert_eq!(
+            decode_any(&sealed(&bad)).unwrap_err(),
+            expected,
+            "byte {at} = {value}"
+        );
     };
     let shape = || ModelFileError::BadCompact(CompactError::Shape { index: 0 });
     refused(windows + 1, 15, shape()); // the map is not the image

@@ -11,8 +11,8 @@ use common::gradcheck::{
 use common::random_input;
 use digits_core::conv::ConvKind;
 use digits_core::deep::{Ceilings, Deep};
-use digits_core::layer::LayerKind;
 use digits_core::gradcheck::{TensorCheck, gradcheck};
+use digits_core::layer::LayerKind;
 use digits_core::{Params, Rng, Scalar};
 
 /// Relative error bound against plain f64 central differences (rounding of the loss limits it).
@@ -35,6 +35,7 @@ fn network(seed: u64) -> (Net<f64>, Vec<[f64; 20]>, Vec<u8>) {
     any_network(seed)
 }
 
+#[allow(clippy::type_complexity, reason = "a network, its inputs and labels")]
 fn any_network<
     const IN: usize,
     const H1: usize,
@@ -115,7 +116,10 @@ fn a_convolution_gradient_from_the_wrong_window_fails_the_check() {
     model.backprop(&xs, &labels, &ceilings, &mut grad);
     let w = &mut grad.l1.kernel.w;
     let (a, b) = (w[0][0], w[5][0]);
-    assert!((a - b).abs() > 1e-6 * a.abs().max(b.abs()), "distinct gradients");
+    assert!(
+        (a - b).abs() > 1e-6 * a.abs().max(b.abs()),
+        "distinct gradients"
+    );
     (w[0][0], w[5][0]) = (b, a);
     let all: Vec<usize> = (0..model.num_params()).collect();
     let report: [TensorCheck; 8] = gradcheck(&mut model, &grad, H_F64, all, |m| {

@@ -92,7 +92,10 @@ pub fn quantized_conv(bits: [Bits; 4], seed: u64) -> (Box<ConvNet>, Box<ConvQat>
 }
 
 /// A seeded network of any kind quantized with `bits`, and its tensors.
-#[allow(clippy::type_complexity, reason = "the three parts of one quantized network")]
+#[allow(
+    clippy::type_complexity,
+    reason = "the three parts of one quantized network"
+)]
 pub fn quantized_net<
     const H1: usize,
     const H2: usize,

@@ -150,42 +150,52 @@ pub fn inspect(path: &Path) -> Result<Inspection> {
             ("int8".into(), int8_digest(q), Some(q.hidden_scale), tensors)
         }
         model_io::Weights::Compact(net) => {
-            format_version = u32::from(digits_core::model_file::COMPACT_VERSION);
-            architecture = net.arch();
             let model = net.view();
+            let windows = model.layers.iter().any(|l| l.windows.is_some());
+            format_version = u32::from(if windows {
+                digits_core::model_file::WINDOWS_VERSION
+            } else {
+                digits_core::model_file::COMPACT_VERSION
+            });
+            architecture = net.arch();
             let mut tensors = Vec::new();
             for (k, l) in model.layers.iter().enumerate() {
                 let last = k + 1 == model.layers.len();
-                let codes = (0..l.outputs).flat_map(|j| {
+                let units = l.units();
+                let codes = (0..units).flat_map(|j| {
                     let row = l.row(j);
-                    (0..l.inputs).map(move |i| f64::from(lowbit::get(row, l.bits, i)))
+                    (0..l.row_len()).map(move |i| f64::from(lowbit::get(row, l.bits, i)))
                 });
                 let (min, max) = range(codes);
-                let bias = range((0..l.outputs).map(|j| f64::from(l.bias(j))));
+                let bias = range((0..units).map(|j| f64::from(l.bias(j))));
                 let rescale = if last {
-                    range((0..l.outputs).map(|k| f64::from(l.logit_scale(k))))
+                    range((0..units).map(|k| f64::from(l.logit_scale(k))))
                 } else {
-                    range((0..l.outputs).map(|j| {
+                    range((0..units).map(|j| {
                         let (m, shift) = l.multiplier(j);
                         f64::from(m) / 2f64.powi(shift)
                     }))
                 };
                 let n = k + 1;
+                let shared = match l.windows {
+                    Some(w) => format!(", shared by {} windows", w.positions()),
+                    None => String::new(),
+                };
                 tensors.push(TensorSummary {
-                    name: format!("codes{n} ({})", l.bits),
-                    len: l.inputs * l.outputs,
+                    name: format!("codes{n} ({}{shared})", l.bits),
+                    len: l.row_len() * units,
                     min,
                     max,
                 });
                 tensors.push(TensorSummary {
                     name: format!("bias{n}"),
-                    len: l.outputs,
+                    len: units,
                     min: bias.0,
                     max: bias.1,
                 });
                 tensors.push(TensorSummary {
                     name: format!("rescale{n}"),
-                    len: l.outputs,
+                    len: units,
                     min: rescale.0,
                     max: rescale.1,
                 });

@@ -7,8 +7,8 @@
 //! some units of every layer are clipped and the ceilings' kinks are in the check.
 
 use anyhow::{Result, anyhow, bail};
-use digits_core::layer::LayerKind;
 use digits_core::deep::{Ceilings, Deep, DeepActivations};
+use digits_core::layer::LayerKind;
 use digits_core::{Rng, qat};
 
 use super::check::PlantedFault;
@@ -34,6 +34,13 @@ pub fn check(
         seed,
         fault,
     };
+    if arch.windows.is_some() {
+        bail!(
+            "gradcheck checks compact networks of dense layers; {arch} has convolution \
+             layers, whose gradient is checked against central differences in \
+             core/tests/deep_gradcheck.rs (cargo test -p digits-core --test deep_gradcheck)"
+        );
+    }
     with_arch!(arch, check_arch(arch, model, &batch))
         .ok_or_else(|| anyhow!("--arch {arch} is not compiled in"))?
 }

@@ -2,9 +2,9 @@
 //! precision, with its loss and its backprop there. 784-128-10 and each compact architecture
 //! are one.
 
-use digits_core::layer::LayerKind;
 use digits_core::deep::{Ceilings, Deep};
 use digits_core::downsample::area_average_into;
+use digits_core::layer::LayerKind;
 use digits_core::params::convert;
 use digits_core::pixels::normalize;
 use digits_core::{MnistMlp, Params, Scalar};

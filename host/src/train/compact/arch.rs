@@ -290,10 +290,7 @@ mod tests {
             );
         }
         let conv: Arch = "16x16-w8s4-32-16-64-10".parse().unwrap();
-        assert_eq!(
-            conv.layers(),
-            [(256, 288), (288, 144), (144, 64), (64, 10)]
-        );
+        assert_eq!(conv.layers(), [(256, 288), (288, 144), (144, 64), (64, 10)]);
     }
 
     #[test]
@@ -329,7 +326,11 @@ mod tests {
             let e = text.parse::<Arch>().unwrap_err();
             assert!(e.contains("16x16-64-64-64-10"), "{e}");
         }
-        for text in ["16x16-w8-32-16-64-10", "16x16-w8s-32-16-64-10", "16x16-w8s3-32-16-64-10"] {
+        for text in [
+            "16x16-w8-32-16-64-10",
+            "16x16-w8s-32-16-64-10",
+            "16x16-w8s3-32-16-64-10",
+        ] {
             assert!(text.parse::<Arch>().is_err(), "{text}");
         }
         let odd = Arch {

@@ -101,7 +101,9 @@ impl QuantizedNet {
     /// The layers as `--arch` spells them ([`Compact::write_arch`]).
     pub fn arch(&self) -> String {
         let mut s = String::new();
-        self.view().write_arch(&mut s).expect("a String takes any text");
+        self.view()
+            .write_arch(&mut s)
+            .expect("a String takes any text");
         s
     }
 
