@@ -7,7 +7,7 @@ use common::damage::{
     sealed,
 };
 use digits_core::model_file::{
-    Architecture, COMPACT_VERSION, Metadata, ModelFileError, decode, encode, encoded_len_bound,
+    Architecture, Metadata, ModelFileError, WINDOWS_VERSION, decode, encode, encoded_len_bound,
 };
 use digits_core::{Mlp, Params};
 use proptest::prelude::*;
@@ -74,13 +74,13 @@ fn wrong_magic_version_architecture_and_nan_say_what_to_do() {
     assert!(err.to_string().contains("not a digits model file"), "{err}");
 
     let mut newer = bytes.clone();
-    // Version 2 is the compact network's; 3 is unknown.
-    newer[8] = (COMPACT_VERSION + 1) as u8;
+    // Versions 2 and 3 are the compact networks'; 4 is unknown.
+    newer[8] = (WINDOWS_VERSION + 1) as u8;
     let err = decode(&newer).unwrap_err();
     assert_eq!(
         err,
         ModelFileError::UnsupportedVersion {
-            found: COMPACT_VERSION + 1
+            found: WINDOWS_VERSION + 1
         }
     );
     assert!(err.to_string().contains("re-export"), "{err}");
