@@ -307,6 +307,30 @@ fn a_compact_model_runs_in_bulk_on_the_cortex_m4f_and_the_cortex_m3() {
 }
 
 #[test]
+fn a_compact_model_with_convolutions_gives_the_hosts_bits_for_every_test_image_on_both_boards() {
+    let what = "device_cli::a_compact_model_with_convolutions_gives_the_hosts_bits_for_every_test_image_on_both_boards";
+    let Some(mnist) = common::device_setup(what) else {
+        return;
+    };
+    // Layers of windows with shared weights, format version 3: the same core code on the host
+    // and the device, all 10,000 logits compared bit for bit.
+    let conv = "firmware/models/compact-conv.digits";
+    for board in ["mps2-an386", "lm3s6965evb"] {
+        let out = digits_in(&mnist)
+            .args(["device", "eval", "--model", conv, "--board", board])
+            .output()
+            .expect("run digits");
+        let t = text(&out);
+        assert!(out.status.success(), "{board}: {t}");
+        assert!(
+            t.contains("10000 of 10000 with bit-identical logits"),
+            "{board}: {t}"
+        );
+        assert!(t.contains("instructions"), "{board}: {t}");
+    }
+}
+
+#[test]
 fn the_cortex_m3_takes_int8_and_compact_models_only() {
     // Refused before QEMU is looked for: runs on any machine.
     let out = digits_in(&slice())
