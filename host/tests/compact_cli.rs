@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{run_err, run_ok, slice};
+use common::{accuracy, run_err, run_ok, slice};
 use std::path::Path;
 use std::process::Command;
 
@@ -30,15 +30,6 @@ fn train(out: &Path, threads: &str) -> Command {
         ])
         .arg(out);
     c
-}
-
-/// The test accuracy (in percent) a command reports.
-fn accuracy(text: &str, after: &str) -> f64 {
-    text.split(after)
-        .nth(1)
-        .and_then(|s| s.trim_start().split('%').next())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no accuracy after {after:?} in:\n{text}"))
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{digits, on_slice, output_ok, run_err, run_ok};
+use common::{accuracy, digits, on_slice, output_ok, run_err, run_ok};
 use std::path::Path;
 use std::process::Command;
 
@@ -24,15 +24,6 @@ fn train(args: &[&str], out: &Path) -> String {
     run_ok(&mut quick_train(args, out))
 }
 
-/// The test accuracy (in percent) that `digits train` reports at the end.
-fn test_accuracy(text: &str) -> f64 {
-    text.split("test accuracy ")
-        .nth(1)
-        .and_then(|s| s.split('%').next())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no test accuracy in:\n{text}"))
-}
-
 /// The parameters' digest of a model file (`digits inspect --json`).
 fn params_digest(model: &Path) -> String {
     let out = output_ok(digits().arg("inspect").arg("--json").arg(model));
@@ -47,7 +38,7 @@ fn every_recipe_learns_and_repeats_and_bare_augment_is_the_default_recipe() {
     let mut bytes = Vec::new();
     for recipe in ["none", "affine", "elastic"] {
         let text = train(&["--augment", recipe], &file(recipe));
-        let acc = test_accuracy(&text);
+        let acc = accuracy(&text, "test accuracy ");
         assert!(acc > 75.0, "--augment {recipe} reached only {acc}%");
         train(&["--augment", recipe], &file("again"));
         let b = std::fs::read(file(recipe)).unwrap();
@@ -88,7 +79,7 @@ fn distillation_moves_the_parameters_exactly_when_it_has_weight() {
     train(&[], &plain);
     let (student, again, unweighted) = (file("s.digits"), file("s2.digits"), file("s0.digits"));
     let text = train(&["--teacher", &teachers], &student);
-    assert!(test_accuracy(&text) > 75.0, "{text}");
+    assert!(accuracy(&text, "test accuracy ") > 75.0, "{text}");
     train(&["--teacher", &teachers], &again);
     assert_eq!(
         std::fs::read(&student).unwrap(),

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{full_mnist, run_err, run_ok, slice};
+use common::{accuracy, full_mnist, run_err, run_ok, slice};
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -27,15 +27,6 @@ fn digits() -> Command {
 const QUICK: &[&str] = &["--validation", "200", "--epochs", "6"];
 /// Long enough to be killed in the middle: 8 epochs of 55,000 images.
 const LONGER: &[&str] = &["--validation", "5000", "--epochs", "8"];
-
-/// The test accuracy (in percent) that `digits train` reports at the end.
-fn test_accuracy(text: &str) -> f64 {
-    text.split("test accuracy ")
-        .nth(1)
-        .and_then(|s| s.split('%').next())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no test accuracy in:\n{text}"))
-}
 
 #[test]
 fn same_seed_and_options_give_a_byte_identical_model_file() {
@@ -314,7 +305,7 @@ fn numeric_gradient_training_learns() {
             ])
             .arg(&out),
     );
-    let acc = test_accuracy(&text);
+    let acc = accuracy(&text, "test accuracy ");
     assert!(acc > 80.0, "numeric training reached only {acc}%");
 }
 
@@ -479,7 +470,7 @@ fn batchnorm_training_learns_and_folds_into_a_plain_model() {
             .arg("--out")
             .arg(&out),
     );
-    let acc = test_accuracy(&text);
+    let acc = accuracy(&text, "test accuracy ");
     assert!(acc > 80.0, "batch-norm training reached only {acc}%");
     // The folded model is an ordinary 784-128-10 model file.
     let inspect = Command::new(env!("CARGO_BIN_EXE_digits"))

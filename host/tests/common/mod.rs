@@ -98,3 +98,13 @@ pub fn firmware_dir() -> &'static Path {
         serve.parent().expect("in a directory").to_owned()
     })
 }
+
+/// The percentage printed after `after` in a command's output (`test accuracy 98.76%`).
+#[allow(dead_code, reason = "not every test file reads accuracies")]
+pub fn accuracy(text: &str, after: &str) -> f64 {
+    text.split(after)
+        .nth(1)
+        .and_then(|s| s.trim_start().split('%').next())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no accuracy after {after:?} in:\n{text}"))
+}
