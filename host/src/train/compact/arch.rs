@@ -35,7 +35,7 @@ pub struct Window {
 }
 
 /// Every architecture compiled in, as `--arch` spells it.
-pub const ARCHITECTURES: [&str; 14] = [
+pub const ARCHITECTURES: [&str; 15] = [
     "14x14-16-16-16-10",
     "16x16-16-16-16-10",
     "16x16-32-32-32-10",
@@ -50,6 +50,7 @@ pub const ARCHITECTURES: [&str; 14] = [
     "16x16-w8s4-64-32-48-10",
     "16x16-w8s4-64-32-64-10",
     "16x16-w7s3-32-16-64-10",
+    "16x16-w7s3-36-16-64-10",
 ];
 
 /// Calls `$f::<IN, H1, H2, H3, OUT, K1, K2>($args)` for the compiled architecture `$arch` (one
@@ -94,6 +95,11 @@ macro_rules! with_arch {
                 256, 512, 256, 64, 10,
                 ConvKind<16, 1, 7, 3, 49, 32>,
                 ConvKind<4, 32, 1, 1, 32, 16>,
+            >($($args),*)),
+            (16, Some((7, 3)), [36, 16, 64], 10) => Some($f::<
+                256, 576, 256, 64, 10,
+                ConvKind<16, 1, 7, 3, 49, 36>,
+                ConvKind<4, 36, 1, 1, 36, 16>,
             >($($args),*)),
             _ => None,
         }
