@@ -340,7 +340,7 @@ mod bounded_tests {
             model: vec![],
             running: vec![],
             velocity: vec![],
-            best_accuracy: 0.5,
+            best_accuracy: Some(0.5),
             best_epoch: 1,
             best_model: vec![],
             history: vec![],

@@ -97,6 +97,32 @@ fn a_compact_network_learns_and_every_reader_takes_its_file() {
     );
 }
 
+/// `--validation 0`: a compact network trains on every image and keeps its last epoch.
+#[test]
+fn without_a_validation_split_a_compact_network_keeps_its_last_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("all.digits");
+    let text = run_ok(
+        common::digits()
+            .args(["train", "--data"])
+            .arg(slice())
+            .args(["--arch", "16x16-16-16-16-10", "--validation", "0"])
+            .args(["--epochs", "4", "--batch", "50", "--out"])
+            .arg(&out),
+    );
+    let epochs = text.lines().filter(|l| l.starts_with("epoch ")).count();
+    let unvalidated = text
+        .lines()
+        .filter(|l| l.starts_with("epoch ") && l.contains("no validation"))
+        .count();
+    assert_eq!((epochs, unvalidated), (4, 4), "{text}");
+    assert!(
+        text.contains("last epoch 4 of 4 (no validation split)"),
+        "{text}"
+    );
+    assert!(accuracy(&text, "test accuracy") > 30.0, "{text}");
+}
+
 #[test]
 fn muon_trains_a_compact_network_the_same_on_any_thread_count() {
     let dir = tempfile::tempdir().unwrap();

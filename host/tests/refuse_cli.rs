@@ -155,8 +155,8 @@ fn train_refuses_nonsense_options_before_reading_the_data() {
             &["'0' for '--batch", "a whole number, at least 1"],
         ),
         case(
-            &t("--validation 0"),
-            &["'0' for '--validation", "at least 1"],
+            &t("--validation -1"),
+            &["'-1' for '--validation", "at least 0"],
         ),
         case(&t("--limit 0"), &["'0' for '--limit", "at least 1"]),
         case(&t("--grad numeric --step 0"), &["'0' for '--step", "> 0"]),
@@ -164,7 +164,7 @@ fn train_refuses_nonsense_options_before_reading_the_data() {
         case(&t("--grad numeric --batchnorm"), &["drop --batchnorm"]),
         case(
             &t("--limit 100 --validation 100"),
-            &["--validation 100", "--limit 100", "from 1 to 99"],
+            &["--validation 100", "--limit 100", "from 0 to 99"],
         ),
         case(
             &t("--limit 100 --validation 50 --batch 51"),
@@ -217,7 +217,7 @@ fn train_refuses_nonsense_options_before_reading_the_data() {
             &t(&format!("--validation {SLICE_TRAIN}")),
             &[
                 format!("--validation {SLICE_TRAIN}"),
-                format!("from 1 to {}", SLICE_TRAIN - 1),
+                format!("from 0 to {}", SLICE_TRAIN - 1),
             ],
         ),
         after_loading(

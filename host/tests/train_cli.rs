@@ -53,6 +53,64 @@ fn same_seed_and_options_give_a_byte_identical_model_file() {
     assert_ne!(a, c, "different seeds, same model file");
 }
 
+/// `--validation 0` trains on every image and keeps the last epoch: every epoch line says
+/// there is no validation, the metrics have none, `inspect` says which epoch was kept, and a
+/// run resumed from its checkpoint ends with the same model.
+#[test]
+fn without_a_validation_split_the_last_epoch_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, metrics) = (dir.path().join("all.digits"), dir.path().join("m.jsonl"));
+    // Epochs enough that the run below is stopped before it ends.
+    let args = ["--validation", "0", "--epochs", "60", "--batch", "50"];
+    let text = run_ok(
+        digits()
+            .args(args)
+            .arg("--metrics")
+            .arg(&metrics)
+            .arg("--out")
+            .arg(&out),
+    );
+    let epochs: Vec<&str> = text.lines().filter(|l| l.starts_with("epoch ")).collect();
+    assert_eq!(epochs.len(), 60, "{text}");
+    assert!(epochs.iter().all(|l| l.contains("no validation")), "{text}");
+    assert!(
+        text.contains("last epoch 60 of 60 (no validation split)"),
+        "{text}"
+    );
+    let lines = std::fs::read_to_string(&metrics).unwrap();
+    let reports: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(reports.len(), 60);
+    assert!(
+        reports.iter().all(|r| r["val_accuracy"].is_null()),
+        "{lines}"
+    );
+    let shown = run_ok(common::digits().arg("inspect").arg(&out));
+    assert!(
+        shown.contains("epoch 60 of 60 requested (trained on every training image"),
+        "{shown}"
+    );
+
+    // Stopped after its first epoch, then resumed: the checkpoint carries "no validation".
+    let (resumed, checkpoint) = interrupted(dir.path(), &args);
+    let again = run_ok(
+        digits()
+            .args(args)
+            .arg("--resume")
+            .arg("--checkpoint")
+            .arg(&checkpoint)
+            .arg("--out")
+            .arg(&resumed),
+    );
+    assert!(again.contains("resuming after epoch"), "{again}");
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        std::fs::read(&resumed).unwrap()
+    );
+}
+
 /// The last `epoch N` line in a run's output: the checkpoint of epoch N was saved before it.
 fn last_epoch_reported(text: &str) -> u32 {
     text.lines()

@@ -560,7 +560,11 @@ mod tests {
         let line = r#"{"epoch":1,"lr":0.05,"train_loss":0.5,"train_accuracy":0.85,"val_loss":0.3,"val_accuracy":0.9,"seconds":1.0,"samples_per_second":5000.0}"#;
         let reports = parse_metrics(&format!("{line}\n\n{line}\n")).unwrap();
         assert_eq!(reports.len(), 2);
-        assert_eq!(reports[0].val_accuracy, 0.9);
+        assert_eq!(reports[0].val_accuracy, Some(0.9));
+        // A run with `--validation 0` has no validation figures.
+        let unvalidated = line.replace("0.3", "null").replace("0.9", "null");
+        let reports = parse_metrics(&unvalidated).unwrap();
+        assert_eq!((reports[0].val_loss, reports[0].val_accuracy), (None, None));
 
         let err = parse_metrics(&format!("{line}\n{{\"epoch\": 2}}\n")).unwrap_err();
         assert!(format!("{err:#}").contains("line 2"), "{err:#}");

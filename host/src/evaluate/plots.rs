@@ -394,12 +394,16 @@ pub fn curves(path: &Path, reports: &[EpochReport]) -> Result<()> {
         .unwrap_or(1)
         .max(first + 1);
     let ticks = (last - first + 1).min(12) as usize;
-    let series = |f: fn(&EpochReport) -> f64, scale: f64| -> Vec<(u32, f64)> {
-        reports.iter().map(|r| (r.epoch, scale * f(r))).collect()
+    // Epochs without a value (no validation split) are left out.
+    let series = |f: fn(&EpochReport) -> Option<f64>, scale: f64| -> Vec<(u32, f64)> {
+        reports
+            .iter()
+            .filter_map(|r| Some((r.epoch, scale * f(r)?)))
+            .collect()
     };
-    let train_loss = series(|r| r.train_loss, 1.0);
+    let train_loss = series(|r| Some(r.train_loss), 1.0);
     let val_loss = series(|r| r.val_loss, 1.0);
-    let train_acc = series(|r| r.train_accuracy, 100.0);
+    let train_acc = series(|r| Some(r.train_accuracy), 100.0);
     let val_acc = series(|r| r.val_accuracy, 100.0);
     let top_loss = train_loss
         .iter()
@@ -455,7 +459,10 @@ pub fn curves(path: &Path, reports: &[EpochReport]) -> Result<()> {
                 .label_style((FAMILY, 14))
                 .axis_desc_style((FAMILY, 15))
                 .draw()?;
-            for (points, name, color) in [(train, "train", RIGHT), (val, "validation", orange)] {
+            for (points, name, color) in [(train, "train", RIGHT), (val, "validation", orange)]
+                .into_iter()
+                .filter(|(points, ..)| !points.is_empty())
+            {
                 chart
                     .draw_series(
                         LineSeries::new(points.iter().copied(), color.stroke_width(2))
@@ -574,8 +581,8 @@ mod tests {
                 lr: 0.05,
                 train_loss: 1.0 / e as f64,
                 train_accuracy: 0.8 + 0.05 * e as f64,
-                val_loss: 1.1 / e as f64,
-                val_accuracy: 0.78 + 0.05 * e as f64,
+                val_loss: Some(1.1 / e as f64),
+                val_accuracy: Some(0.78 + 0.05 * e as f64),
                 seconds: 1.0,
                 samples_per_second: 1000.0,
             })

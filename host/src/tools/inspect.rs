@@ -68,6 +68,8 @@ pub struct Inspection {
     pub best_epoch: u32,
     /// Epochs the run was asked for, when the options say.
     pub epochs_requested: Option<u64>,
+    /// Whether the run held out a validation split to pick its epoch, when the options say.
+    pub validated: Option<bool>,
     /// The options the model was made with, as JSON (a quantized model's training options
     /// nested under `training`).
     pub options: Value,
@@ -115,6 +117,10 @@ pub fn inspect(path: &Path) -> Result<Inspection> {
     let epochs_requested = options["epochs"]
         .as_u64()
         .or_else(|| options["training"]["epochs"].as_u64());
+    let validated = options["validation"]
+        .as_u64()
+        .or_else(|| options["training"]["validation"].as_u64())
+        .map(|n| n > 0);
     let mut format_version = u32::from(digits_core::model_file::FORMAT_VERSION);
     let mut architecture = String::from("784-128-10");
     let (precision, digest, hidden_scale, tensors) = match &loaded.weights {
@@ -222,6 +228,7 @@ pub fn inspect(path: &Path) -> Result<Inspection> {
         seed: p.seed,
         best_epoch: p.epochs,
         epochs_requested,
+        validated,
         options,
         hidden_scale,
         tensors,
@@ -282,6 +289,11 @@ pub fn print(i: &Inspection) {
     line(
         "epochs",
         match i.epochs_requested {
+            Some(n) if i.validated == Some(false) => format!(
+                "epoch {} of {n} requested (trained on every training image: the model kept is \
+                 the last epoch's)",
+                i.best_epoch
+            ),
             Some(n) => format!(
                 "best epoch {} of {n} requested (the model kept is the epoch with the best \
                  validation accuracy)",

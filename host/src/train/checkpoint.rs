@@ -20,7 +20,8 @@ const MAX_CHECKPOINT_BYTES: u64 = 64 << 20;
 use crate::train::EpochReport;
 
 const MAGIC: [u8; 8] = *b"DIGITSCK";
-const VERSION: u16 = 1;
+// 2: no validation accuracy with `--validation 0`.
+const VERSION: u16 = 2;
 const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 
 /// The state of a training run after a whole number of epochs.
@@ -38,8 +39,9 @@ pub struct Checkpoint {
     pub running: Vec<Vec<f32>>,
     /// Momentum buffers, tensor by tensor.
     pub velocity: Vec<Vec<f32>>,
-    /// Best validation accuracy so far, its epoch, and that model (deployable form).
-    pub best_accuracy: f64,
+    /// Best validation accuracy so far, its epoch, and that model (deployable form); no
+    /// accuracy without a validation split (the model is the last epoch's).
+    pub best_accuracy: Option<f64>,
     /// Epoch of the best model.
     pub best_epoch: u32,
     /// The best model's tensors.
@@ -212,7 +214,7 @@ mod tests {
             model: vec![vec![1.0, -2.5], vec![0.25]],
             running: vec![],
             velocity: vec![vec![0.0, 0.1], vec![0.2]],
-            best_accuracy: 0.97,
+            best_accuracy: Some(0.97),
             best_epoch: 2,
             best_model: vec![vec![1.0, 2.0], vec![3.0]],
             history: vec![],

@@ -78,9 +78,9 @@ pub struct TrainArgs {
     /// Seed of initialization and shuffling: same seed and options, same model.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Training images held out to pick the best epoch: at least 1, fewer than the training
-    /// images.
-    #[arg(long, default_value_t = 5000, allow_negative_numbers = true, value_parser = Within::at_least(1usize))]
+    /// Training images held out to pick the best epoch, fewer than the training images; 0
+    /// trains on all of them and keeps the last epoch.
+    #[arg(long, default_value_t = 5000, allow_negative_numbers = true, value_parser = Within::at_least(0usize))]
     validation: usize,
     /// Use only the first N training images (before the validation split): quick runs.
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = Within::at_least(1usize))]
@@ -242,7 +242,7 @@ impl TrainArgs {
     /// `--validation` and `--batch` against the `images` there are to train on (`source`
     /// says where that number comes from: `the training set has 1000 images`).
     fn check_sizes(&self, images: usize, source: &str) -> Result<()> {
-        Within::at_least(1)
+        Within::at_least(0)
             .at_most(images.saturating_sub(1))
             .require("--validation", self.validation, source)?;
         let left = images - self.validation;
@@ -269,18 +269,30 @@ fn same_file(a: &Path, b: &Path) -> bool {
     a == b || (resolved(a).is_some() && resolved(a) == resolved(b))
 }
 
+/// Which epoch's model a run kept: `best epoch 7 of 10`, or `last epoch 10 of 10 (no
+/// validation split)` with `--validation 0`.
+fn kept_epoch(epoch: u32, epochs: u32, validation: usize) -> String {
+    if validation == 0 {
+        format!("last epoch {epoch} of {epochs} (no validation split)")
+    } else {
+        format!("best epoch {epoch} of {epochs}")
+    }
+}
+
 /// After every epoch: prints the latest epoch's line (the learning rate with `lr_digits`
 /// decimals) and rewrites the `--metrics` file, if any, with the whole history.
 fn report_epoch(history: &[EpochReport], metrics: Option<&Path>, lr_digits: usize) -> Result<()> {
     let r = history.last().expect("called after an epoch");
+    let val = match (r.val_loss, r.val_accuracy) {
+        (Some(loss), Some(accuracy)) => format!("val loss {loss:.4} acc {:6.2}%", 100.0 * accuracy),
+        _ => "no validation".to_string(),
+    };
     println!(
-        "epoch {:>3}  lr {:.lr_digits$}  train loss {:.4} acc {:6.2}%  val loss {:.4} acc {:6.2}%  {:.1} s ({:.0} img/s)",
+        "epoch {:>3}  lr {:.lr_digits$}  train loss {:.4} acc {:6.2}%  {val}  {:.1} s ({:.0} img/s)",
         r.epoch,
         r.lr,
         r.train_loss,
         100.0 * r.train_accuracy,
-        r.val_loss,
-        100.0 * r.val_accuracy,
         r.seconds,
         r.samples_per_second
     );
@@ -347,9 +359,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
     })?;
     let test = evaluate(&outcome.model, &dataset.test);
     println!(
-        "best epoch {} of {}: test accuracy {:.2}% (loss {:.4}), {:.1} s in all",
-        outcome.best_epoch,
-        cfg.epochs,
+        "{}: test accuracy {:.2}% (loss {:.4}), {:.1} s in all",
+        kept_epoch(outcome.best_epoch, cfg.epochs, cfg.validation),
         100.0 * test.accuracy,
         test.loss,
         start.elapsed().as_secs_f64()
@@ -462,10 +473,9 @@ fn run_compact(args: TrainArgs) -> Result<()> {
     let model = outcome.net.view();
     let test = compact::evaluate(&model, &dataset.test);
     println!(
-        "{arch} {}: best epoch {} of {}: test accuracy {:.2}% (loss {:.4}), {} bytes of weights, {:.1} s in all",
+        "{arch} {}: {}: test accuracy {:.2}% (loss {:.4}), {} bytes of weights, {:.1} s in all",
         cfg.bits,
-        outcome.best_epoch,
-        cfg.epochs,
+        kept_epoch(outcome.best_epoch, cfg.epochs, cfg.validation),
         100.0 * test.accuracy,
         test.loss,
         model.weight_bytes(),

@@ -73,7 +73,8 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Batch normalization on the hidden layer (folded away in the result).
     pub batchnorm: bool,
-    /// Training images held out (from the end of the training set) to pick the best epoch.
+    /// Training images held out (from the end of the training set) to pick the best epoch;
+    /// 0 trains on all of them and keeps the last epoch.
     pub validation: usize,
     /// Backprop or numerical differentiation.
     pub grad: GradMethod,
@@ -98,10 +99,10 @@ pub struct EpochReport {
     pub train_loss: f64,
     /// Training accuracy over the epoch, same convention.
     pub train_accuracy: f64,
-    /// Loss on the validation split after the epoch.
-    pub val_loss: f64,
-    /// Accuracy on the validation split after the epoch.
-    pub val_accuracy: f64,
+    /// Loss on the validation split after the epoch (none with `--validation 0`).
+    pub val_loss: Option<f64>,
+    /// Accuracy on the validation split after the epoch (none with `--validation 0`).
+    pub val_accuracy: Option<f64>,
     /// Wall time of the epoch's training steps.
     pub seconds: f64,
     /// Training throughput.
@@ -110,7 +111,8 @@ pub struct EpochReport {
 
 /// The result of training.
 pub struct Outcome {
-    /// The best model by validation accuracy (batch norm folded in).
+    /// The best model by validation accuracy, or the last without a validation split (batch
+    /// norm folded in).
     pub model: ModelBox,
     /// Its epoch, from 1.
     pub best_epoch: u32,
@@ -120,6 +122,11 @@ pub struct Outcome {
 pub fn evaluate(model: &MnistMlp, split: &Split) -> Score {
     // Bit-identical to `normalize` + `logits`, without a division or a branch per pixel.
     Score::of(split, |img| crate::evaluate::infer::logits(model, img))
+}
+
+/// [`evaluate`] on the validation split, none when it is empty (`--validation 0`).
+fn validate(model: &MnistMlp, validation: &Split) -> Option<Score> {
+    (!validation.labels.is_empty()).then(|| evaluate(model, validation))
 }
 
 /// Splits the training set into (train, validation), the validation split taken from the end.
@@ -141,12 +148,39 @@ pub fn hold_out(train: &Split, validation: usize) -> Result<(Split, Split)> {
     ))
 }
 
-/// The best model so far by validation accuracy.
-struct Best {
-    accuracy: f64,
-    /// From 1.
-    epoch: u32,
-    model: ModelBox,
+/// The model a run keeps: the best so far by validation accuracy, or the last epoch's.
+pub struct Best<M> {
+    /// Its validation accuracy; none without a validation split.
+    pub accuracy: Option<f64>,
+    /// Its epoch, from 1.
+    pub epoch: u32,
+    /// The model.
+    pub model: M,
+}
+
+impl<M> Best<M> {
+    /// Offers the model of `epoch`, whose validation accuracy is `accuracy`: it is kept when
+    /// it scores at least the best so far (ties go to the later epoch: with a decaying
+    /// learning rate it is the better trained), and always without a validation split, so
+    /// that the last epoch is kept. `model` is made only when it is kept.
+    pub fn offer(
+        best: &mut Option<Best<M>>,
+        accuracy: Option<f64>,
+        epoch: u32,
+        model: impl FnOnce() -> M,
+    ) {
+        let keep = match (best.as_ref().and_then(|b| b.accuracy), accuracy) {
+            (Some(old), Some(new)) => new >= old,
+            _ => true,
+        };
+        if keep {
+            *best = Some(Best {
+                accuracy,
+                epoch,
+                model: model(),
+            });
+        }
+    }
 }
 
 /// Where a run keeps its checkpoint, and whether to continue from it.
@@ -184,7 +218,7 @@ pub fn train(
     let mut rng = Rng::new(cfg.seed);
     let mut trainer = Trainer::new(cfg, &mut rng);
     let mut history = Vec::new();
-    let mut best: Option<Best> = None;
+    let mut best: Option<Best<ModelBox>> = None;
     let mut first_epoch = 0;
     // A run killed before its first checkpoint has nothing to resume: it starts again.
     let resumable = match resume.checkpoint {
@@ -279,25 +313,18 @@ pub fn train(
         };
         bar.finish_and_clear();
         let model = trainer.model();
-        let val = evaluate(&model, validation);
+        let val = validate(&model, validation);
         history.push(EpochReport {
             epoch: epoch + 1,
             lr,
             train_loss: totals.loss_sum / totals.seen as f64,
             train_accuracy: totals.correct as f64 / totals.seen as f64,
-            val_loss: val.loss,
-            val_accuracy: val.accuracy,
+            val_loss: val.map(|v| v.loss),
+            val_accuracy: val.map(|v| v.accuracy),
             seconds: totals.seconds,
             samples_per_second: totals.seen as f64 / totals.seconds,
         });
-        // Ties go to the later epoch: with a decaying learning rate it is the better trained.
-        if best.as_ref().is_none_or(|b| val.accuracy >= b.accuracy) {
-            best = Some(Best {
-                accuracy: val.accuracy,
-                epoch: epoch + 1,
-                model,
-            });
-        }
+        Best::offer(&mut best, val.map(|v| v.accuracy), epoch + 1, || model);
         if let Some(path) = resume.checkpoint {
             let NetState {
                 model,

@@ -21,14 +21,14 @@ pub const MIN_UPDATES: usize = 200;
 /// The highest accuracy that is still chance level: twice a uniform guess's.
 pub const CHANCE: f64 = 2.0 / CLASSES as f64;
 
-/// Training went on without learning: after [`MIN_UPDATES`], both accuracies at chance.
+/// Training went on without learning: after [`MIN_UPDATES`], both accuracies at chance (the
+/// training accuracy alone without a validation split).
 #[derive(Debug, thiserror::Error)]
 #[error(
     "training is not learning: after epoch {epoch} ({updates} updates) it classifies {:.2}% of \
-     the epoch's training images and {:.2}% of the validation images, at chance level \
-     (guessing scores 1 in {CLASSES})",
+     the epoch's training images{}, at chance level (guessing scores 1 in {CLASSES})",
     100.0 * train_accuracy,
-    100.0 * val_accuracy
+    val_accuracy.map(|v| format!(" and {:.2}% of the validation images", 100.0 * v)).unwrap_or_default()
 )]
 pub struct NotLearning {
     /// The epoch, from 1.
@@ -37,14 +37,15 @@ pub struct NotLearning {
     pub updates: usize,
     /// The epoch's training accuracy.
     pub train_accuracy: f64,
-    /// Accuracy on the validation split after the epoch.
-    pub val_accuracy: f64,
+    /// Accuracy on the validation split after the epoch (none without one).
+    pub val_accuracy: Option<f64>,
 }
 
 /// Judges the epoch `report`, the run having taken `updates` steps in all.
 pub fn check(report: &EpochReport, updates: usize) -> Result<(), NotLearning> {
-    let stalled =
-        updates >= MIN_UPDATES && report.train_accuracy <= CHANCE && report.val_accuracy <= CHANCE;
+    let stalled = updates >= MIN_UPDATES
+        && report.train_accuracy <= CHANCE
+        && report.val_accuracy.is_none_or(|v| v <= CHANCE);
     if stalled {
         return Err(NotLearning {
             epoch: report.epoch,
@@ -60,13 +61,14 @@ pub fn check(report: &EpochReport, updates: usize) -> Result<(), NotLearning> {
 mod tests {
     use super::*;
 
-    fn report(train_accuracy: f64, val_accuracy: f64) -> EpochReport {
+    fn report(train_accuracy: f64, val_accuracy: impl Into<Option<f64>>) -> EpochReport {
+        let val_accuracy = val_accuracy.into();
         EpochReport {
             epoch: 3,
             lr: 0.05,
             train_loss: 2.3,
             train_accuracy,
-            val_loss: 2.3,
+            val_loss: val_accuracy.map(|_| 2.3),
             val_accuracy,
             seconds: 1.0,
             samples_per_second: 1.0,
@@ -80,5 +82,13 @@ mod tests {
         assert!(check(&report(0.1, 0.1), MIN_UPDATES - 1).is_ok());
         assert!(check(&report(0.1, 0.5), MIN_UPDATES).is_ok());
         assert!(check(&report(0.5, 0.1), MIN_UPDATES).is_ok());
+    }
+
+    #[test]
+    fn without_a_validation_split_the_training_accuracy_decides() {
+        let stalled = check(&report(0.1, None), MIN_UPDATES).unwrap_err();
+        assert!(!stalled.to_string().contains("validation"), "{stalled}");
+        assert!(check(&report(0.5, None), MIN_UPDATES).is_ok());
+        assert!(check(&report(0.1, None), MIN_UPDATES - 1).is_ok());
     }
 }

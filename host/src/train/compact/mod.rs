@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use super::augment::Augment;
 use super::distill::Distillation;
-use super::{EpochReport, Score};
+use super::{Best, EpochReport, Score};
 use crate::data::Split;
 use arch::{Arch, LayerBits, with_arch};
 use store::QuantizedNet;
@@ -57,7 +57,7 @@ pub struct CompactConfig {
     pub schedule: Schedule,
     /// Seed of initialization and shuffling.
     pub seed: u64,
-    /// Training images held out to pick the best epoch.
+    /// Training images held out to pick the best epoch; 0 keeps the last.
     pub validation: usize,
     /// Random distortions of the training images, fresh every epoch.
     pub augment: Option<Augment>,
@@ -83,7 +83,8 @@ pub enum Optimizer {
 
 /// The result of a compact run.
 pub struct CompactOutcome {
-    /// The best network by validation accuracy, quantized.
+    /// The best network by validation accuracy (the last without a validation split),
+    /// quantized.
     pub net: QuantizedNet,
     /// Its epoch, from 1.
     pub best_epoch: u32,
@@ -242,7 +243,7 @@ fn train_arch<
     let mut act_scales = calibrate(&*master, &plain[..plain.len().min(CALIBRATION_IMAGES)]);
     let mut order: Vec<u32> = (0..train.labels.len() as u32).collect();
     let mut history: Vec<EpochReport> = Vec::new();
-    let mut best: Option<(f64, u32, QuantizedNet)> = None;
+    let mut best: Option<Best<QuantizedNet>> = None;
     let mut step = 0u64;
 
     let distorter = cfg.augment.map(|a| a.distorter(cfg.seed));
@@ -382,24 +383,26 @@ fn train_arch<
         qat.quantize(&master, bits, act_scales, net.buffers())
             .map_err(|e| anyhow::anyhow!("epoch {}: {e}; lower --lr", epoch + 1))?;
         let seconds = start.elapsed().as_secs_f64();
-        let val = evaluate(&net.view(), validation);
+        let val = (!validation.labels.is_empty()).then(|| evaluate(&net.view(), validation));
         let seen = train.labels.len() as f64;
         history.push(EpochReport {
             epoch: epoch + 1,
             lr,
             train_loss: loss_sum / seen,
             train_accuracy: correct as f64 / seen,
-            val_loss: val.loss,
-            val_accuracy: val.accuracy,
+            val_loss: val.map(|v| v.loss),
+            val_accuracy: val.map(|v| v.accuracy),
             seconds,
             samples_per_second: seen / seconds,
         });
-        // Ties go to the later epoch: with a decaying learning rate it is the better trained.
-        if best.as_ref().is_none_or(|b| val.accuracy >= b.0) {
-            best = Some((val.accuracy, epoch + 1, net.clone()));
-        }
+        Best::offer(&mut best, val.map(|v| v.accuracy), epoch + 1, || {
+            net.clone()
+        });
         on_epoch(&history)?;
     }
-    let (_, best_epoch, net) = best.expect("at least one epoch ran");
-    Ok(CompactOutcome { net, best_epoch })
+    let best = best.expect("at least one epoch ran");
+    Ok(CompactOutcome {
+        net: best.model,
+        best_epoch: best.epoch,
+    })
 }
