@@ -14,8 +14,9 @@
 //! 3. the output layer: `logit[k] = acc[k] as f32 * scale[k]`.
 //!
 //! [`Layer::accumulate_reference`] is the plain definition of step 1;
-//! [`Layer::accumulate`] computes the same integers with codes instead of levels
-//! (`level = 2 c - max`, so `sum a level = 2 sum a c - max sum a`), a byte of codes at a time.
+//! [`Layer::accumulate_row`] computes the same integers with codes instead of levels
+//! (`level = 2 c - max`, so `sum a level = 2 sum a c - max sum a`), a byte of codes at a time;
+//! inference runs its fast path, [`crate::fast::pairs`], two products per multiply.
 //!
 //! A hidden layer may be a convolution ([`crate::conv::Windows`]): its units' rows are shared
 //! by every window of its input map, each window's values gathered and then read as a dense
@@ -25,6 +26,7 @@ use heapless::Vec as HVec;
 
 use crate::conv::Windows;
 use crate::downsample::{self, SOURCE_SIDE, area_average_into};
+use crate::fast::pairs;
 use crate::lowbit::{self, Bits};
 use crate::quant::requantize;
 
@@ -43,9 +45,11 @@ pub const MAX_BIAS: i32 = 1 << 24;
 /// Bytes of the stack buffers of one inference from an image, at their peak: the downsampled
 /// input, held throughout, and the larger of what comes and goes beside it, first the
 /// downsampling's own buffers ([`downsample::SCRATCH_BYTES`]), then two rows of activation
-/// codes, the accumulators of one row of units and a window's values.
+/// codes, the accumulators of one row of units, a window's values and the fast kernel's
+/// activation pairs.
 pub const SCRATCH_BYTES: usize = MAX_INPUTS + {
-    let layers = 2 * MAX_ACTIVATIONS + MAX_WIDTH * size_of::<i32>() + MAX_PATCH;
+    let layers =
+        2 * MAX_ACTIVATIONS + MAX_WIDTH * size_of::<i32>() + MAX_PATCH + pairs::PAIRS_BYTES;
     if downsample::SCRATCH_BYTES > layers {
         downsample::SCRATCH_BYTES
     } else {
@@ -148,16 +152,16 @@ impl<'a> Layer<'a> {
     }
 
     /// The same integers as [`Layer::accumulate_reference`]: window by window (gathered), each
-    /// by [`Layer::accumulate_row`].
+    /// by the fast [`Layer::accumulate_row`] ([`pairs::accumulate_row`]).
     pub fn accumulate(&self, input: &[u8], acc: &mut [i32]) {
         match self.windows {
-            None => self.accumulate_row(input, acc),
+            None => pairs::accumulate_row(self, input, acc),
             Some(w) => {
                 let mut patch = [0u8; MAX_PATCH];
                 let units = self.units();
                 for (p, acc) in acc[..self.outputs].chunks_exact_mut(units).enumerate() {
                     w.gather(input, p, &mut patch);
-                    self.accumulate_row(&patch, acc);
+                    pairs::accumulate_row(self, &patch, acc);
                 }
             }
         }
@@ -400,7 +404,7 @@ impl<'a> Compact<'a> {
             let from = if index == 0 { input } else { from };
             let units = l.units();
             if index == last {
-                l.accumulate_row(from, &mut acc);
+                pairs::accumulate_row(l, from, &mut acc);
                 for (k, z) in logits[..units].iter_mut().enumerate() {
                     *z = acc[k] as f32 * l.logit_scale(k);
                 }
@@ -416,7 +420,7 @@ impl<'a> Compact<'a> {
                     }
                     None => from,
                 };
-                l.accumulate_row(row, &mut acc);
+                pairs::accumulate_row(l, row, &mut acc);
                 let out = &mut to[p * units..(p + 1) * units];
                 l.requantize(&acc, out);
                 trace(index, p * units, &acc[..units], out);

@@ -8,6 +8,7 @@
 //! | [`sparse`] | [`normalize`](crate::pixels::normalize) (its [`PIXEL_TO_INPUT`](sparse::PIXEL_TO_INPUT) table) | `fast::sparse::tests::the_table_is_normalize` |
 //! | [`logits`] | [`normalize`](crate::pixels::normalize) then [`Mlp::logits`](crate::Mlp::logits); [`Dense::forward`](crate::Dense::forward) | `fast::logits::tests::logits_from_pixels_are_normalize_then_logits`, `fast::logits::tests::listed_forward_is_the_dense_forward` |
 //! | [`minibatch`] | [`Mlp::backprop`](crate::Mlp::backprop) then [`Sgd::step`](crate::Sgd::step), with [`Separate`](mul_add::Separate) multiply-adds and one range of pixels | `fast::minibatch::tests::one_range_is_backprop_then_sgd_bit_for_bit` |
+//! | [`pairs`] | [`Layer::accumulate_row`](crate::compact::Layer::accumulate_row) | `fast::pairs::tests::pairs_equal_the_byte_kernel` |
 //! | [`mul_add`] | `a * b + c` ([`Separate`](mul_add::Separate)), or rounded once as the CPU's fused instruction ([`FusedSoft`](mul_add::FusedSoft)) | `fast::mul_add::tests::fused_rounds_once`; the host's `simd::tests` |
 //!
 //! Where a fast path may also differ from the reference, the difference is a choice its
@@ -15,7 +16,7 @@
 //! (`fast::minibatch::tests::fused_differs_by_rounding_only`) and the first layer's sums split
 //! in two ranges of pixels (`fast::minibatch::tests::the_parts_are_independent_and_two_ranges_round_only`).
 //!
-//! Every kernel here is `#[inline(always)]`, its helpers too (functions rather than closures
+//! Every floating-point kernel here is `#[inline(always)]`, its helpers too (functions rather than closures
 //! where a closure could not be marked), for one reason: a caller may compile them into a
 //! function built for wider vector instructions than the target's baseline (the host does,
 //! choosing AVX2 or AVX-512 at run time), and code not inlined there stays compiled for the
@@ -24,4 +25,5 @@
 pub mod logits;
 pub mod minibatch;
 pub mod mul_add;
+pub mod pairs;
 pub mod sparse;
