@@ -81,11 +81,52 @@ pub struct Layer<'a> {
     pub rescale: &'a [u8],
 }
 
+/// The bytes a layer's tensors have, which its shape alone decides
+/// ([`Layer::tensor_bytes`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TensorBytes {
+    /// Weight codes: a row per unit.
+    pub codes: usize,
+    /// Biases: an `i32` per unit.
+    pub bias: usize,
+    /// Rescales: [`HIDDEN_RESCALE_BYTES`] or (output layer) [`LOGIT_RESCALE_BYTES`] per unit.
+    pub rescale: usize,
+}
+
 fn word(bytes: &[u8], j: usize) -> [u8; 4] {
     bytes[4 * j..4 * j + 4].try_into().expect("4 bytes")
 }
 
 impl<'a> Layer<'a> {
+    /// A layer of this shape without tensors yet: for [`Layer::tensor_bytes`], and to be given
+    /// its tensors.
+    pub fn shape(inputs: usize, outputs: usize, bits: Bits, windows: Option<Windows>) -> Self {
+        Layer {
+            inputs,
+            outputs,
+            bits,
+            windows,
+            codes: &[],
+            bias: &[],
+            rescale: &[],
+        }
+    }
+
+    /// The bytes its tensors must have (`last`: it is the output layer).
+    pub fn tensor_bytes(&self, last: bool) -> TensorBytes {
+        let units = self.units();
+        let per_unit = if last {
+            LOGIT_RESCALE_BYTES
+        } else {
+            HIDDEN_RESCALE_BYTES
+        };
+        TensorBytes {
+            codes: units * self.bits.row_bytes(self.row_len()),
+            bias: size_of::<i32>() * units,
+            rescale: per_unit * units,
+        }
+    }
+
     /// Values each unit reads: the inputs of a dense layer, a window's of a convolution.
     #[inline]
     pub fn row_len(&self) -> usize {
@@ -329,16 +370,12 @@ impl<'a> Compact<'a> {
             if !(chained && fits) {
                 return Err(CompactError::Shape { index });
             }
-            let per_unit = if index == last {
-                LOGIT_RESCALE_BYTES
-            } else {
-                HIDDEN_RESCALE_BYTES
+            let has = TensorBytes {
+                codes: l.codes.len(),
+                bias: l.bias.len(),
+                rescale: l.rescale.len(),
             };
-            let units = l.units();
-            if l.codes.len() != units * l.bits.row_bytes(l.row_len())
-                || l.bias.len() != 4 * units
-                || l.rescale.len() != per_unit * units
-            {
+            if has != l.tensor_bytes(index == last) {
                 return Err(CompactError::Size { index });
             }
         }

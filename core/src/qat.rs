@@ -13,7 +13,7 @@
 //! gradient it gives each dequantized weight is applied to the master weight. That backward
 //! pass is checked against central differences in `core/tests/deep_gradcheck.rs`.
 
-use crate::compact::{Compact, HIDDEN_RESCALE_BYTES, LOGIT_RESCALE_BYTES, MAX_BIAS, fixed_point16};
+use crate::compact::{Compact, Layer, MAX_BIAS, TensorBytes, fixed_point16};
 use crate::deep::{Ceilings, Deep, DeepActivations, HIDDEN_LAYERS};
 use crate::layer::{DenseKind, LayerKind, Linear};
 use crate::lowbit::{self, Bits};
@@ -77,14 +77,14 @@ fn quantize_layer<const I: usize, const O: usize, L: Linear<I, O, f32>>(
 ) -> Result<(), QatError> {
     let (inputs, units) = (L::ROW, L::UNITS);
     let row = bits.row_bytes(inputs);
-    let per_unit = match next {
-        Next::Hidden { .. } => HIDDEN_RESCALE_BYTES,
-        Next::Logits => LOGIT_RESCALE_BYTES,
+    // A convolution's tensors are its shared dense layer's.
+    let size = Layer::shape(inputs, units, bits, None).tensor_bytes(next == Next::Logits);
+    let has = TensorBytes {
+        codes: out.codes.len(),
+        bias: out.bias.len(),
+        rescale: out.rescale.len(),
     };
-    if out.codes.len() != units * row
-        || out.bias.len() != 4 * units
-        || out.rescale.len() != per_unit * units
-    {
+    if has != size {
         return Err(QatError::Buffer);
     }
     let finite = |v: &[f32]| v.iter().all(|v| v.is_finite());

@@ -29,7 +29,7 @@
 //! the layer list (a few hundred bytes) is built, on the stack.
 
 use core::fmt::{self, Write};
-use digits_core::compact::{Compact, HIDDEN_RESCALE_BYTES, LOGIT_RESCALE_BYTES, Layer};
+use digits_core::compact::{Compact, Layer};
 use digits_core::digest::{compact_digest, int8_digest, params_digest};
 use digits_core::lowbit::Bits;
 use digits_core::{Classifier, MnistMlp, MnistQuant};
@@ -117,24 +117,11 @@ impl FlashCompact {
         let last = compact::LAYERS.len() - 1;
         for (k, shape) in compact::LAYERS.iter().enumerate() {
             let bits = Bits::from_count(shape.bits).expect("build.rs took 2 or 4 bits");
-            let per_unit = if k == last {
-                LOGIT_RESCALE_BYTES
-            } else {
-                HIDDEN_RESCALE_BYTES
-            };
-            let mut layer = Layer {
-                inputs: shape.inputs,
-                outputs: shape.outputs,
-                bits,
-                windows: shape.windows,
-                codes: &[],
-                bias: &[],
-                rescale: &[],
-            };
-            let units = layer.units();
-            let (codes, after) = rest.split_at(units * bits.row_bytes(layer.row_len()));
-            let (bias, after) = after.split_at(4 * units);
-            let (rescale, after) = after.split_at(per_unit * units);
+            let mut layer = Layer::shape(shape.inputs, shape.outputs, bits, shape.windows);
+            let size = layer.tensor_bytes(k == last);
+            let (codes, after) = rest.split_at(size.codes);
+            let (bias, after) = after.split_at(size.bias);
+            let (rescale, after) = after.split_at(size.rescale);
             rest = after;
             (layer.codes, layer.bias, layer.rescale) = (codes, bias, rescale);
             net.layers

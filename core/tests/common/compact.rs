@@ -32,17 +32,14 @@ impl Owned {
         windows: Option<Windows>,
         last: bool,
     ) -> Self {
-        let (row, units) = match windows {
-            Some(w) => (w.patch(), shape.1 / w.positions()),
-            None => shape,
-        };
+        let size = Layer::shape(shape.0, shape.1, bits, windows).tensor_bytes(last);
         Self {
             shape,
             bits,
             windows,
-            codes: vec![0; units * bits.row_bytes(row)],
-            bias: vec![0; 4 * units],
-            rescale: vec![0; if last { 4 } else { 3 } * units],
+            codes: vec![0; size.codes],
+            bias: vec![0; size.bias],
+            rescale: vec![0; size.rescale],
         }
     }
 

@@ -1,6 +1,6 @@
 //! A compact network's quantized tensors, owned: what training writes and a model file holds.
 
-use digits_core::compact::{Compact, HIDDEN_RESCALE_BYTES, LOGIT_RESCALE_BYTES, Layer};
+use digits_core::compact::{Compact, Layer};
 use digits_core::conv::Windows;
 use digits_core::lowbit::Bits;
 use digits_core::qat::LayerBuffers;
@@ -52,23 +52,15 @@ impl QuantizedNet {
         let layers = (0..shapes.len())
             .map(|k| {
                 let ((inputs, outputs), windows, bits) = (shapes[k], windows[k], bits.0[k]);
-                let (row, units) = match windows {
-                    Some(w) => (w.patch(), outputs / w.positions()),
-                    None => (inputs, outputs),
-                };
-                let per_unit = if k == last {
-                    LOGIT_RESCALE_BYTES
-                } else {
-                    HIDDEN_RESCALE_BYTES
-                };
+                let size = Layer::shape(inputs, outputs, bits, windows).tensor_bytes(k == last);
                 OwnedLayer {
                     inputs,
                     outputs,
                     bits,
                     windows,
-                    codes: vec![0; units * bits.row_bytes(row)],
-                    bias: vec![0; 4 * units],
-                    rescale: vec![0; units * per_unit],
+                    codes: vec![0; size.codes],
+                    bias: vec![0; size.bias],
+                    rescale: vec![0; size.rescale],
                 }
             })
             .collect();
