@@ -16,7 +16,8 @@
 //! [`Layer::accumulate_reference`] is the plain definition of step 1;
 //! [`Layer::accumulate_row`] computes the same integers with codes instead of levels
 //! (`level = 2 c - max`, so `sum a level = 2 sum a c - max sum a`), a byte of codes at a time;
-//! inference runs its fast path, [`crate::fast::pairs`], two products per multiply.
+//! on the Cortex-M4F inference runs its fast path, [`crate::fast::pairs`], two products per
+//! multiply ([`Layer::accumulate_row_fast`]).
 //!
 //! A hidden layer may be a convolution ([`crate::conv::Windows`]): its units' rows are shared
 //! by every window of its input map, each window's values gathered and then read as a dense
@@ -193,16 +194,16 @@ impl<'a> Layer<'a> {
     }
 
     /// The same integers as [`Layer::accumulate_reference`]: window by window (gathered), each
-    /// by the fast [`Layer::accumulate_row`] ([`pairs::accumulate_row`]).
+    /// by [`Layer::accumulate_row_fast`].
     pub fn accumulate(&self, input: &[u8], acc: &mut [i32]) {
         match self.windows {
-            None => pairs::accumulate_row(self, input, acc),
+            None => self.accumulate_row_fast(input, acc),
             Some(w) => {
                 let mut patch = [0u8; MAX_PATCH];
                 let units = self.units();
                 for (p, acc) in acc[..self.outputs].chunks_exact_mut(units).enumerate() {
                     w.gather(input, p, &mut patch);
-                    pairs::accumulate_row(self, &patch, acc);
+                    self.accumulate_row_fast(&patch, acc);
                 }
             }
         }
@@ -242,6 +243,18 @@ impl<'a> Layer<'a> {
                 dot += a as u32 * lowbit::get(row, self.bits, whole * per_byte + t) as u32;
             }
             *acc = self.bias(j) + 2 * dot as i32 - offset;
+        }
+    }
+
+    /// [`Layer::accumulate_row`] as inference runs it: with the feature `paired-mac` (the
+    /// firmware for the Cortex-M4F) by [`pairs::accumulate_row`], the same integers two products
+    /// per multiply; else itself.
+    #[inline]
+    pub fn accumulate_row_fast(&self, input: &[u8], acc: &mut [i32]) {
+        if cfg!(feature = "paired-mac") {
+            pairs::accumulate_row(self, input, acc);
+        } else {
+            self.accumulate_row(input, acc);
         }
     }
 
@@ -441,7 +454,7 @@ impl<'a> Compact<'a> {
             let from = if index == 0 { input } else { from };
             let units = l.units();
             if index == last {
-                pairs::accumulate_row(l, from, &mut acc);
+                l.accumulate_row_fast(from, &mut acc);
                 for (k, z) in logits[..units].iter_mut().enumerate() {
                     *z = acc[k] as f32 * l.logit_scale(k);
                 }
@@ -457,7 +470,7 @@ impl<'a> Compact<'a> {
                     }
                     None => from,
                 };
-                pairs::accumulate_row(l, row, &mut acc);
+                l.accumulate_row_fast(row, &mut acc);
                 let out = &mut to[p * units..(p + 1) * units];
                 l.requantize(&acc, out);
                 trace(index, p * units, &acc[..units], out);

@@ -1,12 +1,14 @@
 //! A compact layer's row of units, two products per multiply: equals
 //! [`Layer::accumulate_row`] bit for bit (`fast::pairs::tests::pairs_equal_the_byte_kernel`,
-//! and every test of [`Layer::accumulate`] against the definition).
+//! and `core/tests/compact.rs` run with `--features paired-mac`, as `scripts/test.sh` does).
+//! Inference runs it with the feature `paired-mac`, which the Cortex-M4F firmware turns on
+//! ([`Layer::accumulate_row_fast`](crate::compact::Layer::accumulate_row_fast)).
 //!
 //! The byte kernel unpacks each code on its own. Here a word of codes (8 four-bit or 16
 //! two-bit ones) is split by a shift and a mask into halfword pairs, `(c[k], c[k + half])`,
 //! and the activations are laid out once per row in the same pairs, so a unit's dot product is
 //! one load, a shift-and-mask and a signed 16x16 multiply-add per pair of products. On the
-//! Cortex-M4 those are `SMLABB`/`SMLATT` (the compiler finds them in [`mul_pair`]); elsewhere
+//! Cortex-M4 those are `SMLABB`/`SMLATT` (the compiler finds them in `mul_pair`); elsewhere
 //! two ordinary multiplies. All values are small (activations `0..=255`, codes `0..=15`), so
 //! the signed halfword products are the unsigned ones and every sum is the byte kernel's.
 
