@@ -1,5 +1,5 @@
 //! `digits gradcheck` end to end: it passes correct networks (fresh and trained, 784-128-10 and
-//! compact) with both precisions reported and the f32 bound printed, and it fails, naming the
+//! compact, dense or with convolutions) with both precisions reported and the f32 bound printed, and it fails, naming the
 //! tensor, on a gradient made wrong on purpose in any tensor of either precision.
 
 mod common;
@@ -170,6 +170,43 @@ fn a_wrong_compact_gradient_fails_naming_the_tensor_in_either_precision() {
             }
             let r: Value = serde_json::from_slice(&out.stdout).expect("JSON even when failing");
             assert_eq!(r["passed"], false);
+        }
+    }
+}
+
+/// A compact architecture with two convolution layers (shared weights).
+const CONV_ARCH: &str = "16x16-w7s3-32-16-64-10";
+
+#[test]
+fn convolutions_pass_fresh_and_trained() {
+    let fresh = report(&["--arch", CONV_ARCH]);
+    assert_sound_pass(&fresh, CONV_ARCH);
+    assert_eq!(fresh["network"], CONV_ARCH);
+    let shipped = report(&["--model", "firmware/models/compact-conv.digits"]);
+    assert_sound_pass(&shipped, "compact-conv.digits");
+    assert_eq!(shipped["network"], CONV_ARCH);
+}
+
+/// A wrong gradient of a shared weight or bias (each the sum over its windows) fails, named.
+#[test]
+fn a_wrong_convolution_gradient_fails_naming_the_tensor_in_either_precision() {
+    for precision in ["f64", "f32"] {
+        for tensor in ["W1", "b1", "W2", "b2"] {
+            let fault = format!("{precision}:{tensor}");
+            let out = digits_in(&slice())
+                .args(["gradcheck", "--sample", "30", "--json", "--arch", CONV_ARCH])
+                .args(["--plant-fault-for-test", &fault])
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(1), "{fault}");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains(&format!("{precision} {tensor} ")),
+                "{fault}: {err}"
+            );
+            for other in DEEP_TENSORS.iter().filter(|&&t| t != tensor) {
+                assert!(!err.contains(&format!(" {other} (")), "{fault}: {err}");
+            }
         }
     }
 }

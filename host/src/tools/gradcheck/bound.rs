@@ -4,12 +4,15 @@
 //!
 //! The network is a [`Stack`] of dense layers, each but the last followed by a clipped ReLU
 //! `clamp(pre, 0, ceiling)` (ReLU when the ceiling is infinite): 784-128-10 and the compact
-//! networks alike. Rounding follows the standard bounds for recursive summation and dot
+//! networks alike. A convolution is the dense layer it stands for (each window's units reading
+//! their window, zeros elsewhere); its shared parameter is all its copies at once: its
+//! gradient is their sum, a step moves them all. Rounding follows the standard bounds for recursive summation and dot
 //! products (a sum of `n` terms is off by at most `n u` times the sum of their magnitudes, `u`
 //! the unit roundoff), kept to first order in `u`; [`SAFETY`] covers the second-order terms and
 //! the library's `exp` and `ln` (each within one unit in the last place). The derivation:
 //! docs/design.md, "Gradients three ways".
 
+use digits_core::conv::Windows;
 use digits_core::{Params, Scalar};
 
 /// Multiplies every first-order rounding bound: its neglected higher-order terms and the
@@ -31,9 +34,43 @@ pub struct Layer {
     pub w: Vec<f64>,
     /// Biases.
     pub b: Vec<f64>,
+    /// For a convolution (expanded into `w` and `b`), its windows; its parameters are then
+    /// `[patch][units]` weights and `units` biases, each shared by every window.
+    pub windows: Option<Windows>,
 }
 
 impl Layer {
+    /// A convolution's dense equivalent, from its shared `[patch][units]` weights and biases.
+    fn expanded(windows: Windows, w: &[f64], b: &[f64]) -> Self {
+        let units = b.len();
+        let (inputs, outputs) = (windows.inputs(), windows.positions() * units);
+        let mut dense = vec![0.0; inputs * outputs];
+        for p in 0..windows.positions() {
+            for e in 0..windows.patch() {
+                let i = windows.source(p, e);
+                dense[i * outputs + p * units..][..units].copy_from_slice(&w[e * units..][..units]);
+            }
+        }
+        Layer {
+            inputs,
+            outputs,
+            w: dense,
+            b: (0..outputs).map(|k| b[k % units]).collect(),
+            windows: Some(windows),
+        }
+    }
+
+    /// Parameters of the network's own tensors: the shared ones of a convolution.
+    fn parameters(&self) -> usize {
+        match self.windows {
+            Some(w) => {
+                let units = self.outputs / w.positions();
+                (w.patch() + 1) * units
+            }
+            None => (self.inputs + 1) * self.outputs,
+        }
+    }
+
     fn row(&self, i: usize) -> &[f64] {
         &self.w[i * self.outputs..(i + 1) * self.outputs]
     }
@@ -48,18 +85,26 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// From a network whose tensors are each layer's weights then its bias, first to last, and
-    /// the ceiling of each hidden layer.
-    pub fn new(net: &(impl Params<f64> + ?Sized), ceilings: &[f64]) -> Self {
+    /// From a network whose tensors are each layer's weights then its bias, first to last, the
+    /// ceiling of each hidden layer and the windows of each convolution (none: all dense).
+    pub fn new(
+        net: &(impl Params<f64> + ?Sized),
+        ceilings: &[f64],
+        windows: &[Option<Windows>],
+    ) -> Self {
         assert_eq!(net.tensor_count(), 2 * (ceilings.len() + 1), "tensor count");
         let layers = (0..net.tensor_count() / 2)
             .map(|l| {
                 let (w, b) = (net.tensor(2 * l).data, net.tensor(2 * l + 1).data);
-                Layer {
-                    inputs: w.len() / b.len(),
-                    outputs: b.len(),
-                    w: w.to_vec(),
-                    b: b.to_vec(),
+                match windows.get(l).copied().flatten() {
+                    Some(windows) => Layer::expanded(windows, w, b),
+                    None => Layer {
+                        inputs: w.len() / b.len(),
+                        outputs: b.len(),
+                        w: w.to_vec(),
+                        b: b.to_vec(),
+                        windows: None,
+                    },
                 }
             })
             .collect();
@@ -148,19 +193,25 @@ impl<'a> Bounds<'a> {
     /// Bound on the rounding error of backprop's value for flat parameter `index`.
     pub fn backprop_error(&self, index: usize) -> f64 {
         let (u, nb) = (self.u, self.samples.len() as f64);
-        let e = match Param::of(self.stack, index) {
-            // The input's own error carried by the gradient, the gradient's error carried by
-            // the input, the product and the sum over the batch.
-            Param::Weight { l, i, j } => {
-                self.mean(|s| {
-                    s.a_err[l][i] * s.d[l][j].abs()
-                        + s.a[l][i].abs() * (s.d_err[l][j] + 2.0 * u * s.d[l][j].abs())
-                }) + nb * u * self.mean(|s| (s.a[l][i] * s.d[l][j]).abs())
-            }
-            Param::Bias { l, j } => {
-                self.mean(|s| s.d_err[l][j]) + nb * u * self.mean(|s| s.d[l][j].abs())
-            }
-        };
+        let copies = Param::of(self.stack, index);
+        // A shared parameter's gradient sums its copies' in each sample, then the batch.
+        let sums = nb + copies.len() as f64 - 1.0;
+        let e: f64 = copies
+            .iter()
+            .map(|&param| match param {
+                // The input's own error carried by the gradient, the gradient's error carried
+                // by the input, the product and the sums.
+                Param::Weight { l, i, j } => {
+                    self.mean(|s| {
+                        s.a_err[l][i] * s.d[l][j].abs()
+                            + s.a[l][i].abs() * (s.d_err[l][j] + 2.0 * u * s.d[l][j].abs())
+                    }) + sums * u * self.mean(|s| (s.a[l][i] * s.d[l][j]).abs())
+                }
+                Param::Bias { l, j } => {
+                    self.mean(|s| s.d_err[l][j]) + sums * u * self.mean(|s| s.d[l][j].abs())
+                }
+            })
+            .sum();
         SAFETY * e
     }
 
@@ -172,18 +223,26 @@ impl<'a> Bounds<'a> {
         // changes state; the loss's k-th derivative is the k-th cumulant of `v` under
         // softmax(z), at most `r^2 / 4` (k = 2) and `r^3 / 4` (k = 3) for `r` the spread of `v`
         // (Popoviciu's inequality).
+        // A shared parameter moves all its copies: the spreads add up (the spread of a sum is
+        // at most the sum of the spreads), and each copy may use only its share of the room a
+        // later unit leaves, as they all push it at once.
         let last = self.stack.layers.len() - 1;
-        let param = Param::of(self.stack, index);
+        let copies = Param::of(self.stack, index);
         let mut m2 = 0.0;
         let mut m3 = 0.0;
         let mut max_step = f64::INFINITY;
         for s in &self.samples {
-            let r = match param {
-                Param::Weight { l, i, .. } if l == last => s.a[l][i].abs(),
-                Param::Bias { l, .. } if l == last => 1.0,
-                Param::Weight { l, i, j } => self.unit_spread(s, s.a[l][i], l, j, &mut max_step)?,
-                Param::Bias { l, j } => self.unit_spread(s, 1.0, l, j, &mut max_step)?,
-            };
+            let mut r = 0.0;
+            for &param in &copies {
+                r += match param {
+                    Param::Weight { l, i, .. } if l == last => s.a[l][i].abs(),
+                    Param::Bias { l, .. } if l == last => 1.0,
+                    Param::Weight { l, i, j } => {
+                        self.unit_spread(s, s.a[l][i], l, j, &mut max_step)?
+                    }
+                    Param::Bias { l, j } => self.unit_spread(s, 1.0, l, j, &mut max_step)?,
+                };
+            }
             m2 += r * r / 4.0;
             m3 += r * r * r / 4.0;
         }
@@ -191,7 +250,7 @@ impl<'a> Bounds<'a> {
         Some(Along {
             m2: m2 / n,
             m3: m3 / n,
-            max_step,
+            max_step: max_step / copies.len() as f64,
         })
     }
 
@@ -240,7 +299,7 @@ pub struct Along {
     pub max_step: f64,
 }
 
-/// A flat parameter index, by layer.
+/// A parameter of a layer of the stack (for a convolution: of its dense equivalent).
 #[derive(Clone, Copy)]
 enum Param {
     Weight { l: usize, i: usize, j: usize },
@@ -248,21 +307,48 @@ enum Param {
 }
 
 impl Param {
-    fn of(stack: &Stack, mut index: usize) -> Self {
+    /// The stack's parameters that the network's flat parameter `index` is: one, or every copy
+    /// of a convolution's shared one.
+    fn of(stack: &Stack, mut index: usize) -> Vec<Self> {
         for (l, layer) in stack.layers.iter().enumerate() {
-            let weights = layer.inputs * layer.outputs;
-            if index < weights {
-                return Param::Weight {
-                    l,
-                    i: index / layer.outputs,
-                    j: index % layer.outputs,
-                };
+            if index >= layer.parameters() {
+                index -= layer.parameters();
+                continue;
             }
-            index -= weights;
-            if index < layer.outputs {
-                return Param::Bias { l, j: index };
-            }
-            index -= layer.outputs;
+            let Some(w) = layer.windows else {
+                let weights = layer.inputs * layer.outputs;
+                return vec![if index < weights {
+                    Param::Weight {
+                        l,
+                        i: index / layer.outputs,
+                        j: index % layer.outputs,
+                    }
+                } else {
+                    Param::Bias {
+                        l,
+                        j: index - weights,
+                    }
+                }];
+            };
+            let units = layer.outputs / w.positions();
+            let weights = w.patch() * units;
+            return (0..w.positions())
+                .map(|p| {
+                    if index < weights {
+                        let (e, j) = (index / units, index % units);
+                        Param::Weight {
+                            l,
+                            i: w.source(p, e),
+                            j: p * units + j,
+                        }
+                    } else {
+                        Param::Bias {
+                            l,
+                            j: p * units + index - weights,
+                        }
+                    }
+                })
+                .collect();
         }
         panic!("parameter index out of range");
     }
@@ -457,6 +543,7 @@ mod tests {
             outputs: w.len() / inputs,
             b: vec![0.0; w.len() / inputs],
             w,
+            windows: None,
         };
         Stack {
             layers: vec![layer(1, vec![1.0]), layer(1, vec![1.0, -1.0])],
@@ -494,12 +581,14 @@ mod tests {
             outputs: 1,
             w: vec![1.0],
             b: vec![-0.2],
+            windows: None,
         };
         s.layers.push(Layer {
             inputs: 1,
             outputs: 2,
             w: vec![1.0, -1.0],
             b: vec![0.0; 2],
+            windows: None,
         });
         s.ceilings.push(f64::INFINITY);
         let a = Bounds::new(&s, &[[0.25]], &[0], unit_roundoff::<f64>())

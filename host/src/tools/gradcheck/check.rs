@@ -185,7 +185,11 @@ fn inputs<N: Subject, S: Scalar>(subject: &N, pixels: &[[u8; 784]]) -> Vec<N::In
 
 /// The network as the bounds see it, and the batch in `f64`.
 fn reference<N: Subject>(subject: &N, pixels: &[[u8; 784]]) -> (Stack, Vec<N::Input<f64>>) {
-    let stack = Stack::new(&*subject.network::<f64>(), &subject.ceilings());
+    let stack = Stack::new(
+        &*subject.network::<f64>(),
+        &subject.ceilings(),
+        &subject.windows(),
+    );
     (stack, inputs::<N, f64>(subject, pixels))
 }
 

@@ -2,9 +2,10 @@
 //! precision, with its loss and its backprop there. 784-128-10 and each compact architecture
 //! are one.
 
+use digits_core::conv::Windows;
 use digits_core::deep::{Ceilings, Deep};
 use digits_core::downsample::area_average_into;
-use digits_core::layer::LayerKind;
+use digits_core::layer::{LayerKind, Linear};
 use digits_core::params::convert;
 use digits_core::pixels::normalize;
 use digits_core::{MnistMlp, Params, Scalar};
@@ -33,6 +34,10 @@ pub trait Subject {
     );
     /// The clipping ceiling of each hidden layer (infinite: ReLU).
     fn ceilings(&self) -> Vec<f64>;
+    /// The windows of each layer that is a convolution (none: every layer dense).
+    fn windows(&self) -> Vec<Option<Windows>> {
+        Vec::new()
+    }
 }
 
 /// The 784-128-10 network.
@@ -134,6 +139,15 @@ impl<
 
     fn ceilings(&self) -> Vec<f64> {
         self.ceilings.0.iter().map(|&c| f64::from(c)).collect()
+    }
+
+    fn windows(&self) -> Vec<Option<Windows>> {
+        vec![
+            <K1::Of<f32> as Linear<IN, H1, f32>>::WINDOWS,
+            <K2::Of<f32> as Linear<H1, H2, f32>>::WINDOWS,
+            None,
+            None,
+        ]
     }
 }
 
