@@ -79,11 +79,6 @@ m3_dir="${CARGO_TARGET_DIR:-target}/thumbv7m-none-eabi/release"
 step "cargo test --workspace (includes the firmware in QEMU: tests/tests/firmware_{boot,eval,lm3s,compact}.rs)"
 cargo test --workspace
 
-# The Cortex-M4F's compact inference runs `fast::pairs` (feature paired-mac); the host's runs
-# the byte kernel. The compact tests again, through the M4F's kernel.
-step "cargo test -p digits-core --features paired-mac --test compact"
-cargo test -p digits-core --features paired-mac --test compact
-
 step "cargo doc --workspace --no-deps (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 

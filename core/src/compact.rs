@@ -16,8 +16,9 @@
 //! [`Layer::accumulate_reference`] is the plain definition of step 1;
 //! [`Layer::accumulate_row`] computes the same integers with codes instead of levels
 //! (`level = 2 c - max`, so `sum a level = 2 sum a c - max sum a`), a byte of codes at a time;
-//! on the Cortex-M4F inference runs its fast path, [`crate::fast::pairs`], two products per
-//! multiply ([`Layer::accumulate_row_fast`]).
+//! inference takes the row kernel as a type ([`RowKernel`]): this one ([`ByteKernel`]) on the
+//! host, [`crate::fast::pairs`] (two products per multiply) on a core with halfword
+//! multiply-adds.
 //!
 //! A hidden layer may be a convolution ([`crate::conv::Windows`]): its units' rows are shared
 //! by every window of its input map, each window's values gathered and then read as a dense
@@ -194,16 +195,16 @@ impl<'a> Layer<'a> {
     }
 
     /// The same integers as [`Layer::accumulate_reference`]: window by window (gathered), each
-    /// by [`Layer::accumulate_row_fast`].
+    /// by [`Layer::accumulate_row`].
     pub fn accumulate(&self, input: &[u8], acc: &mut [i32]) {
         match self.windows {
-            None => self.accumulate_row_fast(input, acc),
+            None => self.accumulate_row(input, acc),
             Some(w) => {
                 let mut patch = [0u8; MAX_PATCH];
                 let units = self.units();
                 for (p, acc) in acc[..self.outputs].chunks_exact_mut(units).enumerate() {
                     w.gather(input, p, &mut patch);
-                    self.accumulate_row_fast(&patch, acc);
+                    self.accumulate_row(&patch, acc);
                 }
             }
         }
@@ -246,24 +247,30 @@ impl<'a> Layer<'a> {
         }
     }
 
-    /// [`Layer::accumulate_row`] as inference runs it: with the feature `paired-mac` (the
-    /// firmware for the Cortex-M4F) by [`pairs::accumulate_row`], the same integers two products
-    /// per multiply; else itself.
-    #[inline]
-    pub fn accumulate_row_fast(&self, input: &[u8], acc: &mut [i32]) {
-        if cfg!(feature = "paired-mac") {
-            pairs::accumulate_row(self, input, acc);
-        } else {
-            self.accumulate_row(input, acc);
-        }
-    }
-
     /// Hidden layer: ReLU and requantization of one row of units' accumulators to 8-bit codes.
     pub fn requantize(&self, acc: &[i32], out: &mut [u8]) {
         for (j, (o, &a)) in out[..self.units()].iter_mut().zip(acc).enumerate() {
             let (m, shift) = self.multiplier(j);
             *o = requantize(a, m, shift);
         }
+    }
+}
+
+/// How inference computes a layer's row of units: [`Layer::accumulate_row`]'s integers, by
+/// whichever way is fastest on the core at hand ([`Compact::logits_of_image_with`]).
+pub trait RowKernel {
+    /// `acc[j] = bias[j] + sum_i input[i] * level[j][i]` for the layer's units, as
+    /// [`Layer::accumulate_row`].
+    fn accumulate_row(layer: &Layer<'_>, input: &[u8], acc: &mut [i32]);
+}
+
+/// The byte kernel, [`Layer::accumulate_row`]: the one the host runs.
+pub struct ByteKernel;
+
+impl RowKernel for ByteKernel {
+    #[inline]
+    fn accumulate_row(layer: &Layer<'_>, input: &[u8], acc: &mut [i32]) {
+        layer.accumulate_row(input, acc);
     }
 }
 
@@ -441,6 +448,18 @@ impl<'a> Compact<'a> {
         &self,
         input: &[u8],
         logits: &mut [f32],
+        trace: impl FnMut(usize, usize, &[i32], &[u8]),
+    ) {
+        self.forward_traced_with::<ByteKernel>(input, logits, trace);
+    }
+
+    /// [`Compact::forward_traced`] with the row kernel `K`. Not inlined: its buffers then never
+    /// share a frame with the downsampling's, which comes before (RAM on the device).
+    #[inline(never)]
+    pub fn forward_traced_with<K: RowKernel>(
+        &self,
+        input: &[u8],
+        logits: &mut [f32],
         mut trace: impl FnMut(usize, usize, &[i32], &[u8]),
     ) {
         let mut acc = [0i32; MAX_WIDTH];
@@ -454,7 +473,7 @@ impl<'a> Compact<'a> {
             let from = if index == 0 { input } else { from };
             let units = l.units();
             if index == last {
-                l.accumulate_row_fast(from, &mut acc);
+                K::accumulate_row(l, from, &mut acc);
                 for (k, z) in logits[..units].iter_mut().enumerate() {
                     *z = acc[k] as f32 * l.logit_scale(k);
                 }
@@ -470,7 +489,7 @@ impl<'a> Compact<'a> {
                     }
                     None => from,
                 };
-                l.accumulate_row_fast(row, &mut acc);
+                K::accumulate_row(l, row, &mut acc);
                 let out = &mut to[p * units..(p + 1) * units];
                 l.requantize(&acc, out);
                 trace(index, p * units, &acc[..units], out);
@@ -485,10 +504,15 @@ impl<'a> Compact<'a> {
 
     /// Logits of a 28x28 image: downsampled, then [`Compact::logits`].
     pub fn logits_of_image(&self, image: &[u8; MAX_INPUTS], logits: &mut [f32]) {
+        self.logits_of_image_with::<ByteKernel>(image, logits);
+    }
+
+    /// [`Compact::logits_of_image`] with the row kernel `K` (the same logits, bit for bit).
+    pub fn logits_of_image_with<K: RowKernel>(&self, image: &[u8; MAX_INPUTS], logits: &mut [f32]) {
         let mut input = [0u8; MAX_INPUTS];
         let n = self.side * self.side;
         area_average_into(image, self.side, &mut input[..n]);
-        self.logits(&input[..n], logits);
+        self.forward_traced_with::<K>(&input[..n], logits, |_, _, _, _| {});
     }
 }
 

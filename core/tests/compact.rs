@@ -9,6 +9,7 @@ use digits_core::compact::{Compact, CompactError, MAX_BIAS};
 use digits_core::conv::Windows;
 use digits_core::deep::{Deep, DeepActivations};
 use digits_core::downsample::area_average;
+use digits_core::fast::pairs::{Pairs, Portable};
 use digits_core::layer::LayerKind;
 use digits_core::lowbit::Bits;
 use digits_core::qat::{INPUT_SCALE, dequantize};
@@ -185,6 +186,32 @@ fn forward_matches<
         assert!(worst <= FLOAT_LOGIT_TOL, "{name}: {worst}");
         assert!(share >= SAME_CLASS, "{name}: {share}");
     }
+}
+
+/// The pair kernel (the Cortex-M4F's, here with its portable multiply-add) gives the byte
+/// kernel's logits, bit for bit, for dense and convolution networks at both code widths.
+#[test]
+fn the_pair_kernel_gives_the_byte_kernels_logits() {
+    let digits = testkit::test_digits(200);
+    let mut compared = 0;
+    for bits in [
+        [Bits::Four; 4],
+        [Bits::Two, Bits::Four, Bits::Two, Bits::Four],
+    ] {
+        let (_, _, dense) = quantized(bits, 5);
+        let (_, _, conv) = quantized_conv(bits, 5);
+        for owned in [&dense, &conv] {
+            let model = view(16, owned);
+            for image in &digits.images {
+                let (mut bytes, mut pairs) = ([0.0f32; 10], [0.0f32; 10]);
+                model.logits_of_image(image, &mut bytes);
+                model.logits_of_image_with::<Pairs<Portable>>(image, &mut pairs);
+                assert_eq!(bytes.map(f32::to_bits), pairs.map(f32::to_bits));
+                compared += 1;
+            }
+        }
+    }
+    assert_eq!(compared, 2 * 2 * 200);
 }
 
 #[test]

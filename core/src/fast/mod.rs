@@ -8,7 +8,7 @@
 //! | [`sparse`] | [`normalize`](crate::pixels::normalize) (its [`PIXEL_TO_INPUT`](sparse::PIXEL_TO_INPUT) table) | `fast::sparse::tests::the_table_is_normalize` |
 //! | [`logits`] | [`normalize`](crate::pixels::normalize) then [`Mlp::logits`](crate::Mlp::logits); [`Dense::forward`](crate::Dense::forward) | `fast::logits::tests::logits_from_pixels_are_normalize_then_logits`, `fast::logits::tests::listed_forward_is_the_dense_forward` |
 //! | [`minibatch`] | [`Mlp::backprop`](crate::Mlp::backprop) then [`Sgd::step`](crate::Sgd::step), with [`Separate`](mul_add::Separate) multiply-adds and one range of pixels | `fast::minibatch::tests::one_range_is_backprop_then_sgd_bit_for_bit` |
-//! | [`pairs`] (feature `paired-mac`: the Cortex-M4F firmware) | [`Layer::accumulate_row`](crate::compact::Layer::accumulate_row) | `fast::pairs::tests::pairs_equal_the_byte_kernel`; `core/tests/compact.rs` run with `--features paired-mac` |
+//! | [`pairs`] (the Cortex-M4F firmware's compact inference) | [`Layer::accumulate_row`](crate::compact::Layer::accumulate_row) | `fast::pairs::tests::pairs_equal_the_byte_kernel`; `core/tests/compact.rs`, `the_pair_kernel_gives_the_byte_kernels_logits` |
 //! | [`mul_add`] | `a * b + c` ([`Separate`](mul_add::Separate)), or rounded once as the CPU's fused instruction ([`FusedSoft`](mul_add::FusedSoft)) | `fast::mul_add::tests::fused_rounds_once`; the host's `simd::tests` |
 //!
 //! Where a fast path may also differ from the reference, the difference is a choice its

@@ -1,18 +1,20 @@
 //! A compact layer's row of units, two products per multiply: equals
-//! [`Layer::accumulate_row`] bit for bit (`fast::pairs::tests::pairs_equal_the_byte_kernel`,
-//! and `core/tests/compact.rs` run with `--features paired-mac`, as `scripts/test.sh` does).
-//! Inference runs it with the feature `paired-mac`, which the Cortex-M4F firmware turns on
-//! ([`Layer::accumulate_row_fast`](crate::compact::Layer::accumulate_row_fast)).
+//! [`Layer::accumulate_row`] bit for bit (`fast::pairs::tests::pairs_equal_the_byte_kernel`;
+//! whole networks in `core/tests/compact.rs`; on the Cortex-M4F, with its `SMLAD`, the device's
+//! 10,000 logits against the host's).
 //!
 //! The byte kernel unpacks each code on its own. Here a word of codes (8 four-bit or 16
 //! two-bit ones) is split by a shift and a mask into halfword pairs, `(c[k], c[k + half])`,
 //! and the activations are laid out once per row in the same pairs, so a unit's dot product is
-//! one load, a shift-and-mask and a signed 16x16 multiply-add per pair of products. On the
-//! Cortex-M4 those are `SMLABB`/`SMLATT` (the compiler finds them in `mul_pair`); elsewhere
-//! two ordinary multiplies. All values are small (activations `0..=255`, codes `0..=15`), so
-//! the signed halfword products are the unsigned ones and every sum is the byte kernel's.
+//! one load, then a shift-and-mask and a pair multiply-add ([`PairMac`]) per two products. All
+//! values are small (activations `0..=255`, codes `0..=15`), so the signed halfword products
+//! are the unsigned ones and every sum is the byte kernel's. Inference runs it as
+//! [`Pairs`]`<M>`, a [`RowKernel`], where the core has a pair multiply-add (the firmware on the
+//! Cortex-M4F); elsewhere the byte kernel is as fast or faster (docs/figures.md).
 
-use crate::compact::Layer;
+use core::marker::PhantomData;
+
+use crate::compact::{Layer, RowKernel};
 use crate::lowbit::{self, Bits};
 
 /// Inputs laid out as pairs at a time: a multiple of both word sizes (8 and 16 codes), small
@@ -22,11 +24,33 @@ const BLOCK: usize = 64;
 /// Stack bytes of the activation pairs.
 pub const PAIRS_BYTES: usize = BLOCK / 2 * size_of::<u32>();
 
-/// The sum of the two halfword products of `a` and `c`, each half read as a signed 16-bit
-/// value, as `SMLABB` + `SMLATT` do (the halves here are at most 255).
-#[inline(always)]
-fn mul_pair(a: u32, c: u32) -> i32 {
-    (a as i16 as i32) * (c as i16 as i32) + ((a >> 16) as i16 as i32) * ((c >> 16) as i16 as i32)
+/// Two halfword products summed, `a.lo * c.lo + a.hi * c.hi`, each half a signed 16-bit value
+/// (`SMLAD` on an Armv7E-M core; the halves here are at most 255).
+pub trait PairMac {
+    /// `sum + a.lo * c.lo + a.hi * c.hi`.
+    fn mul_pair(sum: i32, a: u32, c: u32) -> i32;
+}
+
+/// [`PairMac`] in plain arithmetic. On the Cortex-M4 the compiler makes it `SMLABB` + `SMLATT`,
+/// each after a bit-field extract; the firmware has one `SMLAD` instead.
+pub struct Portable;
+
+impl PairMac for Portable {
+    #[inline(always)]
+    fn mul_pair(sum: i32, a: u32, c: u32) -> i32 {
+        sum + (a as i16 as i32) * (c as i16 as i32)
+            + ((a >> 16) as i16 as i32) * ((c >> 16) as i16 as i32)
+    }
+}
+
+/// This module's kernel with the pair multiply-add `M`, as a [`RowKernel`].
+pub struct Pairs<M>(PhantomData<M>);
+
+impl<M: PairMac> RowKernel for Pairs<M> {
+    #[inline]
+    fn accumulate_row(layer: &Layer<'_>, input: &[u8], acc: &mut [i32]) {
+        accumulate_row::<M>(layer, input, acc);
+    }
 }
 
 /// Every unit on one row of values ([`Layer::row_len`] of them), as
@@ -36,14 +60,14 @@ fn mul_pair(a: u32, c: u32) -> i32 {
 /// this one is integer code for the microcontroller, and each inlined copy would add its
 /// activation pairs to the caller's stack.
 #[inline(never)]
-pub fn accumulate_row(layer: &Layer<'_>, input: &[u8], acc: &mut [i32]) {
+pub fn accumulate_row<M: PairMac>(layer: &Layer<'_>, input: &[u8], acc: &mut [i32]) {
     let n = layer.row_len();
     let input = &input[..n];
     let acc = &mut acc[..layer.units()];
     // The word's shape in constants, so that its pairs unroll.
     let whole = match layer.bits {
-        Bits::Four => dots::<4>(layer, input, acc),
-        Bits::Two => dots::<2>(layer, input, acc),
+        Bits::Four => dots::<M, 4>(layer, input, acc),
+        Bits::Two => dots::<M, 2>(layer, input, acc),
     };
     let offset = layer.bits.max_level() * input.iter().map(|&a| a as i32).sum::<i32>();
     for (j, dot) in acc.iter_mut().enumerate() {
@@ -58,7 +82,7 @@ pub fn accumulate_row(layer: &Layer<'_>, input: &[u8], acc: &mut [i32]) {
 /// `acc[j] = sum a c` over the inputs that fill whole words of `BITS`-bit codes; returns how
 /// many inputs that is.
 #[inline(always)]
-fn dots<const BITS: usize>(layer: &Layer<'_>, input: &[u8], acc: &mut [i32]) -> usize {
+fn dots<M: PairMac, const BITS: usize>(layer: &Layer<'_>, input: &[u8], acc: &mut [i32]) -> usize {
     let per_word = 32 / BITS;
     let half = per_word / 2;
     let mask = ((1u32 << BITS) - 1) * 0x0001_0001;
@@ -84,7 +108,7 @@ fn dots<const BITS: usize>(layer: &Layer<'_>, input: &[u8], acc: &mut [i32]) -> 
             for (word, group) in codes.chunks_exact(4).zip(pairs.chunks_exact(half)) {
                 let word = u32::from_le_bytes([word[0], word[1], word[2], word[3]]);
                 for (k, &pair) in group.iter().enumerate() {
-                    sum += mul_pair(pair, (word >> (BITS * k)) & mask);
+                    sum = M::mul_pair(sum, pair, (word >> (BITS * k)) & mask);
                 }
             }
             *dot = sum;
@@ -137,7 +161,7 @@ mod tests {
                     rescale: &[],
                 };
                 let (mut fast, mut bytes) = ([0i32; 64], [0i32; 64]);
-                accumulate_row(&layer, &input, &mut fast);
+                accumulate_row::<Portable>(&layer, &input, &mut fast);
                 layer.accumulate_row(&input, &mut bytes);
                 assert_eq!(fast[..units], bytes[..units], "{bits}, {inputs} inputs");
                 cases += 1;

@@ -5,7 +5,7 @@
 //! network its integers compute, every ceiling 1). A fresh network has no activation scales
 //! yet; its ceilings are half of each hidden layer's largest activation on the batch, so that
 //! some units of every layer are clipped and the ceilings' kinks are in the check. A fresh
-//! network with convolutions also gets small random biases (see [`off_the_kink`]).
+//! network with convolutions also gets small random biases (see `off_the_kink`).
 //! Convolutions are checked as the dense layers they stand for, each shared parameter as all of
 //! its copies (`bound.rs`).
 
