@@ -150,26 +150,36 @@ fn a_compact_model_passes_at_its_dequantized_weights() {
     assert_eq!(r["ceilings"], serde_json::json!([1.0, 1.0, 1.0]));
 }
 
+/// `gradcheck --arch arch` with a wrong gradient planted in `tensor` for `precision`: it fails,
+/// naming that tensor and no other, and still prints its JSON report.
+fn assert_fault_is_named(arch: &str, precision: &str, tensor: &str) {
+    let fault = format!("{precision}:{tensor}");
+    let out = digits_in(&slice())
+        .args(["gradcheck", "--sample", "30", "--json", "--arch", arch])
+        .args(["--plant-fault-for-test", &fault])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{arch} {fault}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{precision} {tensor} ")),
+        "{arch} {fault}: {err}"
+    );
+    for other in DEEP_TENSORS.iter().filter(|&&t| t != tensor) {
+        assert!(
+            !err.contains(&format!(" {other} (")),
+            "{arch} {fault}: {err}"
+        );
+    }
+    let r: Value = serde_json::from_slice(&out.stdout).expect("JSON even when failing");
+    assert_eq!(r["passed"], false);
+}
+
 #[test]
 fn a_wrong_compact_gradient_fails_naming_the_tensor_in_either_precision() {
     for precision in ["f64", "f32"] {
         for tensor in DEEP_TENSORS {
-            let fault = format!("{precision}:{tensor}");
-            let mut cmd = digits_in(&slice());
-            cmd.args(["gradcheck", "--sample", "30", "--json", "--arch", ARCH])
-                .args(["--plant-fault-for-test", &fault]);
-            let out = cmd.output().unwrap();
-            assert_eq!(out.status.code(), Some(1), "{fault}");
-            let err = String::from_utf8_lossy(&out.stderr);
-            assert!(
-                err.contains(&format!("{precision} {tensor} ")),
-                "{fault}: {err}"
-            );
-            for other in DEEP_TENSORS.iter().filter(|&&t| t != tensor) {
-                assert!(!err.contains(&format!(" {other} (")), "{fault}: {err}");
-            }
-            let r: Value = serde_json::from_slice(&out.stdout).expect("JSON even when failing");
-            assert_eq!(r["passed"], false);
+            assert_fault_is_named(ARCH, precision, tensor);
         }
     }
 }
@@ -192,21 +202,7 @@ fn convolutions_pass_fresh_and_trained() {
 fn a_wrong_convolution_gradient_fails_naming_the_tensor_in_either_precision() {
     for precision in ["f64", "f32"] {
         for tensor in ["W1", "b1", "W2", "b2"] {
-            let fault = format!("{precision}:{tensor}");
-            let out = digits_in(&slice())
-                .args(["gradcheck", "--sample", "30", "--json", "--arch", CONV_ARCH])
-                .args(["--plant-fault-for-test", &fault])
-                .output()
-                .unwrap();
-            assert_eq!(out.status.code(), Some(1), "{fault}");
-            let err = String::from_utf8_lossy(&out.stderr);
-            assert!(
-                err.contains(&format!("{precision} {tensor} ")),
-                "{fault}: {err}"
-            );
-            for other in DEEP_TENSORS.iter().filter(|&&t| t != tensor) {
-                assert!(!err.contains(&format!(" {other} (")), "{fault}: {err}");
-            }
+            assert_fault_is_named(CONV_ARCH, precision, tensor);
         }
     }
 }
