@@ -14,9 +14,10 @@
 //!      in place), one after the other;
 //!    - `model_info.rs`, `model_int8_info.rs`, `model_compact_info.rs`: where each came from
 //!      (path, dataset, seed, ...); the compact one also its input side and layer list.
-//! 2. The linker script. Puts `memory.x` where the linker finds it and links device binaries
-//!    with cortex-m-rt's `link.x` (which includes `memory.x`). In a workspace the linker runs in
-//!    the workspace root, not here, so `memory.x` goes into `OUT_DIR`, added to the search path.
+//! 2. The linker script. Puts the board's `memory/BOARD.x` (see `board()`) where the linker
+//!    finds it as `memory.x`, and links device binaries with cortex-m-rt's `link.x` (which
+//!    includes `memory.x`). In a workspace the linker runs in the workspace root, not here, so
+//!    `memory.x` goes into `OUT_DIR`, added to the search path.
 //!
 //! The model is embedded for host builds too: the tests compare it with the file.
 
@@ -35,38 +36,57 @@ const DEFAULT_MODEL_INT8: &str = "models/mnist-int8.digits";
 const DEFAULT_MODEL_COMPACT: &str = "models/compact.digits";
 
 fn main() {
-    println!("cargo:rerun-if-changed=memory.x");
-    println!("cargo:rerun-if-changed=memory-lm3s6965evb.x");
     println!("cargo:rerun-if-changed=build.rs");
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     embed_models(&out);
 
     // The Cortex-M4's DSP instructions (SMLAD, SXTB16, PKHBT) are in ARMv7E-M, not in the
-    // Cortex-M3's ARMv7-M: `cfg(dsp)` selects the int8 kernel of src/dsp.rs.
-    // The board follows from the target: the M4F's target is mps2-an386's, the M3's
-    // lm3s6965evb's (see src/board/).
+    // Cortex-M3's ARMv7-M nor the Cortex-M0's ARMv6-M: `cfg(dsp)` selects the int8 kernel of
+    // src/dsp.rs.
     println!("cargo::rustc-check-cfg=cfg(dsp)");
-    println!("cargo::rustc-check-cfg=cfg(board, values(\"mps2-an386\", \"lm3s6965evb\"))");
+    println!(
+        "cargo::rustc-check-cfg=cfg(board, values(\"mps2-an386\", \"lm3s6965evb\", \
+         \"netduinoplus2\", \"microbit\"))"
+    );
     let target = env::var("TARGET").unwrap_or_default();
-    let (board, memory) = if target.starts_with("thumbv7m-") {
-        ("lm3s6965evb", "memory-lm3s6965evb.x")
-    } else {
-        ("mps2-an386", "memory.x")
-    };
+    let board = board(&target);
     println!("cargo:rustc-cfg=board=\"{board}\"");
     if target.starts_with("thumbv7em") {
         println!("cargo:rustc-cfg=dsp");
     }
+    let memory = format!("memory/{board}.x");
+    println!("cargo:rerun-if-changed={memory}");
 
     // Host builds (tests, clippy, docs) link normally.
     if env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("none") {
         return;
     }
-    fs::copy(memory, out.join("memory.x")).expect("copy the board's memory.x to OUT_DIR");
+    fs::copy(&memory, out.join("memory.x")).expect("copy the board's memory.x to OUT_DIR");
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rustc-link-arg-bins=-Tlink.x");
     // defmt's string table (see src/logger.rs).
     println!("cargo:rustc-link-arg-bins=-Tdefmt.x");
+}
+
+/// The board a build is for (see src/board/): the target says which core, and on the
+/// Cortex-M4F the feature `netduinoplus2` picks the STM32F405 over the mps2-an386.
+fn board(target: &str) -> &'static str {
+    let netduino = env::var_os("CARGO_FEATURE_NETDUINOPLUS2").is_some();
+    if netduino && !target.starts_with("thumbv7em") {
+        fail(format!(
+            "the feature netduinoplus2 is for the STM32F405's target thumbv7em-none-eabihf, \
+             not {target}"
+        ));
+    }
+    if target.starts_with("thumbv6m-") {
+        "microbit"
+    } else if target.starts_with("thumbv7m-") {
+        "lm3s6965evb"
+    } else if netduino {
+        "netduinoplus2"
+    } else {
+        "mps2-an386"
+    }
 }
 
 /// Stops the build with `message` (cargo shows a build script's stderr when it fails).

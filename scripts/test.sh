@@ -25,7 +25,7 @@ if ! command -v cargo >/dev/null && [ -f "$HOME/.cargo/env" ]; then
 fi
 
 step "install: rust targets and components"
-rustup target add "$DEVICE" thumbv7m-none-eabi
+rustup target add "$DEVICE" thumbv7m-none-eabi thumbv6m-none-eabi
 rustup component add clippy rustfmt llvm-tools
 
 # qemu-system-arm runs the firmware; dataset-fashion-mnist is the second dataset the loader is
@@ -48,15 +48,24 @@ cargo fmt --all --check
 step "cargo clippy --workspace --all-targets (host)"
 cargo clippy --workspace --all-targets -- -D warnings
 
-step "cargo clippy -p firmware --target $DEVICE and thumbv7m-none-eabi"
+# Every board: the mps2-an386 and the STM32F405 (feature netduinoplus2, its own target
+# directory, as digits builds it) share $DEVICE; the real-board logging (feature rtt) too.
+step "cargo clippy -p firmware for every board: $DEVICE (mps2-an386, netduinoplus2), thumbv7m, thumbv6m"
 cargo clippy -p firmware --target "$DEVICE" -- -D warnings
 cargo clippy -p firmware --target thumbv7m-none-eabi -- -D warnings
+cargo clippy -p firmware --target thumbv6m-none-eabi -- -D warnings
+cargo clippy -p firmware --target thumbv6m-none-eabi --features rtt -- -D warnings
+stm32_dir="${CARGO_TARGET_DIR:-target}/netduinoplus2"
+cargo clippy -p firmware --target "$DEVICE" --features netduinoplus2 --target-dir "$stm32_dir" -- -D warnings
+cargo clippy -p firmware --target "$DEVICE" --features netduinoplus2,rtt --target-dir "$stm32_dir" -- -D warnings
 
 # Device targets have no `alloc` crate unless asked for, so these builds prove the core needs no
-# heap: on the Cortex-M4F, and on a Cortex-M3 without FPU (soft float).
-step "digits-core builds without alloc for $DEVICE and thumbv7m-none-eabi"
+# heap: on the Cortex-M4F, on a Cortex-M3 without FPU (soft float), and on the micro:bit's
+# Cortex-M0 (ARMv6-M: no atomic read-modify-write either).
+step "digits-core builds without alloc for $DEVICE, thumbv7m-none-eabi and thumbv6m-none-eabi"
 cargo build -p digits-core --target "$DEVICE"
 cargo build -p digits-core --target thumbv7m-none-eabi
+cargo build -p digits-core --target thumbv6m-none-eabi
 
 # The same build the end-to-end tests make (so they find it done), and the memory it takes:
 # text+rodata in 1 MiB of flash, data+bss (plus the stack) in 192 KiB of RAM (memory.x).
@@ -69,14 +78,25 @@ host=$(rustc -vV | sed -n 's/^host: //p')
 elf_dir="${CARGO_TARGET_DIR:-target}/$DEVICE/release"
 "$sysroot/lib/rustlib/$host/bin/llvm-size" "$elf_dir/boot" "$elf_dir/eval" "$elf_dir/eval-int8" "$elf_dir/eval-compact" "$elf_dir/serve"
 
-# The Cortex-M3 (lm3s6965evb: 256 KiB flash, 64 KiB RAM, memory-lm3s6965evb.x) carries the int8
-# and the compact models only (the same two binaries tests/tests/firmware_{lm3s,compact}.rs build).
-step "firmware eval-int8, eval-compact build for thumbv7m-none-eabi (lm3s6965evb), within its memory"
-cargo build -p firmware --release --target thumbv7m-none-eabi --bin eval-int8 --bin eval-compact
-m3_dir="${CARGO_TARGET_DIR:-target}/thumbv7m-none-eabi/release"
-"$sysroot/lib/rustlib/$host/bin/llvm-size" "$m3_dir/eval-int8" "$m3_dir/eval-compact"
+# The Cortex-M3 (lm3s6965evb: 256 KiB flash, 64 KiB RAM, memory/lm3s6965evb.x) and the
+# micro:bit (nRF51822: 256 KiB flash, 16 KiB RAM, memory/microbit.x) carry the int8 and the
+# compact models only (the binaries digits builds for them).
+step "firmware eval-int8, eval-compact build for the lm3s6965evb and the microbit, within their memory"
+for target in thumbv7m-none-eabi thumbv6m-none-eabi; do
+    cargo build -p firmware --release --target "$target" --bin eval-int8 --bin eval-compact
+    dir="${CARGO_TARGET_DIR:-target}/$target/release"
+    "$sysroot/lib/rustlib/$host/bin/llvm-size" "$dir/eval-int8" "$dir/eval-compact"
+done
 
-step "cargo test --workspace (includes the firmware in QEMU: tests/tests/firmware_{boot,eval,lm3s,compact}.rs)"
+# The STM32F405 (1 MiB flash, 128 KiB SRAM, memory/netduinoplus2.x): every program but `boot`,
+# whose network, gradient and momentum take 150 KB of RAM.
+step "firmware builds for the netduinoplus2 (STM32F405), within its memory"
+cargo build -p firmware --release --target "$DEVICE" --features netduinoplus2 --target-dir "$stm32_dir" \
+    --bin eval --bin eval-int8 --bin eval-compact --bin serve --bin panic --bin hardfault
+dir="$stm32_dir/$DEVICE/release"
+"$sysroot/lib/rustlib/$host/bin/llvm-size" "$dir/eval" "$dir/eval-int8" "$dir/eval-compact" "$dir/serve"
+
+step "cargo test --workspace (includes the firmware in QEMU on every board)"
 cargo test --workspace
 
 step "cargo doc --workspace --no-deps (warnings are errors)"

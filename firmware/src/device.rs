@@ -9,11 +9,16 @@
 use core::fmt::{self, Write};
 use core::panic::PanicInfo;
 use cortex_m_rt::{ExceptionFrame, exception};
+#[cfg(not(feature = "rtt"))]
 use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
 
-/// Ends the QEMU run with status 0 (`ok`) or 1.
+/// Ends the QEMU run with status 0 (`ok`) or 1. With the `rtt` feature (a real board and a
+/// debug probe, no semihosting host to end) it stops here.
 pub fn exit(ok: bool) -> ! {
+    #[cfg(not(feature = "rtt"))]
     debug::exit(if ok { EXIT_SUCCESS } else { EXIT_FAILURE });
+    #[cfg(feature = "rtt")]
+    let _ = ok;
     // Not reached under QEMU; without a semihosting host, stop here.
     loop {
         cortex_m::asm::wfi();
@@ -103,25 +108,27 @@ pub const BOARD: &str = crate::board::NAME;
 /// far.
 pub fn memory() -> crate::serve::Memory {
     unsafe extern "C" {
-        // cortex-m-rt's link.x: ends of .rodata, of .data (in RAM) and its start.
+        // cortex-m-rt's link.x: the start of flash (the vector table), the end of .rodata, and
+        // the start and end of .data (in RAM).
+        static __vector_table: u8;
         static __erodata: u8;
         static __sdata: u8;
         static __edata: u8;
     }
     let addr = |p: *const u8| p as usize;
-    // Flash starts at 0 (memory.x): the vector table, .text and .rodata run up to __erodata,
-    // then come .data's initial values.
+    // The vector table, .text and .rodata run from the start of flash up to __erodata, then
+    // come .data's initial values.
     let data = addr(&raw const __edata) - addr(&raw const __sdata);
+    let code = addr(&raw const __erodata) - addr(&raw const __vector_table);
     crate::serve::Memory {
-        flash_bytes: (addr(&raw const __erodata) + data) as u32,
+        flash_bytes: (code + data) as u32,
         static_ram_bytes: stack::statics() as u32,
         stack_bytes: stack::reserved() as u32,
         stack_peak_bytes: stack::peak().unwrap_or(stack::reserved()) as u32,
     }
 }
 
-/// SysTick, clocked by the core clock (25 MHz on mps2-an386, 12 MHz on lm3s6965evb), as a
-/// [`Stopwatch`](crate::eval::Stopwatch).
+/// SysTick, clocked by the core clock, as a [`Stopwatch`](crate::eval::Stopwatch).
 ///
 /// Under `qemu -icount shift=N` every instruction advances virtual time by 2^N ns, so ticks
 /// count instructions, several to a tick. How many depends on the shift and the clock, so it is
@@ -140,6 +147,11 @@ impl SysTick {
         syst.clear_current();
         syst.enable_counter();
         Self { start: 0 }
+    }
+
+    /// SysTick, taken from the core's peripherals (`None` if they were taken before).
+    pub fn take() -> Option<Self> {
+        cortex_m::Peripherals::take().map(|p| Self::new(p.SYST))
     }
 }
 

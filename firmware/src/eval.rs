@@ -249,7 +249,7 @@ impl<W: Write> Write for Buffered<'_, W> {
 /// built-in [`crate::DIGIT_7`], measured first, before the report's own buffers take any).
 #[cfg(target_os = "none")]
 pub fn device_main<N: FlashModel>(model: &N) -> ! {
-    use crate::device::{self, CALIBRATION_INSTRUCTIONS, SysTick, stack};
+    use crate::device::{self, CALIBRATION_INSTRUCTIONS, stack};
     device::run(|out| {
         let (_, inference_stack) = stack::depth_of(|| black_box(model.infer(&crate::DIGIT_7)));
         writeln!(out, "static_ram_bytes {} # .data + .bss", stack::statics())
@@ -261,10 +261,9 @@ pub fn device_main<N: FlashModel>(model: &N) -> ! {
         )
         .map_err(|_| "cannot print")?;
         let mut source = crate::board::eval_source()?;
-        let peripherals = cortex_m::Peripherals::take().ok_or("peripherals taken")?;
-        let mut systick = SysTick::new(peripherals.SYST);
-        let calibration = device::calibrate(&mut systick);
-        let summary = evaluate(model, &mut source, &mut systick, out)?;
+        let mut clock = crate::board::stopwatch().ok_or("peripherals taken")?;
+        let calibration = device::calibrate(&mut clock);
+        let summary = evaluate(model, &mut source, &mut clock, out)?;
         writeln!(
             out,
             "calibration_ticks {calibration} # for {CALIBRATION_INSTRUCTIONS} instructions"

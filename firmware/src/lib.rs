@@ -32,18 +32,22 @@ pub mod digits;
 #[cfg(dsp)]
 pub mod dsp;
 pub mod eval;
-#[cfg(target_os = "none")]
+mod flag;
+#[cfg(all(target_os = "none", not(feature = "rtt")))]
 mod logger;
 pub mod model;
+pub mod selftest;
 pub mod serve;
-#[cfg(all(target_os = "none", board = "mps2-an386"))]
-pub mod uart;
+
+// defmt over RTT, for a debug probe on a real board (see `logger` for QEMU's).
+#[cfg(all(target_os = "none", feature = "rtt"))]
+use defmt_rtt as _;
 
 pub use digits::{DIGIT_1, DIGIT_7};
+use flag::Flag;
 
 use core::cell::UnsafeCell;
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicBool, Ordering};
 use digits_core::pixels::normalize;
 use digits_core::softmax::{argmax, softmax};
 use digits_core::{Dense, Mlp, Params, Rng, Sgd};
@@ -90,7 +94,7 @@ pub struct Nets {
 
 /// [`Nets`] in a static, lent out once by [`take_nets`].
 struct NetsCell {
-    taken: AtomicBool,
+    taken: Flag,
     nets: UnsafeCell<Nets>,
 }
 
@@ -98,7 +102,7 @@ struct NetsCell {
 unsafe impl Sync for NetsCell {}
 
 static NETS: NetsCell = NetsCell {
-    taken: AtomicBool::new(false),
+    taken: Flag::new(),
     nets: UnsafeCell::new(Nets {
         model: ZERO_MLP,
         grad: ZERO_MLP,
@@ -109,7 +113,7 @@ static NETS: NetsCell = NetsCell {
 /// The statically allocated [`Nets`] (zeroed, in `.bss`), handed out once; `None` on every
 /// later call.
 pub fn take_nets() -> Option<&'static mut Nets> {
-    if NETS.taken.swap(true, Ordering::AcqRel) {
+    if NETS.taken.set() {
         return None;
     }
     // SAFETY: the flag above lets only the first caller through, so this is the only reference

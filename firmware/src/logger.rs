@@ -6,9 +6,10 @@
 //! than the buffer are written in pieces, which the decoder does not notice.
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, Ordering};
 use cortex_m::register::primask;
 use cortex_m_semihosting::hio::{self, HostStream};
+
+use crate::flag::Flag;
 
 #[defmt::global_logger]
 struct Logger;
@@ -54,7 +55,7 @@ impl Sink {
 }
 
 struct Shared {
-    taken: AtomicBool,
+    taken: Flag,
     state: UnsafeCell<State>,
 }
 
@@ -63,7 +64,7 @@ struct Shared {
 unsafe impl Sync for Shared {}
 
 static SHARED: Shared = Shared {
-    taken: AtomicBool::new(false),
+    taken: Flag::new(),
     state: UnsafeCell::new(State {
         encoder: defmt::Encoder::new(),
         sink: Sink {
@@ -90,7 +91,7 @@ unsafe impl defmt::Logger for Logger {
     fn acquire() {
         let enabled = primask::read().is_active();
         cortex_m::interrupt::disable();
-        if SHARED.taken.swap(true, Ordering::Acquire) {
+        if SHARED.taken.set() {
             // Logging from a fault that hit while logging: the stream is broken, and a panic
             // here would only recurse. Stop with a failure status.
             crate::device::exit(false);
@@ -114,7 +115,7 @@ unsafe impl defmt::Logger for Logger {
         encoder.end_frame(|b| sink.push(b));
         sink.flush();
         let enable = state.interrupts_were_enabled;
-        SHARED.taken.store(false, Ordering::Release);
+        SHARED.taken.clear();
         if enable {
             // SAFETY: interrupts were enabled when this frame began.
             unsafe { cortex_m::interrupt::enable() };

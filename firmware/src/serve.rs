@@ -13,7 +13,7 @@
 //!   host that gets no reply in time knows its request was lost.
 
 use digits_core::MnistMlp;
-use digits_core::blob::Blob;
+use digits_core::blob::IMAGE_LEN;
 use digits_core::digest::{Fnv64, output_digest, params_digest};
 use digits_core::finetune::{Gradient, MnistTuner};
 use digits_core::frame::{self, Feed, FrameError, FrameReader, MAX_FRAME};
@@ -26,7 +26,7 @@ use digits_core::protocol::{
 use digits_core::softmax::argmax;
 use digits_core::{Mlp, Sgd};
 
-use crate::eval::Stopwatch;
+use crate::eval::{Source, Stopwatch};
 use crate::model as embedded;
 
 /// Memory figures of the running firmware, for [`Request::Info`].
@@ -127,10 +127,10 @@ impl<S: Stopwatch> Meter<S> {
 
 /// Serves requests with `model`, one byte of input at a time, fine-tuning its output layer in
 /// a [`MnistTuner`] (in RAM; the model stays in flash, read only).
-pub struct Server<'m, S: Stopwatch> {
+pub struct Server<'m, S: Stopwatch, D: Source> {
     model: &'m MnistMlp,
     tuner: &'m mut MnistTuner,
-    data: &'m [u8],
+    data: Option<D>,
     board: &'static str,
     meter: Meter<S>,
     reader: FrameReader<MAX_FRAME>,
@@ -141,15 +141,15 @@ pub struct Server<'m, S: Stopwatch> {
     out: [u8; MAX_FRAME],
 }
 
-impl<'m, S: Stopwatch> Server<'m, S> {
+impl<'m, S: Stopwatch, D: Source> Server<'m, S, D> {
     /// A server for `model` on `board` (reported by [`Request::Info`]), tuning in `tuner`
-    /// (reset to `model`'s output layer here), evaluating on the data blob at the start of
-    /// `data` (the PSRAM on the device; may be empty), timing with `meter`.
+    /// (reset to `model`'s output layer here), evaluating on the data blob `data` (in the
+    /// PSRAM, or a host file read over semihosting; `None`: no blob), timing with `meter`.
     pub fn new(
         model: &'m MnistMlp,
         board: &'static str,
         tuner: &'m mut MnistTuner,
-        data: &'m [u8],
+        data: Option<D>,
         meter: Meter<S>,
     ) -> Self {
         tuner.reset(&model.output);
@@ -193,7 +193,7 @@ impl<'m, S: Stopwatch> Server<'m, S> {
         let mut served = Served {
             model: self.model,
             tuner: self.tuner,
-            data: self.data,
+            data: self.data.as_mut().map(|d| d as &mut dyn Source),
             board: self.board,
             meter: &mut self.meter,
             stats: &mut self.stats,
@@ -223,7 +223,7 @@ impl<'m, S: Stopwatch> Server<'m, S> {
 struct Served<'s, 'm, S: Stopwatch> {
     model: &'m MnistMlp,
     tuner: &'s mut MnistTuner,
-    data: &'m [u8],
+    data: Option<&'s mut dyn Source>,
     board: &'static str,
     meter: &'s mut Meter<S>,
     stats: &'s mut Stats,
@@ -332,26 +332,29 @@ impl<'m, S: Stopwatch> Served<'_, 'm, S> {
     }
 
     fn evaluate(&mut self, first: u32, count: u32) -> (Event, Response<'m>) {
-        let Ok(blob) = Blob::parse(self.data) else {
+        let Some(data) = self.data.as_deref_mut() else {
             return refuse(DeviceError::NoData);
         };
-        let images = blob.images.len() as u32;
+        let images = data.header().count;
         let Some(end) = first.checked_add(count).filter(|&end| end <= images) else {
             return refuse(DeviceError::BadRange { images });
         };
-        let (first, end) = (first as usize, end as usize);
+        let labeled = data.header().has_labels();
         let mut digest = Fnv64::new();
         let mut correct = 0u32;
-        for (i, pixels) in blob.images[first..end].iter().enumerate() {
-            let c = classify_tuned(self.model, self.tuner, pixels);
+        let mut pixels = [0u8; IMAGE_LEN];
+        for i in first..end {
+            // The blob was checked when it was opened; a file that fails now is gone.
+            let Ok(label) = data.read(i as usize, &mut pixels) else {
+                return refuse(DeviceError::NoData);
+            };
+            let c = classify_tuned(self.model, self.tuner, &pixels);
             digest.write_f32s(&c.logits);
-            if let Some(labels) = blob.labels {
-                correct += (labels[first + i] == c.digit) as u32;
-            }
+            correct += (label == Some(c.digit)) as u32;
         }
         let evaluation = Evaluation {
             images: count,
-            correct: blob.labels.map(|_| correct),
+            correct: labeled.then_some(correct),
             logits_fnv64: digest.finish(),
         };
         (

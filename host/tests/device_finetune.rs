@@ -224,6 +224,39 @@ fn finetune_json_is_one_document_with_the_report() {
 }
 
 #[test]
+fn the_stm32f405_fine_tunes_with_the_hosts_bits() {
+    if !have_qemu("device_finetune::the_stm32f405_fine_tunes_with_the_hosts_bits") {
+        return;
+    }
+    // No PSRAM there: the device reads the evaluation images from a host file over
+    // semihosting. No --firmware: digits builds the board's.
+    let data = slice();
+    let out = digits_in(&data)
+        .args(["device", "finetune", "--board", "netduinoplus2"])
+        .args([
+            "--samples",
+            "20",
+            "--epochs",
+            "2",
+            "--batch",
+            "10",
+            "--limit",
+            "60",
+        ])
+        .arg("--shift")
+        .arg(shifted(&data))
+        .output()
+        .unwrap();
+    let report = text(&out);
+    assert!(out.status.success(), "{report}");
+    assert!(
+        report.contains("bit-identical after all 4 steps"),
+        "{report}"
+    );
+    assert!(report.contains("(60 images)"), "{report}");
+}
+
+#[test]
 fn bad_finetune_requests_are_explained() {
     let data = slice();
     let shifted = shifted(&data);

@@ -6,7 +6,7 @@
 //! Where a checksum guards a decoder (the model file's CRC-32, a frame's), the input is also
 //! tried with a correct checksum, so that random bytes reach the decoding behind it.
 
-use digits_core::blob::Contents;
+use digits_core::blob::{Blob, Contents};
 use digits_core::compact::MAX_WIDTH;
 use digits_core::compact_file::{AnyModelFile, decode_any};
 use digits_core::finetune::MnistTuner;
@@ -123,7 +123,7 @@ pub fn serve(data: &[u8]) {
         &MODEL,
         "fuzz",
         &mut tuner,
-        blob(),
+        Some(Blob::parse(blob()).expect("a valid blob")),
         Meter::new(NoStopwatch, 0, 0),
     );
     let stream = serve_stream(data);

@@ -13,14 +13,13 @@ mod common;
 
 use common::eval::{blob, hex, logits_lines, scratch_file};
 use common::mnist::full_test_set;
-use common::{Run, firmware_elf, parse, qemu, report, run_on};
+use common::{Run, firmware_elf, firmware_elf_on, parse, qemu, report, run_on};
 use digits_core::blob::IMAGE_LEN;
 use digits_core::compact::Compact;
 use digits_core::compact_file::{AnyModelFile, decode_any};
 use digits_core::digest::{Fnv64, compact_digest};
 use digits_core::softmax::argmax;
 use firmware::model::FlashCompact;
-use host::device::firmware::build_firmware_for;
 use host::device::psram::blob_loader;
 use host::device::qemu::Board;
 use host::train::compact::store::QuantizedNet;
@@ -140,21 +139,22 @@ fn run_all(board: Board, elf: &Path, images: &[[u8; IMAGE_LEN]], labels: &[u8]) 
         &blob(images, Some(labels)),
     );
     let path = file.to_str().expect("UTF-8 path");
-    match board {
-        Board::Mps2An386 => run_on(
+    if board.has_psram() {
+        run_on(
             board,
             elf,
             &["-icount", "shift=0", "-device", &blob_loader(&file)],
             &[],
             TIMEOUT,
-        ),
-        Board::Lm3s6965evb => run_on(
+        )
+    } else {
+        run_on(
             board,
             elf,
             &["-icount", "shift=0"],
             &["eval-compact", path],
             TIMEOUT,
-        ),
+        )
     }
 }
 
@@ -250,11 +250,7 @@ fn the_cortex_m4f_classifies_all_mnist_test_images_with_the_hosts_compact_bits()
 fn the_cortex_m3_classifies_all_mnist_test_images_with_the_hosts_compact_bits() {
     all_test_images_on(
         Board::Lm3s6965evb,
-        || {
-            let elfs = build_firmware_for(testkit::workspace(), Board::Lm3s6965evb)
-                .unwrap_or_else(|e| panic!("{e}"));
-            elfs["eval-compact"].clone()
-        },
+        || firmware_elf_on(Board::Lm3s6965evb, "eval-compact"),
         "firmware_compact (lm3s6965evb)",
     );
 }

@@ -5,6 +5,7 @@
 mod common;
 
 use common::eval::blob;
+use digits_core::blob::Blob;
 use digits_core::finetune::{Gradient, MnistTuner, TuneError};
 use digits_core::frame::{self, Feed, FrameError, FrameReader, FrameWriter, MAX_FRAME};
 use digits_core::pixels::normalize;
@@ -16,11 +17,12 @@ use firmware::model::MODEL;
 use firmware::serve::{Event, Memory, Meter, Server};
 use testkit::Labeled;
 
-type HostServer<'m> = Server<'m, NoStopwatch>;
+type HostServer<'m> = Server<'m, NoStopwatch, Blob<'m>>;
 
 /// A server on the host, tuning in `tuner`, with `data` as its PSRAM.
 fn server<'m>(board: &'static str, tuner: &'m mut MnistTuner, data: &'m [u8]) -> HostServer<'m> {
-    Server::new(&MODEL, board, tuner, data, Meter::new(NoStopwatch, 0, 0))
+    let blob = Blob::parse(data).ok();
+    Server::new(&MODEL, board, tuner, blob, Meter::new(NoStopwatch, 0, 0))
 }
 
 fn decode(payload: &[u8]) -> Response<'_> {

@@ -1,5 +1,6 @@
-//! The device: serves the host's requests over UART0 with the MNIST model in flash (see
-//! `firmware::serve` for what gets which reply), and logs what it does with defmt.
+//! The device: serves the host's requests over its UART with the MNIST model in flash (see
+//! `firmware::serve` for what gets which reply), and logs what it does with defmt. On the boards
+//! whose flash holds the f32 model: the mps2-an386 and the STM32F405 (`netduinoplus2`).
 //!
 //! ```text
 //! cargo build -p firmware --release --target thumbv7em-none-eabihf --bin serve
@@ -7,38 +8,31 @@
 //! ```
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
-#[cfg(all(target_os = "none", board = "mps2-an386"))]
+#[cfg(all(target_os = "none", any(board = "mps2-an386", board = "netduinoplus2")))]
 #[cortex_m_rt::entry]
 fn main() -> ! {
     use digits_core::finetune::MnistTuner;
-    use firmware::device::{self, CALIBRATION_INSTRUCTIONS, SysTick, stack};
+    use firmware::board::{self, BAUD, Uart};
+    use firmware::device::{self, CALIBRATION_INSTRUCTIONS, stack};
     use firmware::model::MODEL;
     use firmware::serve::{Event, Meter, Server};
-    use firmware::uart::{BAUD, Uart};
 
     // The output layer being tuned, its momentum and a batch of hidden activations: 33 KB, in
     // .bss rather than on the stack.
     static mut TUNER: MnistTuner = MnistTuner::zeroed();
 
     stack::paint();
-    // SAFETY: the only UART0 of this program.
+    // SAFETY: the only UART of this program, taken first.
     let mut uart = unsafe { Uart::take() };
     // SAFETY: main runs once and never returns, so this is the only reference to TUNER.
     let tuner = unsafe { &mut *core::ptr::addr_of_mut!(TUNER) };
-    let peripherals = cortex_m::Peripherals::take().expect("first take");
-    let mut systick = SysTick::new(peripherals.SYST);
-    let calibration = device::calibrate(&mut systick);
-    let meter = Meter::new(systick, calibration, CALIBRATION_INSTRUCTIONS);
-    let mut server = Server::new(
-        &MODEL,
-        device::BOARD,
-        tuner,
-        firmware::board::psram(),
-        meter,
-    );
+    let mut clock = board::stopwatch().expect("first take");
+    let calibration = device::calibrate(&mut clock);
+    let meter = Meter::new(clock, calibration, CALIBRATION_INSTRUCTIONS);
+    let mut server = Server::new(&MODEL, device::BOARD, tuner, board::serve_data(), meter);
     let memory = firmware::device::memory();
     defmt::info!(
-        "serving on UART0 at {=u32} baud: flash {=u32} B, static RAM {=u32} B, stack {=u32} B",
+        "serving on the UART at {=u32} baud: flash {=u32} B, static RAM {=u32} B, stack {=u32} B",
         BAUD,
         memory.flash_bytes,
         memory.static_ram_bytes,
@@ -74,11 +68,14 @@ fn main() -> ! {
     }
 }
 
-// Its UART driver and the f32 model are mps2-an386's: on other boards it only says so.
-#[cfg(all(target_os = "none", not(board = "mps2-an386")))]
+// The f32 model does not fit the other boards' 256 KiB of flash: there it only says so.
+#[cfg(all(
+    target_os = "none",
+    not(any(board = "mps2-an386", board = "netduinoplus2"))
+))]
 #[cortex_m_rt::entry]
 fn main() -> ! {
-    defmt::error!("serve runs on mps2-an386 only (its UART and the f32 model)");
+    defmt::error!("serve runs on the mps2-an386 and the netduinoplus2 (the f32 model's flash)");
     firmware::device::exit(false)
 }
 

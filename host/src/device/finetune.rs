@@ -176,12 +176,18 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
     )?;
 
     // -icount: the device's instruction counts are exact (its clock counts instructions).
+    let board = args.launch.serving_board("finetune")?;
     let firmware = args.launch.firmware();
-    let (qemu, mut link) = Qemu::start_with_link(
+    let given = blob.for_board(board, "serve")?;
+    let (qemu, mut link) = Qemu::start_with_link_on(
+        board,
         &firmware.elf("serve", Some(&device_model))?,
-        &["-icount", "shift=0", "-device", blob.loader()],
+        &[&["-icount", "shift=0"][..], &given.qemu].concat(),
+        &given.semihosting,
         args.launch.logs().sink(),
     )?;
+    link.wait_ready(Link::STARTUP)
+        .context("the device does not answer a ping")?;
     link.set_timeout(Duration::from_secs(600));
     device_model.check(link.info()?.model.params_fnv64, &firmware.reached())?;
 

@@ -190,7 +190,24 @@ impl<'a> Build<'a> {
         let target = self.board.target();
         let bins: &[&str] = match self.board {
             Board::Mps2An386 => &["--bins"],
-            Board::Lm3s6965evb => &["--bin", "eval-int8", "--bin", "eval-compact"],
+            // `boot` trains a 784-16-10 network with its gradient and momentum: 150 KB of RAM.
+            Board::Netduinoplus2 => &[
+                "--bin",
+                "eval",
+                "--bin",
+                "eval-int8",
+                "--bin",
+                "eval-compact",
+                "--bin",
+                "serve",
+                "--bin",
+                "panic",
+                "--bin",
+                "hardfault",
+            ],
+            Board::Lm3s6965evb | Board::Microbit => {
+                &["--bin", "eval-int8", "--bin", "eval-compact"]
+            }
         };
         let mut command = Command::new(cargo);
         command
@@ -208,8 +225,26 @@ impl<'a> Build<'a> {
                 target,
                 "--message-format=json-render-diagnostics",
             ]);
-        if let Some(dir) = self.target_dir {
-            command.arg("--target-dir").arg(dir);
+        if let Some(feature) = self.board.feature() {
+            command.args(["--features", feature]);
+        }
+        // A board chosen by a feature shares its target with another: a directory of its own
+        // keeps each board's binaries (and builds running at once) apart.
+        let separate = |dir: &Path| match self.board.feature() {
+            Some(_) => dir.join(self.board.name()),
+            None => dir.to_owned(),
+        };
+        match self.target_dir {
+            Some(dir) => {
+                command.arg("--target-dir").arg(separate(dir));
+            }
+            None if self.board.feature().is_some() => {
+                let dir = std::env::var_os("CARGO_TARGET_DIR")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| self.workspace.join("target"));
+                command.arg("--target-dir").arg(separate(&dir));
+            }
+            None => {}
         }
         if self.quiet {
             command.arg("--quiet");

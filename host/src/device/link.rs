@@ -36,6 +36,10 @@ impl Link {
     /// `Evaluate` takes under QEMU (whose emulated UART is slow: the figures are in
     /// `docs/figures.md`), so that only a device that is gone runs into it.
     pub const TIMEOUT: Duration = Duration::from_secs(10);
+    /// How long [`Link::wait_ready`] waits for each ping's answer before it pings again.
+    const RETRY: Duration = Duration::from_millis(500);
+    /// How long a device that has just started may take to answer (QEMU's start included).
+    pub const STARTUP: Duration = Duration::from_secs(20);
 
     /// A link over `stream`.
     pub fn new(stream: TcpStream) -> Result<Self, Error> {
@@ -136,6 +140,37 @@ impl Link {
             Response::Pong { nonce: n } if n == nonce => Ok(()),
             other => Err(unexpected(other)),
         }
+    }
+
+    /// Pings until the device answers, for at most `within`. A device that has just started may
+    /// not have turned its UART on yet, and a UART that is off drops what reaches it (the
+    /// STM32F405's does): each unanswered ping is sent again with a new nonce, and late
+    /// answers to earlier ones are skipped.
+    pub fn wait_ready(&mut self, within: Duration) -> Result<(), Error> {
+        let deadline = Instant::now() + within;
+        let patience = std::mem::replace(&mut self.timeout, Self::RETRY);
+        let result = self.ping_until(deadline, within);
+        self.timeout = patience;
+        result
+    }
+
+    fn ping_until(&mut self, deadline: Instant, within: Duration) -> Result<(), Error> {
+        for nonce in 0x5EED_0000u32.. {
+            self.send(&Request::Ping { nonce })?;
+            loop {
+                match self.receive() {
+                    Ok(Response::Pong { nonce: n }) if n == nonce => return Ok(()),
+                    Ok(Response::Pong { .. }) => {}
+                    Ok(other) => return Err(unexpected(other)),
+                    Err(Error::Timeout(_)) => break,
+                    Err(e) => return Err(e),
+                }
+            }
+            if Instant::now() > deadline {
+                break;
+            }
+        }
+        Err(Error::Timeout(within))
     }
 
     /// Who the device is.

@@ -50,6 +50,7 @@ use clap::{Args, Subcommand};
 use self::firmware::Firmware;
 use self::logs::LogPrinter;
 use self::model::DeviceModel;
+use self::qemu::Board;
 use self::session::Session;
 
 /// Options of `digits device`.
@@ -80,6 +81,10 @@ enum DeviceCommand {
 /// How a command starts a device of its own.
 #[derive(Args)]
 pub struct Launch {
+    /// The QEMU machine. `info`, `predict`, `finetune` and `eval --uart` need a board that
+    /// serves the protocol (its flash holds the f32 model): the mps2-an386 or the netduinoplus2.
+    #[arg(long, value_enum, default_value = "mps2-an386")]
+    board: Board,
     /// Directory with prebuilt firmware binaries (serve, eval, eval-int8); by default digits
     /// builds them from the project's source with the model in them.
     #[arg(long, value_name = "DIR")]
@@ -91,7 +96,21 @@ pub struct Launch {
 
 impl Launch {
     fn firmware(&self) -> Firmware {
-        Firmware::new(self.firmware.as_deref())
+        Firmware::new(self.firmware.as_deref()).for_board(self.board)
+    }
+
+    /// The board, if it runs `serve`, which `command` needs.
+    fn serving_board(&self, command: &str) -> Result<Board> {
+        if !self.board.serves() {
+            anyhow::bail!(
+                "`digits device {command}` talks to the `serve` firmware, which needs the f32 \
+                 model in flash: the {} has 256 KiB, too little. Use --board mps2-an386 or \
+                 --board netduinoplus2 (`device eval --board {}` runs there)",
+                self.board.name(),
+                self.board.name()
+            );
+        }
+        Ok(self.board)
     }
 
     fn logs(&self) -> LogPrinter {
@@ -104,7 +123,7 @@ impl Launch {
 pub struct Reach {
     /// Talk to the device that `digits device run` keeps running at ADDR instead of starting
     /// one (its firmware and log are that command's).
-    #[arg(long, value_name = "ADDR", conflicts_with_all = ["firmware", "verbose"])]
+    #[arg(long, value_name = "ADDR", conflicts_with_all = ["firmware", "verbose", "board"])]
     connect: Option<SocketAddr>,
     #[command(flatten)]
     launch: Launch,

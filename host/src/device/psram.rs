@@ -5,8 +5,10 @@
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use digits_core::blob::{BLOB_ADDRESS, Contents};
+
+use super::qemu::Board;
 
 /// QEMU's `-device` argument that loads the data blob `path` into the mps2-an386's PSRAM, at
 /// [`BLOB_ADDRESS`].
@@ -48,4 +50,35 @@ impl PsramBlob {
     pub fn loader(&self) -> &str {
         &self.loader
     }
+
+    /// How `program` on `board` gets the blob: QEMU's arguments that load it into the PSRAM,
+    /// or, on a board without, the program's semihosting command line that names the file.
+    pub fn for_board<'a>(&'a self, board: Board, program: &'a str) -> Result<BlobArgs<'a>> {
+        if board.has_psram() {
+            return Ok(BlobArgs {
+                qemu: vec!["-device", self.loader()],
+                semihosting: vec![],
+                how: "psram",
+            });
+        }
+        let path = self
+            .path()
+            .to_str()
+            .context("the data blob's path is not UTF-8")?;
+        Ok(BlobArgs {
+            qemu: vec![],
+            semihosting: vec![program, path],
+            how: "semihosting",
+        })
+    }
+}
+
+/// What QEMU and the program are told about a data blob (see [`PsramBlob::for_board`]).
+pub struct BlobArgs<'a> {
+    /// Extra QEMU arguments.
+    pub qemu: Vec<&'a str>,
+    /// The program's semihosting command line.
+    pub semihosting: Vec<&'a str>,
+    /// How the blob gets there, for reports: `psram` or `semihosting`.
+    pub how: &'static str,
 }

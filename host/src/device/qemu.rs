@@ -46,12 +46,20 @@ pub fn require_qemu() -> Result<(), Error> {
 /// A QEMU machine the firmware is built for (see the firmware's `board` module).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Board {
-    /// Cortex-M4F, [`TARGET`]: every binary.
+    /// Cortex-M4F, [`TARGET`]: every program; data blobs loaded into its PSRAM.
     #[value(
         name = "mps2-an386",
-        help = "Cortex-M4F (FPU, DSP instructions): every program"
+        help = "Cortex-M4F (FPU, DSP instructions), QEMU's FPGA image: every program"
     )]
     Mps2An386,
+    /// STM32F405: Cortex-M4F, 1 MiB of flash, 128 KiB of RAM, [`TARGET`] with the firmware's
+    /// feature `netduinoplus2`: every program but `boot`; data blobs read from a host file over
+    /// semihosting.
+    #[value(
+        name = "netduinoplus2",
+        help = "STM32F405 (Cortex-M4F), 1 MiB of flash: every model, serve and fine-tuning"
+    )]
+    Netduinoplus2,
     /// Cortex-M3 without FPU, 256 KiB flash, 64 KiB RAM: `eval-int8` and `eval-compact` (the
     /// programs whose models fit); the data blob is read from a host file over semihosting.
     #[value(
@@ -59,14 +67,22 @@ pub enum Board {
         help = "Cortex-M3 (no FPU, no DSP instructions), 256 KiB of flash: int8 and compact models"
     )]
     Lm3s6965evb,
+    /// BBC micro:bit v1 (nRF51822): Cortex-M0, 256 KiB flash, 16 KiB RAM: `eval-int8` and
+    /// `eval-compact`; the data blob is read from a host file over semihosting.
+    #[value(
+        name = "microbit",
+        help = "BBC micro:bit v1 (nRF51822, Cortex-M0), 16 KiB of RAM: int8 and compact models"
+    )]
+    Microbit,
 }
 
 impl Board {
     /// The Rust target that builds for it.
     pub fn target(self) -> &'static str {
         match self {
-            Board::Mps2An386 => TARGET,
+            Board::Mps2An386 | Board::Netduinoplus2 => TARGET,
             Board::Lm3s6965evb => "thumbv7m-none-eabi",
+            Board::Microbit => "thumbv6m-none-eabi",
         }
     }
 
@@ -74,14 +90,39 @@ impl Board {
     pub fn name(self) -> &'static str {
         match self {
             Board::Mps2An386 => "mps2-an386",
+            Board::Netduinoplus2 => "netduinoplus2",
             Board::Lm3s6965evb => "lm3s6965evb",
+            Board::Microbit => "microbit",
         }
+    }
+
+    /// The firmware's cargo feature that selects it, if its target alone does not.
+    pub fn feature(self) -> Option<&'static str> {
+        (self == Board::Netduinoplus2).then_some("netduinoplus2")
+    }
+
+    /// Whether it has PSRAM that QEMU loads data blobs into (else the firmware reads them from
+    /// a host file over semihosting).
+    pub fn has_psram(self) -> bool {
+        self == Board::Mps2An386
+    }
+
+    /// Whether its flash holds the f32 784-128-10 model (407 KB).
+    pub fn fits_f32(self) -> bool {
+        matches!(self, Board::Mps2An386 | Board::Netduinoplus2)
+    }
+
+    /// Whether it runs `serve` (the protocol over its UART).
+    pub fn serves(self) -> bool {
+        matches!(self, Board::Mps2An386 | Board::Netduinoplus2)
     }
 
     fn machine(self) -> [&'static str; 4] {
         match self {
             Board::Mps2An386 => ["-M", "mps2-an386", "-cpu", "cortex-m4"],
+            Board::Netduinoplus2 => ["-M", "netduinoplus2", "-cpu", "cortex-m4"],
             Board::Lm3s6965evb => ["-M", "lm3s6965evb", "-cpu", "cortex-m3"],
+            Board::Microbit => ["-M", "microbit", "-cpu", "cortex-m0"],
         }
     }
 }
@@ -197,15 +238,28 @@ impl Qemu {
         })
     }
 
-    /// Starts `elf` with its UART connected to the returned [`Link`].
+    /// Starts `elf` on the mps2-an386 with its UART connected to the returned [`Link`].
     pub fn start_with_link(
         elf: &Path,
         extra: &[&str],
         log: impl FnMut(LogLine) + Send + 'static,
     ) -> Result<(Self, Link), Error> {
+        Self::start_with_link_on(Board::Mps2An386, elf, extra, &[], log)
+    }
+
+    /// [`Qemu::start_with_link`] on `board`, with `semihosting_args` as the program's
+    /// semihosting command line.
+    pub fn start_with_link_on(
+        board: Board,
+        elf: &Path,
+        extra: &[&str],
+        semihosting_args: &[&str],
+        log: impl FnMut(LogLine) + Send + 'static,
+    ) -> Result<(Self, Link), Error> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
-        let qemu = Self::start(elf, &Serial::ConnectTo(addr), extra, log)?;
+        let serial = Serial::ConnectTo(addr);
+        let qemu = Self::start_on(board, elf, &serial, extra, semihosting_args, log)?;
         listener.set_nonblocking(true)?;
         let deadline = Instant::now() + Duration::from_secs(20);
         let stream = loop {

@@ -11,7 +11,7 @@ use clap::Args;
 use super::firmware::Firmware;
 use super::logs::LogPrinter;
 use super::model::DeviceModel;
-use super::qemu::{Qemu, Serial, require_qemu};
+use super::qemu::{Board, Qemu, Serial, require_qemu};
 
 /// Options of `digits device run`.
 #[derive(Args)]
@@ -27,6 +27,10 @@ pub struct RunArgs {
     /// the project's source with the model in them.
     #[arg(long, value_name = "DIR")]
     firmware: Option<PathBuf>,
+    /// The QEMU machine: one whose flash holds the f32 model, which `serve` runs
+    /// (mps2-an386, netduinoplus2).
+    #[arg(long, value_enum, default_value = "mps2-an386")]
+    board: Board,
 }
 
 /// Runs `digits device run` until QEMU ends or a signal ends us (and QEMU with us).
@@ -39,19 +43,30 @@ pub fn run(args: &RunArgs) -> Result<()> {
     if let Some(model) = &model {
         model.f32("run")?;
     }
+    if !args.board.serves() {
+        bail!(
+            "the {} cannot run `serve`: its flash is too small for the f32 model; use --board \
+             mps2-an386 or --board netduinoplus2",
+            args.board.name()
+        );
+    }
     require_qemu()?;
-    let elf = Firmware::new(args.firmware.as_deref()).elf("serve", model.as_ref())?;
+    let firmware = Firmware::new(args.firmware.as_deref()).for_board(args.board);
+    let elf = firmware.elf("serve", model.as_ref())?;
     let listen = args.listen;
-    let mut qemu = Qemu::start(
+    let mut qemu = Qemu::start_on(
+        args.board,
         &elf,
         &Serial::Listen(listen),
+        &[],
         &[],
         LogPrinter::new(true).sink(),
     )?;
     eprintln!(
-        "device: {} in QEMU (pid {}), UART0 at {listen}; try `digits device info --connect \
-         {listen}`; Ctrl-C stops it",
+        "device: {} on the {} in QEMU (pid {}), its UART at {listen}; try `digits device info \
+         --connect {listen}`; Ctrl-C stops it",
         elf.display(),
+        args.board.name(),
         qemu.pid()
     );
     let code = qemu.wait(Duration::MAX)?;

@@ -32,14 +32,20 @@ impl Session {
             }
             None => {
                 require_qemu()?;
+                let board = reach.launch.serving_board(command)?;
                 let firmware = reach.launch.firmware();
                 let elf = firmware.elf("serve", model)?;
-                let (qemu, link) = Qemu::start_with_link(&elf, &[], reach.launch.logs().sink())?;
+                let logs = reach.launch.logs().sink();
+                let (qemu, link) = Qemu::start_with_link_on(board, &elf, &[], &[], logs)?;
                 (Some(qemu), link)
             }
         };
-        link.ping(0x5EED)
-            .context("the device does not answer a ping")?;
+        match qemu {
+            // Ours has just started: its UART may not be on yet.
+            Some(_) => link.wait_ready(Link::STARTUP),
+            None => link.ping(0x5EED),
+        }
+        .context("the device does not answer a ping")?;
         let mut session = Self { qemu, link };
         if let Some(model) = model {
             let firmware = reach.launch.firmware();

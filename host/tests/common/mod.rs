@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+use image::{GrayImage, Luma};
+
 /// The workspace root.
 pub fn workspace() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
@@ -107,4 +109,18 @@ pub fn accuracy(text: &str, after: &str) -> f64 {
         .and_then(|s| s.trim_start().split('%').next())
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or_else(|| panic!("no accuracy after {after:?} in:\n{text}"))
+}
+
+/// MNIST's first test digit, a 7, drawn as a photo would show it: dark ink on light paper, 8x.
+#[allow(dead_code, reason = "not every test file draws digits")]
+pub fn seven_png(dir: &Path) -> PathBuf {
+    let slice = testkit::slice();
+    assert_eq!(slice.test.labels[0], 7);
+    let digit = &slice.test.images[0];
+    let image = GrayImage::from_fn(28 * 8, 28 * 8, |x, y| {
+        Luma([255 - digit[(y / 8 * 28 + x / 8) as usize]])
+    });
+    let path = dir.join("seven.png");
+    image.save(&path).unwrap();
+    path
 }

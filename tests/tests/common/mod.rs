@@ -7,12 +7,12 @@
 pub mod eval;
 pub mod mnist;
 
-use host::device::firmware::build_firmware;
+use host::device::firmware::build_firmware_for;
 use host::device::qemu::{Board, QEMU, Qemu, Serial, qemu_available};
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Whether QEMU is here, under testkit's one skip rule: without it the tests of `what` skip
@@ -36,14 +36,26 @@ pub fn report(line: &str) {
         .ok();
 }
 
-/// Builds the firmware binaries (once per test process) and returns the path of `bin`.
+/// Builds the mps2-an386's firmware binaries (once per test process) and returns the path of
+/// `bin`.
 pub fn firmware_elf(bin: &str) -> PathBuf {
-    static ELFS: OnceLock<Result<HashMap<String, PathBuf>, String>> = OnceLock::new();
-    let elfs = ELFS.get_or_init(|| build_firmware(testkit::workspace()));
+    firmware_elf_on(Board::Mps2An386, bin)
+}
+
+/// [`firmware_elf`] for `board`.
+pub fn firmware_elf_on(board: Board, bin: &str) -> PathBuf {
+    type Built = Result<HashMap<String, PathBuf>, String>;
+    static BUILT: Mutex<Vec<(Board, Built)>> = Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !built.iter().any(|(b, _)| *b == board) {
+        let elfs = build_firmware_for(testkit::workspace(), board);
+        built.push((board, elfs));
+    }
+    let (_, elfs) = built.iter().find(|(b, _)| *b == board).expect("built");
     match elfs {
         Ok(elfs) => elfs
             .get(bin)
-            .unwrap_or_else(|| panic!("no firmware binary {bin}"))
+            .unwrap_or_else(|| panic!("no firmware binary {bin} for the {}", board.name()))
             .clone(),
         Err(e) => panic!("{e}"),
     }

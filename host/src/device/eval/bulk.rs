@@ -13,7 +13,7 @@ use digits_core::blob::Contents;
 use super::{DeviceEvalArgs, EvalReport, Reference, Tally};
 use crate::device::logs::LogLine;
 use crate::device::psram::PsramBlob;
-use crate::device::qemu::{Board, Qemu, Serial, require_qemu};
+use crate::device::qemu::{Qemu, Serial, require_qemu};
 
 /// What the `eval` firmware's report says, beside the logits.
 #[derive(Default)]
@@ -29,7 +29,7 @@ struct BulkReport {
 /// Runs the `eval` firmware on the test images and compares its report with the host.
 pub(super) fn run(args: &DeviceEvalArgs, reference: &Reference) -> Result<EvalReport> {
     require_qemu()?;
-    let firmware = args.reach.launch.firmware().for_board(args.board);
+    let firmware = args.reach.launch.firmware();
     let logs = args.reach.launch.logs();
     let name = reference.model.eval_binary();
     let elf = firmware.elf(name, Some(&reference.model))?;
@@ -46,21 +46,15 @@ pub(super) fn run(args: &DeviceEvalArgs, reference: &Reference) -> Result<EvalRe
     let sink = Arc::clone(&lines);
     let mut show = logs.sink();
     let start = Instant::now();
-    let path = blob
-        .path()
-        .to_str()
-        .context("the data blob's path is not UTF-8")?;
-    let (extra, semihosting, how) = match args.board {
-        Board::Mps2An386 => (vec!["-device", blob.loader()], vec![], "psram"),
-        Board::Lm3s6965evb => (vec![], vec![name, path], "semihosting"),
-    };
-    let extra = [&["-icount", "shift=0"][..], &extra].concat();
+    let board = args.reach.launch.board;
+    let given = blob.for_board(board, name)?;
+    let extra = [&["-icount", "shift=0"][..], &given.qemu].concat();
     let mut qemu = Qemu::start_on(
-        args.board,
+        board,
         &elf,
         &Serial::None,
         &extra,
-        &semihosting,
+        &given.semihosting,
         move |line: LogLine| match line.level {
             None => sink.lock().expect("lines").push(line.text),
             Some(_) => show(line),
@@ -111,8 +105,8 @@ pub(super) fn run(args: &DeviceEvalArgs, reference: &Reference) -> Result<EvalRe
     if tally.images != n {
         bail!("the device reported {} of {n} images", tally.images);
     }
-    let mut eval = tally.report(how, seconds, reference);
-    eval.board = Some(args.board.name());
+    let mut eval = tally.report(given.how, seconds, reference);
+    eval.board = Some(board.name());
     eval.instructions_per_inference = report
         .instructions
         .map(|s| s.parse())

@@ -13,7 +13,6 @@ use digits_core::softmax::argmax;
 use serde::Serialize;
 
 use super::model::DeviceModel;
-use super::qemu::Board;
 use super::{HostSide, Reach};
 use crate::data::command::{DataArgs, load_test};
 
@@ -27,10 +26,6 @@ pub struct DeviceEvalArgs {
     /// loading them all into the device's memory at start.
     #[arg(long)]
     uart: bool,
-    /// The QEMU machine: the Cortex-M4F mps2-an386, or the Cortex-M3 lm3s6965evb (256 KiB of
-    /// flash: int8 and compact models; the images read from a host file over semihosting).
-    #[arg(long, value_enum, default_value = "mps2-an386", conflicts_with_all = ["uart", "connect"])]
-    board: Board,
     #[command(flatten)]
     host: HostSide,
     #[command(flatten)]
@@ -47,6 +42,9 @@ pub fn run(args: &DeviceEvalArgs) -> Result<()> {
             "--connect talks to a running `serve` device; the bulk path starts its \
              own `eval` firmware: add --uart to evaluate over the connection"
         );
+    }
+    if args.uart {
+        args.reach.launch.serving_board("eval --uart")?;
     }
     let reference = Reference::load(args)?;
     let report = if args.uart {
@@ -75,12 +73,13 @@ impl Reference {
         if args.uart {
             model.f32("eval --uart")?;
         }
-        if args.board == Board::Lm3s6965evb && model.is_f32() {
+        if !args.reach.launch.board.fits_f32() && model.is_f32() {
             bail!(
-                "{} is an f32 model (407 KB of weights), which does not fit the lm3s6965evb's \
-                 256 KiB of flash: pass --model with an int8 model (`digits quantize`) or a \
-                 compact one (`digits train --arch`), or drop --board",
-                model.path.display()
+                "{} is an f32 model (407 KB of weights), which does not fit the {}'s 256 KiB of \
+                 flash: pass --model with an int8 model (`digits quantize`) or a compact one \
+                 (`digits train --arch`), or another --board",
+                model.path.display(),
+                args.reach.launch.board.name()
             );
         }
         let dataset = load_test(&DataArgs::mnist_at(args.host.data.clone()))?;

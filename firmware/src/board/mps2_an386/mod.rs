@@ -1,7 +1,11 @@
 //! QEMU's `mps2-an386`: a Cortex-M4F (ARMv7E-M: FPU and DSP instructions), UART0 a CMSDK UART
-//! at `0x4000_4000` (`crate::uart`), 16 MiB of PSRAM where QEMU loads data blobs.
+//! at `0x4000_4000` (`uart`), 16 MiB of PSRAM where QEMU loads data blobs.
+
+pub mod uart;
 
 use digits_core::blob::{BLOB_ADDRESS, Blob};
+
+pub use uart::{BAUD, Uart};
 
 /// The board's name, as `Info` reports it.
 pub const NAME: &str = "mps2-an386";
@@ -12,16 +16,21 @@ pub const PSRAM_START: usize = BLOB_ADDRESS;
 pub const PSRAM_LEN: usize = 16 << 20;
 
 /// The PSRAM, where the host has QEMU load data before the CPU starts:
-/// `-device loader,file=BLOB,addr=0x21000000,force-raw=on`. (QEMU's board only: `memory.x`
-/// stands for a part without it.)
+/// `-device loader,file=BLOB,addr=0x21000000,force-raw=on`. (QEMU's board only:
+/// `memory/mps2-an386.x` stands for a part without it.)
 pub fn psram() -> &'static [u8] {
-    // SAFETY: mps2-an386 maps 16 MiB of RAM at PSRAM_START. memory.x gives the linker nothing
-    // there, so no Rust object lives in it and this program never writes it: a shared slice of
-    // it stays valid and unchanged for the whole run.
+    // SAFETY: mps2-an386 maps 16 MiB of RAM at PSRAM_START. memory/mps2-an386.x gives the
+    // linker nothing there, so no Rust object lives in it and this program never writes it: a
+    // shared slice of it stays valid and unchanged for the whole run.
     unsafe { core::slice::from_raw_parts(PSRAM_START as *const u8, PSRAM_LEN) }
 }
 
 /// The data blob the host had QEMU load into the PSRAM.
 pub fn eval_source() -> Result<Blob<'static>, &'static str> {
     crate::eval::loaded_blob(psram())
+}
+
+/// The data blob `serve` evaluates on, if the host had one loaded into the PSRAM.
+pub fn serve_data() -> Option<Blob<'static>> {
+    crate::eval::loaded_blob(psram()).ok()
 }
