@@ -24,6 +24,8 @@ pub struct Firmware {
     prebuilt: Option<PathBuf>,
     /// The board they are for.
     board: Board,
+    /// For the real board (logging over RTT, no semihosting), not QEMU.
+    real: bool,
 }
 
 impl Firmware {
@@ -32,12 +34,25 @@ impl Firmware {
         Self {
             prebuilt: dir.map(Path::to_owned),
             board: Board::Mps2An386,
+            real: false,
         }
     }
 
     /// The same for `board`.
     pub fn for_board(self, board: Board) -> Self {
         Self { board, ..self }
+    }
+
+    /// The same for the real board rather than QEMU: the firmware's feature `rtt` (defmt over
+    /// a debug probe's RTT instead of semihosting, which on a chip without a debugger would
+    /// stop it), built into `target/real/`, apart from the QEMU builds.
+    pub fn for_real_board(self) -> Self {
+        Self { real: true, ..self }
+    }
+
+    /// The board.
+    pub fn board(&self) -> Board {
+        self.board
     }
 
     /// How a device started from these binaries was reached, for [`DeviceModel::check`].
@@ -84,6 +99,10 @@ impl Firmware {
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| root.join("target"));
+        let target = match self.real {
+            true => target.join("real"),
+            false => target,
+        };
         let Some(model) = model else {
             if !target
                 .join(board_target)
@@ -100,6 +119,8 @@ impl Firmware {
                 Build {
                     target_dir: Some(&target),
                     quiet: true,
+                    real: self.real,
+                    only: self.real.then_some(name),
                     ..Build::new(root, self.board)
                 },
                 name,
@@ -110,7 +131,7 @@ impl Firmware {
         let shared = target.join("device-models");
         let mut kept = shared.join(format!("{}-{:016x}", model.kind(), model.digest));
         if self.board != Board::Mps2An386 {
-            kept.push(board_target);
+            kept.push(self.board.name());
         }
         kept.push(name);
         if !kept.is_file() {
@@ -125,6 +146,8 @@ impl Firmware {
                 target_dir: Some(&shared),
                 model: Some(model),
                 quiet: true,
+                real: self.real,
+                only: self.real.then_some(name),
                 ..Build::new(root, self.board)
             },
             name,
@@ -172,6 +195,10 @@ struct Build<'a> {
     model: Option<&'a DeviceModel>,
     /// Only errors on stderr (cargo's `--quiet`).
     quiet: bool,
+    /// For the real board: the feature `rtt`.
+    real: bool,
+    /// Only this program, not the board's usual set.
+    only: Option<&'a str>,
 }
 
 impl<'a> Build<'a> {
@@ -182,32 +209,21 @@ impl<'a> Build<'a> {
             target_dir: None,
             model: None,
             quiet: false,
+            real: false,
+            only: None,
         }
     }
 
     fn run(&self) -> Result<HashMap<String, PathBuf>, String> {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let target = self.board.target();
-        let bins: &[&str] = match self.board {
-            Board::Mps2An386 => &["--bins"],
-            // `boot` trains a 784-16-10 network with its gradient and momentum: 150 KB of RAM.
-            Board::Netduinoplus2 => &[
-                "--bin",
-                "eval",
-                "--bin",
-                "eval-int8",
-                "--bin",
-                "eval-compact",
-                "--bin",
-                "serve",
-                "--bin",
-                "panic",
-                "--bin",
-                "hardfault",
-            ],
-            Board::Lm3s6965evb | Board::Microbit => {
-                &["--bin", "eval-int8", "--bin", "eval-compact"]
+        let only;
+        let bins: &[&str] = match (self.only, self.board) {
+            (Some(name), _) => {
+                only = ["--bin", name];
+                &only
             }
+            (None, board) => board.programs(),
         };
         let mut command = Command::new(cargo);
         command
@@ -225,8 +241,14 @@ impl<'a> Build<'a> {
                 target,
                 "--message-format=json-render-diagnostics",
             ]);
-        if let Some(feature) = self.board.feature() {
-            command.args(["--features", feature]);
+        let features: Vec<&str> = self
+            .board
+            .feature()
+            .into_iter()
+            .chain(self.real.then_some("rtt"))
+            .collect();
+        if !features.is_empty() {
+            command.args(["--features", &features.join(",")]);
         }
         // A board chosen by a feature shares its target with another: a directory of its own
         // keeps each board's binaries (and builds running at once) apart.

@@ -21,7 +21,7 @@
 //! - [`error`]: what can go wrong on the way.
 //!
 //! One module per command: [`run`](mod@run), [`info`], [`predict`], [`eval`], [`finetune`] (with the
-//! host's run of the same fine-tuning in [`tuner`]). The formats both sides speak (protocol,
+//! host's run of the same fine-tuning in [`tuner`]), [`hex`] (the firmware for a real board). The formats both sides speak (protocol,
 //! frames, data blob, digests) are `digits-core`'s.
 
 pub mod children;
@@ -30,6 +30,7 @@ pub mod error;
 pub mod eval;
 pub mod finetune;
 pub mod firmware;
+pub mod hex;
 pub mod info;
 pub mod link;
 pub mod logs;
@@ -76,6 +77,9 @@ enum DeviceCommand {
     /// few labeled samples; print accuracy before and after, on the shifted and the original
     /// test sets, checking every step against the host.
     Finetune(finetune::FinetuneArgs),
+    /// Write the firmware for a real board as an Intel HEX file: the micro:bit's self-test
+    /// (copy it onto the board's USB drive) or the STM32F405's `serve`.
+    Hex(hex::HexArgs),
 }
 
 /// How a command starts a device of its own.
@@ -186,5 +190,6 @@ pub fn run(args: DeviceArgs) -> Result<()> {
         DeviceCommand::Predict(predict) => predict::run(&predict),
         DeviceCommand::Eval(eval) => eval::run(&eval),
         DeviceCommand::Finetune(finetune) => finetune::run(&finetune),
+        DeviceCommand::Hex(hex) => hex::run(&hex),
     }
 }

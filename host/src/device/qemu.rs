@@ -117,6 +117,39 @@ impl Board {
         matches!(self, Board::Mps2An386 | Board::Netduinoplus2)
     }
 
+    /// The programs built for it, as cargo's arguments: those whose model and memory fit.
+    pub fn programs(self) -> &'static [&'static str] {
+        match self {
+            Board::Mps2An386 => &["--bins"],
+            // `boot` trains a 784-16-10 network with its gradient and momentum: 150 KB of RAM.
+            Board::Netduinoplus2 => &[
+                "--bin",
+                "eval",
+                "--bin",
+                "eval-int8",
+                "--bin",
+                "eval-compact",
+                "--bin",
+                "serve",
+                "--bin",
+                "selftest",
+                "--bin",
+                "panic",
+                "--bin",
+                "hardfault",
+            ],
+            Board::Lm3s6965evb => &["--bin", "eval-int8", "--bin", "eval-compact"],
+            Board::Microbit => &[
+                "--bin",
+                "eval-int8",
+                "--bin",
+                "eval-compact",
+                "--bin",
+                "selftest",
+            ],
+        }
+    }
+
     fn machine(self) -> [&'static str; 4] {
         match self {
             Board::Mps2An386 => ["-M", "mps2-an386", "-cpu", "cortex-m4"],
