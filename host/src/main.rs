@@ -32,7 +32,8 @@ enum Command {
         #[command(subcommand)]
         command: data::command::DataCommand,
     },
-    /// Run the firmware in QEMU and talk to it: run, info, predict, eval, finetune.
+    /// Run the firmware in QEMU and talk to it (run, info, predict, eval, finetune), or write it
+    /// for a real board (hex).
     Device(device::DeviceArgs),
     /// Quantize an f32 model file to int8 (4x smaller): per-channel weight scales, hidden
     /// activations calibrated on training images; prints f32 vs int8 test accuracy.

@@ -175,12 +175,14 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
             dir.display()
         );
     }
+    remove_dead_writers_files(dir);
     // Readable like any file the user creates (tempfile's default is owner-only).
     let mut builder = tempfile::Builder::new();
     #[cfg(unix)]
     builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+    let prefix = format!("{TEMP_PREFIX}{}-", std::process::id());
     let mut tmp = builder
-        .prefix(".digits-")
+        .prefix(&prefix)
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
     tmp.write_all(bytes)
@@ -189,6 +191,39 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     tmp.persist(path)
         .with_context(|| format!("cannot move the new file into place at {}", path.display()))?;
     Ok(())
+}
+
+/// Start of the name of [`write_atomically`]'s temporary files: then the writer's process id.
+const TEMP_PREFIX: &str = ".digits-";
+
+/// Deletes the temporary files of [`write_atomically`] in `dir` whose writer is dead (killed
+/// between creating and renaming one: `kill -9`, a power cut). A live writer's, this process's
+/// included, are left alone. Where there is no `/proc` to ask, nothing is deleted. Best effort:
+/// a file that cannot be deleted stays.
+fn remove_dead_writers_files(dir: &Path) {
+    let proc = Path::new("/proc/self");
+    if !proc.exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(TEMP_PREFIX)) else {
+            continue;
+        };
+        let Some((pid, _)) = rest.split_once('-') else {
+            continue;
+        };
+        // Only `.digits-<pid>-...`: other temporary files of digits have a word there.
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists() {
+            std::fs::remove_file(entry.path()).ok();
+        }
+    }
 }
 
 /// Saves a model file atomically.
@@ -279,6 +314,27 @@ pub fn read_bounded(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod bounded_tests {
     use super::*;
+
+    #[test]
+    fn a_dead_writers_temporary_file_is_removed_and_a_live_ones_kept() {
+        if !Path::new("/proc/self").exists() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        // Above Linux's largest process id: never alive.
+        let dead = dir.path().join(".digits-999999999-abc");
+        let mine = dir
+            .path()
+            .join(format!(".digits-{}-abc", std::process::id()));
+        let other_kind = dir.path().join(".digits-check-abc");
+        for f in [&dead, &mine, &other_kind] {
+            std::fs::write(f, b"x").unwrap();
+        }
+        write_atomically(&dir.path().join("out.bin"), b"bytes").unwrap();
+        assert!(!dead.exists());
+        assert!(mine.exists() && other_kind.exists());
+        assert_eq!(std::fs::read(dir.path().join("out.bin")).unwrap(), b"bytes");
+    }
 
     /// A 10 GB file (sparse: it takes no disk space) is refused by its size (the message
     /// gives the size from the file system; a read would have stopped one byte past the

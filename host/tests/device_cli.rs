@@ -361,14 +361,14 @@ fn the_cortex_m3_takes_int8_and_compact_models_only() {
 #[test]
 fn each_subcommand_lists_and_takes_only_its_options() {
     let help = text(&output_ok(digits().args(["device", "--help"])));
-    for command in ["run", "info", "predict", "eval", "finetune"] {
+    for command in ["run", "info", "predict", "eval", "finetune", "hex"] {
         assert!(
             help.lines().any(|l| l.trim_start().starts_with(command)),
             "{command} missing from:\n{help}"
         );
     }
     assert!(
-        help.contains("run, info, predict, eval, finetune"),
+        help.contains("run, info, predict, eval, finetune") && help.contains("(hex)"),
         "{help}"
     );
     let refused: [(&[&str], &str); 5] = [

@@ -217,7 +217,7 @@ mod tests {
             ],
         };
         let hex = image.to_hex().unwrap();
-        assert!(hex.ends_with(":00000001FF"), "{hex}");
+        assert!(hex.trim_end().ends_with(":00000001FF"), "{hex}");
         let back = FlashImage::of_hex(&hex).unwrap();
         assert_eq!(back, image);
         let mut truncated = hex.clone();

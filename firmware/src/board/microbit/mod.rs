@@ -2,9 +2,9 @@
 //! no SysTick on the real chip), 256 KiB of flash and 16 KiB of RAM (`memory/microbit.x`), as
 //! QEMU's `microbit` emulates it. Registers through Nordic's PAC (`nrf51-pac`).
 //!
-//! - **Clock.** The core runs from the internal 16 MHz oscillator, as after reset; nothing
-//!   waits for the crystal. Time is measured with TIMER0 at 16 MHz ([`Timer`]), since the
-//!   Cortex-M0 of the nRF51 has no SysTick.
+//! - **Clock.** The core runs at 16 MHz from the internal oscillator, as after reset; the UART
+//!   starts the crystal for an exact baud rate, waiting for it a bounded time ([`uart`]). Time
+//!   is measured with TIMER0 at 16 MHz ([`Timer`]): the nRF51's Cortex-M0 has no SysTick.
 //! - **Data.** No PSRAM: the `eval` programs read the data blob from a host file over
 //!   semihosting ([`HostBlob`]).
 //! - **Serial.** UART0 to the interface chip's USB serial port ([`uart`]), for the self-test's
