@@ -50,11 +50,6 @@ impl Firmware {
         Self { real: true, ..self }
     }
 
-    /// The board.
-    pub fn board(&self) -> Board {
-        self.board
-    }
-
     /// How a device started from these binaries was reached, for [`DeviceModel::check`].
     pub fn reached(&self) -> Reached<'_> {
         match &self.prebuilt {
@@ -96,9 +91,7 @@ impl Firmware {
                 workspace::expected_root().display(),
             );
         };
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join("target"));
+        let target = target_dir(root);
         let target = match self.real {
             true => target.join("real"),
             false => target,
@@ -160,6 +153,13 @@ impl Firmware {
         crate::model_io::write_atomically(&kept, &bytes)?;
         Ok(kept)
     }
+}
+
+/// Cargo's target directory for `workspace`: `CARGO_TARGET_DIR`, else `target/` in it.
+fn target_dir(workspace: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace.join("target"))
 }
 
 /// Runs `build` and returns the path of its binary `name`.
@@ -261,10 +261,9 @@ impl<'a> Build<'a> {
                 command.arg("--target-dir").arg(separate(dir));
             }
             None if self.board.feature().is_some() => {
-                let dir = std::env::var_os("CARGO_TARGET_DIR")
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| self.workspace.join("target"));
-                command.arg("--target-dir").arg(separate(&dir));
+                command
+                    .arg("--target-dir")
+                    .arg(separate(&target_dir(self.workspace)));
             }
             None => {}
         }

@@ -105,16 +105,7 @@ impl Launch {
 
     /// The board, if it runs `serve`, which `command` needs.
     fn serving_board(&self, command: &str) -> Result<Board> {
-        if !self.board.serves() {
-            anyhow::bail!(
-                "`digits device {command}` talks to the `serve` firmware, which needs the f32 \
-                 model in flash: the {} has 256 KiB, too little. Use --board mps2-an386 or \
-                 --board netduinoplus2 (`device eval --board {}` runs there)",
-                self.board.name(),
-                self.board.name()
-            );
-        }
-        Ok(self.board)
+        serving(self.board, command)
     }
 
     fn logs(&self) -> LogPrinter {
@@ -180,6 +171,20 @@ pub struct HostSide {
     /// $XDG_DATA_HOME/digits/mnist, else ~/.local/share/digits/mnist].
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
+}
+
+/// `board`, if it runs `serve`, which `command` needs; else what to use instead.
+fn serving(board: Board, command: &str) -> Result<Board> {
+    if !board.serves() {
+        anyhow::bail!(
+            "`digits device {command}` talks to the `serve` firmware, which needs the f32 model \
+             in flash: the {} has 256 KiB, too little. Use --board mps2-an386 or --board \
+             netduinoplus2 (`device eval --board {}` runs there)",
+            board.name(),
+            board.name()
+        );
+    }
+    Ok(board)
 }
 
 /// Runs `digits device`.

@@ -112,9 +112,9 @@ impl Board {
         matches!(self, Board::Mps2An386 | Board::Netduinoplus2)
     }
 
-    /// Whether it runs `serve` (the protocol over its UART).
+    /// Whether it runs `serve` (the protocol over its UART), which carries the f32 model.
     pub fn serves(self) -> bool {
-        matches!(self, Board::Mps2An386 | Board::Netduinoplus2)
+        self.fits_f32()
     }
 
     /// The programs built for it, as cargo's arguments: those whose model and memory fit.

@@ -43,13 +43,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     if let Some(model) = &model {
         model.f32("run")?;
     }
-    if !args.board.serves() {
-        bail!(
-            "the {} cannot run `serve`: its flash is too small for the f32 model; use --board \
-             mps2-an386 or --board netduinoplus2",
-            args.board.name()
-        );
-    }
+    super::serving(args.board, "run")?;
     require_qemu()?;
     let firmware = Firmware::new(args.firmware.as_deref()).for_board(args.board);
     let elf = firmware.elf("serve", model.as_ref())?;
