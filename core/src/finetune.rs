@@ -129,13 +129,22 @@ impl<const HIDDEN: usize, const OUT: usize, const BATCH: usize> Tuner<HIDDEN, OU
     }
 
     /// Runs `x` through `model`'s hidden layer and caches the activations with `label` for the
-    /// next step; returns the samples now in the batch.
+    /// next step ([`Tuner::add_hidden`]); returns the samples now in the batch.
     pub fn add<const IN: usize>(
         &mut self,
         model: &Mlp<IN, HIDDEN, OUT, f32>,
         x: &[f32; IN],
         label: u8,
     ) -> Result<usize, TuneError> {
+        let mut hidden = [0.0f32; HIDDEN];
+        model.hidden_activations(x, &mut hidden);
+        self.add_hidden(&hidden, label)
+    }
+
+    /// Caches the output layer's input `hidden` with `label` for the next step, however it
+    /// was computed (an `f32` hidden layer, or int8 codes as
+    /// [`crate::QuantMlp::hidden_f32`]); returns the samples now in the batch.
+    pub fn add_hidden(&mut self, hidden: &[f32; HIDDEN], label: u8) -> Result<usize, TuneError> {
         if label as usize >= OUT {
             return Err(TuneError::BadLabel);
         }
@@ -143,7 +152,7 @@ impl<const HIDDEN: usize, const OUT: usize, const BATCH: usize> Tuner<HIDDEN, OU
             return Err(TuneError::BatchFull);
         }
         let slot = &mut self.batch[self.len];
-        model.hidden_activations(x, &mut slot.hidden);
+        slot.hidden = *hidden;
         slot.label = label;
         self.len += 1;
         Ok(self.len)

@@ -15,6 +15,8 @@
 //!   momentum for the hidden weight matrices); [`downsample`]
 //!   makes a 28x28 image smaller (area averaging in integers) for its input; [`qat`] trains
 //!   it with low-bit weights ([`lowbit`]) as the integer network [`compact`] that runs it.
+//! - [`preprocess`] (feature `alloc`): a person's picture of a digit, any size, to the 28x28
+//!   picture MNIST would have made of it.
 //! - [`pixels`]: 8-bit pixels to network inputs; [`verdict`]: whether a 28x28 picture is a
 //!   digit at all ("not a digit", and why), shared by every front end and the device.
 //! - [`fast`]: the same arithmetic, bit for bit, with less memory traffic, each module next to
@@ -23,6 +25,8 @@
 //!   [`Mlp::backprop`] + [`Sgd::step`]) whose parts may run on two threads.
 //! - On the device: [`quant`] (int8 post-training quantization, integer arithmetic up to the
 //!   logits) and [`finetune`] (the output layer trained on small batches in fixed memory).
+//! - [`teach`]: a browser page's fine-tuning of either precision on its user's labelled
+//!   drawings, kept here so that host tests replay it bit for bit.
 //! - Formats both sides of the device link speak: [`model_file`] (the versioned, checksummed
 //!   model file; [`compact_file`], its version 2 for compact networks), [`protocol`] and
 //!   [`frame`] (the host <-> device messages and their framing), [`blob`] (the batch of images
@@ -35,6 +39,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
 pub mod activation;
 pub mod adam;
 pub mod batchnorm;
@@ -42,6 +49,7 @@ pub mod blob;
 pub mod compact;
 pub mod compact_file;
 pub mod conv;
+pub mod decimal;
 pub mod deep;
 pub mod dense;
 pub mod detector;
@@ -63,6 +71,8 @@ pub mod numgrad;
 pub mod optim;
 pub mod params;
 pub mod pixels;
+#[cfg(feature = "alloc")]
+pub mod preprocess;
 pub mod protocol;
 pub mod qat;
 pub mod quant;
@@ -71,6 +81,7 @@ pub mod scalar;
 pub mod schedule;
 pub mod softmax;
 pub mod structured_numgrad;
+pub mod teach;
 pub mod verdict;
 
 pub use adam::Adam;

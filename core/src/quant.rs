@@ -13,7 +13,8 @@
 //! 4. Output layer: `acc2[k] = b2[k] + sum_j h[j] * w2[k][j]` in `i32`, per-logit scales; the
 //!    logit is `acc2[k] as f32 * out_scale[k]`, one rounding, the same everywhere.
 
-use crate::Mlp;
+use crate::params::Params;
+use crate::{Dense, Mlp};
 
 /// Largest weight code: codes are symmetric, `-127..=127`.
 pub const CODE_MAX: i32 = 127;
@@ -176,16 +177,95 @@ impl<const IN: usize, const HIDDEN: usize, const OUT: usize> QuantMlp<IN, HIDDEN
             self.m1[j] = m;
             self.shift1[j] = shift;
         }
+        self.hidden_scale = hidden_scale;
+        self.write_output(&model.output, sh);
+        Ok(())
+    }
+
+    /// Re-codes the output layer from `output`, an `f32` layer acting on the activations
+    /// [`QuantMlp::hidden_f32`] (such as a tuned copy of [`QuantMlp::output_dense`]); the hidden
+    /// layer stays. The same arithmetic as the output half of [`QuantMlp::quantize_into`].
+    /// `self` is untouched on error.
+    pub fn set_output(&mut self, output: &Dense<HIDDEN, OUT, f32>) -> Result<(), QuantError> {
+        if !(self.hidden_scale.is_finite() && self.hidden_scale > 0.0) {
+            return Err(QuantError::BadHiddenScale);
+        }
+        if !output.all_finite() {
+            return Err(QuantError::NotFinite);
+        }
+        self.write_output(output, self.hidden_scale as f64);
+        Ok(())
+    }
+
+    /// The output half of quantization, for activations coded in steps of `sh`: per-logit
+    /// symmetric weight scale `t`, codes `w / t`, biases `b / (sh t)`, logit scale `sh t`.
+    fn write_output(&mut self, output: &Dense<HIDDEN, OUT, f32>, sh: f64) {
         for k in 0..OUT {
-            let t = scale_of(model.output.w.iter().map(|row| row[k]));
-            for (q, row) in self.w2[k].iter_mut().zip(&model.output.w) {
+            let t = scale_of(output.w.iter().map(|row| row[k]));
+            for (q, row) in self.w2[k].iter_mut().zip(&output.w) {
                 *q = code(row[k], t);
             }
-            self.b2[k] = round_i32(model.output.b[k] as f64 / (sh * t));
+            self.b2[k] = round_i32(output.b[k] as f64 / (sh * t));
             self.out_scale[k] = (sh * t) as f32;
         }
-        self.hidden_scale = hidden_scale;
-        Ok(())
+    }
+
+    /// The `f32` activations that the hidden codes of `pixels` stand for: each code times
+    /// [`QuantMlp::hidden_scale`]. The input of [`QuantMlp::output_dense`].
+    pub fn hidden_f32(&self, pixels: &[u8; IN]) -> [f32; HIDDEN] {
+        let mut codes = [0u8; HIDDEN];
+        self.hidden_codes(pixels, &mut codes);
+        codes.map(|c| c as f32 * self.hidden_scale)
+    }
+
+    /// The output layer as an `f32` [`Dense`] acting on [`QuantMlp::hidden_f32`]: weight
+    /// `w2[k][j] * t[k]` and bias `b2[k] * hidden_scale * t[k]`, with `t[k]` logit `k`'s weight
+    /// scale; its logits are the int8 ones up to `f32` rounding.
+    ///
+    /// Exactly undone by [`QuantMlp::set_output`]: for a model that `set_output` or
+    /// `quantize_into` wrote (so every column with a nonzero code has one of magnitude
+    /// [`CODE_MAX`]) and whose output biases are below `2^23` in magnitude, `set_output` of
+    /// this layer restores every code, bias and scale bit for bit. It takes care because `t[k]`
+    /// is not stored, only `out_scale[k] = f32(hidden_scale * t[k])`, and `set_output` derives
+    /// `t` from the column's largest weight `M` as `M / 127` in `f64`. So `M` is the `f32`
+    /// nearest `127 out_scale / hidden_scale`: it is the maximum the model was quantized from,
+    /// or a neighbour only when that neighbour gives the same `out_scale` (rounding `M` moves
+    /// the product by less than rounding `out_scale` did); a few neighbours are checked as well,
+    /// in case a binade edge breaks that argument. Every other weight and the bias are `f64`
+    /// products of that same `t`, rounded once to `f32`: off by at most `127 * 2^-24` of a code
+    /// and `|b2| * 2^-24` of a bias step, which `set_output`'s rounding removes.
+    pub fn output_dense(&self) -> Dense<HIDDEN, OUT, f32> {
+        let sh = self.hidden_scale as f64;
+        let mut dense = Dense::zeros();
+        for k in 0..OUT {
+            let t = self.output_weight_scale(k);
+            for (row, &c) in dense.w.iter_mut().zip(&self.w2[k]) {
+                row[k] = (c as f64 * t) as f32;
+            }
+            dense.b[k] = (self.b2[k] as f64 * (sh * t)) as f32;
+        }
+        dense
+    }
+
+    /// Logit `k`'s weight scale `t` as `write_output` would derive it from
+    /// [`QuantMlp::output_dense`]'s column (see there).
+    fn output_weight_scale(&self, k: usize) -> f64 {
+        if self.w2[k].iter().all(|&c| c == 0) {
+            // `scale_of`'s convention for an all-zero column.
+            return 1.0;
+        }
+        let sh = self.hidden_scale as f64;
+        let scale_from = |m: f32| m as f64 / CODE_MAX as f64;
+        let guess = (CODE_MAX as f64 * self.out_scale[k] as f64 / sh) as f32;
+        // Neighbours in order of distance: 0, +1, -1, +2, -2, ... units in the last place.
+        const SEARCH_ULPS: i32 = 2;
+        (0..=2 * SEARCH_ULPS)
+            .map(|n| if n % 2 == 1 { n / 2 + 1 } else { -(n / 2) })
+            .filter_map(|d| guess.to_bits().checked_add_signed(d).map(f32::from_bits))
+            .map(scale_from)
+            .find(|&t| (sh * t) as f32 == self.out_scale[k])
+            // Not a model `set_output` wrote: the nearest approximation.
+            .unwrap_or_else(|| scale_from(guess))
     }
 
     /// The hidden accumulators `sum_i p[i] * w1[i][j]` (without bias), skipping zero pixels.

@@ -15,6 +15,7 @@
 
 use core::fmt;
 
+use crate::decimal::Whole;
 use crate::detector::Detector;
 
 /// Side of the picture.
@@ -213,13 +214,13 @@ impl fmt::Display for Reason {
             Reason::Scattered => f.write_str("scattered marks (noise?)"),
             Reason::Unlike { probability } => write!(
                 f,
-                "unlike any digit the detector has seen ({:.0}% not a digit)",
-                100.0 * probability
+                "unlike any digit the detector has seen ({}% not a digit)",
+                Whole(100.0 * probability)
             ),
             Reason::Unsure { digit, probability } => write!(
                 f,
-                "the network is unsure (at best {digit}, {:.0}%)",
-                100.0 * probability
+                "the network is unsure (at best {digit}, {}%)",
+                Whole(100.0 * probability)
             ),
         }
     }

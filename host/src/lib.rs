@@ -11,6 +11,7 @@
 //!   with the preprocessing of people's own pictures.
 //! - [`device`]: the firmware in QEMU and the link to it; `digits device`.
 //! - [`tools`]: gradient checks, benchmarks, quantization, inspection of model files.
+//! - [`web`]: the browser page (the core in WebAssembly) and its server; `digits web`.
 //!
 //! [`distort`] holds the distortions of a digit that training augments with and
 //! `digits eval --robustness` measures against.
@@ -29,4 +30,5 @@ pub mod model_io;
 pub mod simd;
 pub mod tools;
 pub mod train;
+pub mod web;
 pub mod workspace;

@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use host::{data, device, evaluate, tools, train};
+use host::{data, device, evaluate, tools, train, web};
 
 /// Handwritten-digit recognition with a small network written once for PC and microcontroller.
 #[derive(Parser)]
@@ -40,6 +40,9 @@ enum Command {
     Quantize(tools::quantize::QuantizeArgs),
     /// Print what a model file holds (`--json` for scripts).
     Inspect(tools::inspect::InspectArgs),
+    /// Serve the page where you draw a digit, see what the network sees, and teach it your
+    /// handwriting (in the browser, offline).
+    Web(web::WebArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -65,5 +68,6 @@ fn run(command: Command) -> Result<()> {
         Command::Device(args) => device::run(args),
         Command::Quantize(args) => tools::quantize::run(&args),
         Command::Inspect(args) => tools::inspect::run(&args),
+        Command::Web(args) => web::run(args),
     }
 }

@@ -37,10 +37,10 @@ pub fn run(args: &DevicePredictArgs) -> Result<()> {
             .and_then(|gray| Ok(prepare(&gray)?));
         let seen = match prepared.with_context(|| file.clone()) {
             Ok(Prepared::Picture(pixels)) => {
-                let c = session.link.classify(&*pixels)?;
+                let c = session.link.classify(&pixels)?;
                 let mut p = [0.0f32; 10];
                 softmax(&c.logits, &mut p);
-                Seen::judge(*pixels, p)
+                Seen::judge(pixels, p)
             }
             Ok(Prepared::Nothing(reason)) => Seen::nothing(reason),
             Err(e) => {

@@ -110,24 +110,11 @@ pub struct Seen {
     pub verdict: Verdict,
 }
 
-/// The picture a network is to see, or the verdict on one that shows nothing to see.
-#[derive(Clone, Debug)]
-pub enum Prepared {
-    /// The 28x28 picture, prepared as MNIST was.
-    Picture(Box<[u8; SIDE * SIDE]>),
-    /// Not a digit, with no picture to classify (blank, or noise).
-    Nothing(Reason),
-}
+pub use digits_core::preprocess::Prepared;
 
-/// Preprocesses one picture. A blank or noisy picture is a verdict ("not a digit"), not an
-/// error; a picture with no pixels is an error.
+/// Preprocesses one picture ([`digits_core::preprocess::prepare`]).
 pub fn prepare(gray: &GrayImage) -> Result<Prepared, PreprocessError> {
-    match preprocess::to_mnist(gray) {
-        Ok(pixels) => Ok(Prepared::Picture(Box::new(pixels))),
-        Err(PreprocessError::NoInk { .. }) => Ok(Prepared::Nothing(Reason::Blank)),
-        Err(PreprocessError::Noisy { .. }) => Ok(Prepared::Nothing(Reason::Noise)),
-        Err(e) => Err(e),
-    }
+    digits_core::preprocess::prepare(preprocess::gray_of(gray))
 }
 
 impl Seen {
@@ -159,7 +146,7 @@ impl Seen {
 /// Preprocesses, classifies and judges one picture (see [`prepare`]).
 pub fn see(model: &dyn Classifier<784, 10>, gray: &GrayImage) -> Result<Seen, PreprocessError> {
     Ok(match prepare(gray)? {
-        Prepared::Picture(pixels) => Seen::judge(*pixels, classify(model, &pixels)),
+        Prepared::Picture(pixels) => Seen::judge(pixels, classify(model, &pixels)),
         Prepared::Nothing(reason) => Seen::nothing(reason),
     })
 }

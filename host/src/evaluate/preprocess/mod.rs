@@ -1,156 +1,33 @@
-//! From a photo or scan of one digit to the 28x28 picture the network was trained on.
-//!
-//! MNIST was made like this: white ink (255) on black (0), the digit scaled to fit a 20x20 box
-//! keeping its aspect ratio (anti-aliased, so edges are gray), then placed in a 28x28 field so
-//! that the center of mass of the ink falls on the center. (Measured on the test set: the mean
-//! center of mass is (14.00, 13.99) in pixel-index coordinates.) A person's own picture is
-//! anything but: any size, usually dark ink on light paper, with paper that is not quite white,
-//! uneven lighting, JPEG noise, the digit anywhere. [`to_mnist`] undoes all that:
-//!
-//! 1. very large pictures are first averaged down to at most [`WORK_SIDE`] pixels a side (the
-//!    result is 20 pixels tall; more detail only costs time and memory);
-//! 2. the paper's brightness is estimated from the border of the picture as a plane (a robust
-//!    fit, so a slight lighting gradient is removed and ink touching the border is ignored);
-//! 3. the ink is whatever differs from the paper, on the side (darker or lighter) where most of
-//!    the difference is: dark ink on light paper and light chalk on a dark board both work;
-//! 4. the difference is stretched: below the noise level (measured on the border) it is 0, and
-//!    the strongest third of the ink becomes full intensity, as in MNIST;
-//! 5. small specks far from the digit (dust, noise) are dropped;
-//! 6. strokes much thinner than MNIST's (a fine pen on a large digit: after shrinking to 20
-//!    pixels they would be faint hairlines the network never saw) are thickened to MNIST's
-//!    typical width with a round brush;
-//! 7. the ink is cropped, scaled to fit 20x20 (area averaging when shrinking, linear
-//!    interpolation when enlarging) and placed so its center of mass is at (14, 14).
-//!
+//! From a picture file of one digit to the 28x28 picture the network was trained on: the file
+//! is read here ([`load_gray`]); the picture is made MNIST-like by the core's
+//! [`digits_core::preprocess`], the same code the browser page runs.
 
 mod load;
-mod paper;
-mod shape;
 #[cfg(test)]
 mod tests;
 
-use std::fmt;
-
+use digits_core::preprocess::Gray;
+pub use digits_core::preprocess::{PreprocessError, SIDE, stroke_width};
 use image::GrayImage;
 
 pub use load::{LoadError, load_gray};
-use paper::{Plane, ink};
-use shape::{drop_specks, resample, stroke_width, thicken};
 
-/// Side of the network's input picture.
-pub const SIDE: usize = 28;
-/// Side of the box the digit is scaled to fit, as in MNIST.
-pub const BOX: usize = 20;
 /// Largest picture accepted, in pixels (a 50-megapixel camera's full resolution).
 pub const MAX_PIXELS: u64 = 50_000_000;
 /// Most memory the image decoder may allocate.
 pub const MAX_ALLOC: u64 = 512 * 1024 * 1024;
-/// Larger pictures are averaged down to this many pixels a side before the analysis.
-pub const WORK_SIDE: usize = 1024;
 
-/// Least difference from the paper (of 255) that counts as ink at all: below it the picture is
-/// taken to be blank rather than stretching noise into a "digit".
-const MIN_CONTRAST: f32 = 40.0;
-/// Most noise (robust standard deviation of the border, levels of 255) of a picture of paper:
-/// above it the picture is noise, with nothing to tell ink from. A phone photo's is a few levels.
-const MAX_NOISE: f32 = 30.0;
-/// Share of the ink that ends at full intensity: in MNIST about a third of the ink pixels are
-/// 253 or more, the rest are anti-aliased edges.
-const SATURATED_SHARE: f32 = 0.35;
-/// Ink weaker than this share of the strongest ink is dropped: faint shadows and halos.
-const FAINT_SHARE: f32 = 0.12;
-/// Connected pieces of ink with less than this share of the largest piece's ink are specks.
-const SPECK_SHARE: f32 = 0.03;
-/// Stroke widths in pixels of the 20-pixel box, measured as 2 x area / perimeter of the
-/// half-intensity ink (see [`stroke_width`]). On the MNIST test set: 5th percentile 1.23,
-/// median 1.84. Thinner than `THIN_STROKE` is thickened to `TARGET_STROKE`; anything MNIST-like
-/// is left alone.
-const THIN_STROKE: f32 = 1.2;
-/// See [`THIN_STROKE`].
-const TARGET_STROKE: f32 = 1.8;
-
-/// Why a picture has no digit in it.
-#[derive(Clone, Debug, PartialEq)]
-pub enum PreprocessError {
-    /// The picture has no pixels.
-    Empty,
-    /// Nothing differs enough from the background to be ink.
-    NoInk {
-        /// The strongest difference from the background that was found (of 255).
-        contrast: f32,
-    },
-    /// The picture is noise: its border varies too much to tell ink from paper.
-    Noisy {
-        /// The border's robust standard deviation (of 255).
-        noise: f32,
-    },
+/// The core's view of an image's pixels.
+pub fn gray_of(image: &GrayImage) -> Gray<'_> {
+    Gray::new(
+        image.width() as usize,
+        image.height() as usize,
+        image.as_raw(),
+    )
+    .expect("a GrayImage holds width x height levels")
 }
 
-impl fmt::Display for PreprocessError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PreprocessError::Empty => f.write_str("the image has no pixels"),
-            PreprocessError::NoInk { contrast } => write!(
-                f,
-                "no ink found: the strongest marks differ from the background by only \
-                 {contrast:.0} of 255 levels (at least {MIN_CONTRAST:.0} needed); is the image blank?"
-            ),
-            PreprocessError::Noisy { noise } => write!(
-                f,
-                "the image is noise: its background varies by {noise:.0} levels of 255 \
-                 (at most {MAX_NOISE:.0} to tell ink from paper)"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for PreprocessError {}
-
-/// The network's view of a picture of one digit: 28x28, white ink on black, the ink scaled to
-/// fit 20x20 with its aspect ratio kept and its center of mass at (14, 14), as MNIST was made.
-/// See the module documentation for the steps.
+/// The network's view of a picture of one digit ([`digits_core::preprocess::to_mnist`]).
 pub fn to_mnist(gray: &GrayImage) -> Result<[u8; SIDE * SIDE], PreprocessError> {
-    if gray.width() == 0 || gray.height() == 0 {
-        return Err(PreprocessError::Empty);
-    }
-    let img = Plane::working_copy(gray);
-    let mut ink = ink(&img)?;
-    let (x0, y0, x1, y1) =
-        drop_specks(&mut ink, img.w, img.h).ok_or(PreprocessError::NoInk { contrast: 0.0 })?;
-    let (mut bw, mut bh) = (x1 - x0, y1 - y0);
-    let mut crop: Vec<f32> = (y0..y1)
-        .flat_map(|y| ink[y * img.w + x0..y * img.w + x1].iter().copied())
-        .collect();
-    let width = stroke_width(&crop, bw, bh);
-    if width < THIN_STROKE {
-        (crop, bw, bh) = thicken(&crop, bw, bh, width);
-    }
-    // The longer side becomes exactly BOX; the shorter keeps the proportion (at least a pixel).
-    let scale = BOX as f64 / bw.max(bh) as f64;
-    let fit = |n: usize| ((n as f64 * scale).round() as usize).clamp(1, BOX);
-    let (nw, nh) = (fit(bw), fit(bh));
-    let small = resample(&crop, bw, bh, nw, nh);
-
-    let (mut mass, mut mx, mut my) = (0.0f64, 0.0f64, 0.0f64);
-    for (i, &v) in small.iter().enumerate() {
-        let v = f64::from(v);
-        mass += v;
-        mx += v * (i % nw) as f64;
-        my += v * (i / nw) as f64;
-    }
-    if mass <= 0.0 {
-        return Err(PreprocessError::NoInk { contrast: 0.0 });
-    }
-    // A whole-pixel shift (no second resampling blur), kept inside the field so no ink is cut.
-    let center = (SIDE / 2) as f64;
-    let place = |c: f64, n: usize| ((center - c).round().max(0.0) as usize).min(SIDE - n);
-    let (ox, oy) = (place(mx / mass, nw), place(my / mass, nh));
-    let mut out = [0u8; SIDE * SIDE];
-    for y in 0..nh {
-        for x in 0..nw {
-            out[(y + oy) * SIDE + x + ox] =
-                (small[y * nw + x] * 255.0).round().clamp(0.0, 255.0) as u8;
-        }
-    }
-    Ok(out)
+    digits_core::preprocess::to_mnist(gray_of(gray))
 }

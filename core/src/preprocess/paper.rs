@@ -1,9 +1,14 @@
 //! Telling the ink from the paper: the paper's brightness fitted as a plane from the picture's
 //! border, and the ink as what differs from it, with noise removed and strong ink saturated.
 
-use image::GrayImage;
+use alloc::vec;
+use alloc::vec::Vec;
 
-use super::{FAINT_SHARE, MAX_NOISE, MIN_CONTRAST, PreprocessError, SATURATED_SHARE, WORK_SIDE};
+use libm::{ceil, ceilf, roundf};
+
+use super::{
+    FAINT_SHARE, Gray, MAX_NOISE, MIN_CONTRAST, PreprocessError, SATURATED_SHARE, WORK_SIDE,
+};
 
 /// A grayscale picture in floating point, row by row.
 pub(super) struct Plane {
@@ -14,10 +19,10 @@ pub(super) struct Plane {
 
 impl Plane {
     /// The picture, averaged down by a whole factor so no side exceeds [`WORK_SIDE`].
-    pub(super) fn working_copy(gray: &GrayImage) -> Plane {
-        let (w, h) = (gray.width() as usize, gray.height() as usize);
+    pub(super) fn working_copy(gray: Gray<'_>) -> Plane {
+        let (w, h) = (gray.width, gray.height);
         let k = w.max(h).div_ceil(WORK_SIDE).max(1);
-        let src = gray.as_raw();
+        let src = gray.levels;
         if k == 1 {
             return Plane {
                 w,
@@ -176,7 +181,7 @@ pub(super) fn median(v: &mut [f32]) -> f32 {
 /// The value below which `share` of the counted levels lie (histogram of levels 0..=255).
 pub(super) fn quantile(hist: &[u64; 256], from: usize, share: f32) -> f32 {
     let total: u64 = hist[from..].iter().sum();
-    let target = (total as f64 * f64::from(share)).ceil().max(1.0) as u64;
+    let target = ceil(total as f64 * f64::from(share)).max(1.0) as u64;
     let mut seen = 0;
     for (level, &n) in hist.iter().enumerate().skip(from) {
         seen += n;
@@ -211,9 +216,9 @@ pub(super) fn ink(img: &Plane) -> Result<Vec<f32>, PreprocessError> {
     let mut hist = [0u64; 256];
     for d in &mut diff {
         *d = (sign * *d).clamp(0.0, 255.0);
-        hist[d.round() as usize] += 1;
+        hist[roundf(*d) as usize] += 1;
     }
-    let above_noise = (noise.ceil() as usize + 1).min(255);
+    let above_noise = (ceilf(noise) as usize + 1).min(255);
     let peak = if hist[above_noise..].iter().sum::<u64>() == 0 {
         // Nothing rises above the noise: report the largest difference seen.
         hist.iter().rposition(|&n| n > 0).unwrap_or(0) as f32
@@ -226,7 +231,7 @@ pub(super) fn ink(img: &Plane) -> Result<Vec<f32>, PreprocessError> {
     let low = noise.max(FAINT_SHARE * peak);
     let high = quantile(
         &hist,
-        (low.ceil() as usize + 1).min(255),
+        (ceilf(low) as usize + 1).min(255),
         1.0 - SATURATED_SHARE,
     )
     .max(low + 1.0);

@@ -1,5 +1,10 @@
 //! Shaping the ink like MNIST's: specks dropped, thin strokes thickened, the digit resampled.
 
+use alloc::vec;
+use alloc::vec::Vec;
+
+use libm::{ceil, ceilf, floor, roundf};
+
 use super::{BOX, SPECK_SHARE, TARGET_STROKE};
 
 /// Zeroes the specks (8-connected pieces with little ink compared with the largest piece) and
@@ -78,7 +83,7 @@ pub(super) fn axis_weights(n_in: usize, n_out: usize) -> Vec<Vec<(usize, f32)>> 
         .map(|j| {
             if r >= 1.0 {
                 let (lo, hi) = (j as f64 * r, (j + 1) as f64 * r);
-                (lo.floor() as usize..(hi.ceil() as usize).min(n_in))
+                (floor(lo) as usize..(ceil(hi) as usize).min(n_in))
                     .map(|i| {
                         let cover = hi.min(i as f64 + 1.0) - lo.max(i as f64);
                         (i, (cover / r) as f32)
@@ -87,7 +92,7 @@ pub(super) fn axis_weights(n_in: usize, n_out: usize) -> Vec<Vec<(usize, f32)>> 
                     .collect()
             } else {
                 let x = ((j as f64 + 0.5) * r - 0.5).clamp(0.0, (n_in - 1) as f64);
-                let i0 = x.floor() as usize;
+                let i0 = floor(x) as usize;
                 let t = (x - i0 as f64) as f32;
                 vec![(i0, 1.0 - t), ((i0 + 1).min(n_in - 1), t)]
             }
@@ -117,7 +122,7 @@ pub(super) fn resample(src: &[f32], sw: usize, sh: usize, dw: usize, dh: usize) 
 /// Width of the strokes in `crop` (`bw` x `bh`), in pixels of the 20-pixel box: for long
 /// strokes the area is length x width and the perimeter twice the length, so 2 x area /
 /// perimeter is the width. Measured on the half-intensity ink, as MNIST's figures were.
-pub(super) fn stroke_width(crop: &[f32], bw: usize, bh: usize) -> f32 {
+pub fn stroke_width(crop: &[f32], bw: usize, bh: usize) -> f32 {
     let on = |x: usize, y: usize| crop[y * bw + x] >= 0.5;
     let (mut area, mut perimeter) = (0u64, 0u64);
     for y in 0..bh {
@@ -146,7 +151,7 @@ pub(super) fn stroke_width(crop: &[f32], bw: usize, bh: usize) -> f32 {
 /// leave a faint stroke, which the brush would only widen).
 pub(super) fn thicken(crop: &[f32], bw: usize, bh: usize, width: f32) -> (Vec<f32>, usize, usize) {
     let grow = (TARGET_STROKE - width) / 2.0 * bw.max(bh) as f32 / BOX as f32; // per side
-    let pad = grow.ceil() as usize + 1;
+    let pad = ceilf(grow) as usize + 1;
     let (pw, ph) = (bw + 2 * pad, bh + 2 * pad);
     let mut padded = vec![0.0f32; pw * ph];
     for y in 0..bh {
@@ -155,13 +160,13 @@ pub(super) fn thicken(crop: &[f32], bw: usize, bh: usize, width: f32) -> (Vec<f3
     }
     let s = ((8 * BOX) as f32 / pw.max(ph) as f32).min(1.0);
     let (w, h) = (
-        ((pw as f32 * s).round() as usize).max(1),
-        ((ph as f32 * s).round() as usize).max(1),
+        (roundf(pw as f32 * s) as usize).max(1),
+        (roundf(ph as f32 * s) as usize).max(1),
     );
     let mid = max_pool(&padded, pw, ph, w, h);
     // Taking maxima already widened the strokes by up to one pixel.
     let r = (grow * w as f32 / pw as f32 - 0.5).max(0.5);
-    let reach = r.ceil() as isize;
+    let reach = ceilf(r) as isize;
     let brush: Vec<(isize, isize)> = (-reach..=reach)
         .flat_map(|dy| (-reach..=reach).map(move |dx| (dx, dy)))
         .filter(|&(dx, dy)| ((dx * dx + dy * dy) as f32) <= r * r)
@@ -197,8 +202,8 @@ pub(super) fn thicken(crop: &[f32], bw: usize, bh: usize, width: f32) -> (Vec<f3
 pub(super) fn max_pool(src: &[f32], sw: usize, sh: usize, dw: usize, dh: usize) -> Vec<f32> {
     let span = |j: usize, n_in: usize, n_out: usize| {
         let r = n_in as f64 / n_out as f64;
-        let lo = (j as f64 * r).floor() as usize;
-        lo..((((j + 1) as f64) * r).ceil() as usize).clamp(lo + 1, n_in)
+        let lo = floor(j as f64 * r) as usize;
+        lo..(ceil((j + 1) as f64 * r) as usize).clamp(lo + 1, n_in)
     };
     let mut out = vec![0.0f32; dw * dh];
     for y in 0..dh {
