@@ -4,7 +4,9 @@
 
 use core::cell::UnsafeCell;
 
-use crate::page::{Kind, Page, Status};
+use digits_core::finetune::Gradient;
+
+use crate::page::{Kind, Page};
 
 struct Shared(UnsafeCell<Page>);
 
@@ -63,7 +65,7 @@ pub extern "C" fn canvas_ptr(width: usize, height: usize) -> usize {
     offset(page().canvas(width, height))
 }
 
-/// Preprocesses, classifies and judges the canvas: a [`Status`].
+/// Preprocesses, classifies and judges the canvas: a [`crate::page::Status`].
 #[unsafe(no_mangle)]
 pub extern "C" fn classify(width: usize, height: usize) -> i32 {
     page().classify(width, height) as i32
@@ -93,4 +95,72 @@ pub extern "C" fn top() -> i32 {
     page().top() as i32
 }
 
-const _: () = assert!(Status::Digit as i32 == 0);
+/// Adds the last drawing as a sample of `label`: the samples held, or -1 (the text says why).
+#[unsafe(no_mangle)]
+pub extern "C" fn teach_add(label: u32) -> i32 {
+    page().teach_add(label).map_or(-1, |n| n as i32)
+}
+
+/// Samples held.
+#[unsafe(no_mangle)]
+pub extern "C" fn teach_count() -> i32 {
+    page().samples().len() as i32
+}
+
+/// Drops the last sample: the samples left.
+#[unsafe(no_mangle)]
+pub extern "C" fn teach_undo() -> i32 {
+    page().teach_undo() as i32
+}
+
+/// Drops every sample.
+#[unsafe(no_mangle)]
+pub extern "C" fn teach_clear() {
+    page().teach_clear();
+}
+
+/// Teaches the samples by backprop (`numeric` 0) or central differences (1): 0, or -1 (the
+/// text says why).
+#[unsafe(no_mangle)]
+pub extern "C" fn teach_run(numeric: u32) -> i32 {
+    let method = if numeric == 0 {
+        Gradient::Backprop
+    } else {
+        Gradient::Numeric
+    };
+    page().teach(method).map_or(-1, |_| 0)
+}
+
+/// Accuracy on the samples before the last teaching, 0 to 1 (-1 if none).
+#[unsafe(no_mangle)]
+pub extern "C" fn teach_before() -> f32 {
+    page()
+        .taught()
+        .map_or(-1.0, |s| s.before.correct as f32 / s.before.total as f32)
+}
+
+/// Accuracy on the samples after the last teaching, 0 to 1 (-1 if none).
+#[unsafe(no_mangle)]
+pub extern "C" fn teach_after() -> f32 {
+    page()
+        .taught()
+        .map_or(-1.0, |s| s.after.correct as f32 / s.after.total as f32)
+}
+
+/// Back to the loaded model.
+#[unsafe(no_mangle)]
+pub extern "C" fn teach_reset() {
+    page().teach_reset();
+}
+
+/// Writes the model in use as a model file: its length (bytes at [`file_ptr`]), or -1.
+#[unsafe(no_mangle)]
+pub extern "C" fn tuned_file() -> i32 {
+    page().tuned_file().map_or(-1, |bytes| bytes.len() as i32)
+}
+
+/// Offset of the bytes written by [`tuned_file`].
+#[unsafe(no_mangle)]
+pub extern "C" fn file_ptr() -> usize {
+    page().written().as_ptr() as usize
+}

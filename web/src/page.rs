@@ -8,9 +8,12 @@ use core::fmt;
 
 use digits_core::compact_file::{AnyModelFile, decode_any};
 use digits_core::decimal::Hundredths;
-use digits_core::model_file::{Metadata, ModelFileError, Precision};
+use digits_core::finetune::{Gradient, MnistTuner};
+use digits_core::model_file::{self, Metadata, ModelFileError, Precision};
+use digits_core::params::Params;
 use digits_core::preprocess::{Gray, Prepared, SIDE, prepare};
 use digits_core::softmax::{argmax, softmax};
+use digits_core::teach::{self, Sample, Summary};
 use digits_core::verdict::{Limits, Reason, Verdict};
 use digits_core::{Classifier, MnistMlp, MnistQuant};
 
@@ -53,6 +56,9 @@ pub enum Status {
     BadCanvas = -2,
 }
 
+/// Most samples a person can teach with at once.
+pub const MAX_SAMPLES: usize = 100;
+
 /// The loaded network. Models are boxed: the f32 one is 400 KB, too much for a stack.
 enum Net {
     F32(Box<MnistMlp>),
@@ -69,8 +75,24 @@ pub struct Page {
     canvas: Vec<u8>,
     text: Text,
     picture: [u8; PICTURE],
+    /// Whether `picture` holds the last drawing (not after a blank or noisy canvas).
+    drawn: bool,
     logits: [f32; 10],
     probs: [f32; 10],
+    samples: Vec<Sample>,
+    tuner: Option<Box<MnistTuner>>,
+    /// The loaded network taught the samples (only `F32` and `Int8`), in use while present.
+    tuned: Option<Net>,
+    taught: Option<Taught>,
+    /// The last model file written by [`Page::tuned_file`].
+    out: Vec<u8>,
+}
+
+/// The last teaching.
+#[derive(Clone, Copy, Debug)]
+struct Taught {
+    summary: Summary,
+    method: Gradient,
 }
 
 impl Default for Page {
@@ -88,8 +110,14 @@ impl Page {
             canvas: Vec::new(),
             text: Text::new(),
             picture: [0; PICTURE],
+            drawn: false,
             logits: [0.0; 10],
             probs: [0.0; 10],
+            samples: Vec::new(),
+            tuner: None,
+            tuned: None,
+            taught: None,
+            out: Vec::new(),
         }
     }
 
@@ -110,6 +138,8 @@ impl Page {
     /// it, else says why it was refused (and the previous model is gone).
     pub fn load_model(&mut self) -> Result<Kind, ()> {
         self.net = None;
+        self.tuned = None;
+        self.taught = None;
         match self.decode() {
             Ok(net) => {
                 let kind = match net {
@@ -152,9 +182,9 @@ impl Page {
         }
     }
 
-    /// Logits of a 28x28 picture with the loaded network.
+    /// Logits of a 28x28 picture with the network in use: the taught one, else the loaded one.
     pub fn logits_of(&self, picture: &[u8; PICTURE]) -> Option<[f32; 10]> {
-        Some(match self.net.as_ref()? {
+        Some(match self.tuned.as_ref().or(self.net.as_ref())? {
             Net::F32(m) => m.classify(picture),
             Net::Int8(q) => q.classify(picture),
             Net::Compact => {
@@ -184,6 +214,7 @@ impl Page {
     /// [`Page::text`].
     pub fn classify(&mut self, width: usize, height: usize) -> Status {
         self.picture = [0; PICTURE];
+        self.drawn = false;
         self.logits = [0.0; 10];
         self.probs = [0.0; 10];
         if self.net.is_none() {
@@ -217,6 +248,7 @@ impl Page {
         let logits = self.logits_of(&picture).expect("a model is loaded");
         softmax(&logits, &mut self.probs);
         self.picture = picture;
+        self.drawn = true;
         self.logits = logits;
         match Verdict::judge(&picture, &self.probs, &Limits::MNIST) {
             Verdict::Digit => {
@@ -228,6 +260,158 @@ impl Page {
                 Status::NotADigit
             }
         }
+    }
+
+    /// Adds the last drawing's picture as a sample of `label`; returns the samples held.
+    pub fn teach_add(&mut self, label: u32) -> Result<usize, ()> {
+        let refusal = if label > 9 {
+            Some("a sample's label is a digit 0-9")
+        } else if !self.drawn {
+            Some("draw a digit first: the canvas shows nothing to learn from")
+        } else if self.samples.len() == MAX_SAMPLES {
+            Some("the samples are full (100): teach, or clear them")
+        } else {
+            None
+        };
+        if let Some(why) = refusal {
+            self.text.set(why);
+            return Err(());
+        }
+        self.samples.reserve_exact(MAX_SAMPLES - self.samples.len());
+        self.samples.push(Sample {
+            pixels: self.picture,
+            label: label as u8,
+        });
+        Ok(self.samples.len())
+    }
+
+    /// The samples held.
+    pub fn samples(&self) -> &[Sample] {
+        &self.samples
+    }
+
+    /// Drops the last sample; returns the samples left.
+    pub fn teach_undo(&mut self) -> usize {
+        self.samples.pop();
+        self.samples.len()
+    }
+
+    /// Drops every sample.
+    pub fn teach_clear(&mut self) {
+        self.samples.clear();
+    }
+
+    /// Teaches the loaded model the samples (always starting from the loaded model, with the
+    /// page's plan, [`teach::PAGE`]); from now on the taught model answers. [`Page::text`]
+    /// sums it up, or says why not.
+    pub fn teach(&mut self, method: Gradient) -> Result<Summary, ()> {
+        let tuner = self
+            .tuner
+            .get_or_insert_with(|| Box::new(MnistTuner::zeroed()));
+        let plan = &teach::PAGE;
+        let taught = match self.net.as_ref() {
+            None => Err(Refused::Text("no model is loaded")),
+            Some(Net::Compact) => Err(Refused::Text(
+                "this page teaches 784-128-10 models (f32 or int8); a compact model cannot be \
+                 taught here yet",
+            )),
+            Some(Net::F32(model)) => {
+                let mut out: Box<MnistMlp> = bytemuck::zeroed_box();
+                teach::teach_f32(model, &self.samples, method, plan, tuner, &mut out)
+                    .map(|s| (s, Net::F32(out)))
+                    .map_err(Refused::Teach)
+            }
+            Some(Net::Int8(model)) => {
+                let mut out: Box<MnistQuant> = bytemuck::zeroed_box();
+                teach::teach_int8(model, &self.samples, method, plan, tuner, &mut out)
+                    .map(|s| (s, Net::Int8(out)))
+                    .map_err(Refused::Teach)
+            }
+        };
+        match taught {
+            Ok((summary, net)) => {
+                self.tuned = Some(net);
+                self.taught = Some(Taught { summary, method });
+                self.text.set(format_args!(
+                    "accuracy on your {} samples: {} before, {} after",
+                    summary.before.total, summary.before.correct, summary.after.correct
+                ));
+                Ok(summary)
+            }
+            Err(why) => {
+                self.text.set(why);
+                Err(())
+            }
+        }
+    }
+
+    /// The last teaching's summary.
+    pub fn taught(&self) -> Option<Summary> {
+        self.taught.map(|t| t.summary)
+    }
+
+    /// Back to the loaded model (the samples stay).
+    pub fn teach_reset(&mut self) {
+        self.tuned = None;
+        self.taught = None;
+    }
+
+    /// The model in use as a model file (the taught one, else the loaded file as it came):
+    /// what the page offers for download, read by `digits eval`, `predict` and the device.
+    pub fn tuned_file(&mut self) -> Result<&[u8], ()> {
+        let (Some(net), Some(taught)) = (self.tuned.as_ref(), self.taught) else {
+            self.out.clone_from(&self.file);
+            return Ok(&self.out);
+        };
+        let Ok(AnyModelFile::Mlp(file)) = decode_any(&self.file) else {
+            unreachable!("only 784-128-10 models are taught");
+        };
+        let mut options = Text::new();
+        options.set(format_args!(
+            "{{\"taught\":{{\"samples\":{},\"method\":\"{}\",\"plan\":\"page\"}}}}",
+            taught.summary.before.total,
+            match taught.method {
+                Gradient::Backprop => "backprop",
+                Gradient::Numeric => "central differences",
+            }
+        ));
+        // Accuracy on the test set is unknown after teaching: `digits eval` measures it.
+        let metadata = Metadata {
+            test_accuracy: None,
+            options: options.as_str(),
+            ..file.metadata.clone()
+        };
+        let text = metadata.dataset.len() + metadata.options.len();
+        let written = match net {
+            Net::F32(m) => {
+                self.out
+                    .resize(model_file::encoded_len_bound(m.num_params(), text), 0);
+                model_file::encode(m, &metadata, &mut self.out)
+            }
+            Net::Int8(q) => {
+                self.out.resize(
+                    model_file::encoded_len_bound(MnistQuant::stored_bytes(), text),
+                    0,
+                );
+                model_file::encode_int8(q, &metadata, &mut self.out)
+            }
+            Net::Compact => unreachable!("compact models are not taught"),
+        };
+        match written {
+            Ok(len) => {
+                self.out.truncate(len);
+                Ok(&self.out)
+            }
+            Err(e) => {
+                self.text.set(e);
+                Err(())
+            }
+        }
+    }
+
+    /// The bytes [`Page::tuned_file`] wrote last.
+    pub fn written(&self) -> &[u8] {
+        &self.out
     }
 
     /// The digit with the highest probability in the last answer.
@@ -253,6 +437,21 @@ impl Page {
     /// The last message.
     pub fn text(&self) -> &str {
         self.text.as_str()
+    }
+}
+
+/// Why the page cannot teach.
+enum Refused {
+    Text(&'static str),
+    Teach(teach::TeachError),
+}
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refused::Text(t) => f.write_str(t),
+            Refused::Teach(e) => write!(f, "{e}"),
+        }
     }
 }
 

@@ -83,7 +83,9 @@ fn respond(assets: &Assets, request: Request) -> std::io::Result<()> {
     let mut response = Response::from_data(if head { Vec::new() } else { body.clone() })
         .with_header(header("Content-Type", asset.content_type))
         // The model may change between runs of `digits web` on the same port.
-        .with_header(header("Cache-Control", "no-store"));
+        .with_header(header("Cache-Control", "no-store"))
+        // A Content-Length rather than chunks: the sizes are known.
+        .with_chunked_threshold(usize::MAX);
     if gzip {
         response = response.with_header(header("Content-Encoding", "gzip"));
     }
