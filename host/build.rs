@@ -1,9 +1,12 @@
 //! Builds the browser page's WebAssembly module (the `digits-web` crate) so that `digits web`
 //! carries it: the page then works offline and always matches the core it was built with.
 //!
-//! A nested `cargo build` for `wasm32-unknown-unknown` with the `web` profile, in its own
-//! target directory (no lock shared with the build that runs this script). Without that target
-//! installed the host still builds, and `digits web` says how to get the page.
+//! Two modules: `digits.wasm` runs every model and teaches the 784-128-10 ones;
+//! `digits-compact.wasm` runs compact models only, for their page's smaller transfer. Each is a
+//! nested `cargo build` for `wasm32-unknown-unknown` with the `web` profile, in a target
+//! directory of its own (no lock shared with the build that runs this script, and each build
+//! stays cached). Without that target installed the host still builds, and `digits web` says
+//! how to get the page.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -18,8 +21,6 @@ fn main() {
         .expect("host/ is in the workspace")
         .to_path_buf();
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
-    println!("cargo::rustc-check-cfg=cfg(digits_no_web)");
-    println!("cargo::rerun-if-env-changed=DIGITS_WEB_WASM");
     for path in [
         "core/src",
         "core/Cargo.toml",
@@ -29,32 +30,36 @@ fn main() {
     ] {
         println!("cargo::rerun-if-changed={}", workspace.join(path).display());
     }
-    let wasm = out.join("digits.wasm");
-    let built = match env::var_os("DIGITS_WEB_WASM") {
-        // A module built elsewhere (e.g. by a packager without the wasm target).
-        Some(given) => std::fs::copy(&given, &wasm)
-            .map(|_| ())
-            .map_err(|e| format!("DIGITS_WEB_WASM={}: {e}", Path::new(&given).display())),
-        None => build_wasm(&workspace, &wasm),
-    };
-    if let Err(why) = built {
-        println!("cargo::warning=digits web is built without its page: {why}");
-        println!("cargo::rustc-cfg=digits_no_web");
-        std::fs::write(&wasm, b"").expect("OUT_DIR is writable");
+    let modules = [
+        ("digits.wasm", "full", &[][..]),
+        (
+            "digits-compact.wasm",
+            "compact",
+            &["--no-default-features"][..],
+        ),
+    ];
+    for (name, dir, features) in modules {
+        let wasm = out.join(name);
+        if let Err(why) = build_wasm(&workspace, dir, features, &wasm) {
+            println!("cargo::warning=digits web is built without its page: {why}");
+            std::fs::write(&wasm, b"").expect("OUT_DIR is writable");
+        }
     }
 }
 
-fn build_wasm(workspace: &Path, wasm: &Path) -> Result<(), String> {
+fn build_wasm(workspace: &Path, dir: &str, features: &[&str], wasm: &Path) -> Result<(), String> {
     let target_dir = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace.join("target"))
-        .join("web-wasm");
+        .join("web-wasm")
+        .join(dir);
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command
         .current_dir(workspace)
         .args(["build", "--locked", "-p", "digits-web", "--profile", "web"])
         .args(["--target", WASM_TARGET])
+        .args(features)
         .arg("--target-dir")
         .arg(&target_dir);
     // What the outer build set for itself must not leak into the module's build: its flags,

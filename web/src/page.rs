@@ -2,19 +2,28 @@
 //! the model the person's handwriting. [`crate::abi`] only moves bytes between this and
 //! JavaScript.
 
+#[cfg(feature = "mlp")]
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
 
 use digits_core::compact_file::{AnyModelFile, decode_any};
 use digits_core::decimal::Hundredths;
-use digits_core::finetune::{Gradient, MnistTuner};
-use digits_core::model_file::{self, Metadata, ModelFileError, Precision};
+use digits_core::finetune::Gradient;
+#[cfg(feature = "mlp")]
+use digits_core::finetune::MnistTuner;
+#[cfg(feature = "mlp")]
+use digits_core::model_file::{self, Precision};
+use digits_core::model_file::{Metadata, ModelFileError};
+#[cfg(feature = "mlp")]
 use digits_core::params::Params;
 use digits_core::preprocess::{Gray, Prepared, SIDE, prepare};
 use digits_core::softmax::{argmax, softmax};
-use digits_core::teach::{self, Sample, Summary};
+#[cfg(feature = "mlp")]
+use digits_core::teach;
+use digits_core::teach::{Sample, Summary};
 use digits_core::verdict::{Limits, Reason, Verdict};
+#[cfg(feature = "mlp")]
 use digits_core::{Classifier, MnistMlp, MnistQuant};
 
 use crate::heap::scratch;
@@ -56,12 +65,18 @@ pub enum Status {
     BadCanvas = -2,
 }
 
+/// Why a compact model's page does not teach.
+const COMPACT_NOT_TAUGHT: &str =
+    "this page teaches 784-128-10 models (f32 or int8); a compact model cannot be taught here yet";
+
 /// Most samples a person can teach with at once.
 pub const MAX_SAMPLES: usize = 100;
 
 /// The loaded network. Models are boxed: the f32 one is 400 KB, too much for a stack.
 enum Net {
+    #[cfg(feature = "mlp")]
     F32(Box<MnistMlp>),
+    #[cfg(feature = "mlp")]
     Int8(Box<MnistQuant>),
     /// A compact network borrows its file, so the file is kept and decoded when used (a few
     /// microseconds: it is small).
@@ -80,6 +95,7 @@ pub struct Page {
     logits: [f32; 10],
     probs: [f32; 10],
     samples: Vec<Sample>,
+    #[cfg(feature = "mlp")]
     tuner: Option<Box<MnistTuner>>,
     /// The loaded network taught the samples (only `F32` and `Int8`), in use while present.
     tuned: Option<Net>,
@@ -90,6 +106,10 @@ pub struct Page {
 
 /// The last teaching.
 #[derive(Clone, Copy, Debug)]
+#[cfg_attr(
+    not(feature = "mlp"),
+    allow(dead_code, reason = "only the mlp build teaches")
+)]
 struct Taught {
     summary: Summary,
     method: Gradient,
@@ -114,6 +134,7 @@ impl Page {
             logits: [0.0; 10],
             probs: [0.0; 10],
             samples: Vec::new(),
+            #[cfg(feature = "mlp")]
             tuner: None,
             tuned: None,
             taught: None,
@@ -136,14 +157,16 @@ impl Page {
 
     /// Decodes and checks the model file in the buffer; on success [`Page::text`] describes
     /// it, else says why it was refused (and the previous model is gone).
-    pub fn load_model(&mut self) -> Result<Kind, ()> {
+    pub fn load_model(&mut self) -> Result<Kind, Refused> {
         self.net = None;
         self.tuned = None;
         self.taught = None;
         match self.decode() {
             Ok(net) => {
                 let kind = match net {
+                    #[cfg(feature = "mlp")]
                     Net::F32(_) => Kind::F32,
+                    #[cfg(feature = "mlp")]
                     Net::Int8(_) => Kind::Int8,
                     Net::Compact => Kind::Compact,
                 };
@@ -156,13 +179,16 @@ impl Page {
             }
             Err(why) => {
                 self.text.set(why);
-                Err(())
+                Err(Refused)
             }
         }
     }
 
     fn decode(&self) -> Result<Net, Refusal> {
         match decode_any(&self.file)? {
+            #[cfg(not(feature = "mlp"))]
+            AnyModelFile::Mlp(_) => Err(Refusal::CompactOnly),
+            #[cfg(feature = "mlp")]
             AnyModelFile::Mlp(file) => match file.precision {
                 Precision::F32 => {
                     let mut model: Box<MnistMlp> = bytemuck::zeroed_box();
@@ -185,7 +211,9 @@ impl Page {
     /// Logits of a 28x28 picture with the network in use: the taught one, else the loaded one.
     pub fn logits_of(&self, picture: &[u8; PICTURE]) -> Option<[f32; 10]> {
         Some(match self.tuned.as_ref().or(self.net.as_ref())? {
+            #[cfg(feature = "mlp")]
             Net::F32(m) => m.classify(picture),
+            #[cfg(feature = "mlp")]
             Net::Int8(q) => q.classify(picture),
             Net::Compact => {
                 let Ok(AnyModelFile::Compact(c)) = decode_any(&self.file) else {
@@ -263,7 +291,7 @@ impl Page {
     }
 
     /// Adds the last drawing's picture as a sample of `label`; returns the samples held.
-    pub fn teach_add(&mut self, label: u32) -> Result<usize, ()> {
+    pub fn teach_add(&mut self, label: u32) -> Result<usize, Refused> {
         let refusal = if label > 9 {
             Some("a sample's label is a digit 0-9")
         } else if !self.drawn {
@@ -275,7 +303,7 @@ impl Page {
         };
         if let Some(why) = refusal {
             self.text.set(why);
-            return Err(());
+            return Err(Refused);
         }
         self.samples.reserve_exact(MAX_SAMPLES - self.samples.len());
         self.samples.push(Sample {
@@ -304,30 +332,8 @@ impl Page {
     /// Teaches the loaded model the samples (always starting from the loaded model, with the
     /// page's plan, [`teach::PAGE`]); from now on the taught model answers. [`Page::text`]
     /// sums it up, or says why not.
-    pub fn teach(&mut self, method: Gradient) -> Result<Summary, ()> {
-        let tuner = self
-            .tuner
-            .get_or_insert_with(|| Box::new(MnistTuner::zeroed()));
-        let plan = &teach::PAGE;
-        let taught = match self.net.as_ref() {
-            None => Err(Refused::Text("no model is loaded")),
-            Some(Net::Compact) => Err(Refused::Text(
-                "this page teaches 784-128-10 models (f32 or int8); a compact model cannot be \
-                 taught here yet",
-            )),
-            Some(Net::F32(model)) => {
-                let mut out: Box<MnistMlp> = bytemuck::zeroed_box();
-                teach::teach_f32(model, &self.samples, method, plan, tuner, &mut out)
-                    .map(|s| (s, Net::F32(out)))
-                    .map_err(Refused::Teach)
-            }
-            Some(Net::Int8(model)) => {
-                let mut out: Box<MnistQuant> = bytemuck::zeroed_box();
-                teach::teach_int8(model, &self.samples, method, plan, tuner, &mut out)
-                    .map(|s| (s, Net::Int8(out)))
-                    .map_err(Refused::Teach)
-            }
-        };
+    pub fn teach(&mut self, method: Gradient) -> Result<Summary, Refused> {
+        let taught = self.teach_net(method);
         match taught {
             Ok((summary, net)) => {
                 self.tuned = Some(net);
@@ -340,9 +346,42 @@ impl Page {
             }
             Err(why) => {
                 self.text.set(why);
-                Err(())
+                Err(Refused)
             }
         }
+    }
+
+    /// The loaded network taught the samples.
+    #[cfg(feature = "mlp")]
+    fn teach_net(&mut self, method: Gradient) -> Result<(Summary, Net), Unable> {
+        let tuner = self
+            .tuner
+            .get_or_insert_with(|| Box::new(MnistTuner::zeroed()));
+        let plan = &teach::PAGE;
+        match self.net.as_ref() {
+            None => Err(Unable::Text("no model is loaded")),
+            Some(Net::Compact) => Err(Unable::Text(COMPACT_NOT_TAUGHT)),
+            Some(Net::F32(model)) => {
+                let mut out: Box<MnistMlp> = bytemuck::zeroed_box();
+                teach::teach_f32(model, &self.samples, method, plan, tuner, &mut out)
+                    .map(|s| (s, Net::F32(out)))
+                    .map_err(Unable::Teach)
+            }
+            Some(Net::Int8(model)) => {
+                let mut out: Box<MnistQuant> = bytemuck::zeroed_box();
+                teach::teach_int8(model, &self.samples, method, plan, tuner, &mut out)
+                    .map(|s| (s, Net::Int8(out)))
+                    .map_err(Unable::Teach)
+            }
+        }
+    }
+
+    #[cfg(not(feature = "mlp"))]
+    fn teach_net(&mut self, _: Gradient) -> Result<(Summary, Net), Unable> {
+        Err(Unable::Text(match self.net {
+            None => "no model is loaded",
+            Some(_) => COMPACT_NOT_TAUGHT,
+        }))
     }
 
     /// The last teaching's summary.
@@ -358,11 +397,22 @@ impl Page {
 
     /// The model in use as a model file (the taught one, else the loaded file as it came):
     /// what the page offers for download, read by `digits eval`, `predict` and the device.
-    pub fn tuned_file(&mut self) -> Result<&[u8], ()> {
-        let (Some(net), Some(taught)) = (self.tuned.as_ref(), self.taught) else {
-            self.out.clone_from(&self.file);
-            return Ok(&self.out);
-        };
+    pub fn tuned_file(&mut self) -> Result<&[u8], Refused> {
+        match self.encode_taught() {
+            None => self.out.clone_from(&self.file),
+            Some(Ok(len)) => self.out.truncate(len),
+            Some(Err(e)) => {
+                self.text.set(e);
+                return Err(Refused);
+            }
+        }
+        Ok(&self.out)
+    }
+
+    /// Writes the taught model into `out`: its length, or `None` if nothing was taught.
+    #[cfg(feature = "mlp")]
+    fn encode_taught(&mut self) -> Option<Result<usize, ModelFileError>> {
+        let (net, taught) = (self.tuned.as_ref()?, self.taught?);
         let Ok(AnyModelFile::Mlp(file)) = decode_any(&self.file) else {
             unreachable!("only 784-128-10 models are taught");
         };
@@ -382,31 +432,24 @@ impl Page {
             ..file.metadata.clone()
         };
         let text = metadata.dataset.len() + metadata.options.len();
-        let written = match net {
+        Some(match net {
             Net::F32(m) => {
-                self.out
-                    .resize(model_file::encoded_len_bound(m.num_params(), text), 0);
+                let bound = model_file::encoded_len_bound(m.num_params(), text);
+                self.out.resize(bound, 0);
                 model_file::encode(m, &metadata, &mut self.out)
             }
             Net::Int8(q) => {
-                self.out.resize(
-                    model_file::encoded_len_bound(MnistQuant::stored_bytes(), text),
-                    0,
-                );
+                let bound = model_file::encoded_len_bound(MnistQuant::stored_bytes() / 4, text);
+                self.out.resize(bound, 0);
                 model_file::encode_int8(q, &metadata, &mut self.out)
             }
             Net::Compact => unreachable!("compact models are not taught"),
-        };
-        match written {
-            Ok(len) => {
-                self.out.truncate(len);
-                Ok(&self.out)
-            }
-            Err(e) => {
-                self.text.set(e);
-                Err(())
-            }
-        }
+        })
+    }
+
+    #[cfg(not(feature = "mlp"))]
+    fn encode_taught(&mut self) -> Option<Result<usize, ModelFileError>> {
+        None
     }
 
     /// The bytes [`Page::tuned_file`] wrote last.
@@ -440,17 +483,23 @@ impl Page {
     }
 }
 
+/// A request the page refused; [`Page::text`] says why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refused;
+
 /// Why the page cannot teach.
-enum Refused {
+enum Unable {
     Text(&'static str),
-    Teach(teach::TeachError),
+    #[cfg(feature = "mlp")]
+    Teach(digits_core::teach::TeachError),
 }
 
-impl fmt::Display for Refused {
+impl fmt::Display for Unable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Refused::Text(t) => f.write_str(t),
-            Refused::Teach(e) => write!(f, "{e}"),
+            Unable::Text(t) => f.write_str(t),
+            #[cfg(feature = "mlp")]
+            Unable::Teach(e) => write!(f, "{e}"),
         }
     }
 }
@@ -459,6 +508,8 @@ impl fmt::Display for Refused {
 enum Refusal {
     File(ModelFileError),
     Classes(usize),
+    #[cfg(not(feature = "mlp"))]
+    CompactOnly,
 }
 
 impl From<ModelFileError> for Refusal {
@@ -472,6 +523,8 @@ impl fmt::Display for Refusal {
         match self {
             Refusal::File(e) => write!(f, "{e}"),
             Refusal::Classes(n) => write!(f, "the network has {n} classes, digits needs 10"),
+            #[cfg(not(feature = "mlp"))]
+            Refusal::CompactOnly => f.write_str("this page's module runs compact models only"),
         }
     }
 }

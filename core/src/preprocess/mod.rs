@@ -145,6 +145,10 @@ impl<'a> Gray<'a> {
 
 /// The picture a network is to see, or the reason there is nothing to see.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a value, so that it can leave scratch memory (no heap)"
+)]
 pub enum Prepared {
     /// The 28x28 picture, prepared as MNIST was.
     Picture([u8; SIDE * SIDE]),

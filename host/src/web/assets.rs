@@ -10,9 +10,12 @@ use flate2::write::GzEncoder;
 /// The page: one file, its style and script inline (nothing from elsewhere).
 pub const INDEX_HTML: &str = include_str!("../../../web/assets/index.html");
 
-/// The core compiled to WebAssembly (see `host/build.rs`); empty when built without the
-/// `wasm32-unknown-unknown` target.
+/// The core compiled to WebAssembly (see `host/build.rs`), for every model; empty when built
+/// without the `wasm32-unknown-unknown` target.
 pub const WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/digits.wasm"));
+
+/// The same for compact models only (no 784-128-10 models, no teaching): a smaller page.
+pub const WASM_COMPACT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/digits-compact.wasm"));
 
 /// The model `digits web` serves unless given one: the shipped int8 784-128-10 model.
 pub const BUILT_IN_MODEL: &[u8] = include_bytes!("../../../firmware/models/mnist-int8.digits");
@@ -36,9 +39,11 @@ pub struct Assets {
 }
 
 impl Assets {
-    /// The page with `model` (a model file's bytes, already checked).
-    pub fn new(model: Vec<u8>) -> Result<Self> {
-        if WASM.is_empty() {
+    /// The page with `model` (a model file's bytes, already checked; `compact` if it holds a
+    /// compact network).
+    pub fn new(model: Vec<u8>, compact: bool) -> Result<Self> {
+        let wasm = if compact { WASM_COMPACT } else { WASM };
+        if wasm.is_empty() {
             bail!(
                 "this digits was built without the page's WebAssembly module: run \
                  `rustup target add wasm32-unknown-unknown`, then build digits again"
@@ -50,7 +55,7 @@ impl Assets {
                 "text/html; charset=utf-8",
                 INDEX_HTML.as_bytes().to_vec(),
             ),
-            ("/digits.wasm", "application/wasm", WASM.to_vec()),
+            ("/digits.wasm", "application/wasm", wasm.to_vec()),
             ("/model.digits", "application/octet-stream", model),
         ]
         .into_iter()

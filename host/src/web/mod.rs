@@ -31,20 +31,22 @@ pub struct WebArgs {
 
 /// Runs `digits web` until interrupted.
 pub fn run(args: WebArgs) -> Result<()> {
-    let (model, name) = match &args.model {
+    let (model, name, compact) = match &args.model {
         Some(path) => {
             // The same checks (and messages) as `eval` and `predict`, before any port is opened.
-            model_io::load_weights(path)?;
+            let loaded = model_io::load_weights(path)?;
             let bytes = std::fs::read(path)
                 .with_context(|| format!("cannot read model file {}", path.display()))?;
-            (bytes, path.display().to_string())
+            let compact = matches!(loaded.weights, model_io::Weights::Compact(_));
+            (bytes, path.display().to_string(), compact)
         }
         None => (
             assets::BUILT_IN_MODEL.to_vec(),
             "the built-in int8 model".to_string(),
+            false,
         ),
     };
-    let assets = Assets::new(model)?;
+    let assets = Assets::new(model, compact)?;
     let server = server::Server::bind(args.listen, assets)?;
     println!("serving http://{}/", server.address());
     println!(
