@@ -25,13 +25,16 @@ if ! command -v cargo >/dev/null && [ -f "$HOME/.cargo/env" ]; then
 fi
 
 step "install: rust targets and components"
-rustup target add "$DEVICE" thumbv7m-none-eabi thumbv6m-none-eabi
+# wasm32: the browser page's module, which the host's build.rs builds into `digits web`.
+rustup target add "$DEVICE" thumbv7m-none-eabi thumbv6m-none-eabi wasm32-unknown-unknown
 rustup component add clippy rustfmt llvm-tools
 
 # qemu-system-arm runs the firmware; dataset-fashion-mnist is the second dataset the loader is
-# tested on (/usr/share/datasets/fashion-mnist).
+# tested on (/usr/share/datasets/fashion-mnist); chromium runs the page of `digits web`
+# (host/tests/web_browser.rs drives it headless).
 packages=()
 command -v qemu-system-arm >/dev/null || packages+=(qemu-system-arm)
+command -v chromium >/dev/null || packages+=(chromium)
 [ -d /usr/share/datasets/fashion-mnist ] || packages+=(dataset-fashion-mnist)
 if [ ${#packages[@]} -gt 0 ]; then
     step "install: ${packages[*]}"
@@ -41,6 +44,7 @@ if [ ${#packages[@]} -gt 0 ]; then
         apt-get install -y --no-install-recommends "${packages[@]}"
 fi
 qemu-system-arm --version | head -n 1
+chromium --version 2>/dev/null | head -n 1 || true
 
 step "cargo fmt --all --check"
 cargo fmt --all --check
@@ -58,6 +62,11 @@ cargo clippy -p firmware --target thumbv6m-none-eabi --features rtt -- -D warnin
 stm32_dir="${CARGO_TARGET_DIR:-target}/netduinoplus2"
 cargo clippy -p firmware --target "$DEVICE" --features netduinoplus2 --target-dir "$stm32_dir" -- -D warnings
 cargo clippy -p firmware --target "$DEVICE" --features netduinoplus2,rtt --target-dir "$stm32_dir" -- -D warnings
+
+# The page's module in both builds: every model (and teaching), and compact models only.
+step "cargo clippy -p digits-web for wasm32-unknown-unknown (both builds)"
+cargo clippy -p digits-web --target wasm32-unknown-unknown -- -D warnings
+cargo clippy -p digits-web --target wasm32-unknown-unknown --no-default-features -- -D warnings
 
 # Device targets have no `alloc` crate unless asked for, so these builds prove the core needs no
 # heap: on the Cortex-M4F, on a Cortex-M3 without FPU (soft float), and on the micro:bit's

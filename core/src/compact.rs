@@ -96,7 +96,8 @@ pub struct TensorBytes {
 }
 
 fn word(bytes: &[u8], j: usize) -> [u8; 4] {
-    bytes[4 * j..4 * j + 4].try_into().expect("4 bytes")
+    let b = &bytes[4 * j..4 * j + 4];
+    [b[0], b[1], b[2], b[3]]
 }
 
 impl<'a> Layer<'a> {

@@ -194,8 +194,9 @@ impl fmt::Display for ModelFileError {
             ),
             BadMagic { found } => write!(
                 f,
-                "not a digits model file (it starts with {found:02x?}, a model starts with \"DIGITSNN\"); \
-                 train one with `digits train` or pass the right file"
+                "not a digits model file (it starts with {}, a model starts with \"DIGITSNN\"); \
+                 train one with `digits train` or pass the right file",
+                HexList(found)
             ),
             UnsupportedVersion { found } => write!(
                 f,
@@ -549,7 +550,22 @@ impl ModelFile<'_> {
 }
 
 fn f32_le(c: &[u8]) -> f32 {
-    f32::from_le_bytes(c.try_into().expect("4 bytes"))
+    f32::from_le_bytes([c[0], c[1], c[2], c[3]])
+}
+
+/// Bytes as `{:02x?}` writes them (`[44, 49, 47]`), without the `Debug` machinery, which is
+/// kilobytes of the page's module.
+struct HexList<'a>(&'a [u8]);
+
+impl fmt::Display for HexList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[")?;
+        for (i, b) in self.0.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            write!(f, "{sep}{b:02x}")?;
+        }
+        f.write_str("]")
+    }
 }
 
 impl ModelFile<'_> {
@@ -595,7 +611,7 @@ impl ModelFile<'_> {
         let words = |k: usize| {
             t[k].bytes
                 .chunks_exact(4)
-                .map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")))
+                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         };
         let floats = |k: usize| t[k].bytes.chunks_exact(4).map(f32_le);
         let range = |index: usize, ok: bool| {

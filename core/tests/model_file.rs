@@ -176,3 +176,11 @@ proptest! {
         prop_assert!(refused_by_checksum(&result), "{:?}", result.map(|_| ()));
     }
 }
+
+#[test]
+fn a_wrong_magic_is_named_in_hex_as_debug_hex_writes_it() {
+    let bytes = *b"\x00\xffNOTAMODEL-FILE-WITH-SOME-LENGTH";
+    let err = digits_core::model_file::decode(&bytes).unwrap_err();
+    let expected = format!("it starts with {:02x?},", &bytes[..8]);
+    assert!(err.to_string().contains(&expected), "{err} / {expected}");
+}

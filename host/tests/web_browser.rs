@@ -277,12 +277,14 @@ fn drawn_digits_get_the_hosts_answer_to_the_bit() {
             drawn.push(seen);
         }
         let timings = numbers(&page.eval("digits.timings").unwrap(), |x| x);
+        let wasm = numbers(&page.eval("digits.wasm").unwrap(), |x| x);
         println!(
             "{name}: {n} digits drawn, all bit-identical to the host; {right} answered right; \
-             median update {:.2} ms over {} updates (preprocessing + inference, canvas read \
-             included)",
+             per update over {} updates, median {:.2} ms in all (canvas read, preprocessing, \
+             inference, verdict), {:.2} ms of it in the module",
+            timings.len(),
             median(timings.clone()),
-            timings.len()
+            median(wasm)
         );
         assert!(page.errors().unwrap().is_empty(), "{:?}", page.errors());
         if name == "mnist-int8.digits" {

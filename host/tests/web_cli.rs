@@ -13,6 +13,9 @@ use web::WebServer;
 
 /// The page's budget with the int8 784-128-10 model (issue: "<= 150 KiB").
 const INT8_BUDGET: usize = 150 * 1024;
+/// What a compact model's page may transfer. The issue's aim is 40 KiB; the page is 43.5 KiB
+/// (docs/web.md says where it goes), so this guards against growth, not the aim.
+const COMPACT_LIMIT: usize = 45 * 1024;
 
 /// One HTTP/1.1 request: (status, headers lowercased, body).
 fn get(address: &str, method: &str, path: &str, gzip: bool) -> (u16, String, Vec<u8>) {
@@ -98,13 +101,26 @@ fn the_page_is_served_within_its_budget() {
 
 #[test]
 fn every_model_kind_is_served_and_its_transfer_reported() {
+    let full_module = get(&WebServer::start(None).address, "GET", "/digits.wasm", false).2;
     for name in ["mnist.digits", "compact.digits", "compact-conv.digits"] {
         let model = workspace().join("firmware/models").join(name);
         let server = WebServer::start(Some(&model));
-        let (_, _, served) = get(&server.address, "GET", "/model.digits", true);
-        assert!(!served.is_empty());
+        let (_, _, served) = get(&server.address, "GET", "/model.digits", false);
+        assert_eq!(served, std::fs::read(&model).unwrap(), "{name}");
+        let (_, _, module) = get(&server.address, "GET", "/digits.wasm", false);
         let (gz, plain) = (transfer(&server, true), transfer(&server, false));
-        println!("{name}: page {gz} B gzipped, {plain} B plain");
+        println!(
+            "{name}: page {gz} B gzipped ({:.1} KiB), {plain} B plain; module {} B plain",
+            gz as f64 / 1024.0,
+            module.len()
+        );
+        if name.starts_with("compact") {
+            // The compact-only module: no 784-128-10 models, no teaching.
+            assert!(module.len() < full_module.len(), "{name}: the compact module");
+            assert!(gz <= COMPACT_LIMIT, "{name}: {gz} B gzipped > {COMPACT_LIMIT}");
+        } else {
+            assert_eq!(module, full_module, "{name}");
+        }
     }
 }
 
