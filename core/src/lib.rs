@@ -15,7 +15,7 @@
 //!   momentum for the hidden weight matrices); [`downsample`]
 //!   makes a 28x28 image smaller (area averaging in integers) for its input; [`qat`] trains
 //!   it with low-bit weights ([`lowbit`]) as the integer network [`compact`] that runs it.
-//! - [`preprocess`] (feature `alloc`): a person's picture of a digit, any size, to the 28x28
+//! - `preprocess` (feature `alloc`): a person's picture of a digit, any size, to the 28x28
 //!   picture MNIST would have made of it.
 //! - [`pixels`]: 8-bit pixels to network inputs; [`verdict`]: whether a 28x28 picture is a
 //!   digit at all ("not a digit", and why), shared by every front end and the device.

@@ -290,8 +290,22 @@ fn drawn_digits_get_the_hosts_answer_to_the_bit() {
         if name == "mnist-int8.digits" {
             page.screenshot(shots().join("page.png")).unwrap();
             check_against_predict(&drawn[..5], &model(name));
+            a_planted_fault_is_caught(&drawn[0], &host.weights);
         }
     }
+}
+
+/// The comparison is not blind: the host's answer from a model with one output bias off by one
+/// unit of its accumulator (the smallest change an int8 model can have) fails it.
+fn a_planted_fault_is_caught(seen: &Answer, weights: &host::model_io::Weights) {
+    let host::model_io::Weights::Int8(model) = weights else {
+        panic!("the int8 model");
+    };
+    let mut faulty = model.clone();
+    faulty.b2[digits_core::softmax::argmax(&seen.probs)] += 1;
+    let wrong = host_answer(&*faulty, &seen.gray);
+    let caught = std::panic::catch_unwind(|| assert_same(seen, &wrong, "planted fault")).is_err();
+    assert!(caught, "a one-unit change of a bias went unnoticed");
 }
 
 /// `digits predict` on the canvases saved as pictures: the same 28x28 and probabilities.
@@ -422,6 +436,13 @@ fn teaching_learns_the_handwriting_and_the_download_is_the_hosts_model() {
             file, host_file,
             "{label:?}: the downloaded model is the host's, byte for byte"
         );
+        // Not blind: the other method's model is another file.
+        let other = if method == 0 {
+            Gradient::Numeric
+        } else {
+            Gradient::Backprop
+        };
+        assert_ne!(file, replay(other).1, "{label:?}: the other method's model");
         assert_eq!(
             (summary.before.correct as f64 / 30.0) as f32,
             before as f32,

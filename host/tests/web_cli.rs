@@ -101,7 +101,13 @@ fn the_page_is_served_within_its_budget() {
 
 #[test]
 fn every_model_kind_is_served_and_its_transfer_reported() {
-    let full_module = get(&WebServer::start(None).address, "GET", "/digits.wasm", false).2;
+    let full_module = get(
+        &WebServer::start(None).address,
+        "GET",
+        "/digits.wasm",
+        false,
+    )
+    .2;
     for name in ["mnist.digits", "compact.digits", "compact-conv.digits"] {
         let model = workspace().join("firmware/models").join(name);
         let server = WebServer::start(Some(&model));
@@ -116,8 +122,14 @@ fn every_model_kind_is_served_and_its_transfer_reported() {
         );
         if name.starts_with("compact") {
             // The compact-only module: no 784-128-10 models, no teaching.
-            assert!(module.len() < full_module.len(), "{name}: the compact module");
-            assert!(gz <= COMPACT_LIMIT, "{name}: {gz} B gzipped > {COMPACT_LIMIT}");
+            assert!(
+                module.len() < full_module.len(),
+                "{name}: the compact module"
+            );
+            assert!(
+                gz <= COMPACT_LIMIT,
+                "{name}: {gz} B gzipped > {COMPACT_LIMIT}"
+            );
         } else {
             assert_eq!(module, full_module, "{name}");
         }

@@ -5,7 +5,7 @@
 //! `digits web` serves it with the page (`web/assets/index.html`).
 //!
 //! - [`page`]: what the page does, in safe Rust, tested natively.
-//! - [`abi`] (wasm32 only): the exports JavaScript calls; plain `extern "C"` functions of
+//! - `abi` (wasm32 only): the exports JavaScript calls; plain `extern "C"` functions of
 //!   numbers and byte offsets into the module's memory, so the page needs no generated glue.
 //! - [`heap`]: a bump allocator, and scratch memory for preprocessing.
 //! - [`text`]: the page's line of text in a fixed buffer.

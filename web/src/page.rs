@@ -1,5 +1,5 @@
 //! What the page does, in safe Rust: load a model file, turn the canvas into the answer, teach
-//! the model the person's handwriting. [`crate::abi`] only moves bytes between this and
+//! the model the person's handwriting. `abi` (wasm32 only) moves bytes between this and
 //! JavaScript.
 
 #[cfg(feature = "mlp")]
