@@ -1,24 +1,33 @@
 //! Memory for the page's module: a bump allocator over the wasm linear memory, and
-//! [`scratch`], which hands back everything a computation allocated once it is done.
+//! [`prepare`], the preprocessing in scratch memory that is handed back when it is done.
 //!
 //! Only preprocessing allocates per drawing (its buffers scale with the canvas), so the whole
 //! allocator can be a pointer that moves up, and down again after each preprocessing: no free
 //! lists, a few hundred bytes of wasm instead of a general allocator's several kilobytes.
 //! Everything else (the model, the canvas, the samples) is allocated once and kept.
 
-/// Runs `f` and releases every allocation it made. `T: Copy` makes misuse impossible: a
-/// `Copy` value cannot own heap memory, so nothing that outlives `f` can point into what is
-/// released.
-pub fn scratch<T: Copy>(f: impl FnOnce() -> T) -> T {
+use digits_core::preprocess::{self, Gray, Prepared, PreprocessError};
+
+/// [`preprocess::prepare`], with every allocation it makes released afterwards.
+///
+/// Releasing is sound because of what runs in between, which is why this is not a general
+/// "run any closure in scratch" function (a closure could grow a vector it borrowed, which
+/// would then live in released memory). Preprocessing reads `gray` through a shared borrow,
+/// keeps nothing (the core has no statics to keep it in) and returns a value that owns no heap
+/// memory (`Copy`, checked below).
+pub fn prepare(gray: Gray<'_>) -> Result<Prepared, PreprocessError> {
+    fn owns_no_heap<T: Copy>(value: T) -> T {
+        value
+    }
     #[cfg(target_arch = "wasm32")]
     {
         let mark = bump::mark();
-        let value = f();
+        let prepared = owns_no_heap(preprocess::prepare(gray));
         bump::release(mark);
-        value
+        prepared
     }
     #[cfg(not(target_arch = "wasm32"))]
-    f()
+    owns_no_heap(preprocess::prepare(gray))
 }
 
 #[cfg(target_arch = "wasm32")]
@@ -66,8 +75,9 @@ mod bump {
     }
 
     // SAFETY: every block returned is `layout.size()` bytes at `layout.align()` inside memory
-    // that was grown to hold it, and no two live blocks overlap: the top only moves down in
-    // `release`, which `scratch` calls once the allocations above the mark are dead.
+    // that was grown to hold it, and no two live blocks overlap: the top moves down only past
+    // a block being freed, or in `release`, which `prepare` calls once the allocations above
+    // the mark are dead.
     unsafe impl GlobalAlloc for Bump {
         unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
             let start = self.top().next_multiple_of(layout.align());

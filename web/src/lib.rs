@@ -7,7 +7,7 @@
 //! - [`page`]: what the page does, in safe Rust, tested natively.
 //! - `abi` (wasm32 only): the exports JavaScript calls; plain `extern "C"` functions of
 //!   numbers and byte offsets into the module's memory, so the page needs no generated glue.
-//! - [`heap`]: a bump allocator, and scratch memory for preprocessing.
+//! - [`heap`]: a bump allocator, and preprocessing in scratch memory.
 //! - [`text`]: the page's line of text in a fixed buffer.
 #![cfg_attr(target_arch = "wasm32", no_std)]
 

@@ -17,7 +17,7 @@ use digits_core::model_file::{self, Precision};
 use digits_core::model_file::{Metadata, ModelFileError};
 #[cfg(feature = "mlp")]
 use digits_core::params::Params;
-use digits_core::preprocess::{Gray, Prepared, SIDE, prepare};
+use digits_core::preprocess::{Gray, Prepared, SIDE};
 use digits_core::softmax::{argmax, softmax};
 #[cfg(feature = "mlp")]
 use digits_core::teach;
@@ -26,7 +26,6 @@ use digits_core::verdict::{Limits, Reason, Verdict};
 #[cfg(feature = "mlp")]
 use digits_core::{Classifier, MnistMlp, MnistQuant};
 
-use crate::heap::scratch;
 use crate::text::Text;
 
 /// Largest model file taken (the f32 784-128-10 file is about 400 KB).
@@ -256,7 +255,7 @@ impl Page {
             ));
             return Status::BadCanvas;
         };
-        let prepared = scratch(|| prepare(gray));
+        let prepared = crate::heap::prepare(gray);
         let picture = match prepared {
             Ok(Prepared::Picture(p)) => p,
             Ok(Prepared::Nothing(Reason::Noise)) => {

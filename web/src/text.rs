@@ -1,6 +1,6 @@
 //! The page's one line of text (a model's description, why something was refused, a verdict),
-//! in a fixed buffer: written while no allocation may outlive a computation (see
-//! [`crate::heap::scratch`]).
+//! in a fixed buffer: setting it never allocates, where a growing `String` would leave its old
+//! buffers behind in the page's bump allocator ([`crate::heap`]).
 
 use core::fmt;
 
