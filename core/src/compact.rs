@@ -276,7 +276,7 @@ impl RowKernel for ByteKernel {
 }
 
 /// Why a compact model cannot run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CompactError {
     /// No layers, or more than [`MAX_LAYERS`].
     Depth,

@@ -32,6 +32,8 @@
 //!   [`frame`] (the host <-> device messages and their framing), [`blob`] (the batch of images
 //!   the host loads into the device's memory) and [`digest`] (the FNV-1a digests of parameters
 //!   and logits that the two sides compare).
+//! - [`update`]: a new model pushed onto a running device, into the one of two flash slots
+//!   that does not run, committed by one word: safe against a power cut at any moment.
 //!
 //! Every computation is generic over [`Scalar`] (`f32` and `f64`): `f32` to train and deploy,
 //! `f64` to check gradients.
@@ -82,6 +84,7 @@ pub mod schedule;
 pub mod softmax;
 pub mod structured_numgrad;
 pub mod teach;
+pub mod update;
 pub mod verdict;
 
 pub use adam::Adam;

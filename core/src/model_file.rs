@@ -109,7 +109,7 @@ pub struct ModelFile<'a> {
 }
 
 /// What can be wrong with a model file. Every message says what to do.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ModelFileError {
     /// Shorter than magic + version + checksum.
     TooShort {
@@ -485,6 +485,75 @@ pub fn decode(bytes: &[u8]) -> Result<ModelFile<'_>, ModelFileError> {
     })
 }
 
+/// What a version 1 file says before its tensors.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct Prefix<'a> {
+    /// Layer sizes.
+    pub architecture: Architecture,
+    /// Storage precision.
+    pub precision: Precision,
+    /// Provenance.
+    #[serde(borrow)]
+    pub metadata: Metadata<'a>,
+}
+
+/// Decodes what a version 1 file says before its tensors, from its first bytes (a model slot
+/// keeps them in its envelope: [`crate::update`]), without the checksum.
+pub fn decode_prefix(bytes: &[u8]) -> Result<Prefix<'_>, ModelFileError> {
+    #[derive(Deserialize)]
+    struct Head<'a> {
+        magic: [u8; 8],
+        version: u16,
+        #[serde(borrow)]
+        prefix: Prefix<'a>,
+    }
+    let (head, _) =
+        postcard::take_from_bytes::<Head<'_>>(bytes).map_err(|_| ModelFileError::Malformed)?;
+    if head.magic != MAGIC || head.version != FORMAT_VERSION {
+        return Err(ModelFileError::Malformed);
+    }
+    Ok(head.prefix)
+}
+
+/// The value checks of a version 1 file's tensor `index` (its little-endian `bytes`): `f32`
+/// weights finite; int8 codes in `-127..=127`, multipliers in `[2^30, 2^31)`, shifts in
+/// `1..=62`, scales positive and finite ([`INT8_TENSORS`] order).
+pub fn check_tensor(
+    precision: Precision,
+    index: usize,
+    bytes: &[u8],
+) -> Result<(), ModelFileError> {
+    let words = || {
+        bytes
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+    };
+    let floats = || bytes.chunks_exact(4).map(f32_le);
+    let in_range = match (precision, index) {
+        (Precision::F32, _) => {
+            if floats().any(|v| !v.is_finite()) {
+                return Err(ModelFileError::NonFinite { index });
+            }
+            true
+        }
+        (Precision::Int8, 0 | 4) => bytes.iter().all(|&b| b != 0x80),
+        (Precision::Int8, 2) => words().all(|m| m >= 1 << 30),
+        (Precision::Int8, 3) => words().all(|s| (1..=62).contains(&s)),
+        (Precision::Int8, 6 | 7) => {
+            if floats().any(|v| !v.is_finite()) {
+                return Err(ModelFileError::NonFinite { index });
+            }
+            floats().all(|v| v > 0.0)
+        }
+        (Precision::Int8, _) => true,
+    };
+    if in_range {
+        Ok(())
+    } else {
+        Err(ModelFileError::OutOfRange { index })
+    }
+}
+
 impl ModelFile<'_> {
     /// Checks that the file holds a network of `architecture` stored as `precision`.
     fn expect(
@@ -531,9 +600,7 @@ impl ModelFile<'_> {
                     expected,
                 });
             }
-            if blob.bytes.chunks_exact(4).any(|c| !f32_le(c).is_finite()) {
-                return Err(ModelFileError::NonFinite { index: k });
-            }
+            check_tensor(Precision::F32, k, blob.bytes)?;
         }
         for (k, blob) in self.tensors.iter().enumerate() {
             for (w, c) in model
@@ -614,22 +681,8 @@ impl ModelFile<'_> {
                 .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         };
         let floats = |k: usize| t[k].bytes.chunks_exact(4).map(f32_le);
-        let range = |index: usize, ok: bool| {
-            if ok {
-                Ok(())
-            } else {
-                Err(ModelFileError::OutOfRange { index })
-            }
-        };
-        range(0, t[0].bytes.iter().all(|&b| b != 0x80))?;
-        range(2, words(2).all(|m| m >= 1 << 30))?;
-        range(3, words(3).all(|s| (1..=62).contains(&s)))?;
-        range(4, t[4].bytes.iter().all(|&b| b != 0x80))?;
-        for k in [6, 7] {
-            if floats(k).any(|v| !v.is_finite()) {
-                return Err(ModelFileError::NonFinite { index: k });
-            }
-            range(k, floats(k).all(|v| v > 0.0))?;
+        for (index, blob) in t.iter().enumerate() {
+            check_tensor(Precision::Int8, index, blob.bytes)?;
         }
         for (q, &b) in model.w1.as_flattened_mut().iter_mut().zip(t[0].bytes) {
             *q = b as i8;

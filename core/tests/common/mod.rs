@@ -5,6 +5,7 @@ pub mod compact;
 pub mod damage;
 pub mod dd;
 pub mod gradcheck;
+pub mod sim_flash;
 
 use digits_core::Rng;
 
