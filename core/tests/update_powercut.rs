@@ -309,3 +309,120 @@ fn the_power_cut_check_catches_planted_faults() {
     println!("planted fault caught: {}", e.as_ref().unwrap_err());
     assert!(e.is_err());
 }
+
+mod random {
+    //! Random updates with random power cuts: whatever the order of pushes, chunks, commits,
+    //! rollbacks and cuts, a boot always finds a valid model, and it is one that was committed.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Step {
+        /// Push model `file` (an index) in chunks of `chunk` bytes, stopping after `stop` of
+        /// them if that comes before the end (then no commit).
+        Push {
+            file: usize,
+            chunk: usize,
+            stop: usize,
+        },
+        /// A chunk at a wrong offset.
+        Stray {
+            offset: u32,
+        },
+        Rollback,
+        /// The power goes during the next write (torn as `cut` says), then a boot.
+        CutNext {
+            cut: bool,
+        },
+        /// A boot.
+        Boot,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => (0usize..3, 1usize..2000, 1usize..200)
+                .prop_map(|(file, chunk, stop)| Step::Push { file, chunk, stop }),
+            1 => (0u32..20_000).prop_map(|offset| Step::Stray { offset }),
+            2 => Just(Step::Rollback),
+            2 => any::<bool>().prop_map(|cut| Step::CutNext { cut }),
+            1 => Just(Step::Boot),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+        #[test]
+        fn random_updates_and_cuts_always_boot_a_committed_model(
+            steps in proptest::collection::vec(step(), 1..12),
+            cut_at in 0usize..400,
+        ) {
+            let files = [model("compact.digits"), model("compact-conv.digits"),
+                         model("mnist-int8.digits")];
+            let mut bytes = vec![0xFFu8; 208 << 10];
+            slot_image(&files[0], &mut bytes[..104 << 10], 960).unwrap();
+            let mut committed = vec![crc(&files[0])];
+            let mut start = bytes.clone();
+            let mut slots = Slots::new(SimFlash::new(bytes, PAGES), PAGE_SLOTS);
+            let mut cut_next = None;
+            for step in steps {
+                let before = slots.flash().log.len();
+                match step {
+                    Step::Push { file, chunk, stop } => {
+                        let f = &files[file];
+                        if slots.begin(f.len() as u32).is_ok() {
+                            let pieces: Vec<_> = f.chunks(chunk).collect();
+                            for (k, p) in pieces.iter().enumerate().take(stop) {
+                                slots.chunk((k * chunk) as u32, p).unwrap();
+                            }
+                            if stop >= pieces.len() {
+                                slots.commit().unwrap();
+                                committed.push(crc(f));
+                            }
+                        }
+                    }
+                    Step::Stray { offset } => {
+                        let _ = slots.chunk(offset, &[0xAB; 100]);
+                    }
+                    Step::Rollback => {
+                        let _ = slots.rollback();
+                    }
+                    Step::CutNext { cut } => {
+                        cut_next = Some(cut);
+                        continue;
+                    }
+                    Step::Boot => slots.select(),
+                }
+                // A cut in the writes of this step: undo them from the one cut on, tear it.
+                let wrote = slots.flash().log.len() > before;
+                if let Some(torn) = cut_next.filter(|_| wrote) {
+                    cut_next = None;
+                    let log = &slots.flash().log;
+                    {
+                        let k = before + cut_at % (log.len() - before);
+                        let mut image = rebuild(&start, log, k, torn);
+                        let runs = boot(&mut image, PAGES, PAGE_SLOTS);
+                        prop_assert!(runs.is_some(), "no model after a cut at write {k}");
+                        prop_assert!(committed.contains(&runs.unwrap()));
+                        start = image.clone();
+                        slots = Slots::new(SimFlash::new(image, PAGES), PAGE_SLOTS);
+                    }
+                }
+                let runs = slots.active().map(|a| a.header.file_crc);
+                prop_assert!(runs.is_some_and(|c| committed.contains(&c)));
+            }
+        }
+    }
+
+    /// The flash as it was when write `k` of `log` (from `start`) was cut: torn, or not begun.
+    fn rebuild(start: &[u8], log: &[Op], k: usize, torn: bool) -> Vec<u8> {
+        let mut image = start.to_vec();
+        for op in &log[..k] {
+            apply(&mut image, PAGES, op, Cut::Whole);
+        }
+        if torn {
+            apply(&mut image, PAGES, &log[k], Cut::FirstHalf);
+        }
+        image
+    }
+}
