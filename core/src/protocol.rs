@@ -4,10 +4,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::finetune::{Gradient, TuneError};
 use crate::frame::FrameError;
-use crate::model_file::{Architecture, Precision};
+use crate::update::{Kind, Progress, SlotSummary, UpdateError};
 
-/// Bumped whenever a message changes shape.
-pub const PROTOCOL_VERSION: u16 = 3;
+/// Bumped whenever a message changes shape. Version 4: [`Request::Hello`] first, model
+/// updates ([`Request::PushBegin`] ...), the running model of any kind and the slots in
+/// [`DeviceInfo`].
+pub const PROTOCOL_VERSION: u16 = 4;
+
+/// Bytes of model file one [`Request::PushChunk`] carries at most: with its tag, offset, length
+/// and the frame's CRC and COBS overhead it stays within [`crate::frame::MAX_FRAME`] (tested).
+pub const MAX_CHUNK: usize = 960;
 
 /// Pixels of one image in a [`Request::Classify`] or a [`Request::Sample`].
 pub const IMAGE_BYTES: usize = 784;
@@ -34,7 +40,7 @@ pub enum Request<'a> {
     /// Counters since boot.
     Stats,
     /// Starts fine-tuning over: the output layer from flash again, momentum zero, no samples.
-    /// Nothing ever writes the flash.
+    /// Fine-tuning never writes the flash.
     Reset,
     /// One labeled image for the next [`Request::Train`] step (at most [`MAX_BATCH`]). A frame
     /// holds one image; a step takes all the samples sent since the last one.
@@ -63,10 +69,35 @@ pub enum Request<'a> {
         /// Number of images.
         count: u32,
     },
+    /// The host's protocol version, sent first: a device of another version refuses with
+    /// [`DeviceError::Version`], and each side can say which one to update.
+    Hello {
+        /// The host's [`PROTOCOL_VERSION`].
+        protocol: u16,
+    },
+    /// Starts putting a model file of `len` bytes into the slot that does not run (see
+    /// [`crate::update`]); a push under way is dropped.
+    PushBegin {
+        /// Bytes of the model file.
+        len: u32,
+    },
+    /// The next bytes of the model file being pushed.
+    PushChunk {
+        /// Where in the file they start: the bytes received so far.
+        offset: u32,
+        /// At most [`MAX_CHUNK`] bytes.
+        #[serde(borrow)]
+        bytes: &'a [u8],
+    },
+    /// Ends the push: the device checks the slot whole and, if it holds the model intact,
+    /// commits it and runs it.
+    PushCommit,
+    /// Runs the model that ran before the last push again, if its slot is valid.
+    Rollback,
 }
 
 /// Index of the last [`Request`] variant: a frame naming a higher one is an unknown request.
-const LAST_REQUEST: u8 = 7;
+const LAST_REQUEST: u8 = 12;
 
 /// What the device answers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -89,6 +120,19 @@ pub enum Response<'a> {
     Trained(Trained),
     /// Answer to [`Request::Evaluate`].
     Evaluated(Evaluation),
+    /// Answer to [`Request::Hello`]: the same version.
+    Hello {
+        /// The device's [`PROTOCOL_VERSION`].
+        protocol: u16,
+        /// Its firmware version.
+        firmware: &'a str,
+    },
+    /// Answer to [`Request::PushBegin`] and [`Request::PushChunk`].
+    Push(Progress),
+    /// Answer to [`Request::PushCommit`]: the slot that now runs.
+    Committed(SlotSummary),
+    /// Answer to [`Request::Rollback`]: the slot that now runs.
+    RolledBack(SlotSummary),
     /// The request could not be served; the device carries on.
     Error(DeviceError),
 }
@@ -144,10 +188,11 @@ pub struct Evaluation {
 /// The model the device runs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelSummary<'a> {
-    /// Layer sizes.
-    pub architecture: Architecture,
-    /// Weight precision.
-    pub precision: Precision,
+    /// What runs it.
+    pub kind: Kind,
+    /// Its architecture and precision as `digits inspect` names them: `784-128-10 f32`,
+    /// `16x16-56-56-56-10 4-bit`.
+    pub description: heapless::String<48>,
     /// Dataset it was trained on.
     pub dataset: &'a str,
     /// Its test accuracy as recorded in the model file.
@@ -155,6 +200,10 @@ pub struct ModelSummary<'a> {
     /// FNV-1a (64-bit) over the bits of every parameter, tensor by tensor, each `f32` as 4
     /// little-endian bytes: tells the host whether it holds the same model.
     pub params_fnv64: u64,
+    /// Bytes of its model file.
+    pub file_len: u32,
+    /// Its model file's CRC-32.
+    pub file_crc: u32,
 }
 
 /// Who the device is and what it has.
@@ -166,9 +215,13 @@ pub struct DeviceInfo<'a> {
     pub firmware: &'a str,
     /// Board name, e.g. "mps2-an386".
     pub board: &'a str,
-    /// The embedded model.
+    /// The running model; `None` if no slot holds a valid one (a push can give it one).
     #[serde(borrow)]
-    pub model: ModelSummary<'a>,
+    pub model: Option<ModelSummary<'a>>,
+    /// The two model slots, A and B.
+    pub slots: [SlotSummary; 2],
+    /// Bytes of model file the next push may have at most.
+    pub slot_capacity: u32,
     /// Flash used by code and constants (.text + .rodata), bytes.
     pub flash_bytes: u32,
     /// Static RAM (.data + .bss), bytes.
@@ -222,6 +275,27 @@ pub enum DeviceError {
         /// Images in the blob.
         images: u32,
     },
+    /// The host speaks another protocol version.
+    Version {
+        /// The device's.
+        device: u16,
+        /// The host's.
+        host: u16,
+    },
+    /// An update request was refused; the running model is unchanged.
+    Update(UpdateError),
+    /// No slot holds a valid model: push one.
+    NoModel,
+    /// Fine-tuning needs an `f32` model, and the device runs another kind.
+    NeedsF32 {
+        /// The kind it runs.
+        kind: Kind,
+    },
+    /// A push chunk longer than [`MAX_CHUNK`].
+    BadChunkLength {
+        /// Bytes received.
+        got: u32,
+    },
 }
 
 impl core::fmt::Display for DeviceError {
@@ -249,6 +323,30 @@ impl core::fmt::Display for DeviceError {
                     "a range past the end of the data blob of {images} images"
                 )
             }
+            DeviceError::Version { device, host } if device < host => write!(
+                f,
+                "the device speaks protocol {device}, this host {host}: update the device's \
+                 firmware (digits device hex, or flash it again)"
+            ),
+            DeviceError::Version { device, host } => write!(
+                f,
+                "the device speaks protocol {device}, this host {host}: update digits"
+            ),
+            DeviceError::Update(e) => write!(f, "{e}"),
+            DeviceError::NoModel => f.write_str(
+                "the device holds no valid model: push one with `digits device push MODEL`",
+            ),
+            DeviceError::NeedsF32 { kind } => write!(
+                f,
+                "fine-tuning needs an f32 model and the device runs a {kind} one: push an f32 \
+                 model first"
+            ),
+            DeviceError::BadChunkLength { got } => {
+                write!(
+                    f,
+                    "a push chunk of {got} bytes, at most {MAX_CHUNK} expected"
+                )
+            }
         }
     }
 }
@@ -261,6 +359,11 @@ pub fn decode_request(payload: &[u8]) -> Result<Request<'_>, DeviceError> {
         {
             Err(DeviceError::BadImageLength {
                 got: pixels.len() as u32,
+            })
+        }
+        Ok(Request::PushChunk { bytes, .. }) if bytes.len() > MAX_CHUNK => {
+            Err(DeviceError::BadChunkLength {
+                got: bytes.len() as u32,
             })
         }
         Ok(request) => Ok(request),

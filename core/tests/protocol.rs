@@ -4,10 +4,12 @@ use digits_core::finetune::{Gradient, TuneError};
 use digits_core::frame::{
     Feed, FrameError, FrameReader, FrameWriter, MAX_FRAME, decode, encode, encode_payload,
 };
+use digits_core::model_file::{Architecture, ModelFileError};
 use digits_core::protocol::{
-    Classification, DeviceError, Evaluation, IMAGE_BYTES, Request, Response, Stats, Trained,
-    Tuning, decode_request,
+    Classification, DeviceError, DeviceInfo, Evaluation, IMAGE_BYTES, MAX_CHUNK, ModelSummary,
+    Request, Response, Stats, Trained, Tuning, decode_request,
 };
+use digits_core::update::{Header, Kind, Progress, SlotSummary, State, UpdateError};
 use proptest::prelude::*;
 
 /// Feeds a stream; returns every outcome that is not `Pending`, payloads copied out.
@@ -64,6 +66,14 @@ fn every_message_round_trips() {
             first: 10_000,
             count: u32::MAX,
         },
+        Request::Hello { protocol: 4 },
+        Request::PushBegin { len: 407_469 },
+        Request::PushChunk {
+            offset: 960,
+            bytes: &pixels[..MAX_CHUNK.min(IMAGE_BYTES)],
+        },
+        Request::PushCommit,
+        Request::Rollback,
     ];
     let mut reader = FrameReader::<MAX_FRAME>::new();
     let mut frames = FrameWriter::new();
@@ -119,6 +129,40 @@ fn every_message_round_trips() {
         Response::Error(DeviceError::BadRange { images: 20_000 }),
         Response::Error(DeviceError::NoData),
         Response::Error(DeviceError::BadHyperparameter),
+        Response::Hello {
+            protocol: 4,
+            firmware: "0.1.0",
+        },
+        Response::Push(Progress {
+            slot: 1,
+            received: 960,
+            len: 407_469,
+        }),
+        Response::Committed(slot_summary(1)),
+        Response::RolledBack(slot_summary(0)),
+        Response::Error(DeviceError::Version { device: 4, host: 5 }),
+        Response::Error(DeviceError::Update(UpdateError::Offset {
+            expected: 960,
+            got: 0,
+        })),
+        Response::Error(DeviceError::Update(UpdateError::Model(
+            ModelFileError::WrongArchitecture {
+                found: Architecture {
+                    input: 784,
+                    hidden: 32,
+                    output: 2,
+                },
+                expected: Architecture {
+                    input: 784,
+                    hidden: 128,
+                    output: 10,
+                },
+            },
+        ))),
+        Response::Error(DeviceError::NoModel),
+        Response::Error(DeviceError::NeedsF32 { kind: Kind::Int8 }),
+        Response::Error(DeviceError::BadChunkLength { got: 961 }),
+        Response::Info(largest_info()),
     ];
     for r in &responses {
         let got = feed_all(&mut reader, frames.encode(r).unwrap());
@@ -167,16 +211,33 @@ fn garbage_corruption_and_oversized_frames_are_reported_and_skipped() {
 
 #[test]
 fn unknown_requests_and_wrong_image_sizes_are_told_apart() {
-    // A well-formed frame with request tag 9, as a newer host might send.
-    let payload = [9u8, 1, 2];
+    // A well-formed frame with request tag 14, as a newer host might send.
+    let payload = [14u8, 1, 2];
     assert_eq!(
         decode_request(&payload),
-        Err(DeviceError::UnknownRequest { tag: 9 })
+        Err(DeviceError::UnknownRequest { tag: 14 })
     );
-    // Tag 8, the first past the last request, is unknown too.
+    // Tag 13, the first past the last request, is unknown too.
     assert_eq!(
-        decode_request(&[8u8]),
-        Err(DeviceError::UnknownRequest { tag: 8 })
+        decode_request(&[13u8]),
+        Err(DeviceError::UnknownRequest { tag: 13 })
+    );
+    // A push chunk longer than MAX_CHUNK.
+    let long = [0u8; MAX_CHUNK + 1];
+    let mut scratch = [0u8; 2 * MAX_FRAME];
+    let payload = postcard::to_slice(
+        &Request::PushChunk {
+            offset: 0,
+            bytes: &long,
+        },
+        &mut scratch,
+    )
+    .unwrap();
+    assert_eq!(
+        decode_request(payload),
+        Err(DeviceError::BadChunkLength {
+            got: MAX_CHUNK as u32 + 1
+        })
     );
     let mut frames = FrameWriter::new();
     let f = frames
@@ -205,6 +266,67 @@ fn unknown_requests_and_wrong_image_sizes_are_told_apart() {
         decode_request(&[0u8]),
         Err(DeviceError::Frame(FrameError::Malformed))
     );
+}
+
+fn slot_summary(slot: u8) -> SlotSummary {
+    SlotSummary {
+        slot,
+        state: State::Valid,
+        active: true,
+        header: Some(Header {
+            seq: u32::MAX,
+            file_len: u32::MAX,
+            file_crc: u32::MAX,
+            envelope_len: u32::MAX,
+            kind: Kind::Compact,
+            version: 3,
+        }),
+    }
+}
+
+/// The longest `Info` a device can send: every number at its widest, every text at its
+/// longest.
+fn largest_info() -> DeviceInfo<'static> {
+    let mut description = heapless::String::new();
+    while description.push('x').is_ok() {}
+    DeviceInfo {
+        protocol: u16::MAX,
+        firmware: "65535.65535.65535",
+        board: "netduinoplus2-with-a-long-name",
+        model: Some(ModelSummary {
+            kind: Kind::Compact,
+            description,
+            dataset: "fashion-mnist-and-more-text-here",
+            test_accuracy: Some(f32::MAX),
+            params_fnv64: u64::MAX,
+            file_len: u32::MAX,
+            file_crc: u32::MAX,
+        }),
+        slots: [slot_summary(0), slot_summary(1)],
+        slot_capacity: u32::MAX,
+        flash_bytes: u32::MAX,
+        static_ram_bytes: u32::MAX,
+        stack_bytes: u32::MAX,
+        stack_peak_bytes: u32::MAX,
+    }
+}
+
+#[test]
+fn the_largest_messages_fit_a_frame() {
+    let mut scratch = [0u8; MAX_FRAME];
+    let mut out = [0u8; MAX_FRAME];
+    // COBS's worst case is bytes without zeros: a chunk of 0xFF at the largest offset.
+    let chunk = [0xFFu8; MAX_CHUNK];
+    let request = Request::PushChunk {
+        offset: u32::MAX,
+        bytes: &chunk,
+    };
+    let n = encode(&request, &mut scratch, &mut out).unwrap().len();
+    println!("largest push chunk: {n} of {MAX_FRAME} bytes");
+    let info = Response::Info(largest_info());
+    let m = encode(&info, &mut scratch, &mut out).unwrap().len();
+    println!("largest info: {m} of {MAX_FRAME} bytes");
+    assert!(n <= MAX_FRAME && m <= MAX_FRAME);
 }
 
 #[test]
