@@ -38,7 +38,8 @@ const DEFAULT_MODEL_COMPACT: &str = "models/compact.digits";
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    embed_models(&out);
+    let f32_file = embed_models(&out);
+    write_factory_slot(&out, &f32_file);
 
     // The Cortex-M4's DSP instructions (SMLAD, SXTB16, PKHBT) are in ARMv7E-M, not in the
     // Cortex-M3's ARMv7-M nor the Cortex-M0's ARMv6-M: `cfg(dsp)` selects the int8 kernel of
@@ -64,6 +65,11 @@ fn main() {
     fs::copy(&memory, out.join("memory.x")).expect("copy the board's memory.x to OUT_DIR");
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rustc-link-arg-bins=-Tlink.x");
+    // `serve` keeps models in two slots after its own 64 KiB (src/slots.rs), on the M4F boards.
+    if board == "mps2-an386" || board == "netduinoplus2" {
+        fs::write(out.join("slots.x"), SLOTS_X).expect("write slots.x to OUT_DIR");
+        println!("cargo:rustc-link-arg-bin=serve=-Tslots.x");
+    }
     // defmt's string table (see src/logger.rs).
     println!("cargo:rustc-link-arg-bins=-Tdefmt.x");
 }
@@ -138,13 +144,45 @@ const MODELS: [Embedded; 3] = [
     },
 ];
 
-fn embed_models(out: &Path) {
+/// Embeds every model; returns the f32 model file's bytes.
+fn embed_models(out: &Path) -> Vec<u8> {
+    let mut f32_file = Vec::new();
     for m in &MODELS {
-        embed_model(out, m);
+        let bytes = embed_model(out, m);
+        if m.kind == Kind::F32 {
+            f32_file = bytes;
+        }
     }
+    f32_file
 }
 
-fn embed_model(out: &Path, which: &Embedded) {
+/// The linker script of `serve`'s slots: slot A's factory bytes (the `.slot_a` section) at
+/// `_slots_start`, 64 KiB into the flash, and a clear error if the firmware grows into them.
+const SLOTS_X: &str = "\
+/* serve's model slots (src/slots.rs) start at _slots_start (memory.x). */
+SECTIONS
+{
+  .slot_a _slots_start :
+  {
+    KEEP(*(.slot_a));
+  } > FLASH
+} INSERT AFTER .gnu.sgstubs;
+ASSERT(LOADADDR(.data) + SIZEOF(.data) <= _slots_start,
+  \"serve outgrew the 64 KiB of flash before its model slots (src/slots.rs)\");
+";
+
+/// Slot A's bytes with the f32 model (`slot_a.bin`), as the core's update code writes them,
+/// cut after the last programmed byte (the rest of the slot is erased flash).
+fn write_factory_slot(out: &Path, file: &[u8]) {
+    let mut slot = vec![0xFFu8; 448 << 10];
+    digits_core::update::image::slot_image(file, &mut slot, 960)
+        .unwrap_or_else(|e| fail(format!("the f32 model does not fit serve's slot A: {e}")));
+    let end = slot.iter().rposition(|&b| b != 0xFF).map_or(0, |k| k + 1);
+    slot.truncate(end.next_multiple_of(4));
+    fs::write(out.join("slot_a.bin"), &slot).expect("write slot_a.bin to OUT_DIR");
+}
+
+fn embed_model(out: &Path, which: &Embedded) -> Vec<u8> {
     println!("cargo:rerun-if-env-changed={}", which.env);
     let package = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     // A relative DIGITS_MODEL is taken from the workspace root, where cargo is usually run.
@@ -234,6 +272,8 @@ fn embed_model(out: &Path, which: &Embedded) {
     write_info(meta, &path, &mut info);
     fs::write(out.join(format!("{}_info.rs", which.stem)), info)
         .expect("write the model's info to OUT_DIR");
+    drop(any);
+    bytes
 }
 
 /// The 784-128-10 network of `file`, f32 (or int8 if `int8`), in its Rust memory layout.

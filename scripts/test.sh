@@ -79,13 +79,18 @@ cargo build -p digits-core --target thumbv6m-none-eabi
 # The same build the end-to-end tests make (so they find it done), and the memory it takes:
 # text+rodata in 1 MiB of flash, data+bss (plus the stack) in 192 KiB of RAM (memory.x).
 # `eval` carries the MNIST model (407,080 bytes) in .rodata, read in place: were it in .data,
-# its RAM copy alone would overflow the 192 KiB and the link would fail.
+# its RAM copy alone would overflow the 192 KiB and the link would fail. `serve` has a profile
+# of its own (optimized for size): its code must fit the 64 KiB before its two model slots,
+# which its link checks (firmware/src/slots.rs).
 step "firmware builds for $DEVICE, within memory.x"
-cargo build -p firmware --release --target "$DEVICE" --bins
+cargo build -p firmware --release --target "$DEVICE" --bin boot --bin eval --bin eval-int8 \
+    --bin eval-compact --bin selftest --bin panic --bin hardfault
+cargo build -p firmware --profile serve --target "$DEVICE" --bin serve
 sysroot=$(rustc --print sysroot)
 host=$(rustc -vV | sed -n 's/^host: //p')
 elf_dir="${CARGO_TARGET_DIR:-target}/$DEVICE/release"
-"$sysroot/lib/rustlib/$host/bin/llvm-size" "$elf_dir/boot" "$elf_dir/eval" "$elf_dir/eval-int8" "$elf_dir/eval-compact" "$elf_dir/serve"
+"$sysroot/lib/rustlib/$host/bin/llvm-size" "$elf_dir/boot" "$elf_dir/eval" "$elf_dir/eval-int8" "$elf_dir/eval-compact" \
+    "${CARGO_TARGET_DIR:-target}/$DEVICE/serve/serve"
 
 # The Cortex-M3 (lm3s6965evb: 256 KiB flash, 64 KiB RAM, memory/lm3s6965evb.x) and the
 # micro:bit (nRF51822: 256 KiB flash, 16 KiB RAM, memory/microbit.x) carry the int8 and the
@@ -101,9 +106,11 @@ done
 # whose network, gradient and momentum take 150 KB of RAM.
 step "firmware builds for the netduinoplus2 (STM32F405), within its memory"
 cargo build -p firmware --release --target "$DEVICE" --features netduinoplus2 --target-dir "$stm32_dir" \
-    --bin eval --bin eval-int8 --bin eval-compact --bin serve --bin panic --bin hardfault
+    --bin eval --bin eval-int8 --bin eval-compact --bin selftest --bin panic --bin hardfault
+cargo build -p firmware --profile serve --target "$DEVICE" --features netduinoplus2 --target-dir "$stm32_dir" \
+    --bin serve
 dir="$stm32_dir/$DEVICE/release"
-"$sysroot/lib/rustlib/$host/bin/llvm-size" "$dir/eval" "$dir/eval-int8" "$dir/eval-compact" "$dir/serve"
+"$sysroot/lib/rustlib/$host/bin/llvm-size" "$dir/eval" "$dir/eval-int8" "$dir/eval-compact" "$stm32_dir/$DEVICE/serve/serve"
 
 step "cargo test --workspace (includes the firmware in QEMU on every board)"
 cargo test --workspace

@@ -183,6 +183,16 @@ pub fn compact_len_bound(model: &Compact<'_>, metadata_text: usize) -> usize {
 
 /// Verifies and decodes a model file of any version.
 pub fn decode_any(bytes: &[u8]) -> Result<AnyModelFile<'_>, ModelFileError> {
+    match decode_compact(bytes) {
+        Err(ModelFileError::CompactModel) => decode(bytes).map(AnyModelFile::Mlp),
+        other => other.map(AnyModelFile::Compact),
+    }
+}
+
+/// Verifies and decodes a compact network's file (versions 2 and 3); a file of the 784-128-10
+/// network (version 1) is [`ModelFileError::CompactModel`]'s opposite case, reported as that
+/// error, which [`decode_any`] takes as its cue.
+pub fn decode_compact(bytes: &[u8]) -> Result<CompactFile<'_>, ModelFileError> {
     let (version, content) = verified(bytes)?;
     let body = match version {
         COMPACT_VERSION => match postcard::take_from_bytes::<File<'_, LayerSpec>>(content) {
@@ -207,7 +217,7 @@ pub fn decode_any(bytes: &[u8]) -> Result<AnyModelFile<'_>, ModelFileError> {
                 _ => return Err(ModelFileError::Malformed),
             }
         }
-        _ => return decode(bytes).map(AnyModelFile::Mlp),
+        _ => return Err(ModelFileError::CompactModel),
     };
     let expected = 3 * body.layers.len();
     if body.tensors.len() != expected {
@@ -261,8 +271,8 @@ pub fn decode_any(bytes: &[u8]) -> Result<AnyModelFile<'_>, ModelFileError> {
         layers,
     };
     model.check().map_err(ModelFileError::BadCompact)?;
-    Ok(AnyModelFile::Compact(CompactFile {
+    Ok(CompactFile {
         model,
         metadata: body.metadata,
-    }))
+    })
 }

@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
-const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+use crate::crc32::CRC32 as CRC;
 
 /// Largest encoded frame, delimiter included, that either side sends or accepts.
 pub const MAX_FRAME: usize = 1024;

@@ -51,6 +51,7 @@ pub mod blob;
 pub mod compact;
 pub mod compact_file;
 pub mod conv;
+pub mod crc32;
 pub mod decimal;
 pub mod deep;
 pub mod dense;

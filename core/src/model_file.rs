@@ -23,7 +23,7 @@ pub const MAGIC: [u8; 8] = *b"DIGITSNN";
 pub const FORMAT_VERSION: u16 = 1;
 /// Most tensors an envelope may carry.
 pub const MAX_TENSORS: usize = 8;
-const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+use crate::crc32::CRC32 as CRC;
 
 /// Layer sizes of an [`Mlp`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

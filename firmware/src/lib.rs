@@ -36,8 +36,10 @@ mod flag;
 #[cfg(all(target_os = "none", not(feature = "rtt")))]
 mod logger;
 pub mod model;
+pub mod running;
 pub mod selftest;
 pub mod serve;
+pub mod slots;
 
 // defmt over RTT, for a debug probe on a real board (see `logger` for QEMU's).
 #[cfg(all(target_os = "none", feature = "rtt"))]

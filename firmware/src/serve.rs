@@ -14,20 +14,20 @@
 
 use digits_core::MnistMlp;
 use digits_core::blob::IMAGE_LEN;
-use digits_core::digest::{Fnv64, output_digest, params_digest};
+use digits_core::digest::{Fnv64, output_digest};
 use digits_core::finetune::{Gradient, MnistTuner};
 use digits_core::frame::{self, Feed, FrameError, FrameReader, MAX_FRAME};
-use digits_core::model_file::{Architecture, Precision};
 use digits_core::pixels::normalize;
 use digits_core::protocol::{
     self, Classification, DeviceError, DeviceInfo, Evaluation, IMAGE_BYTES, ModelSummary,
     PROTOCOL_VERSION, Request, Response, Stats, Trained, Tuning,
 };
 use digits_core::softmax::argmax;
+use digits_core::update::{Flash, Slots};
 use digits_core::{Mlp, Sgd};
 
 use crate::eval::{Source, Stopwatch};
-use crate::model as embedded;
+use crate::running::Running;
 
 /// Memory figures of the running firmware, for [`Request::Info`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -77,6 +77,32 @@ pub enum Event {
         /// Correct predictions, if the blob has labels.
         correct: Option<u32>,
     },
+    /// A host said hello with the same protocol version.
+    Hello,
+    /// A push begun into `slot`.
+    PushBegun {
+        /// The slot being written.
+        slot: u8,
+        /// Bytes announced.
+        len: u32,
+    },
+    /// A push chunk written.
+    Pushed {
+        /// Bytes received so far.
+        received: u32,
+    },
+    /// A pushed model committed: it runs now.
+    Committed {
+        /// Its slot.
+        slot: u8,
+        /// Its sequence number.
+        seq: u32,
+    },
+    /// Back to the model of `slot`.
+    RolledBack {
+        /// The slot that runs now.
+        slot: u8,
+    },
     /// A damaged frame, skipped without reply.
     Skipped(FrameError),
     /// An intact frame with a request that cannot be served; answered with this error.
@@ -125,10 +151,11 @@ impl<S: Stopwatch> Meter<S> {
     }
 }
 
-/// Serves requests with `model`, one byte of input at a time, fine-tuning its output layer in
-/// a [`MnistTuner`] (in RAM; the model stays in flash, read only).
-pub struct Server<'m, S: Stopwatch, D: Source> {
-    model: &'m MnistMlp,
+/// Serves requests with the model of the running slot, one byte of input at a time,
+/// fine-tuning an `f32` model's output layer in a [`MnistTuner`] (in RAM; the model stays in
+/// flash), and taking new models into the other slot.
+pub struct Server<'m, S: Stopwatch, D: Source, F: Flash> {
+    slots: Slots<F>,
     tuner: &'m mut MnistTuner,
     data: Option<D>,
     board: &'static str,
@@ -141,20 +168,21 @@ pub struct Server<'m, S: Stopwatch, D: Source> {
     out: [u8; MAX_FRAME],
 }
 
-impl<'m, S: Stopwatch, D: Source> Server<'m, S, D> {
-    /// A server for `model` on `board` (reported by [`Request::Info`]), tuning in `tuner`
-    /// (reset to `model`'s output layer here), evaluating on the data blob `data` (in the
-    /// PSRAM, or a host file read over semihosting; `None`: no blob), timing with `meter`.
+impl<'m, S: Stopwatch, D: Source, F: Flash> Server<'m, S, D, F> {
+    /// A server for the models in `slots` on `board` (reported by [`Request::Info`]), tuning
+    /// in `tuner` (reset to the running model's output layer here), evaluating on the data
+    /// blob `data` (in the PSRAM, or a host file read over semihosting; `None`: no blob),
+    /// timing with `meter`.
     pub fn new(
-        model: &'m MnistMlp,
+        slots: Slots<F>,
         board: &'static str,
         tuner: &'m mut MnistTuner,
         data: Option<D>,
         meter: Meter<S>,
     ) -> Self {
-        tuner.reset(&model.output);
+        reset_tuner(tuner, &slots);
         Self {
-            model,
+            slots,
             tuner,
             data,
             board,
@@ -176,6 +204,11 @@ impl<'m, S: Stopwatch, D: Source> Server<'m, S, D> {
         self.tuner
     }
 
+    /// The model slots.
+    pub fn slots(&self) -> &Slots<F> {
+        &self.slots
+    }
+
     /// Takes one byte from the host. When it ends a frame, returns what happened and the reply
     /// to send. `memory` is asked only for an info request.
     pub fn push(&mut self, byte: u8, memory: impl FnOnce() -> Memory) -> Option<Reply<'_>> {
@@ -190,8 +223,8 @@ impl<'m, S: Stopwatch, D: Source> Server<'m, S, D> {
             }
             Feed::Frame(payload) => payload,
         };
-        let mut served = Served {
-            model: self.model,
+        let served = Served {
+            slots: &mut self.slots,
             tuner: self.tuner,
             data: self.data.as_mut().map(|d| d as &mut dyn Source),
             board: self.board,
@@ -218,10 +251,22 @@ impl<'m, S: Stopwatch, D: Source> Server<'m, S, D> {
     }
 }
 
+/// Sets `tuner` to the running model's output layer, if it is an `f32` model.
+fn reset_tuner<F: Flash>(tuner: &mut MnistTuner, slots: &Slots<F>) {
+    if let Some(m) = running(slots).and_then(|r| r.as_f32()) {
+        tuner.reset(&m.output);
+    }
+}
+
+/// The model of the running slot.
+pub fn running<F: Flash>(slots: &Slots<F>) -> Option<Running<'_>> {
+    Running::of(&slots.active()?.content)
+}
+
 /// What answering a request may touch (split from the frame buffers, which the request
 /// borrows).
-struct Served<'s, 'm, S: Stopwatch> {
-    model: &'m MnistMlp,
+struct Served<'s, S: Stopwatch, F: Flash> {
+    slots: &'s mut Slots<F>,
     tuner: &'s mut MnistTuner,
     data: Option<&'s mut dyn Source>,
     board: &'static str,
@@ -229,23 +274,117 @@ struct Served<'s, 'm, S: Stopwatch> {
     stats: &'s mut Stats,
 }
 
-impl<'m, S: Stopwatch> Served<'_, 'm, S> {
+impl<'s, S: Stopwatch, F: Flash> Served<'s, S, F> {
     fn answer(
-        &mut self,
+        self,
         request: Request<'_>,
         memory: impl FnOnce() -> Memory,
-    ) -> (Event, Response<'m>) {
-        let model = self.model;
+    ) -> (Event, Response<'s>) {
         match request {
-            Request::Ping { nonce } => (Event::Ping, Response::Pong { nonce }),
-            Request::Info => (
-                Event::Info,
-                Response::Info(info(self.board, model, memory())),
+            Request::Hello { protocol } if protocol == PROTOCOL_VERSION => (
+                Event::Hello,
+                Response::Hello {
+                    protocol: PROTOCOL_VERSION,
+                    firmware: env!("CARGO_PKG_VERSION"),
+                },
             ),
+            Request::Hello { protocol } => refuse(DeviceError::Version {
+                device: PROTOCOL_VERSION,
+                host: protocol,
+            }),
+            Request::PushBegin { len } => match self.slots.begin(len) {
+                Ok(p) => (
+                    Event::PushBegun { slot: p.slot, len },
+                    Response::Push(p),
+                ),
+                Err(e) => refuse(DeviceError::Update(e)),
+            },
+            Request::PushChunk { offset, bytes } => match self.slots.chunk(offset, bytes) {
+                Ok(p) => (
+                    Event::Pushed {
+                        received: p.received,
+                    },
+                    Response::Push(p),
+                ),
+                Err(e) => refuse(DeviceError::Update(e)),
+            },
+            Request::PushCommit => match self.slots.commit() {
+                Ok(summary) => {
+                    reset_tuner(self.tuner, self.slots);
+                    let seq = summary.header.map_or(0, |h| h.seq);
+                    (
+                        Event::Committed {
+                            slot: summary.slot,
+                            seq,
+                        },
+                        Response::Committed(summary),
+                    )
+                }
+                Err(e) => refuse(DeviceError::Update(e)),
+            },
+            Request::Rollback => match self.slots.rollback() {
+                Ok(summary) => {
+                    reset_tuner(self.tuner, self.slots);
+                    (
+                        Event::RolledBack { slot: summary.slot },
+                        Response::RolledBack(summary),
+                    )
+                }
+                Err(e) => refuse(DeviceError::Update(e)),
+            },
+            request => {
+                let slots: &'s Slots<F> = self.slots;
+                let serving = Serving {
+                    slots,
+                    tuner: self.tuner,
+                    data: self.data,
+                    board: self.board,
+                    meter: self.meter,
+                    stats: self.stats,
+                };
+                serving.answer(request, memory)
+            }
+        }
+    }
+}
+
+/// What answering a request about the running model may touch: the slots only to read.
+struct Serving<'s, S: Stopwatch, F: Flash> {
+    slots: &'s Slots<F>,
+    tuner: &'s mut MnistTuner,
+    data: Option<&'s mut dyn Source>,
+    board: &'static str,
+    meter: &'s mut Meter<S>,
+    stats: &'s mut Stats,
+}
+
+impl<'s, S: Stopwatch, F: Flash> Serving<'s, S, F> {
+    fn answer(
+        mut self,
+        request: Request<'_>,
+        memory: impl FnOnce() -> Memory,
+    ) -> (Event, Response<'s>) {
+        if let Request::Ping { nonce } = request {
+            return (Event::Ping, Response::Pong { nonce });
+        }
+        if let Request::Stats = request {
+            return (Event::Stats, Response::Stats(*self.stats));
+        }
+        if let Request::Info = request {
+            return (
+                Event::Info,
+                Response::Info(info(self.board, self.slots, memory())),
+            );
+        }
+        let Some(model) = running(self.slots) else {
+            return refuse(DeviceError::NoModel);
+        };
+        match request {
             Request::Classify { pixels } => {
-                let pixels: &[u8; IMAGE_BYTES] =
-                    pixels.try_into().expect("checked by decode_request");
-                let classification = classify_tuned(model, self.tuner, pixels);
+                let Ok(pixels) = <&[u8; IMAGE_BYTES]>::try_from(pixels) else {
+                    unreachable!("checked by decode_request")
+                };
+                let classification = classify_running(&model, self.tuner, pixels);
                 self.stats.classified += 1;
                 (
                     Event::Classified {
@@ -254,14 +393,27 @@ impl<'m, S: Stopwatch> Served<'_, 'm, S> {
                     Response::Classified(classification),
                 )
             }
-            Request::Stats => (Event::Stats, Response::Stats(*self.stats)),
+            Request::Evaluate { first, count } => self.evaluate(&model, first, count),
+            tuning => {
+                let Some(f32_model) = model.as_f32() else {
+                    return refuse(DeviceError::NeedsF32 { kind: model.kind() });
+                };
+                self.tune(f32_model, tuning)
+            }
+        }
+    }
+
+
+    fn tune(mut self, model: &MnistMlp, request: Request<'_>) -> (Event, Response<'s>) {
+        match request {
             Request::Reset => {
                 self.tuner.reset(&model.output);
                 (Event::Reset, Response::Tuning(self.tuning(0)))
             }
             Request::Sample { label, pixels } => {
-                let pixels: &[u8; IMAGE_BYTES] =
-                    pixels.try_into().expect("checked by decode_request");
+                let Ok(pixels) = <&[u8; IMAGE_BYTES]>::try_from(pixels) else {
+                    unreachable!("checked by decode_request")
+                };
                 let tuner = &mut *self.tuner;
                 let (added, instructions) = self.meter.measure(|| {
                     let mut x = [0.0f32; IMAGE_BYTES];
@@ -286,7 +438,7 @@ impl<'m, S: Stopwatch> Served<'_, 'm, S> {
                 learning_rate,
                 momentum,
             } => self.train(method, learning_rate, momentum),
-            Request::Evaluate { first, count } => self.evaluate(first, count),
+            _ => unreachable!("answered by the caller"),
         }
     }
 
@@ -298,7 +450,7 @@ impl<'m, S: Stopwatch> Served<'_, 'm, S> {
         }
     }
 
-    fn train(&mut self, method: Gradient, lr: f32, momentum: f32) -> (Event, Response<'m>) {
+    fn train(&mut self, method: Gradient, lr: f32, momentum: f32) -> (Event, Response<'s>) {
         let valid = lr.is_finite() && lr > 0.0 && momentum.is_finite();
         if !valid || !(0.0..1.0).contains(&momentum) {
             return refuse(DeviceError::BadHyperparameter);
@@ -331,7 +483,12 @@ impl<'m, S: Stopwatch> Served<'_, 'm, S> {
         }
     }
 
-    fn evaluate(&mut self, first: u32, count: u32) -> (Event, Response<'m>) {
+    fn evaluate(
+        &mut self,
+        model: &Running<'_>,
+        first: u32,
+        count: u32,
+    ) -> (Event, Response<'s>) {
         let Some(data) = self.data.as_deref_mut() else {
             return refuse(DeviceError::NoData);
         };
@@ -348,7 +505,7 @@ impl<'m, S: Stopwatch> Served<'_, 'm, S> {
             let Ok(label) = data.read(i as usize, &mut pixels) else {
                 return refuse(DeviceError::NoData);
             };
-            let c = classify_tuned(self.model, self.tuner, &pixels);
+            let c = classify_running(model, self.tuner, &pixels);
             digest.write_f32s(&c.logits);
             correct += (label == Some(c.digit)) as u32;
         }
@@ -369,6 +526,24 @@ impl<'m, S: Stopwatch> Served<'_, 'm, S> {
 
 fn refuse<'a>(e: DeviceError) -> (Event, Response<'a>) {
     (Event::Refused(e), Response::Error(e))
+}
+
+/// The running model's answer, with the tuned output layer for an `f32` model.
+pub fn classify_running(
+    model: &Running<'_>,
+    tuner: &MnistTuner,
+    pixels: &[u8; IMAGE_BYTES],
+) -> Classification {
+    match model.as_f32() {
+        Some(m) => classify_tuned(m, tuner, pixels),
+        None => {
+            let logits = model.logits(pixels);
+            Classification {
+                digit: argmax(&logits) as u8,
+                logits,
+            }
+        }
+    }
 }
 
 /// The answer for one image with `model`'s hidden layer and `tuner`'s output layer: untuned,
@@ -398,23 +573,31 @@ pub fn classify(model: &MnistMlp, pixels: &[u8; IMAGE_BYTES]) -> Classification 
     }
 }
 
-/// This firmware's [`DeviceInfo`], serving `model` (its metadata is the embedded model's).
-pub fn info<'a>(board: &'a str, model: &MnistMlp, memory: Memory) -> DeviceInfo<'a> {
+/// This firmware's [`DeviceInfo`]: the running model (from its slot), both slots, `memory`.
+pub fn info<'a, F: Flash>(board: &'a str, slots: &'a Slots<F>, memory: Memory) -> DeviceInfo<'a> {
+    let model = slots.active().and_then(|active| {
+        let model = Running::of(&active.content)?;
+        let mut description = heapless::String::new();
+        // A description longer than the field is cut short rather than refused.
+        let _ = model.describe(&mut description);
+        let meta = active.content.metadata();
+        Some(ModelSummary {
+            kind: model.kind(),
+            description,
+            dataset: meta.dataset,
+            test_accuracy: meta.test_accuracy,
+            params_fnv64: model.digest(),
+            file_len: active.header.file_len,
+            file_crc: active.header.file_crc,
+        })
+    });
     DeviceInfo {
         protocol: PROTOCOL_VERSION,
         firmware: env!("CARGO_PKG_VERSION"),
         board,
-        model: ModelSummary {
-            architecture: Architecture {
-                input: 784,
-                hidden: 128,
-                output: 10,
-            },
-            precision: Precision::F32,
-            dataset: embedded::DATASET,
-            test_accuracy: embedded::TEST_ACCURACY,
-            params_fnv64: params_digest(model),
-        },
+        model,
+        slots: slots.summary(),
+        slot_capacity: slots.capacity(),
         flash_bytes: memory.flash_bytes,
         static_ram_bytes: memory.static_ram_bytes,
         stack_bytes: memory.stack_bytes,

@@ -13,6 +13,7 @@ use digits_core::finetune::MnistTuner;
 use digits_core::frame::{self, Feed, FrameReader, FrameWriter, MAX_FRAME};
 use digits_core::model_file::{self, Precision};
 use digits_core::protocol::{Response, decode_request};
+use digits_core::update::{RamFlash, Slots};
 use digits_core::{MnistMlp, MnistQuant};
 use firmware::eval::NoStopwatch;
 use firmware::model::MODEL;
@@ -119,8 +120,13 @@ fn blob() -> &'static [u8] {
 /// requests get past the checksum. Every reply is one intact frame.
 pub fn serve(data: &[u8]) {
     let mut tuner = Box::new(MnistTuner::zeroed());
+    let mut area = firmware::slots::factory_area();
+    let slots = Slots::new(
+        RamFlash::new(&mut area, firmware::slots::GEOMETRY),
+        firmware::slots::SLOTS,
+    );
     let mut server = Server::new(
-        &MODEL,
+        slots,
         "fuzz",
         &mut tuner,
         Some(Blob::parse(blob()).expect("a valid blob")),
@@ -139,6 +145,8 @@ pub fn serve(data: &[u8]) {
             assert_eq!(frames, 1, "a reply is one intact frame");
         }
     }
+    // Whatever came, a valid model still runs.
+    assert!(server.slots().active().is_some(), "no model runs");
 }
 
 /// The byte stream [`serve`] sends for `data`.

@@ -14,15 +14,24 @@ use digits_core::softmax::argmax;
 use digits_core::{Params, Sgd};
 use firmware::eval::NoStopwatch;
 use firmware::model::MODEL;
+use digits_core::update::{RamFlash, Slots};
 use firmware::serve::{Event, Memory, Meter, Server};
+use firmware::slots::{GEOMETRY, SLOTS, factory_area};
 use testkit::Labeled;
 
-type HostServer<'m> = Server<'m, NoStopwatch, Blob<'m>>;
+type HostServer<'m> = Server<'m, NoStopwatch, Blob<'m>, RamFlash<'m>>;
 
-/// A server on the host, tuning in `tuner`, with `data` as its PSRAM.
-fn server<'m>(board: &'static str, tuner: &'m mut MnistTuner, data: &'m [u8]) -> HostServer<'m> {
+/// A server on the host with the factory model in slot A of `area` (from
+/// [`firmware::slots::factory_area`]), tuning in `tuner`, with `data` as its PSRAM.
+fn server<'m>(
+    board: &'static str,
+    tuner: &'m mut MnistTuner,
+    area: &'m mut [u8],
+    data: &'m [u8],
+) -> HostServer<'m> {
     let blob = Blob::parse(data).ok();
-    Server::new(&MODEL, board, tuner, blob, Meter::new(NoStopwatch, 0, 0))
+    let slots = Slots::new(RamFlash::new(area, GEOMETRY), SLOTS);
+    Server::new(slots, board, tuner, blob, Meter::new(NoStopwatch, 0, 0))
 }
 
 fn decode(payload: &[u8]) -> Response<'_> {
@@ -60,7 +69,8 @@ fn feed(server: &mut HostServer<'_>, bytes: &[u8]) -> (Vec<Event>, Vec<Vec<u8>>)
 #[test]
 fn every_request_gets_its_answer_and_damage_gets_silence() {
     let mut tuner = Box::new(MnistTuner::zeroed());
-    let mut server = server("test-board", &mut tuner, &[]);
+    let mut area = factory_area();
+    let mut server = server("test-board", &mut tuner, &mut area, &[]);
     let mut frames = FrameWriter::new();
     let mut bytes = frames.encode(&Request::Ping { nonce: 7 }).unwrap().to_vec();
     bytes.extend(frames.encode(&Request::Info).unwrap());
@@ -97,10 +107,11 @@ fn every_request_gets_its_answer_and_damage_gets_silence() {
         Response::Info(info) => {
             assert_eq!(info.board, "test-board");
             assert_eq!(info.flash_bytes, u32::MAX);
-            assert_eq!(
-                info.model.params_fnv64,
-                digits_core::digest::params_digest(&MODEL)
-            );
+            let model = info.model.expect("the factory model runs");
+            assert_eq!(model.params_fnv64, digits_core::digest::params_digest(&MODEL));
+            assert_eq!(model.description, "784-128-10 f32");
+            assert_eq!(info.slots[0].state, digits_core::update::State::Valid);
+            assert!(info.slots[0].active);
         }
         other => panic!("{other:?}"),
     }
@@ -123,9 +134,11 @@ fn every_request_gets_its_answer_and_damage_gets_silence() {
 fn the_largest_reply_fits_a_frame() {
     // Info with every number at its widest (varints) and the longest board name we use.
     let mut tuner = Box::new(MnistTuner::zeroed());
+    let mut area = factory_area();
     let mut server = server(
         "a-board-name-as-long-as-any-real-one-would-be",
         &mut tuner,
+        &mut area,
         &[],
     );
     let mut frames = FrameWriter::new();
@@ -174,7 +187,8 @@ fn fine_tuning_matches_the_host_and_resets() {
     let Labeled { images, labels } = testkit::test_digits(200);
     let data = blob(&images, Some(&labels));
     let mut tuner = Box::new(MnistTuner::zeroed());
-    let mut device = server("test-board", &mut tuner, &data);
+    let mut area = factory_area();
+    let mut device = server("test-board", &mut tuner, &mut area, &data);
 
     let mut host = Box::new(MnistTuner::zeroed());
     host.reset(&MODEL.output);
@@ -298,7 +312,8 @@ fn bad_fine_tuning_requests_are_refused() {
     let images: Vec<[u8; 784]> = vec![firmware::DIGIT_7, firmware::DIGIT_1];
     let data = blob(&images, Some(&[7, 1]));
     let mut tuner = Box::new(MnistTuner::zeroed());
-    let mut device = server("test-board", &mut tuner, &data);
+    let mut area = factory_area();
+    let mut device = server("test-board", &mut tuner, &mut area, &data);
     let refused = |device: &mut HostServer<'_>, request: &Request<'_>| match one(device, request) {
         (Event::Refused(e), Response::Error(r)) if e == r => e,
         other => panic!("{request:?}: {other:?}"),
@@ -377,7 +392,8 @@ fn bad_fine_tuning_requests_are_refused() {
         other => panic!("{other:?}"),
     }
     let mut tuner = Box::new(MnistTuner::zeroed());
-    let mut bare = server("test-board", &mut tuner, &[0; 64]);
+    let mut area = factory_area();
+    let mut bare = server("test-board", &mut tuner, &mut area, &[0; 64]);
     assert_eq!(
         refused(&mut bare, &Request::Evaluate { first: 0, count: 1 }),
         DeviceError::NoData

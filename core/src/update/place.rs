@@ -24,8 +24,7 @@ use crate::model_file::{
 };
 use crate::{MnistMlp, MnistQuant};
 
-/// The CRC of model files (CRC-32/ISO-HDLC, as [`crate::model_file`] computes it).
-pub(crate) static CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+use crate::crc32::CRC32;
 
 /// What a slot holds, by the type that runs it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

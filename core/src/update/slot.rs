@@ -16,11 +16,12 @@
 //! range. The commit word is programmed last, after everything it vouches for.
 
 use crate::compact::Compact;
-use crate::compact_file::{AnyModelFile, decode_any};
+use crate::compact_file::decode_compact;
 use crate::model_file::{self, Metadata, ModelFileError};
 
 use super::flash::ERASED;
-use super::place::{CRC32, Kind, Parsed, Parser, Route};
+use super::place::{Kind, Parsed, Parser, Route};
+use crate::crc32::CRC32;
 
 /// First bytes of a slot header.
 pub const SLOT_MAGIC: [u8; 8] = *b"DGTSLOT1";
@@ -76,7 +77,7 @@ impl Header {
             return None;
         }
         let b = &slot[..HEADER_LEN as usize];
-        let word = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"));
+        let word = |at: usize| u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
         if b[..8] != SLOT_MAGIC || b[26..28] != [0, 0] || CRC32.checksum(&b[..28]) != word(28) {
             return None;
         }
@@ -94,7 +95,7 @@ impl Header {
 /// Reads the little-endian word at `at` of `slot`.
 pub(crate) fn word_at(slot: &[u8], at: u32) -> u32 {
     let at = at as usize;
-    u32::from_le_bytes(slot[at..at + 4].try_into().expect("4 bytes"))
+    u32::from_le_bytes([slot[at], slot[at + 1], slot[at + 2], slot[at + 3]])
 }
 
 /// What a slot holds, as far as a look at it can tell.
@@ -149,9 +150,9 @@ impl<'a> Content<'a> {
     /// The metadata the model file carries.
     pub fn metadata(&self) -> Metadata<'a> {
         match self.kind {
-            Kind::Compact => match decode_any(self.envelope) {
-                Ok(AnyModelFile::Compact(file)) => file.metadata,
-                _ => unreachable!("verified as a compact file"),
+            Kind::Compact => match decode_compact(self.envelope) {
+                Ok(file) => file.metadata,
+                Err(_) => unreachable!("verified as a compact file"),
             },
             Kind::F32 | Kind::Int8 => match model_file::decode_prefix(self.envelope) {
                 Ok(prefix) => prefix.metadata,
@@ -162,8 +163,8 @@ impl<'a> Content<'a> {
 
     /// A compact network, its tensors borrowed from flash.
     pub fn compact(&self) -> Option<Compact<'a>> {
-        match (self.kind, decode_any(self.envelope)) {
-            (Kind::Compact, Ok(AnyModelFile::Compact(file))) => Some(file.model),
+        match self.kind {
+            Kind::Compact => decode_compact(self.envelope).ok().map(|file| file.model),
             _ => None,
         }
     }
@@ -240,10 +241,7 @@ fn replay(envelope: &[u8], image: &[u8], file_len: u32) -> Result<Parsed, ModelF
 /// multipliers and shifts in range; a compact network decoded and checked whole.
 fn check_values(content: &Content<'_>) -> Result<(), ModelFileError> {
     match content.kind {
-        Kind::Compact => match decode_any(content.envelope)? {
-            AnyModelFile::Compact(_) => Ok(()),
-            AnyModelFile::Mlp(_) => Err(ModelFileError::Malformed),
-        },
+        Kind::Compact => decode_compact(content.envelope).map(|_| ()),
         kind => {
             let precision = match kind {
                 Kind::F32 => model_file::Precision::F32,

@@ -97,12 +97,11 @@ impl Firmware {
             false => target,
         };
         let Some(model) = model else {
-            if !target
-                .join(board_target)
-                .join("release")
-                .join(name)
-                .is_file()
-            {
+            let profile = match name {
+                "serve" => Board::SERVE_PROFILE,
+                _ => "release",
+            };
+            if !target.join(board_target).join(profile).join(name).is_file() {
                 eprintln!(
                     "building the firmware (once, into {}) ...",
                     target.display()
@@ -214,17 +213,31 @@ impl<'a> Build<'a> {
         }
     }
 
+    /// Builds the programs (`serve` with its own profile) and returns each one's path by name.
     fn run(&self) -> Result<HashMap<String, PathBuf>, String> {
+        let serve_bin = ["--bin", "serve"];
+        let (release, serve): (&[&str], bool) = match self.only {
+            Some("serve") => (&[], true),
+            Some(_) => (&[], false),
+            None => (self.board.programs(), self.board.serves()),
+        };
+        let mut elfs = HashMap::new();
+        if let Some(name) = self.only.filter(|&n| n != "serve") {
+            elfs.extend(self.cargo("release", &["--bin", name])?);
+        }
+        if !release.is_empty() {
+            elfs.extend(self.cargo("release", release)?);
+        }
+        if serve {
+            elfs.extend(self.cargo(Board::SERVE_PROFILE, &serve_bin)?);
+        }
+        Ok(elfs)
+    }
+
+    /// One `cargo build` of `bins` with `profile`.
+    fn cargo(&self, profile: &str, bins: &[&str]) -> Result<HashMap<String, PathBuf>, String> {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let target = self.board.target();
-        let only;
-        let bins: &[&str] = match (self.only, self.board) {
-            (Some(name), _) => {
-                only = ["--bin", name];
-                &only
-            }
-            (None, board) => board.programs(),
-        };
         let mut command = Command::new(cargo);
         command
             .current_dir(self.workspace)
@@ -234,7 +247,7 @@ impl<'a> Build<'a> {
             .env_remove("DIGITS_MODEL")
             .env_remove("DIGITS_MODEL_INT8")
             .env_remove("DIGITS_MODEL_COMPACT")
-            .args(["build", "-p", "firmware", "--release"])
+            .args(["build", "-p", "firmware", "--profile", profile])
             .args(bins)
             .args([
                 "--target",

@@ -117,10 +117,27 @@ impl Board {
         self.fits_f32()
     }
 
-    /// The programs built for it, as cargo's arguments: those whose model and memory fit.
+    /// The programs built for it with the release profile, as cargo's arguments: those whose
+    /// model and memory fit (`serve`, where it runs, has a profile of its own:
+    /// [`Board::SERVE_PROFILE`]).
     pub fn programs(self) -> &'static [&'static str] {
         match self {
-            Board::Mps2An386 => &["--bins"],
+            Board::Mps2An386 => &[
+                "--bin",
+                "boot",
+                "--bin",
+                "eval",
+                "--bin",
+                "eval-int8",
+                "--bin",
+                "eval-compact",
+                "--bin",
+                "selftest",
+                "--bin",
+                "panic",
+                "--bin",
+                "hardfault",
+            ],
             // `boot` trains a 784-16-10 network with its gradient and momentum: 150 KB of RAM.
             Board::Netduinoplus2 => &[
                 "--bin",
@@ -129,8 +146,6 @@ impl Board {
                 "eval-int8",
                 "--bin",
                 "eval-compact",
-                "--bin",
-                "serve",
                 "--bin",
                 "selftest",
                 "--bin",
@@ -149,6 +164,9 @@ impl Board {
             ],
         }
     }
+
+    /// The cargo profile of `serve` (Cargo.toml: optimized for size, to fit its 64 KiB).
+    pub const SERVE_PROFILE: &'static str = "serve";
 
     fn machine(self) -> [&'static str; 4] {
         match self {

@@ -4,8 +4,36 @@
 pub mod uart;
 
 use digits_core::blob::{BLOB_ADDRESS, Blob};
+use digits_core::update::RamFlash;
 
 pub use uart::{BAUD, Uart};
+
+/// `serve`'s model slots: the mps2-an386's code memory is RAM, so the flash rules (erase to
+/// `0xFF`, program clears bits) are kept in software ([`RamFlash`]), over the STM32F4's
+/// sectors that `memory/mps2-an386.x` stands for.
+pub type SlotFlash = RamFlash<'static>;
+
+/// The slot area at `_slots_start` (memory/mps2-an386.x).
+///
+/// # Safety
+///
+/// Once per program: the area is this value's alone.
+pub unsafe fn slot_flash() -> SlotFlash {
+    unsafe extern "C" {
+        static _slots_start: u8;
+    }
+    let start = (&raw const _slots_start) as usize;
+    // SAFETY: the mps2-an386 maps 4 MiB of RAM at 0x0, and the slot area, AREA_LEN bytes
+    // from `_slots_start`, lies in the first MiB; no Rust object but serve's factory bytes
+    // (`.slot_a`, never accessed from Rust) lives there, and the caller hands it out once.
+    let bytes = unsafe {
+        core::slice::from_raw_parts_mut(
+            core::ptr::with_exposed_provenance_mut::<u8>(start),
+            crate::slots::AREA_LEN as usize,
+        )
+    };
+    RamFlash::new(bytes, crate::slots::GEOMETRY)
+}
 
 /// The board's name, as `Info` reports it.
 pub const NAME: &str = "mps2-an386";

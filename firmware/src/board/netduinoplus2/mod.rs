@@ -8,13 +8,27 @@
 //!   against a known loop rather than trusting a frequency (`device::calibrate`).
 //! - **Serial.** USART1 on PA9 (TX) and PA10 (RX), 115,200 baud ([`usart`]); QEMU connects it
 //!   to its first `-serial`.
+//! - **Flash.** `serve`'s model slots through the flash controller ([`flash`]); QEMU drops
+//!   the writes, so a push is refused there.
 //! - **Data.** No PSRAM: the `eval` programs, and `serve` for its evaluate request, read the
 //!   data blob from a host file over semihosting ([`HostBlob`]).
 
+pub mod flash;
 pub mod usart;
 
 pub use super::host_blob::HostBlob;
+pub use flash::SlotFlash;
 pub use usart::{BAUD, Uart};
+
+/// `serve`'s model slots, through the flash controller.
+///
+/// # Safety
+///
+/// Once per program: the flash controller and the slot area are this value's alone.
+pub unsafe fn slot_flash() -> SlotFlash {
+    // SAFETY: passed on from the caller.
+    unsafe { SlotFlash::take() }
+}
 
 /// The board's name, as `Info` reports it.
 pub const NAME: &str = "netduinoplus2";
