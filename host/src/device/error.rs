@@ -38,6 +38,9 @@ pub enum Error {
     /// QEMU could not be started or ended before the device was up.
     #[error("QEMU failed: {0}")]
     Qemu(String),
+    /// QEMU's monitor (QMP) failed or refused a command.
+    #[error("QEMU's monitor (QMP): {0}")]
+    Qmp(String),
     /// A serial port (`--port`) cannot be opened.
     #[error(transparent)]
     Port(#[from] PortError),

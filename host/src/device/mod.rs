@@ -14,6 +14,7 @@
 //! - [`qemu`]: QEMU as a process (machine, UART wiring, start, wait, stop), none outliving
 //!   us ([`children`], and [`death_watch`] for SIGKILL);
 //! - [`logs`]: the device's defmt log, decoded and shown;
+//! - [`qmp`]: QEMU's monitor (where the UART's pty went, stop, memory dumps, quit);
 //! - [`link`]: the protocol's client over the UART, its bytes carried by a [`transport`]: a
 //!   socket or a [`serial`] port;
 //! - [`attached`]: a device that runs without us, over TCP or a serial port;
@@ -42,6 +43,7 @@ pub mod model;
 pub mod predict;
 pub mod psram;
 pub mod qemu;
+pub mod qmp;
 pub mod run;
 pub mod serial;
 pub mod session;
