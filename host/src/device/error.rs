@@ -8,6 +8,7 @@ use std::time::Duration;
 use digits_core::protocol::DeviceError;
 
 use super::qemu::{INSTALL_QEMU, QEMU, TARGET};
+use super::serial::PortError;
 
 /// What can go wrong between the host and the device.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +38,12 @@ pub enum Error {
     /// QEMU could not be started or ended before the device was up.
     #[error("QEMU failed: {0}")]
     Qemu(String),
+    /// QEMU's monitor (QMP) failed or refused a command.
+    #[error("QEMU's monitor (QMP): {0}")]
+    Qmp(String),
+    /// A serial port (`--port`) cannot be opened.
+    #[error(transparent)]
+    Port(#[from] PortError),
     /// Reading or writing the UART failed.
     #[error("the device's UART")]
     Io(#[from] io::Error),

@@ -1,8 +1,9 @@
 //! The protocol's client: requests to the device's UART, replies back, over a byte stream
-//! (QEMU's socket for UART0), one frame each way at a time.
+//! (QEMU's socket for UART0, or a serial port: [`Transport`]), one frame each way at a time.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use digits_core::finetune::Gradient;
@@ -12,6 +13,8 @@ use digits_core::protocol::{
 };
 
 use super::error::Error;
+use super::serial;
+use super::transport::Transport;
 
 /// The protocol over a byte stream to the device's UART.
 ///
@@ -19,7 +22,7 @@ use super::error::Error;
 /// for its reply before the next goes out. Every frame is sent after a `0x00`, which ends
 /// whatever noise came before as a frame of its own, skipped by the device.
 pub struct Link {
-    stream: TcpStream,
+    stream: Transport,
     reader: Box<FrameReader<MAX_FRAME>>,
     writer: Box<FrameWriter>,
     /// The bytes of the request being sent: a `0x00`, then its frame.
@@ -41,10 +44,14 @@ impl Link {
     /// How long a device that has just started may take to answer (QEMU's start included).
     pub const STARTUP: Duration = Duration::from_secs(20);
 
-    /// A link over `stream`.
+    /// A link over the socket `stream`.
     pub fn new(stream: TcpStream) -> Result<Self, Error> {
-        stream.set_nodelay(true)?;
-        Ok(Self {
+        Ok(Self::over(Transport::tcp(stream)?))
+    }
+
+    /// A link over `stream`.
+    pub fn over(stream: Transport) -> Self {
+        Self {
             stream,
             reader: Box::new(FrameReader::new()),
             writer: Box::new(FrameWriter::new()),
@@ -52,13 +59,20 @@ impl Link {
             inbox: Vec::new(),
             payload: Vec::new(),
             timeout: Self::TIMEOUT,
-        })
+        }
     }
 
     /// Connects to a device whose UART listens at `addr` (`digits device run`).
     pub fn connect(addr: SocketAddr) -> Result<Self, Error> {
         let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
         Self::new(stream)
+    }
+
+    /// Opens the serial port `path` at `baud` (a board on a USB-UART, or `digits device run
+    /// --pty`'s). A device may not answer at once (QEMU's pty drops what the device sends
+    /// until it sees us): [`Link::wait_ready`] pings until it does.
+    pub fn open_serial(path: &Path, baud: u32) -> Result<Self, Error> {
+        Ok(Self::over(Transport::Serial(serial::open(path, baud)?)))
     }
 
     /// Sets how long to wait for a reply.
@@ -103,9 +117,8 @@ impl Link {
             if left.is_zero() {
                 return Err(Error::Timeout(self.timeout));
             }
-            self.stream.set_read_timeout(Some(left))?;
             let mut buf = [0u8; 2048];
-            match self.stream.read(&mut buf) {
+            match self.stream.read_within(&mut buf, left) {
                 Ok(0) => {
                     return Err(Error::Io(io::Error::new(
                         io::ErrorKind::UnexpectedEof,

@@ -69,6 +69,34 @@ pub fn decode_logs(
     }
 }
 
+/// QEMU's stdout without the line its pty chardev prints before the machine starts ("char
+/// device redirected to /dev/pts/3 (label uart0)"), which is not defmt and would decode as a
+/// damaged frame. Anything else passes unchanged.
+pub fn without_pty_banner(input: impl Read) -> impl Read {
+    const BANNER: &[u8] = b"char device redirected to ";
+    let mut input = input;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    // Byte by byte up to the end of the banner, so that nothing after it is consumed here.
+    loop {
+        match input.read(&mut byte) {
+            Ok(0) => break,
+            Ok(_) => head.push(byte[0]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        }
+        let n = head.len().min(BANNER.len());
+        if head[..n] != BANNER[..n] {
+            break;
+        }
+        if byte[0] == b'\n' {
+            head.clear();
+            break;
+        }
+    }
+    io::Cursor::new(head).chain(input)
+}
+
 fn upper(level: &str) -> &'static str {
     match level {
         "error" => "ERROR",

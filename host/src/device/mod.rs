@@ -1,7 +1,8 @@
 //! `digits device`: the firmware in QEMU, driven from the host.
 //!
 //! Each command starts its own QEMU (the `serve` firmware, UART0 on a local socket) and stops
-//! it when done, or talks to one that `digits device run` keeps running (`--connect`). The
+//! it when done, or talks to a device that runs without it ([`attached`]): one that `digits
+//! device run` keeps running (`--connect`), or any on a serial port (`--port`). The
 //! device runs the shipped model unless `--model FILE` names another: the firmware is then
 //! built with that model in it, once per model ([`firmware`]).
 //! `device eval` classifies the whole test set through the bulk path (the `eval` firmware,
@@ -13,7 +14,10 @@
 //! - [`qemu`]: QEMU as a process (machine, UART wiring, start, wait, stop), none outliving
 //!   us ([`children`], and [`death_watch`] for SIGKILL);
 //! - [`logs`]: the device's defmt log, decoded and shown;
-//! - [`link`]: the protocol's client over the UART;
+//! - [`qmp`]: QEMU's monitor (where the UART's pty went, stop, memory dumps, quit);
+//! - [`link`]: the protocol's client over the UART, its bytes carried by a [`transport`]: a
+//!   socket or a [`serial`] port;
+//! - [`attached`]: a device that runs without us, over TCP or a serial port;
 //! - [`firmware`]: where the firmware binaries are, and building them;
 //! - [`model`]: the model a device runs, and what to type when it runs another;
 //! - [`psram`]: data blobs loaded into the device's PSRAM;
@@ -24,6 +28,7 @@
 //! host's run of the same fine-tuning in [`tuner`]), [`hex`] (the firmware for a real board). The formats both sides speak (protocol,
 //! frames, data blob, digests) are `digits-core`'s.
 
+pub mod attached;
 pub mod children;
 pub mod death_watch;
 pub mod error;
@@ -38,8 +43,11 @@ pub mod model;
 pub mod predict;
 pub mod psram;
 pub mod qemu;
+pub mod qmp;
 pub mod run;
+pub mod serial;
 pub mod session;
+pub mod transport;
 pub mod tuner;
 
 use std::net::SocketAddr;
@@ -48,6 +56,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 
+use self::attached::Attached;
 use self::firmware::Firmware;
 use self::logs::LogPrinter;
 use self::model::DeviceModel;
@@ -113,15 +122,44 @@ impl Launch {
     }
 }
 
-/// A device of the command's own, or one that `digits device run` keeps running.
+/// A device of the command's own, or one that runs without it: `digits device run`'s, or
+/// one on a serial port.
 #[derive(Args)]
 pub struct Reach {
     /// Talk to the device that `digits device run` keeps running at ADDR instead of starting
     /// one (its firmware and log are that command's).
-    #[arg(long, value_name = "ADDR", conflicts_with_all = ["firmware", "verbose", "board"])]
+    #[arg(long, value_name = "ADDR", conflicts_with_all = ["firmware", "verbose", "board", "port"])]
     connect: Option<SocketAddr>,
+    /// Talk to a device on the serial port PATH instead of starting one: a board running the
+    /// `serve` firmware on a USB-UART (/dev/ttyUSB0, /dev/ttyACM0), or `digits device run
+    /// --pty`'s.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["firmware", "verbose", "board"])]
+    port: Option<PathBuf>,
+    /// The serial port's speed (8 data bits, no parity, one stop bit).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 115_200,
+        requires = "port",
+        value_parser = crate::cli::number::Within::at_least(1u32)
+    )]
+    baud: u32,
     #[command(flatten)]
     launch: Launch,
+}
+
+impl Reach {
+    /// The device named by --connect or --port, if any (else the command starts its own).
+    pub fn attached(&self) -> Option<Attached> {
+        match (&self.connect, &self.port) {
+            (Some(addr), _) => Some(Attached::Tcp(*addr)),
+            (None, Some(path)) => Some(Attached::Serial {
+                path: path.clone(),
+                baud: self.baud,
+            }),
+            (None, None) => None,
+        }
+    }
 }
 
 /// The model a command's device runs, when only the device needs it.

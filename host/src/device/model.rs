@@ -2,12 +2,12 @@
 //! reports its model's parameters digest; comparing it with the file's tells whether the
 //! device runs that file, and when it does not, [`DeviceModel::check`] says what to type.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 use digits_core::digest::{compact_digest, int8_digest, params_digest};
 
+use super::attached::Attached;
 use super::qemu::Board;
 use crate::model_io::{self, Weights};
 use crate::train::aligned::ModelBox;
@@ -27,8 +27,8 @@ pub struct DeviceModel {
 
 /// How a command reached its device, for what to type when the device runs another model.
 pub enum Reached<'a> {
-    /// `--connect ADDR`: a device that `digits device run` keeps running.
-    Connected(SocketAddr),
+    /// `--connect ADDR` or `--port PATH`: a device that runs without us.
+    Attached(&'a Attached),
     /// `--firmware DIR`: binaries built elsewhere, for this board.
     Prebuilt(&'a Path, Board),
     /// A firmware built by `digits` with this very model.
@@ -120,9 +120,14 @@ impl DeviceModel {
             self.digest
         );
         match reached {
-            Reached::Connected(addr) => bail!(
-                "the device at {addr} runs {which}: start one that runs it with `digits device \
+            Reached::Attached(attached @ Attached::Tcp(_)) => bail!(
+                "the device {attached} runs {which}: start one that runs it with `digits device \
                  run --model {file}`, or drop --connect and this command starts its own"
+            ),
+            Reached::Attached(attached @ Attached::Serial { .. }) => bail!(
+                "the device {attached} runs {which}: give it firmware with that model (a board: \
+                 flash `digits device hex --board netduinoplus2 --model {file}`; QEMU: `digits device run --pty \
+                 --model {file}`), or drop --port and this command starts its own"
             ),
             Reached::Prebuilt(dir, board) => bail!(
                 "the firmware in {} was built with {which}: drop --firmware and digits builds \

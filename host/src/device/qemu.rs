@@ -1,10 +1,11 @@
 //! QEMU as a process: which machine, how the device's UART is wired, start, wait, stop. The
 //! device's output (its defmt log stream on QEMU's stdout) is decoded on a thread of its own
-//! ([`super::logs`]).
+//! ([`super::logs`]); QEMU's monitor, when asked for, is a [`Qmp`] client.
 
 use std::io::{self, Read};
 use std::net::{SocketAddr, TcpListener};
-use std::path::Path;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -14,6 +15,7 @@ use super::children::Guarded;
 use super::error::Error;
 use super::link::Link;
 use super::logs::{self, LogLine};
+use super::qmp::Qmp;
 
 /// The QEMU executable.
 pub const QEMU: &str = "qemu-system-arm";
@@ -187,17 +189,24 @@ pub enum Serial {
     ConnectTo(SocketAddr),
     /// QEMU listens on this address; clients come and go (`digits device run`).
     Listen(SocketAddr),
+    /// A pseudo-terminal of QEMU's, which the host opens as a serial port (`digits device run
+    /// --pty`); QMP says which ([`Qmp::pty`] of [`UART`]). QEMU drops what the device sends
+    /// while no one holds the terminal.
+    Pty,
 }
+
+/// The chardev label of the device's UART0, for [`Qmp::chardev`].
+pub const UART: &str = "uart0";
 
 impl Serial {
     /// QEMU's arguments after `-serial`.
     fn args(&self) -> Vec<String> {
         let socket = |addr: &SocketAddr, server: &str| {
             vec![
-                "chardev:uart0".to_owned(),
+                format!("chardev:{UART}"),
                 "-chardev".to_owned(),
                 format!(
-                    "socket,id=uart0,host={},port={},{server}",
+                    "socket,id={UART},host={},port={},{server}",
                     addr.ip(),
                     addr.port()
                 ),
@@ -207,6 +216,11 @@ impl Serial {
             Serial::None => vec!["null".to_owned()],
             Serial::ConnectTo(addr) => socket(addr, "server=off"),
             Serial::Listen(addr) => socket(addr, "server=on,wait=off"),
+            Serial::Pty => vec![
+                format!("chardev:{UART}"),
+                "-chardev".to_owned(),
+                format!("pty,id={UART}"),
+            ],
         }
     }
 }
@@ -217,6 +231,8 @@ pub struct Qemu {
     child: Guarded,
     logs: Option<JoinHandle<Result<(), String>>>,
     stderr: Arc<Mutex<String>>,
+    /// Where the QMP socket is, if any: removed after QEMU ends.
+    scratch: Option<tempfile::TempDir>,
 }
 
 impl Qemu {
@@ -273,7 +289,14 @@ impl Qemu {
             _ => Error::Qemu(format!("cannot start {QEMU}: {e}")),
         })?;
         let stdout = pipes.stdout.expect("piped");
-        let logs = thread::spawn(move || logs::decode_logs(&image, stdout, log));
+        let pty = matches!(serial, Serial::Pty);
+        let logs = thread::spawn(move || {
+            if pty {
+                logs::decode_logs(&image, logs::without_pty_banner(stdout), log)
+            } else {
+                logs::decode_logs(&image, stdout, log)
+            }
+        });
         let stderr = Arc::new(Mutex::new(String::new()));
         let mut pipe = pipes.stderr.expect("piped");
         let sink = Arc::clone(&stderr);
@@ -286,7 +309,69 @@ impl Qemu {
             child,
             logs: Some(logs),
             stderr,
+            scratch: None,
         })
+    }
+
+    /// [`Qemu::start_on`] with QEMU's monitor on a socket of its own, connected: for what
+    /// only the monitor tells or does (where a pty went, stop, memory dumps, quit).
+    pub fn start_with_qmp_on(
+        board: Board,
+        elf: &Path,
+        serial: &Serial,
+        extra: &[&str],
+        semihosting_args: &[&str],
+        log: impl FnMut(LogLine) + Send + 'static,
+    ) -> Result<(Self, Qmp), Error> {
+        let scratch = tempfile::Builder::new()
+            .prefix("digits-qmp-")
+            .tempdir()
+            .map_err(|e| Error::Qemu(format!("no directory for its monitor socket: {e}")))?;
+        let socket = scratch.path().join("qmp.sock");
+        // QEMU's option syntax: a comma inside a value is written twice.
+        let qmp_arg = format!(
+            "unix:{},server=on,wait=off",
+            socket.to_string_lossy().replace(',', ",,")
+        );
+        let extra = [extra, &["-qmp", &qmp_arg]].concat();
+        let mut qemu = Self::start_on(board, elf, serial, &extra, semihosting_args, log)?;
+        qemu.scratch = Some(scratch);
+        // QEMU creates the socket before the machine starts; retry until it has.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let stream = loop {
+            match UnixStream::connect(&socket) {
+                Ok(stream) => break stream,
+                Err(e) if Instant::now() > deadline => {
+                    return Err(Error::Qemu(format!(
+                        "its monitor socket {} did not open within 20 s: {e}",
+                        socket.display()
+                    )));
+                }
+                Err(_) => {}
+            }
+            if let Some(status) = qemu.child.try_wait()? {
+                return Err(Error::Qemu(format!(
+                    "it exited ({status}) before opening its monitor: {}",
+                    qemu.stderr_text()
+                )));
+            }
+            thread::sleep(Duration::from_millis(5));
+        };
+        let qmp = Qmp::over(stream)?;
+        Ok((qemu, qmp))
+    }
+
+    /// Starts `elf` on `board` with its UART on a pseudo-terminal; returns QEMU, its monitor
+    /// and the terminal's path, for [`super::link::Link::open_serial`].
+    pub fn start_pty_on(
+        board: Board,
+        elf: &Path,
+        extra: &[&str],
+        log: impl FnMut(LogLine) + Send + 'static,
+    ) -> Result<(Self, Qmp, PathBuf), Error> {
+        let (qemu, mut qmp) = Self::start_with_qmp_on(board, elf, &Serial::Pty, extra, &[], log)?;
+        let pts = qmp.pty(UART)?;
+        Ok((qemu, qmp, pts))
     }
 
     /// Starts `elf` on the mps2-an386 with its UART connected to the returned [`Link`].

@@ -1,5 +1,5 @@
 //! `digits device run`: a device that keeps running, its UART listening for `digits device
-//! ... --connect`, its whole log printed.
+//! ... --connect` (or on a pseudo-terminal for `--port`, with `--pty`), its whole log printed.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,6 +19,10 @@ pub struct RunArgs {
     /// Where the device's UART listens for `digits device ... --connect ADDR`.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7878")]
     listen: SocketAddr,
+    /// Put the device's UART on a pseudo-terminal instead, a serial port for `digits device
+    /// ... --port PATH` (its path is printed): the host talks to it as to a board on a USB-UART.
+    #[arg(long, conflicts_with = "listen")]
+    pty: bool,
     /// The model the device runs (f32; digits builds the firmware with it, once per model);
     /// default: the shipped firmware/models/mnist.digits.
     #[arg(long, value_name = "FILE", conflicts_with = "firmware")]
@@ -47,18 +51,25 @@ pub fn run(args: &RunArgs) -> Result<()> {
     require_qemu()?;
     let firmware = Firmware::new(args.firmware.as_deref()).for_board(args.board);
     let elf = firmware.elf("serve", model.as_ref())?;
-    let listen = args.listen;
-    let mut qemu = Qemu::start_on(
-        args.board,
-        &elf,
-        &Serial::Listen(listen),
-        &[],
-        &[],
-        LogPrinter::new(true).sink(),
-    )?;
+    let logs = LogPrinter::new(true).sink();
+    let (mut qemu, uart, option) = if args.pty {
+        // The monitor is only asked where the pty is.
+        let (qemu, _monitor, pts) = Qemu::start_pty_on(args.board, &elf, &[], logs)?;
+        let pts = pts.display().to_string();
+        (
+            qemu,
+            format!("on the serial port {pts}"),
+            format!("--port {pts}"),
+        )
+    } else {
+        let listen = args.listen;
+        let serial = Serial::Listen(listen);
+        let qemu = Qemu::start_on(args.board, &elf, &serial, &[], &[], logs)?;
+        (qemu, format!("at {listen}"), format!("--connect {listen}"))
+    };
     eprintln!(
-        "device: {} on the {} in QEMU (pid {}), its UART at {listen}; try `digits device info \
-         --connect {listen}`; Ctrl-C stops it",
+        "device: {} on the {} in QEMU (pid {}), its UART {uart}; try `digits device info \
+         {option}`; Ctrl-C stops it",
         elf.display(),
         args.board.name(),
         qemu.pid()

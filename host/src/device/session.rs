@@ -1,5 +1,5 @@
 //! A session with a device: the protocol link to a `serve` firmware, in a QEMU of its own or
-//! one that `digits device run` keeps running (`--connect`).
+//! one that runs without us (`--connect`, `--port`: [`super::attached`]).
 
 use anyhow::{Context, Result};
 
@@ -16,41 +16,34 @@ pub struct Session {
 }
 
 impl Session {
-    /// Connects to the device `reach` names, or starts the `serve` firmware with `model` (the
-    /// shipped one if `None`) in QEMU; checks that it answers a ping and, unless connected
+    /// Reaches the device `reach` names, or starts the `serve` firmware with `model` (the
+    /// shipped one if `None`) in QEMU; checks that it answers a ping and, unless attached
     /// without `model`, that it runs that model. `command` names the command for messages.
     pub fn open(reach: &Reach, model: Option<&DeviceModel>, command: &str) -> Result<Self> {
         if let Some(model) = model {
             model.f32(command)?;
         }
-        let (qemu, mut link) = match reach.connect {
-            Some(addr) => {
-                let link = Link::connect(addr).with_context(|| {
-                    format!("cannot reach a device at {addr}: is `digits device run` running?")
-                })?;
-                (None, link)
-            }
+        let attached = reach.attached();
+        let (qemu, link) = match &attached {
+            Some(attached) => (None, attached.open()?),
             None => {
                 require_qemu()?;
                 let board = reach.launch.serving_board(command)?;
                 let firmware = reach.launch.firmware();
                 let elf = firmware.elf("serve", model)?;
                 let logs = reach.launch.logs().sink();
-                let (qemu, link) = Qemu::start_with_link_on(board, &elf, &[], &[], logs)?;
+                let (qemu, mut link) = Qemu::start_with_link_on(board, &elf, &[], &[], logs)?;
+                // It has just started: its UART may not be on yet.
+                link.wait_ready(Link::STARTUP)
+                    .context("the device does not answer a ping")?;
                 (Some(qemu), link)
             }
         };
-        match qemu {
-            // Ours has just started: its UART may not be on yet.
-            Some(_) => link.wait_ready(Link::STARTUP),
-            None => link.ping(0x5EED),
-        }
-        .context("the device does not answer a ping")?;
         let mut session = Self { qemu, link };
         if let Some(model) = model {
             let firmware = reach.launch.firmware();
-            let reached = match reach.connect {
-                Some(addr) => Reached::Connected(addr),
+            let reached = match &attached {
+                Some(attached) => Reached::Attached(attached),
                 None => firmware.reached(),
             };
             model.check(session.link.info()?.model.params_fnv64, &reached)?;

@@ -37,11 +37,15 @@ pub struct DeviceEvalArgs {
 
 /// Runs `digits device eval`.
 pub fn run(args: &DeviceEvalArgs) -> Result<()> {
-    if args.reach.connect.is_some() && !args.uart {
-        bail!(
-            "--connect talks to a running `serve` device; the bulk path starts its \
-             own `eval` firmware: add --uart to evaluate over the connection"
-        );
+    if let Some(attached) = args.reach.attached() {
+        if !args.uart {
+            bail!(
+                "{} talks to a running `serve` device; the bulk path starts its own `eval` \
+                 firmware: add --uart to evaluate over the connection",
+                attached.option()
+            );
+        }
+        attached.check()?;
     }
     if args.uart {
         args.reach.launch.serving_board("eval --uart")?;
