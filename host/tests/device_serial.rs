@@ -320,7 +320,7 @@ fn qmp_stops_the_machine_saves_its_memory_and_lets_it_go_on() {
         return;
     }
     let elf = firmware_dir().join("serve");
-    let (mut qemu, mut qmp, pts) = Qemu::start_pty_on(Board::Mps2An386, &elf, &[], |_| {}).unwrap();
+    let (mut qemu, mut qmp, pts) = Qemu::start_pty_on(Board::Mps2An386, &elf, &[], &[], |_| {}).unwrap();
     let mut link = Link::open_serial(&pts, 115_200).unwrap();
     link.wait_ready(Link::STARTUP).unwrap();
 

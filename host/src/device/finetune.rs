@@ -189,7 +189,9 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
     link.wait_ready(Link::STARTUP)
         .context("the device does not answer a ping")?;
     link.set_timeout(Duration::from_secs(600));
-    device_model.check(link.info()?.model.params_fnv64, &firmware.reached())?;
+    link.hello()?;
+    let runs = link.info()?.model.map_or(0, |m| m.params_fnv64);
+    device_model.check(runs, &firmware.reached())?;
 
     let plan = Plan {
         method: match args.method {

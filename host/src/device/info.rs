@@ -3,6 +3,7 @@
 use anyhow::Result;
 use clap::Args;
 use digits_core::protocol::{DeviceInfo, Stats};
+use digits_core::update::{SlotSummary, State};
 use serde::Serialize;
 
 use super::Query;
@@ -51,19 +52,29 @@ pub fn run(args: &InfoArgs) -> Result<()> {
 }
 
 fn print_info(info: &DeviceInfo<'_>) {
-    let m = &info.model;
-    let a = m.architecture;
     println!(
         "firmware      {} (protocol {}) on {}",
         info.firmware, info.protocol, info.board
     );
-    let accuracy = m
-        .test_accuracy
-        .map_or("not recorded".to_owned(), |a| format!("{:.2}%", 100.0 * a));
+    match &info.model {
+        Some(m) => {
+            let accuracy = m
+                .test_accuracy
+                .map_or("not recorded".to_owned(), |a| format!("{:.2}%", 100.0 * a));
+            println!(
+                "model         {}, trained on {}, test accuracy {accuracy}, parameters digest \
+                 {:016x}, file of {} B (CRC {:08x})",
+                m.description, m.dataset, m.params_fnv64, m.file_len, m.file_crc
+            );
+        }
+        None => println!("model         none valid: push one (`digits device push MODEL`)"),
+    }
+    for slot in &info.slots {
+        println!("slot {}        {}", slot_name(slot.slot), describe_slot(slot));
+    }
     println!(
-        "model         {}-{}-{} {:?}, trained on {}, test accuracy {accuracy}, parameters \
-         digest {:016x}",
-        a.input, a.hidden, a.output, m.precision, m.dataset, m.params_fnv64
+        "push          models of up to {} B (the free slot)",
+        info.slot_capacity
     );
     println!(
         "flash         {} B (.text + .rodata + .data)",
@@ -74,4 +85,27 @@ fn print_info(info: &DeviceInfo<'_>) {
         "stack         {} B peak of {} B",
         info.stack_peak_bytes, info.stack_bytes
     );
+}
+
+/// `A` or `B`.
+pub fn slot_name(slot: u8) -> char {
+    if slot == 0 { 'A' } else { 'B' }
+}
+
+/// What a slot holds, in words.
+pub fn describe_slot(slot: &SlotSummary) -> String {
+    let state = match slot.state {
+        State::Empty => return "empty".to_owned(),
+        State::Valid if slot.active => "running",
+        State::Valid => "valid (the previous model: `digits device rollback` runs it)",
+        State::Revoked => "rolled back from",
+        State::Damaged => "damaged (ignored)",
+    };
+    match slot.header {
+        Some(h) => format!(
+            "{state}: {} model, {} B file (CRC {:08x}), sequence {}",
+            h.kind, h.file_len, h.file_crc, h.seq
+        ),
+        None => state.to_owned(),
+    }
 }

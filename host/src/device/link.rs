@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 use digits_core::finetune::Gradient;
 use digits_core::frame::{self, Feed, FrameReader, FrameWriter, MAX_FRAME};
 use digits_core::protocol::{
-    Classification, DeviceInfo, Evaluation, Request, Response, Stats, Trained, Tuning,
+    Classification, DeviceError, DeviceInfo, Evaluation, MAX_CHUNK, PROTOCOL_VERSION, Request,
+    Response, Stats, Trained, Tuning,
 };
+use digits_core::update::{SlotSummary, UpdateError};
 
 use super::error::Error;
 use super::serial;
@@ -240,6 +242,73 @@ impl Link {
         };
         match self.call(&request)? {
             Response::Trained(t) => Ok(t),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Says hello with this host's protocol version; fails with a message naming the side to
+    /// update when the device speaks another one.
+    pub fn hello(&mut self) -> Result<(), Error> {
+        let host = PROTOCOL_VERSION;
+        match self.call(&Request::Hello { protocol: host })? {
+            Response::Hello { protocol, .. } if protocol == host => Ok(()),
+            // A firmware older than protocol 4 does not know the request.
+            Response::Error(DeviceError::UnknownRequest { .. }) => {
+                Err(Error::Device(DeviceError::Version {
+                    device: host - 1,
+                    host,
+                }))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Pushes the model file `file` into the device's free slot, in chunks, and commits it;
+    /// `progress` hears of every chunk (bytes sent, bytes in all). A chunk the device did not
+    /// expect (one it had, or one after a gap) is answered with where it stands, and the push
+    /// goes on from there, at most 3 times.
+    pub fn push(
+        &mut self,
+        file: &[u8],
+        mut progress: impl FnMut(u32, u32),
+    ) -> Result<SlotSummary, Error> {
+        let len = u32::try_from(file.len())
+            .map_err(|_| Error::Unexpected("a model file over 4 GiB".into()))?;
+        match self.call(&Request::PushBegin { len })? {
+            Response::Push(_) => {}
+            other => return Err(unexpected(other)),
+        }
+        let mut offset = 0u32;
+        let mut retries = 0;
+        while offset < len {
+            let end = (offset as usize + MAX_CHUNK).min(file.len());
+            let request = Request::PushChunk {
+                offset,
+                bytes: &file[offset as usize..end],
+            };
+            match self.call(&request) {
+                Ok(Response::Push(p)) => offset = p.received,
+                Ok(Response::Error(DeviceError::Update(UpdateError::Offset {
+                    expected, ..
+                }))) if retries < 3 => {
+                    retries += 1;
+                    offset = expected;
+                }
+                Ok(other) => return Err(unexpected(other)),
+                Err(e) => return Err(e),
+            }
+            progress(offset, len);
+        }
+        match self.call(&Request::PushCommit)? {
+            Response::Committed(summary) => Ok(summary),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Returns to the model that ran before the last push.
+    pub fn rollback(&mut self) -> Result<SlotSummary, Error> {
+        match self.call(&Request::Rollback)? {
+            Response::RolledBack(summary) => Ok(summary),
             other => Err(unexpected(other)),
         }
     }

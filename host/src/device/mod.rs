@@ -42,6 +42,7 @@ pub mod logs;
 pub mod model;
 pub mod predict;
 pub mod psram;
+pub mod push;
 pub mod qemu;
 pub mod qmp;
 pub mod run;
@@ -86,6 +87,11 @@ enum DeviceCommand {
     /// few labeled samples; print accuracy before and after, on the shifted and the original
     /// test sets, checking every step against the host.
     Finetune(finetune::FinetuneArgs),
+    /// Put a model file onto the running device: into its free flash slot, checked whole by the
+    /// device before it runs it; the model it ran stays for `digits device rollback`.
+    Push(push::PushArgs),
+    /// Return the device to the model it ran before the last push.
+    Rollback(push::RollbackArgs),
     /// Write the firmware for a real board as an Intel HEX file: the micro:bit's self-test
     /// (copy it onto the board's USB drive) or the STM32F405's `serve`.
     Hex(hex::HexArgs),
@@ -234,5 +240,7 @@ pub fn run(args: DeviceArgs) -> Result<()> {
         DeviceCommand::Eval(eval) => eval::run(&eval),
         DeviceCommand::Finetune(finetune) => finetune::run(&finetune),
         DeviceCommand::Hex(hex) => hex::run(&hex),
+        DeviceCommand::Push(push) => push::run_push(&push),
+        DeviceCommand::Rollback(rollback) => push::run_rollback(&rollback),
     }
 }

@@ -367,9 +367,11 @@ impl Qemu {
         board: Board,
         elf: &Path,
         extra: &[&str],
+        semihosting: &[&str],
         log: impl FnMut(LogLine) + Send + 'static,
     ) -> Result<(Self, Qmp, PathBuf), Error> {
-        let (qemu, mut qmp) = Self::start_with_qmp_on(board, elf, &Serial::Pty, extra, &[], log)?;
+        let (qemu, mut qmp) =
+            Self::start_with_qmp_on(board, elf, &Serial::Pty, extra, semihosting, log)?;
         let pts = qmp.pty(UART)?;
         Ok((qemu, qmp, pts))
     }

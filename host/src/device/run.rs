@@ -8,7 +8,11 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use clap::Args;
 
+use digits_core::blob::Contents;
+
 use super::firmware::Firmware;
+use super::psram::PsramBlob;
+use crate::data::command::{DataArgs, load_test};
 use super::logs::LogPrinter;
 use super::model::DeviceModel;
 use super::qemu::{Board, Qemu, Serial, require_qemu};
@@ -35,6 +39,13 @@ pub struct RunArgs {
     /// (mps2-an386, netduinoplus2).
     #[arg(long, value_enum, default_value = "mps2-an386")]
     board: Board,
+    /// Load MNIST's test set into the device's memory, for `digits device eval --connect`.
+    #[arg(long)]
+    test_set: bool,
+    /// Directory with the MNIST IDX files, for --test-set [default: $MNIST_DIR, else
+    /// $XDG_DATA_HOME/digits/mnist, else ~/.local/share/digits/mnist].
+    #[arg(long, value_name = "DIR", requires = "test_set")]
+    data: Option<PathBuf>,
 }
 
 /// Runs `digits device run` until QEMU ends or a signal ends us (and QEMU with us).
@@ -51,10 +62,23 @@ pub fn run(args: &RunArgs) -> Result<()> {
     require_qemu()?;
     let firmware = Firmware::new(args.firmware.as_deref()).for_board(args.board);
     let elf = firmware.elf("serve", model.as_ref())?;
+    let blob = match args.test_set {
+        true => Some(test_set_blob(args.data.clone())?),
+        false => None,
+    };
+    let given = match &blob {
+        Some(blob) => Some(blob.for_board(args.board, "serve")?),
+        None => None,
+    };
+    let (extra, semihosting): (&[&str], &[&str]) = match &given {
+        Some(g) => (&g.qemu, &g.semihosting),
+        None => (&[], &[]),
+    };
     let logs = LogPrinter::new(true).sink();
     let (mut qemu, uart, option) = if args.pty {
         // The monitor is only asked where the pty is.
-        let (qemu, _monitor, pts) = Qemu::start_pty_on(args.board, &elf, &[], logs)?;
+        let (qemu, _monitor, pts) =
+            Qemu::start_pty_on(args.board, &elf, extra, semihosting, logs)?;
         let pts = pts.display().to_string();
         (
             qemu,
@@ -64,7 +88,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     } else {
         let listen = args.listen;
         let serial = Serial::Listen(listen);
-        let qemu = Qemu::start_on(args.board, &elf, &serial, &[], &[], logs)?;
+        let qemu = Qemu::start_on(args.board, &elf, &serial, extra, semihosting, logs)?;
         (qemu, format!("at {listen}"), format!("--connect {listen}"))
     };
     eprintln!(
@@ -83,4 +107,20 @@ pub fn run(args: &RunArgs) -> Result<()> {
         ),
         None => Ok(()),
     }
+}
+
+/// MNIST's test set as a data blob for the device's memory.
+fn test_set_blob(data: Option<PathBuf>) -> Result<PsramBlob> {
+    let dataset = load_test(&DataArgs::mnist_at(data))?;
+    let test = &dataset.test;
+    let images = [test.images.as_slice()];
+    let labels = [test.labels.as_slice()];
+    PsramBlob::write(
+        "digits-run-",
+        &Contents {
+            images: &images,
+            labels: Some(&labels),
+            print_logits: false,
+        },
+    )
 }

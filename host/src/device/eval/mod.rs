@@ -4,6 +4,7 @@
 //! protocol (`uart.rs`, which is slow under QEMU but runs against any `serve` device).
 
 mod bulk;
+mod running;
 mod uart;
 
 use anyhow::{Result, bail};
@@ -37,24 +38,18 @@ pub struct DeviceEvalArgs {
 
 /// Runs `digits device eval`.
 pub fn run(args: &DeviceEvalArgs) -> Result<()> {
-    if let Some(attached) = args.reach.attached() {
-        if !args.uart {
-            bail!(
-                "{} talks to a running `serve` device; the bulk path starts its own `eval` \
-                 firmware: add --uart to evaluate over the connection",
-                attached.option()
-            );
-        }
+    let attached = args.reach.attached();
+    if let Some(attached) = &attached {
         attached.check()?;
     }
     if args.uart {
         args.reach.launch.serving_board("eval --uart")?;
     }
     let reference = Reference::load(args)?;
-    let report = if args.uart {
-        uart::run(args, &reference)?
-    } else {
-        bulk::run(args, &reference)?
+    let report = match (args.uart, attached) {
+        (true, _) => uart::run(args, &reference)?,
+        (false, Some(_)) => running::run(args, &reference)?,
+        (false, None) => bulk::run(args, &reference)?,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -74,9 +69,6 @@ struct Reference {
 impl Reference {
     fn load(args: &DeviceEvalArgs) -> Result<Self> {
         let model = DeviceModel::load(args.host.model.as_deref())?;
-        if args.uart {
-            model.f32("eval --uart")?;
-        }
         if !args.reach.launch.board.fits_f32() && model.is_f32() {
             bail!(
                 "{} is an f32 model (407 KB of weights), which does not fit the {}'s 256 KiB of \
@@ -159,7 +151,8 @@ struct EvalReport {
     model: String,
     /// Its parameters digest (hex), which the device reported too.
     model_digest: String,
-    /// How the images reached the device: "psram" or "semihosting" (bulk, by board) or "uart".
+    /// How the images reached the device: "psram" or "semihosting" (bulk, by board), "uart",
+    /// or "running" (a running device's test set).
     path: &'static str,
     /// Test images classified.
     images: usize,
@@ -195,6 +188,10 @@ impl EvalReport {
                 "over the UART in {:.1} s, {:.1} ms per image",
                 self.seconds,
                 1e3 * self.seconds / n.max(1) as f64
+            ),
+            "running" => format!(
+                "in the running device's memory (digits device run --test-set), {:.1} s",
+                self.seconds
             ),
             "semihosting" => format!(
                 "read from a host file over semihosting on the {}, {:.1} s in QEMU",
