@@ -74,7 +74,8 @@ pub struct DeviceArgs {
 #[derive(Subcommand)]
 enum DeviceCommand {
     /// Start a device and keep it running, its UART listening at --listen for `digits device
-    /// ... --connect`, its log printed, until Ctrl-C.
+    /// ... --connect` (or with --pty on a pseudo-terminal for `--port`), its log printed,
+    /// until Ctrl-C.
     Run(run::RunArgs),
     /// Print what the device reports about itself: firmware, model, memory, counters.
     Info(info::InfoArgs),
