@@ -16,6 +16,10 @@ use crate::model::FlashModel;
 
 /// The running model, borrowed from its slot.
 #[derive(Clone, Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "no heap on the device; one value at a time, on the stack"
+)]
 pub enum Running<'a> {
     /// A 784-128-10 network of `f32`.
     F32(&'a MnistMlp),

@@ -293,10 +293,7 @@ impl<'s, S: Stopwatch, F: Flash> Served<'s, S, F> {
                 host: protocol,
             }),
             Request::PushBegin { len } => match self.slots.begin(len) {
-                Ok(p) => (
-                    Event::PushBegun { slot: p.slot, len },
-                    Response::Push(p),
-                ),
+                Ok(p) => (Event::PushBegun { slot: p.slot, len }, Response::Push(p)),
                 Err(e) => refuse(DeviceError::Update(e)),
             },
             Request::PushChunk { offset, bytes } => match self.slots.chunk(offset, bytes) {
@@ -403,7 +400,6 @@ impl<'s, S: Stopwatch, F: Flash> Serving<'s, S, F> {
         }
     }
 
-
     fn tune(mut self, model: &MnistMlp, request: Request<'_>) -> (Event, Response<'s>) {
         match request {
             Request::Reset => {
@@ -483,12 +479,7 @@ impl<'s, S: Stopwatch, F: Flash> Serving<'s, S, F> {
         }
     }
 
-    fn evaluate(
-        &mut self,
-        model: &Running<'_>,
-        first: u32,
-        count: u32,
-    ) -> (Event, Response<'s>) {
+    fn evaluate(&mut self, model: &Running<'_>, first: u32, count: u32) -> (Event, Response<'s>) {
         let Some(data) = self.data.as_deref_mut() else {
             return refuse(DeviceError::NoData);
         };

@@ -242,7 +242,7 @@ fn the_stm32f405s_hex_file_boots_and_serves_the_protocol() {
     let info = link.info().unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(info.board, "netduinoplus2");
     assert_eq!(
-        format!("{:016x}", info.model.params_fnv64),
+        format!("{:016x}", info.model.expect("a model runs").params_fnv64),
         "0137c57b5b653b8b",
         "the shipped firmware/models/mnist.digits"
     );

@@ -50,7 +50,9 @@ fn info_reports_the_firmware_the_model_and_the_memory() {
         digits_core::protocol::PROTOCOL_VERSION
     );
     assert!(t.contains(&protocol), "{t}");
-    assert!(t.contains("784-128-10 F32, trained on mnist"), "{t}");
+    assert!(t.contains("784-128-10 f32, trained on mnist"), "{t}");
+    assert!(t.contains("slot A        running: f32 model"), "{t}");
+    assert!(t.contains("slot B        empty"), "{t}");
     assert!(t.contains("stack ") && t.contains(" B peak of "), "{t}");
 }
 
@@ -162,21 +164,29 @@ fn prebuilt_firmware_with_another_model_says_what_to_type() {
     }
     let dir = tempfile::tempdir().unwrap();
     let path = other_model(dir.path());
-    for uart in [false, true] {
-        let mut args = vec!["eval", "--limit", "5", "--model", path.to_str().unwrap()];
-        if uart {
-            args.push("--uart");
-        }
-        let out = device(&args);
-        let t = text(&out);
-        assert!(!out.status.success(), "{t}");
-        assert!(t.contains("was built with another model"), "{t}");
-        assert!(t.contains("drop --firmware"), "{t}");
-        assert!(
-            t.contains(&format!("`DIGITS_MODEL={} cargo build", path.display())),
-            "{t}"
-        );
-    }
+    // The bulk path's `eval` carries its model: another one needs another build.
+    let out = device(&["eval", "--limit", "5", "--model", path.to_str().unwrap()]);
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(t.contains("was built with another model"), "{t}");
+    assert!(t.contains("drop --firmware"), "{t}");
+    assert!(
+        t.contains(&format!("`DIGITS_MODEL={} cargo build", path.display())),
+        "{t}"
+    );
+    // `serve` takes the model pushed over its UART.
+    let out = device(&[
+        "eval",
+        "--uart",
+        "--limit",
+        "5",
+        "--json",
+        "--model",
+        path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["same_bits"], 5, "{report}");
 }
 
 #[test]
@@ -563,7 +573,7 @@ fn a_running_device_serves_one_client_after_another() {
     let out = client(&["info", "--connect", &addr]);
     let t = text(&out);
     assert!(t.contains("1 images classified"), "{t}");
-    // Another model than the running device's: the message says how to run it.
+    // Another model than the running device's: pushed first, then evaluated.
     let dir = tempfile::tempdir().unwrap();
     let other = other_model(dir.path());
     let out = client(&[
@@ -571,21 +581,17 @@ fn a_running_device_serves_one_client_after_another() {
         "--uart",
         "--limit",
         "3",
+        "--json",
         "--connect",
         &addr,
         "--model",
         other.to_str().unwrap(),
     ]);
-    let t = text(&out);
-    assert!(!out.status.success(), "{t}");
-    assert!(
-        t.contains(&format!("the device at {addr} runs another model")),
-        "{t}"
-    );
-    assert!(
-        t.contains(&format!("digits device run --model {}", other.display())),
-        "{t}"
-    );
+    assert!(out.status.success(), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["same_bits"], 3, "{report}");
+    let t = text(&client(&["info", "--connect", &addr]));
+    assert!(t.contains("slot B        running: f32 model"), "{t}");
 
     terminate(&run.0);
     run.0.wait().unwrap();

@@ -103,20 +103,6 @@ fn page(dir: &Path, name: &str, dark: impl Fn(u32, u32) -> bool) -> PathBuf {
     path
 }
 
-/// Any other valid f32 model: the shipped one with one bias changed, re-encoded, in `dir`.
-fn other_model(dir: &Path) -> PathBuf {
-    let bytes = std::fs::read(workspace().join("firmware/models/mnist.digits")).unwrap();
-    let file = digits_core::model_file::decode(&bytes).unwrap();
-    let mut model = Box::new(digits_core::MnistMlp::zeros());
-    file.load_into(&mut *model).unwrap();
-    model.output.b[3] += 0.5;
-    let mut other = vec![0u8; bytes.len() + 4096];
-    let n = digits_core::model_file::encode(&*model, &file.metadata, &mut other).unwrap();
-    let path = dir.join("other.digits");
-    std::fs::write(&path, &other[..n]).unwrap();
-    path
-}
-
 /// The shipped model's parameters digest, as the device reports it.
 fn shipped_digest() -> u64 {
     let path = workspace().join("firmware/models/mnist.digits");
@@ -202,20 +188,35 @@ fn info_predict_and_eval_over_a_serial_port_answer_as_the_host() {
     assert!(out.status.success(), "{t}");
     assert!(t.contains("20 of 20 with bit-identical logits"), "{t}");
 
-    // Another model than the device's: what to do, for a serial port.
-    let other = other_model(dir.path());
-    let other = other.to_str().unwrap();
-    let out = device(&[
-        "eval", "--uart", "--limit", "3", "--port", pts, "--model", other,
-    ]);
+    // A model pushed over the serial port runs at once; predict answers as the host does with
+    // it; a rollback returns to the factory model.
+    let compact = workspace().join("firmware/models/compact.digits");
+    let compact = compact.to_str().unwrap();
+    let out = device(&["push", compact, "--port", pts]);
     let t = text(&out);
-    assert!(!out.status.success(), "{t}");
+    assert!(out.status.success(), "{t}");
     assert!(
-        t.contains(&format!("the device on {pts} runs another model")),
+        t.contains("compact model) in ") && t.contains("slot B runs it"),
         "{t}"
     );
+    let seven_file = seven.to_str().unwrap();
+    let out = device(&["predict", "--port", pts, seven_file, "--model", compact]);
+    let pushed = text(&out);
+    assert!(out.status.success(), "{pushed}");
+    let host = digits_in(&slice())
+        .args(["predict", "--model", compact, seven_file])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).replace("on the device; ", ""),
+        String::from_utf8_lossy(&host.stdout),
+        "the pushed compact model on the device, then on the host"
+    );
+    let out = device(&["rollback", "--port", pts]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
     assert!(
-        t.contains(&format!("digits device run --pty --model {other}")),
+        t.contains("rolled back: slot A runs 784-128-10 f32 again"),
         "{t}"
     );
 
@@ -320,7 +321,8 @@ fn qmp_stops_the_machine_saves_its_memory_and_lets_it_go_on() {
         return;
     }
     let elf = firmware_dir().join("serve");
-    let (mut qemu, mut qmp, pts) = Qemu::start_pty_on(Board::Mps2An386, &elf, &[], &[], |_| {}).unwrap();
+    let (mut qemu, mut qmp, pts) =
+        Qemu::start_pty_on(Board::Mps2An386, &elf, &[], &[], |_| {}).unwrap();
     let mut link = Link::open_serial(&pts, 115_200).unwrap();
     link.wait_ready(Link::STARTUP).unwrap();
 

@@ -16,7 +16,6 @@ use digits_core::protocol::{Response, decode_request};
 use digits_core::update::{RamFlash, Slots};
 use digits_core::{MnistMlp, MnistQuant};
 use firmware::eval::NoStopwatch;
-use firmware::model::MODEL;
 use firmware::serve::{Memory, Meter, Server};
 use host::data::{IMAGE_PIXELS, read_idx_images, read_idx_labels};
 use host::evaluate::preprocess::{load_gray, to_mnist};

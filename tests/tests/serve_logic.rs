@@ -11,10 +11,10 @@ use digits_core::frame::{self, Feed, FrameError, FrameReader, FrameWriter, MAX_F
 use digits_core::pixels::normalize;
 use digits_core::protocol::{DeviceError, MAX_BATCH, Request, Response};
 use digits_core::softmax::argmax;
+use digits_core::update::{RamFlash, Slots};
 use digits_core::{Params, Sgd};
 use firmware::eval::NoStopwatch;
 use firmware::model::MODEL;
-use digits_core::update::{RamFlash, Slots};
 use firmware::serve::{Event, Memory, Meter, Server};
 use firmware::slots::{GEOMETRY, SLOTS, factory_area};
 use testkit::Labeled;
@@ -108,7 +108,10 @@ fn every_request_gets_its_answer_and_damage_gets_silence() {
             assert_eq!(info.board, "test-board");
             assert_eq!(info.flash_bytes, u32::MAX);
             let model = info.model.expect("the factory model runs");
-            assert_eq!(model.params_fnv64, digits_core::digest::params_digest(&MODEL));
+            assert_eq!(
+                model.params_fnv64,
+                digits_core::digest::params_digest(&MODEL)
+            );
             assert_eq!(model.description, "784-128-10 f32");
             assert_eq!(info.slots[0].state, digits_core::update::State::Valid);
             assert!(info.slots[0].active);

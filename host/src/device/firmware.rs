@@ -64,7 +64,12 @@ impl Firmware {
     pub fn elf(&self, name: &str, model: Option<&DeviceModel>) -> Result<PathBuf> {
         let board_target = self.board.target();
         if let Some(dir) = &self.prebuilt {
-            let path = dir.join(name);
+            let mut path = dir.join(name);
+            // `serve` has a profile of its own: cargo puts it beside the release directory.
+            let beside = dir.join("..").join(Board::SERVE_PROFILE).join(name);
+            if !path.is_file() && name == "serve" && beside.is_file() {
+                path = beside;
+            }
             if !path.is_file() {
                 bail!(
                     "no firmware binary {} in --firmware {}: name the directory that `cargo \

@@ -70,7 +70,11 @@ fn print_info(info: &DeviceInfo<'_>) {
         None => println!("model         none valid: push one (`digits device push MODEL`)"),
     }
     for slot in &info.slots {
-        println!("slot {}        {}", slot_name(slot.slot), describe_slot(slot));
+        println!(
+            "slot {}        {}",
+            slot_name(slot.slot),
+            describe_slot(slot)
+        );
     }
     println!(
         "push          models of up to {} B (the free slot)",

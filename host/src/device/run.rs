@@ -11,11 +11,11 @@ use clap::Args;
 use digits_core::blob::Contents;
 
 use super::firmware::Firmware;
-use super::psram::PsramBlob;
-use crate::data::command::{DataArgs, load_test};
 use super::logs::LogPrinter;
 use super::model::DeviceModel;
+use super::psram::PsramBlob;
 use super::qemu::{Board, Qemu, Serial, require_qemu};
+use crate::data::command::{DataArgs, load_test};
 
 /// Options of `digits device run`.
 #[derive(Args)]
@@ -77,8 +77,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let logs = LogPrinter::new(true).sink();
     let (mut qemu, uart, option) = if args.pty {
         // The monitor is only asked where the pty is.
-        let (qemu, _monitor, pts) =
-            Qemu::start_pty_on(args.board, &elf, extra, semihosting, logs)?;
+        let (qemu, _monitor, pts) = Qemu::start_pty_on(args.board, &elf, extra, semihosting, logs)?;
         let pts = pts.display().to_string();
         (
             qemu,

@@ -96,8 +96,10 @@ pub fn firmware_dir() -> &'static Path {
     DIR.get_or_init(|| {
         let elfs =
             host::device::firmware::build_firmware(workspace()).unwrap_or_else(|e| panic!("{e}"));
-        let serve = elfs.get("serve").expect("a serve binary");
-        serve.parent().expect("in a directory").to_owned()
+        // The release programs' directory; `serve` (a profile of its own) is found beside it.
+        let eval = elfs.get("eval").expect("an eval binary");
+        assert!(elfs.contains_key("serve"), "a serve binary");
+        eval.parent().expect("in a directory").to_owned()
     })
 }
 

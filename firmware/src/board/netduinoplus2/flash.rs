@@ -66,7 +66,8 @@ impl SlotFlash {
             w.operr().clear();
             w.eop().clear()
         });
-        f.cr().modify(|_, w| w.pg().clear_bit().ser().clear_bit().lock().locked());
+        f.cr()
+            .modify(|_, w| w.pg().clear_bit().ser().clear_bit().lock().locked());
         if failed { Err(()) } else { Ok(()) }
     }
 }
@@ -108,8 +109,7 @@ impl Flash for SlotFlash {
 
     fn program(&mut self, offset: u32, bytes: &[u8]) -> Result<(), FlashError> {
         let end = offset as usize + bytes.len();
-        if !offset.is_multiple_of(4) || !bytes.len().is_multiple_of(4) || end > AREA_LEN as usize
-        {
+        if !offset.is_multiple_of(4) || !bytes.len().is_multiple_of(4) || end > AREA_LEN as usize {
             return Err(FlashError::Bounds { offset });
         }
         let start = self.start;
