@@ -120,6 +120,9 @@ pub enum Response<'a> {
     Trained(Trained),
     /// Answer to [`Request::Evaluate`].
     Evaluated(Evaluation),
+    /// The request could not be served; the device carries on. (Its index stays 7 in every
+    /// version, so that any host reads a refusal, [`DeviceError::Version`] included.)
+    Error(DeviceError),
     /// Answer to [`Request::Hello`]: the same version.
     Hello {
         /// The device's [`PROTOCOL_VERSION`].
@@ -133,8 +136,6 @@ pub enum Response<'a> {
     Committed(SlotSummary),
     /// Answer to [`Request::Rollback`]: the slot that now runs.
     RolledBack(SlotSummary),
-    /// The request could not be served; the device carries on.
-    Error(DeviceError),
 }
 
 /// The result of classifying one image.

@@ -256,24 +256,25 @@ fn the_users_own_model_runs_on_the_device_from_any_directory() {
 }
 
 #[test]
-fn an_int8_model_is_sent_to_the_bulk_eval() {
-    // The serve firmware runs f32 models only: refused before QEMU is looked for.
-    let out = digits_in(&slice())
-        .args([
-            "device",
-            "predict",
-            "--model",
-            "firmware/models/mnist-int8.digits",
-            "x.png",
-        ])
-        .output()
-        .unwrap();
-    let t = text(&out);
-    assert!(!out.status.success(), "{t}");
-    assert!(
-        t.contains("digits device eval --model firmware/models/mnist-int8.digits"),
-        "{t}"
-    );
+fn an_int8_or_compact_model_is_pushed_to_serve_and_answers_as_on_the_host() {
+    if !have_qemu("device_cli::an_int8_or_compact_model_is_pushed_to_serve") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let seven = seven_png(dir.path());
+    let seven = seven.to_str().unwrap();
+    for model in [
+        "firmware/models/mnist-int8.digits",
+        "firmware/models/compact.digits",
+    ] {
+        let out = device(&["predict", "--model", model, seven, "--json"]);
+        assert!(out.status.success(), "{model}: {}", text(&out));
+        let host =
+            output_ok(digits_in(&slice()).args(["predict", "--model", model, seven, "--json"]));
+        let on_device: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let on_host: serde_json::Value = serde_json::from_slice(&host.stdout).unwrap();
+        assert_eq!(on_device, on_host, "{model}: device, then host");
+    }
 }
 
 #[test]
@@ -348,24 +349,6 @@ fn the_cortex_m3_takes_int8_and_compact_models_only() {
     let t = text(&out);
     assert!(!out.status.success(), "{t}");
     assert!(t.contains("needs the f32 model in flash"), "{t}");
-
-    let out = digits_in(&slice())
-        .args([
-            "device",
-            "predict",
-            "--model",
-            "firmware/models/compact.digits",
-            "x.png",
-        ])
-        .output()
-        .unwrap();
-    let t = text(&out);
-    assert!(!out.status.success(), "{t}");
-    assert!(t.contains("is a compact model"), "{t}");
-    assert!(
-        t.contains("digits device eval --model firmware/models/compact.digits"),
-        "{t}"
-    );
 }
 
 #[test]

@@ -206,6 +206,48 @@ fn main() {
         session.extend(tests::fuzz::serve_piece(&postcard_bytes(r)));
     }
     write(&dir, "finetune-session", &session);
+    // A model update: hello, a compact model pushed in chunks and committed, a classification
+    // with it, a rollback, and each update request alone.
+    let compact = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../firmware/models/compact.digits"),
+    )
+    .expect("the shipped compact model");
+    let update = [
+        Request::Hello {
+            protocol: digits_core::protocol::PROTOCOL_VERSION,
+        },
+        Request::PushBegin {
+            len: compact.len() as u32,
+        },
+        Request::PushChunk {
+            offset: 0,
+            bytes: &compact[..960],
+        },
+        Request::PushCommit,
+        Request::Rollback,
+    ];
+    for (k, r) in update.iter().enumerate() {
+        write(
+            &dir,
+            &format!("update-{k}"),
+            &tests::fuzz::serve_piece(&postcard_bytes(r)),
+        );
+    }
+    let mut push = Vec::new();
+    for r in &update[..2] {
+        push.extend(tests::fuzz::serve_piece(&postcard_bytes(r)));
+    }
+    for (k, bytes) in compact.chunks(960).enumerate() {
+        let chunk = Request::PushChunk {
+            offset: (k * 960) as u32,
+            bytes,
+        };
+        push.extend(tests::fuzz::serve_piece(&postcard_bytes(&chunk)));
+    }
+    for r in [&update[3], &requests[2], &update[4], &requests[2]] {
+        push.extend(tests::fuzz::serve_piece(&postcard_bytes(r)));
+    }
+    write(&dir, "push-session", &push);
 
     // IDX files: three images and their labels, raw and gzipped.
     let dir = seeds.join("idx");

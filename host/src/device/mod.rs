@@ -172,9 +172,9 @@ impl Reach {
 /// The model a command's device runs, when only the device needs it.
 #[derive(Args)]
 pub struct ModelChoice {
-    /// The model the device runs (f32; digits builds the firmware with it, once per model);
-    /// default: the shipped firmware/models/mnist.digits. With --connect: the model the running
-    /// device must have.
+    /// The model the device runs: pushed to it if it runs another (an f32 model is built into
+    /// the firmware of a device this command starts, once per model); default: the shipped
+    /// firmware/models/mnist.digits.
     #[arg(long, value_name = "FILE")]
     model: Option<PathBuf>,
 }
