@@ -2,7 +2,7 @@
 //!
 //! A slot's image is the byte layout of [`MnistMlp`] or [`MnistQuant`] (see
 //! `digits_core::update`), and the model runs where it lies: viewing the bytes as the type is
-//! the one `unsafe` step, in [`view`], which checks size and alignment first.
+//! the one `unsafe` step, in `view`, which checks size and alignment first.
 
 use core::fmt::{self, Write};
 

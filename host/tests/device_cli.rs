@@ -834,7 +834,7 @@ fn a_panic_stops_the_qemu_it_unwinds_past() {
     if !have_qemu("device_cli::a_panic_stops_the_qemu_it_unwinds_past") {
         return;
     }
-    let elf = firmware_dir().join("serve");
+    let elf = common::serve_elf();
     let (send, pid) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {
         let (qemu, _link) = host::device::qemu::Qemu::start_with_link(&elf, &[], |_| {}).unwrap();

@@ -281,7 +281,7 @@ fn bad_pushes_are_refused_over_the_uart_and_the_model_keeps_serving() {
     if !have_qemu("device_push::refusals") {
         return;
     }
-    let elf = firmware_dir().join("..").join("serve").join("serve");
+    let elf = common::serve_elf();
     let addr: std::net::SocketAddr = free_addr().parse().unwrap();
     let qemu = Qemu::start_on(
         Board::Mps2An386,

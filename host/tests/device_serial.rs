@@ -127,7 +127,7 @@ fn info_predict_and_eval_over_a_serial_port_answer_as_the_host() {
         t.contains(&format!("(protocol {PROTOCOL_VERSION}) on mps2-an386")),
         "{t}"
     );
-    assert!(t.contains("784-128-10 F32, trained on mnist"), "{t}");
+    assert!(t.contains("784-128-10 f32, trained on mnist"), "{t}");
     assert!(
         t.contains(&format!("parameters digest {:016x}", shipped_digest())),
         "{t}"
@@ -320,7 +320,7 @@ fn qmp_stops_the_machine_saves_its_memory_and_lets_it_go_on() {
     if !have_qemu("device_serial::qmp_stops_the_machine_saves_its_memory_and_lets_it_go_on") {
         return;
     }
-    let elf = firmware_dir().join("serve");
+    let elf = common::serve_elf();
     let (mut qemu, mut qmp, pts) =
         Qemu::start_pty_on(Board::Mps2An386, &elf, &[], &[], |_| {}).unwrap();
     let mut link = Link::open_serial(&pts, 115_200).unwrap();

@@ -65,9 +65,10 @@ impl Firmware {
         let board_target = self.board.target();
         if let Some(dir) = &self.prebuilt {
             let mut path = dir.join(name);
-            // `serve` has a profile of its own: cargo puts it beside the release directory.
+            // `serve` has a profile of its own: cargo puts it beside the release directory
+            // (where an older build may have left one of its own).
             let beside = dir.join("..").join(Board::SERVE_PROFILE).join(name);
-            if !path.is_file() && name == "serve" && beside.is_file() {
+            if name == "serve" && beside.is_file() {
                 path = beside;
             }
             if !path.is_file() {

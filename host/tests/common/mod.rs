@@ -103,6 +103,11 @@ pub fn firmware_dir() -> &'static Path {
     })
 }
 
+/// The `serve` firmware, built once (a profile of its own, beside [`firmware_dir`]).
+pub fn serve_elf() -> PathBuf {
+    firmware_dir().join("..").join("serve").join("serve")
+}
+
 /// The percentage printed after `after` in a command's output (`test accuracy 98.76%`).
 #[allow(dead_code, reason = "not every test file reads accuracies")]
 pub fn accuracy(text: &str, after: &str) -> f64 {
