@@ -41,9 +41,10 @@ fn device_commands_find_the_shipped_model_from_anywhere() {
     let err = run_err(
         digits()
             .current_dir(dir.path())
-            .args(["device", "predict", "--model", int8, "x.png"]),
+            .args(["device", "run", "--model", int8]),
     );
     assert!(err.contains("is an int8 model"), "{err}");
+    assert!(err.contains("digits device push"), "{err}");
     assert_eq!(
         host::workspace::file(host::workspace::SHIPPED_MODEL, "--model FILE").unwrap(),
         host::workspace::root()

@@ -90,20 +90,26 @@ impl DeviceModel {
         std::path::absolute(&self.path).unwrap_or_else(|_| self.path.clone())
     }
 
-    /// The f32 network, or an error for `digits device {command}`: the `serve` firmware (info,
-    /// predict, eval --uart, finetune, run) runs f32 models only.
+    /// The f32 network, or an error for `digits device {command}`, which needs one: fine-tuning
+    /// tunes an f32 output layer, and `run` and `hex` build the model into `serve`'s slot A,
+    /// which the firmware's build does for f32 models only (other kinds are pushed).
     pub fn f32(&self, command: &str) -> Result<&ModelBox> {
         let Weights::F32(model) = &self.weights else {
+            let kind = match self.weights {
+                Weights::Int8(_) => "an int8",
+                _ => "a compact",
+            };
+            let file = self.path.display();
+            if command == "finetune" {
+                bail!(
+                    "{file} is {kind} model, and fine-tuning tunes an f32 model's output layer: \
+                     pass an f32 model"
+                );
+            }
             bail!(
-                "{} is {} model, and `digits device {command}` runs the serve firmware, \
-                 which runs f32 models only: evaluate it on the device with `digits device eval \
-                 --model {}`, or pass an f32 model",
-                self.path.display(),
-                match self.weights {
-                    Weights::Int8(_) => "an int8",
-                    _ => "a compact",
-                },
-                self.path.display()
+                "{file} is {kind} model, and `digits device {command} --model` builds f32 models \
+                 into the firmware: start the device with the shipped model and put this one on \
+                 it with `digits device push {file}`"
             );
         };
         Ok(model)
