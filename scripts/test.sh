@@ -118,4 +118,8 @@ cargo test --workspace
 step "cargo doc --workspace --no-deps (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 
+step "disk: the build's target directory, and what is left"
+du -sh "${CARGO_TARGET_DIR:-target}" || true
+df -h . || true
+
 step "all checks passed"
