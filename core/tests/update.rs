@@ -3,42 +3,20 @@
 
 mod common;
 
+use common::update::{PAGE_SLOTS, PAGES, factory_area, file_crc as crc, model};
+
 use common::sim_flash::SimFlash;
 use digits_core::compact_file::{AnyModelFile, decode_any};
 use digits_core::model_file::{self, ModelFileError, decode};
 use digits_core::update::image::slot_image;
+use digits_core::update::layout::{GEOMETRY, SLOTS};
 use digits_core::update::slot::{ENVELOPE_AT, IMAGE_AT};
 use digits_core::update::{Geometry, Kind, Slots, State, UpdateError};
 use digits_core::{MnistMlp, MnistQuant};
 
-const MODELS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../firmware/models");
-
-fn model(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{MODELS}/{name}")).expect("a shipped model")
-}
-
-/// The STM32F4's sectors after its first 64 KiB (the firmware's): 64 KiB, then 7 of 128 KiB.
-const STM32F4_AREA: Geometry = Geometry::Listed(&[
-    64 << 10,
-    128 << 10,
-    128 << 10,
-    128 << 10,
-    128 << 10,
-    128 << 10,
-    128 << 10,
-    128 << 10,
-]);
-/// Slot A = sectors 4-7 (448 KiB), slot B = sectors 8-11 (512 KiB).
-const STM32F4_SLOTS: [std::ops::Range<u32>; 2] = [0..448 << 10, 448 << 10..960 << 10];
-/// The 256 KiB parts' 1 KiB pages after a 48 KiB firmware: two slots of 104 KiB.
-const PAGES: Geometry = Geometry::Uniform { sector: 1024 };
-const PAGE_SLOTS: [std::ops::Range<u32>; 2] = [0..104 << 10, 104 << 10..208 << 10];
-
 /// Flash as the mps2-an386 starts: zeros (its code memory is RAM), slot A holding `factory`.
 fn factory_flash(factory: &[u8]) -> SimFlash {
-    let mut bytes = vec![0u8; 960 << 10];
-    slot_image(factory, &mut bytes[..448 << 10], 960).unwrap();
-    SimFlash::new(bytes, STM32F4_AREA)
+    SimFlash::new(factory_area(factory), GEOMETRY)
 }
 
 fn push(slots: &mut Slots<SimFlash>, file: &[u8], chunk: usize) -> Result<(), UpdateError> {
@@ -148,8 +126,7 @@ fn push_then_rollback_switches_models_and_sequence_numbers_grow() {
         model("mnist-int8.digits"),
         model("compact.digits"),
     );
-    let crc = |f: &[u8]| u32::from_le_bytes(f[f.len() - 4..].try_into().unwrap());
-    let mut slots = Slots::new(factory_flash(&f32_file), STM32F4_SLOTS);
+    let mut slots = Slots::new(factory_flash(&f32_file), SLOTS);
     let running = |s: &Slots<SimFlash>| {
         let a = s.active().unwrap();
         (a.slot, a.header.seq, a.header.file_crc)
@@ -176,16 +153,13 @@ fn push_then_rollback_switches_models_and_sequence_numbers_grow() {
 
     // What a boot finds is what ran.
     let mut flash = slots.into_flash();
-    let booted = Slots::new(
-        common::sim_flash::ram(&mut flash.bytes, STM32F4_AREA),
-        STM32F4_SLOTS,
-    );
+    let booted = Slots::new(common::sim_flash::ram(&mut flash.bytes, GEOMETRY), SLOTS);
     let a = booted.active().unwrap();
     assert_eq!((a.slot, a.header.seq), (1, 1));
     assert_eq!(booted.summary()[0].state, State::Revoked);
 
     // A push after a rollback goes into the revoked slot.
-    let mut slots = Slots::new(flash, STM32F4_SLOTS);
+    let mut slots = Slots::new(flash, SLOTS);
     push(&mut slots, &f32_file, 960).unwrap();
     assert_eq!(running(&slots), (0, 2, crc(&f32_file)));
 }
@@ -198,25 +172,22 @@ fn refused(
     expected: impl Fn(&UpdateError) -> bool,
     attempt: impl FnOnce(&mut Slots<SimFlash>) -> Result<(), UpdateError>,
 ) {
-    let mut slots = Slots::new(factory_flash(&model("mnist.digits")), STM32F4_SLOTS);
+    let mut slots = Slots::new(factory_flash(&model("mnist.digits")), SLOTS);
     push(&mut slots, &model("mnist-int8.digits"), 960).unwrap();
     let before = slots.active().unwrap().header;
-    let b_bytes = slots.flash().bytes[STM32F4_SLOTS[1].start as usize..].to_vec();
+    let b_bytes = slots.flash().bytes[SLOTS[1].start as usize..].to_vec();
     let result = attempt(&mut slots);
     let error = result.expect_err(what);
     assert!(expected(&error), "{what}: refused with {error:?}");
     println!("{what}: {error}");
     assert_eq!(slots.active().unwrap().header, before, "{what}");
     assert!(
-        slots.flash().bytes[STM32F4_SLOTS[1].start as usize..] == b_bytes[..],
+        slots.flash().bytes[SLOTS[1].start as usize..] == b_bytes[..],
         "{what}: the running slot was written"
     );
     // And a boot agrees.
     let mut flash = slots.into_flash();
-    let booted = Slots::new(
-        common::sim_flash::ram(&mut flash.bytes, STM32F4_AREA),
-        STM32F4_SLOTS,
-    );
+    let booted = Slots::new(common::sim_flash::ram(&mut flash.bytes, GEOMETRY), SLOTS);
     assert_eq!(
         booted.active().unwrap().header,
         before,

@@ -6,36 +6,15 @@
 
 mod common;
 
+use common::update::{PAGE_SLOTS, PAGES, factory_area, file_crc as crc, model};
+
 use common::sim_flash::{Cut, Op, SimFlash, apply, ram};
 use digits_core::MnistMlp;
 use digits_core::model_file::{self, decode};
 use digits_core::update::image::slot_image;
+use digits_core::update::layout::{GEOMETRY, SLOTS};
 use digits_core::update::{Geometry, Slots, State};
 use std::ops::Range;
-
-const MODELS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../firmware/models");
-
-fn model(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{MODELS}/{name}")).expect("a shipped model")
-}
-
-fn crc(file: &[u8]) -> u32 {
-    u32::from_le_bytes(file[file.len() - 4..].try_into().unwrap())
-}
-
-const STM32F4_AREA: Geometry = Geometry::Listed(&[
-    64 << 10,
-    128 << 10,
-    128 << 10,
-    128 << 10,
-    128 << 10,
-    128 << 10,
-    128 << 10,
-    128 << 10,
-]);
-const STM32F4_SLOTS: [Range<u32>; 2] = [0..448 << 10, 448 << 10..960 << 10];
-const PAGES: Geometry = Geometry::Uniform { sector: 1024 };
-const PAGE_SLOTS: [Range<u32>; 2] = [0..104 << 10, 104 << 10..208 << 10];
 
 /// The shipped f32 model with one weight changed: another f32 model.
 fn other_f32() -> Vec<u8> {
@@ -170,9 +149,8 @@ fn a_power_cut_at_any_write_of_an_update_leaves_a_valid_model() {
         model("compact.digits"),
     );
     // The mps2-an386's code memory starts as zeros, slot A holding the factory model.
-    let mut start = vec![0u8; 960 << 10];
-    slot_image(&f32_file, &mut start[..448 << 10], 960).unwrap();
-    let (g, r) = (STM32F4_AREA, STM32F4_SLOTS);
+    let start = factory_area(&f32_file);
+    let (g, r) = (GEOMETRY, SLOTS);
     let mut total = 0;
 
     let a = record(start, g, r.clone(), |s| push(s, &int8));
@@ -263,9 +241,8 @@ fn a_power_cut_at_any_write_of_an_update_leaves_a_valid_model() {
 #[test]
 fn the_power_cut_check_catches_planted_faults() {
     let (f32_file, compact) = (model("mnist.digits"), model("compact.digits"));
-    let mut start = vec![0u8; 960 << 10];
-    slot_image(&f32_file, &mut start[..448 << 10], 960).unwrap();
-    let (g, r) = (STM32F4_AREA, STM32F4_SLOTS);
+    let start = factory_area(&f32_file);
+    let (g, r) = (GEOMETRY, SLOTS);
     let good = record(start.clone(), g, r.clone(), |s| push(s, &compact));
     let models = (crc(&f32_file), crc(&compact));
     cut_everywhere("good", &good, g, r.clone(), models, None).unwrap();

@@ -7,27 +7,7 @@
 //! `_slots_start` (the linker script `slots.x`), so that `-kernel serve`, `digits device hex`
 //! and a probe all provision it.
 
-use core::ops::Range;
-
-use digits_core::update::Geometry;
-
-/// Flash before the slots: the firmware's (STM32F4 sectors 0-3).
-pub const FIRMWARE_FLASH: u32 = 64 << 10;
-/// Sizes of the sectors after the firmware's (STM32F4 sectors 4-11).
-pub const GEOMETRY: Geometry = Geometry::Listed(&[
-    64 << 10,
-    128 << 10,
-    128 << 10,
-    128 << 10,
-    128 << 10,
-    128 << 10,
-    128 << 10,
-    128 << 10,
-]);
-/// Bytes of the slot area.
-pub const AREA_LEN: u32 = 960 << 10;
-/// Slot A (sectors 4-7, 448 KiB) and slot B (sectors 8-11, 512 KiB), in the area.
-pub const SLOTS: [Range<u32>; 2] = [0..448 << 10, 448 << 10..AREA_LEN];
+pub use digits_core::update::layout::{AREA_LEN, FIRMWARE_FLASH, GEOMETRY, SLOTS};
 
 /// Slot A's bytes with the shipped f32 model, up to its last programmed byte.
 pub const FACTORY_SLOT: &[u8; include_bytes!(concat!(env!("OUT_DIR"), "/slot_a.bin")).len()] =

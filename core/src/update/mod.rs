@@ -7,11 +7,13 @@
 //!   the image the device runs in place.
 //! - [`slot`]: one slot's layout and the check that it holds an intact model.
 //! - [`slots`]: the two slots, which one runs, push and rollback ([`Slots`]).
+//! - [`layout`]: the slot area of the 1 MiB boards laid out as the STM32F4's sectors.
 //! - [`image`]: a slot's bytes for a model file, as a device would write them (the factory
 //!   model of the firmware, and the tests' reference).
 
 pub mod flash;
 pub mod image;
+pub mod layout;
 pub mod place;
 pub mod slot;
 pub mod slots;

@@ -6,6 +6,7 @@ pub mod damage;
 pub mod dd;
 pub mod gradcheck;
 pub mod sim_flash;
+pub mod update;
 
 use digits_core::Rng;
 

@@ -257,6 +257,44 @@ impl Qemu {
         semihosting_args: &[&str],
         log: impl FnMut(LogLine) + Send + 'static,
     ) -> Result<Self, Error> {
+        Self::launch(board, elf, None, serial, extra, semihosting_args, log)
+    }
+
+    /// Boots `board` from `memory`, a copy of its flash from address 0 (as [`Qmp::memsave`]
+    /// saved it: the firmware and what it wrote since), not from the ELF; `elf`, the program
+    /// in that copy, decodes its logs. The UART is connected to the returned [`Link`].
+    pub fn boot_memory_with_link_on(
+        board: Board,
+        elf: &Path,
+        memory: &Path,
+        log: impl FnMut(LogLine) + Send + 'static,
+    ) -> Result<(Self, Link), Error> {
+        Self::link_up(board, elf, Some(memory), &[], &[], log)
+    }
+
+    /// Starts QEMU with `elf` as its kernel, or `memory` loaded at address 0 (the M-profile
+    /// core then resets from the vector table there).
+    fn launch(
+        board: Board,
+        elf: &Path,
+        memory: Option<&Path>,
+        serial: &Serial,
+        extra: &[&str],
+        semihosting_args: &[&str],
+        log: impl FnMut(LogLine) + Send + 'static,
+    ) -> Result<Self, Error> {
+        let boot = match memory {
+            None => vec!["-kernel".into(), elf.as_os_str().to_owned()],
+            Some(memory) => {
+                let path = std::path::absolute(memory)?;
+                // QEMU's option syntax: a comma inside a value is written twice.
+                let file = path.to_string_lossy().replace(',', ",,");
+                vec![
+                    "-device".into(),
+                    std::ffi::OsString::from(format!("loader,file={file},addr=0")),
+                ]
+            }
+        };
         let image = std::fs::read(elf).map_err(|source| Error::Firmware {
             path: elf.to_owned(),
             source,
@@ -279,8 +317,7 @@ impl Qemu {
             .arg("-serial")
             .args(serial.args())
             .args(extra)
-            .arg("-kernel")
-            .arg(elf)
+            .args(boot)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -394,10 +431,22 @@ impl Qemu {
         semihosting_args: &[&str],
         log: impl FnMut(LogLine) + Send + 'static,
     ) -> Result<(Self, Link), Error> {
+        Self::link_up(board, elf, None, extra, semihosting_args, log)
+    }
+
+    /// [`Qemu::launch`] with the UART connected to the returned [`Link`].
+    fn link_up(
+        board: Board,
+        elf: &Path,
+        memory: Option<&Path>,
+        extra: &[&str],
+        semihosting_args: &[&str],
+        log: impl FnMut(LogLine) + Send + 'static,
+    ) -> Result<(Self, Link), Error> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let serial = Serial::ConnectTo(addr);
-        let qemu = Self::start_on(board, elf, &serial, extra, semihosting_args, log)?;
+        let qemu = Self::launch(board, elf, memory, &serial, extra, semihosting_args, log)?;
         listener.set_nonblocking(true)?;
         let deadline = Instant::now() + Duration::from_secs(20);
         let stream = loop {
