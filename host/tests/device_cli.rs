@@ -6,7 +6,8 @@
 mod common;
 
 use common::{
-    digits, digits_in, firmware_dir, have_qemu, output_ok, seven_png, slice, text, workspace,
+    digits, digits_in, firmware_dir, free_addr, have_qemu, output_ok, seven_png, slice, text,
+    workspace,
 };
 
 use std::io::Read;
@@ -684,16 +685,6 @@ fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(50));
     }
     cond()
-}
-
-/// A free local port, as an address.
-fn free_addr() -> String {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    format!("127.0.0.1:{port}")
 }
 
 /// Starts `digits ARGS`, waits for its QEMU, sends it `signal`: digits ends by that signal

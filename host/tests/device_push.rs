@@ -5,9 +5,8 @@
 
 mod common;
 
-use common::{device_setup, digits, firmware_dir, have_qemu, text, workspace};
+use common::{device_setup, digits, firmware_dir, free_addr, have_qemu, text, workspace};
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -30,15 +29,6 @@ impl Drop for Running {
             .ok();
         self.0.wait().ok();
     }
-}
-
-fn free_addr() -> String {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    format!("127.0.0.1:{port}")
 }
 
 /// `digits device ARGS` with MNIST at `data`, printed as a transcript.

@@ -131,3 +131,13 @@ pub fn seven_png(dir: &Path) -> PathBuf {
     image.save(&path).unwrap();
     path
 }
+
+/// A free local port, as an address.
+pub fn free_addr() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("127.0.0.1:{port}")
+}
