@@ -66,14 +66,27 @@ pub struct LoadedWeights {
     pub provenance: Provenance,
     /// File size in bytes.
     pub bytes: usize,
+    /// The file as read and verified (what a push sends: not read again, so not another file).
+    pub file: Vec<u8>,
 }
 
 /// Reads and verifies a model file of either precision.
 pub fn load_weights(path: &Path) -> Result<LoadedWeights> {
     let bytes = read_bounded(path, MAX_MODEL_FILE_BYTES, "model file")?;
     not_a_checkpoint(path, &bytes)?;
+    let (weights, provenance) = decode_weights(path, &bytes)?;
+    Ok(LoadedWeights {
+        weights,
+        provenance,
+        bytes: bytes.len(),
+        file: bytes,
+    })
+}
+
+/// The network and metadata of model-file `bytes` of either precision, read from `path`.
+fn decode_weights(path: &Path, bytes: &[u8]) -> Result<(Weights, Provenance)> {
     let context = || format!("model file {}", path.display());
-    let file = match decode_any(&bytes).with_context(context)? {
+    let file = match decode_any(bytes).with_context(context)? {
         AnyModelFile::Mlp(file) => file,
         AnyModelFile::Compact(c) => {
             if c.model.classes() != 10 {
@@ -83,11 +96,8 @@ pub fn load_weights(path: &Path) -> Result<LoadedWeights> {
                     c.model.classes()
                 );
             }
-            return Ok(LoadedWeights {
-                weights: Weights::Compact(Box::new(QuantizedNet::from_view(&c.model))),
-                provenance: provenance(&c.metadata),
-                bytes: bytes.len(),
-            });
+            let weights = Weights::Compact(Box::new(QuantizedNet::from_view(&c.model)));
+            return Ok((weights, provenance(&c.metadata)));
         }
     };
     let weights = match file.precision {
@@ -102,11 +112,7 @@ pub fn load_weights(path: &Path) -> Result<LoadedWeights> {
             Weights::Int8(model)
         }
     };
-    Ok(LoadedWeights {
-        weights,
-        provenance: provenance(&file.metadata),
-        bytes: bytes.len(),
-    })
+    Ok((weights, provenance(&file.metadata)))
 }
 
 fn provenance(m: &Metadata<'_>) -> Provenance {

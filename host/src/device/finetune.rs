@@ -116,7 +116,7 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
         args.batch
     );
     let device_model = DeviceModel::load(args.host.model.as_deref())?;
-    let model = device_model.f32("finetune")?;
+    let model = device_model.f32_to_tune()?;
     let shifted = Dataset::load(&args.shift, DatasetKind::Mnist).with_context(|| {
         format!(
             "cannot read the shifted data in {}: write it with `digits data shift --out {}`",

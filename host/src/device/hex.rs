@@ -58,7 +58,7 @@ pub fn run(args: &HexArgs) -> Result<()> {
                 model.path.display()
             ),
             Board::Netduinoplus2 => {
-                model.f32("hex --board netduinoplus2")?;
+                model.f32_to_build("hex --board netduinoplus2")?;
             }
             _ => {}
         }

@@ -19,6 +19,8 @@ pub struct DeviceModel {
     pub path: PathBuf,
     /// Its network, for the host's side of a comparison.
     pub weights: Weights,
+    /// The file's bytes, verified: what a push sends.
+    pub file: Vec<u8>,
     /// Its parameters digest, as the device reports it.
     pub digest: u64,
     /// Whether the firmware embeds it by default (the shipped model of its precision).
@@ -42,7 +44,8 @@ impl DeviceModel {
             Some(p) => p.to_owned(),
             None => workspace::file(SHIPPED_MODEL, "--model FILE")?,
         };
-        let weights = model_io::load_weights(&path)?.weights;
+        let loaded = model_io::load_weights(&path)?;
+        let (weights, file) = (loaded.weights, loaded.file);
         let digest = digest(&weights);
         let shipped = workspace::root()
             .map(|root| root.join(shipped_file(&weights)))
@@ -51,6 +54,7 @@ impl DeviceModel {
         Ok(Self {
             path,
             weights,
+            file,
             digest,
             shipped,
         })
@@ -90,29 +94,37 @@ impl DeviceModel {
         std::path::absolute(&self.path).unwrap_or_else(|_| self.path.clone())
     }
 
-    /// The f32 network, or an error for `digits device {command}`, which needs one: fine-tuning
-    /// tunes an f32 output layer, and `run` and `hex` build the model into `serve`'s slot A,
-    /// which the firmware's build does for f32 models only (other kinds are pushed).
-    pub fn f32(&self, command: &str) -> Result<&ModelBox> {
-        let Weights::F32(model) = &self.weights else {
-            let kind = match self.weights {
-                Weights::Int8(_) => "an int8",
-                _ => "a compact",
-            };
-            let file = self.path.display();
-            if command == "finetune" {
-                bail!(
-                    "{file} is {kind} model, and fine-tuning tunes an f32 model's output layer: \
-                     pass an f32 model"
-                );
-            }
-            bail!(
+    /// The f32 network, or an error for `digits device {command} --model`: `run` and `hex`
+    /// build the model into `serve`'s slot A, which the firmware's build does for f32 models
+    /// only (the other kinds are pushed).
+    pub fn f32_to_build(&self, command: &str) -> Result<&ModelBox> {
+        self.f32_or(|file, kind| {
+            format!(
                 "{file} is {kind} model, and `digits device {command} --model` builds f32 models \
                  into the firmware: start the device with the shipped model and put this one on \
                  it with `digits device push {file}`"
-            );
-        };
-        Ok(model)
+            )
+        })
+    }
+
+    /// The f32 network, or an error for `digits device finetune`, which tunes an f32 output
+    /// layer.
+    pub fn f32_to_tune(&self) -> Result<&ModelBox> {
+        self.f32_or(|file, kind| {
+            format!(
+                "{file} is {kind} model, and fine-tuning tunes an f32 model's output layer: \
+                 pass an f32 model"
+            )
+        })
+    }
+
+    /// The f32 network, or the error `why(file, "an int8" | "a compact")`.
+    fn f32_or(&self, why: impl FnOnce(&str, &str) -> String) -> Result<&ModelBox> {
+        match &self.weights {
+            Weights::F32(model) => Ok(model),
+            Weights::Int8(_) => bail!(why(&self.path.display().to_string(), "an int8")),
+            _ => bail!(why(&self.path.display().to_string(), "a compact")),
+        }
     }
 
     /// Fails with what to type unless the device, reached as `reached`, reports this model.

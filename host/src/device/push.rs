@@ -47,7 +47,7 @@ pub fn run_push(args: &PushArgs) -> Result<()> {
             runs
         );
     }
-    let len = std::fs::metadata(&model.path).map_or(0, |m| m.len());
+    let len = model.file.len();
     println!(
         "pushed {} ({len} B, {} model) in {seconds:.1} s: slot {} runs it (sequence {}), \
          parameters digest {:016x}",

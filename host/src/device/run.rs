@@ -56,7 +56,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         .map(|path| DeviceModel::load(Some(path)))
         .transpose()?;
     if let Some(model) = &model {
-        model.f32("run")?;
+        model.f32_to_build("run")?;
     }
     super::serving(args.board, "run")?;
     require_qemu()?;

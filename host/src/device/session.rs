@@ -60,8 +60,7 @@ impl Session {
 
     /// Pushes `model` to the device and commits it, with a progress line on stderr.
     pub fn push(&mut self, model: &DeviceModel) -> Result<SlotSummary> {
-        let file = std::fs::read(&model.path)
-            .with_context(|| format!("cannot read {}", model.path.display()))?;
+        let file = &model.file;
         let bar = indicatif::ProgressBar::new(file.len() as u64).with_style(
             indicatif::ProgressStyle::with_template(
                 "pushing {msg} {bar:30} {bytes}/{total_bytes} ({bytes_per_sec})",
@@ -71,7 +70,7 @@ impl Session {
         bar.set_message(model.path.display().to_string());
         let summary = self
             .link
-            .push(&file, |sent, _| bar.set_position(u64::from(sent)))
+            .push(file, |sent, _| bar.set_position(u64::from(sent)))
             .with_context(|| format!("the device refused {}", model.path.display()))?;
         bar.finish_and_clear();
         Ok(summary)
