@@ -65,10 +65,10 @@ impl Firmware {
         let board_target = self.board.target();
         if let Some(dir) = &self.prebuilt {
             let mut path = dir.join(name);
-            // `serve` has a profile of its own: cargo puts it beside the release directory
-            // (where an older build may have left one of its own).
-            let beside = dir.join("..").join(Board::SERVE_PROFILE).join(name);
-            if name == "serve" && beside.is_file() {
+            // A program of another profile than `release` is where cargo puts it, beside the
+            // release directory (where an older build may have left one of its own).
+            let beside = dir.join("..").join(Board::profile_of(name)).join(name);
+            if beside.is_file() {
                 path = beside;
             }
             if !path.is_file() {
@@ -103,10 +103,7 @@ impl Firmware {
             false => target,
         };
         let Some(model) = model else {
-            let profile = match name {
-                "serve" => Board::SERVE_PROFILE,
-                _ => "release",
-            };
+            let profile = Board::profile_of(name);
             if !target.join(board_target).join(profile).join(name).is_file() {
                 eprintln!(
                     "building the firmware (once, into {}) ...",
@@ -221,26 +218,33 @@ impl<'a> Build<'a> {
 
     /// Builds the programs (`serve` with its own profile) and returns each one's path by name.
     fn run(&self) -> Result<HashMap<String, PathBuf>, String> {
-        let serve_bin = ["--bin", "serve"];
-        let (release, serve): (&[&str], bool) = match self.only {
-            Some("serve") => (&[], true),
-            Some(_) => (&[], false),
-            None => (self.board.programs(), self.board.serves()),
+        let mut programs: Vec<&str> = match self.only {
+            Some(name) => vec![name],
+            None => self.board.programs().to_vec(),
         };
+        if self.only.is_none() && self.board.serves() {
+            programs.push("serve");
+        }
+        // One cargo run per profile, in the order the profiles first appear.
         let mut elfs = HashMap::new();
-        if let Some(name) = self.only.filter(|&n| n != "serve") {
-            elfs.extend(self.cargo("release", &["--bin", name])?);
+        let mut profiles: Vec<&str> = Vec::new();
+        for profile in programs.iter().map(|p| Board::profile_of(p)) {
+            if !profiles.contains(&profile) {
+                profiles.push(profile);
+            }
         }
-        if !release.is_empty() {
-            elfs.extend(self.cargo("release", release)?);
-        }
-        if serve {
-            elfs.extend(self.cargo(Board::SERVE_PROFILE, &serve_bin)?);
+        for profile in profiles {
+            let bins: Vec<&str> = programs
+                .iter()
+                .copied()
+                .filter(|p| Board::profile_of(p) == profile)
+                .collect();
+            elfs.extend(self.cargo(profile, &bins)?);
         }
         Ok(elfs)
     }
 
-    /// One `cargo build` of `bins` with `profile`.
+    /// One `cargo build` of the programs `bins` with `profile`.
     fn cargo(&self, profile: &str, bins: &[&str]) -> Result<HashMap<String, PathBuf>, String> {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let target = self.board.target();
@@ -254,7 +258,7 @@ impl<'a> Build<'a> {
             .env_remove("DIGITS_MODEL_INT8")
             .env_remove("DIGITS_MODEL_COMPACT")
             .args(["build", "-p", "firmware", "--profile", profile])
-            .args(bins)
+            .args(bins.iter().flat_map(|bin| ["--bin", bin]))
             .args([
                 "--target",
                 target,

@@ -119,56 +119,41 @@ impl Board {
         self.fits_f32()
     }
 
-    /// The programs built for it with the release profile, as cargo's arguments: those whose
-    /// model and memory fit (`serve`, where it runs, has a profile of its own:
-    /// [`Board::SERVE_PROFILE`]).
+    /// The programs built for it with the release profile: those whose model and memory fit
+    /// (`serve`, where it runs, has a profile of its own: [`Board::profile_of`]).
     pub fn programs(self) -> &'static [&'static str] {
         match self {
             Board::Mps2An386 => &[
-                "--bin",
                 "boot",
-                "--bin",
                 "eval",
-                "--bin",
                 "eval-int8",
-                "--bin",
                 "eval-compact",
-                "--bin",
                 "selftest",
-                "--bin",
                 "panic",
-                "--bin",
                 "hardfault",
             ],
             // `boot` trains a 784-16-10 network with its gradient and momentum: 150 KB of RAM.
             Board::Netduinoplus2 => &[
-                "--bin",
                 "eval",
-                "--bin",
                 "eval-int8",
-                "--bin",
                 "eval-compact",
-                "--bin",
                 "selftest",
-                "--bin",
                 "panic",
-                "--bin",
                 "hardfault",
             ],
-            Board::Lm3s6965evb => &["--bin", "eval-int8", "--bin", "eval-compact"],
-            Board::Microbit => &[
-                "--bin",
-                "eval-int8",
-                "--bin",
-                "eval-compact",
-                "--bin",
-                "selftest",
-            ],
+            Board::Lm3s6965evb => &["eval-int8", "eval-compact"],
+            Board::Microbit => &["eval-int8", "eval-compact", "selftest"],
         }
     }
 
-    /// The cargo profile of `serve` (Cargo.toml: optimized for size, to fit its 64 KiB).
-    pub const SERVE_PROFILE: &'static str = "serve";
+    /// The cargo profile `program` is built with: `serve` has one of its own (Cargo.toml:
+    /// optimized for size, to fit its 64 KiB before the model slots), the others `release`.
+    pub fn profile_of(program: &str) -> &'static str {
+        match program {
+            "serve" => "serve",
+            _ => "release",
+        }
+    }
 
     fn machine(self) -> [&'static str; 4] {
         match self {
