@@ -44,6 +44,18 @@ impl Known {
     }
 }
 
+/// The shipped models, at [`F32`], [`INT8`] and [`COMPACT`].
+fn shipped_models() -> [Known; 3] {
+    [
+        Known::shipped("mnist.digits"),
+        Known::shipped("mnist-int8.digits"),
+        Known::shipped("compact.digits"),
+    ]
+}
+const F32: usize = 0;
+const INT8: usize = 1;
+const COMPACT: usize = 2;
+
 /// A saved flash, and the models it may boot: the one before the update and the one after.
 struct Cut {
     when: &'static str,
@@ -104,39 +116,52 @@ fn cut(qmp: &mut Qmp, dir: &Path, n: usize) -> PathBuf {
     memory
 }
 
-/// Runs `update` on another thread, cutting the power at random moments until it is done:
-/// waits of up to `2 * mean`, then up to `2 * mean / 10` once `near_end` is set (the commit,
-/// short and the moment that matters most).
-fn cut_during<T: Send + 'static>(
-    qmp: &mut Qmp,
-    dir: &Path,
-    cuts: &mut Vec<Cut>,
-    what: (&'static str, [usize; 2]),
-    mean: Duration,
-    rng: &mut Rng,
-    update: impl FnOnce(Arc<AtomicBool>) -> T + Send + 'static,
-) -> T {
-    let near_end = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&near_end);
-    let worker = thread::spawn(move || update(flag));
-    while !worker.is_finished() {
-        let scale = if near_end.load(Ordering::Relaxed) {
-            0.2
-        } else {
-            2.0
-        };
-        thread::sleep(mean.mul_f64(scale * rng.uniform()));
-        if worker.is_finished() {
-            break;
-        }
-        let memory = cut(qmp, dir, cuts.len());
-        cuts.push(Cut {
-            when: what.0,
+/// The power cuts of one running machine, saved in `dir`.
+struct Cutter<'a> {
+    qmp: &'a mut Qmp,
+    dir: &'a Path,
+    cuts: Vec<Cut>,
+}
+
+impl Cutter<'_> {
+    /// Cuts the power now, when the device may boot `allowed`.
+    fn cut(&mut self, when: &'static str, allowed: [usize; 2]) {
+        let memory = cut(self.qmp, self.dir, self.cuts.len());
+        self.cuts.push(Cut {
+            when,
             memory,
-            allowed: what.1,
+            allowed,
         });
     }
-    worker.join().unwrap()
+
+    /// Runs `update` on another thread, cutting the power at random moments until it is done:
+    /// waits of up to `2 * mean`, then up to `2 * mean / 10` once `near_end` is set (the
+    /// commit, short and the moment that matters most).
+    fn during<T: Send + 'static>(
+        &mut self,
+        when: &'static str,
+        allowed: [usize; 2],
+        mean: Duration,
+        rng: &mut Rng,
+        update: impl FnOnce(Arc<AtomicBool>) -> T + Send + 'static,
+    ) -> T {
+        let near_end = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&near_end);
+        let worker = thread::spawn(move || update(flag));
+        while !worker.is_finished() {
+            let scale = if near_end.load(Ordering::Relaxed) {
+                0.2
+            } else {
+                2.0
+            };
+            thread::sleep(mean.mul_f64(scale * rng.uniform()));
+            if worker.is_finished() {
+                break;
+            }
+            self.cut(when, allowed);
+        }
+        worker.join().unwrap()
+    }
 }
 
 #[test]
@@ -145,14 +170,7 @@ fn a_power_cut_at_random_moments_of_pushes_and_rollbacks_boots_the_old_or_the_ne
         return;
     }
     let elf = common::serve_elf();
-    let known = [
-        Known::shipped("mnist.digits"),
-        Known::shipped("mnist-int8.digits"),
-        Known::shipped("compact.digits"),
-    ];
-    const F32: usize = 0;
-    const INT8: usize = 1;
-    const COMPACT: usize = 2;
+    let known = shipped_models();
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -166,22 +184,12 @@ fn a_power_cut_at_random_moments_of_pushes_and_rollbacks_boots_the_old_or_the_ne
     link.wait_ready(Link::STARTUP).unwrap();
     link.hello().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let dir = dir.path();
-    let mut cuts = Vec::new();
-    let at = |cuts: &mut Vec<Cut>, qmp: &mut Qmp, when, allowed| {
-        let memory = cut(qmp, dir, cuts.len());
-        cuts.push(Cut {
-            when,
-            memory,
-            allowed,
-        });
+    let mut cutter = Cutter {
+        qmp: &mut qmp,
+        dir: dir.path(),
+        cuts: Vec::new(),
     };
-    at(
-        &mut cuts,
-        &mut qmp,
-        "as flashed, before any update",
-        [F32, F32],
-    );
+    cutter.cut("as flashed, before any update", [F32, F32]);
 
     // Each update on a thread of its own, with the link; the link comes back when it is done.
     let push = |file: Vec<u8>| {
@@ -198,24 +206,19 @@ fn a_power_cut_at_random_moments_of_pushes_and_rollbacks_boots_the_old_or_the_ne
     };
     let started = Instant::now();
     let int8 = push(known[INT8].file.clone());
-    let link_back = cut_during(
-        &mut qmp,
-        dir,
-        &mut cuts,
-        ("during a push of the int8 model", [F32, INT8]),
+    let mut link = cutter.during(
+        "during a push of the int8 model",
+        [F32, INT8],
         Duration::from_millis(400),
         &mut rng,
         move |flag| int8(flag, link),
     );
     println!("int8 push: {:.1} s", started.elapsed().as_secs_f64());
-    let mut link = link_back;
-    at(&mut cuts, &mut qmp, "after the int8 push", [INT8, INT8]);
+    cutter.cut("after the int8 push", [INT8, INT8]);
 
-    let link_back = cut_during(
-        &mut qmp,
-        dir,
-        &mut cuts,
-        ("during a rollback", [INT8, F32]),
+    let link = cutter.during(
+        "during a rollback",
+        [INT8, F32],
         Duration::from_millis(5),
         &mut rng,
         move |flag| {
@@ -224,46 +227,40 @@ fn a_power_cut_at_random_moments_of_pushes_and_rollbacks_boots_the_old_or_the_ne
             link
         },
     );
-    at(&mut cuts, &mut qmp, "after the rollback", [F32, F32]);
+    cutter.cut("after the rollback", [F32, F32]);
 
     let compact = push(known[COMPACT].file.clone());
-    let link_back = cut_during(
-        &mut qmp,
-        dir,
-        &mut cuts,
-        ("during a push of the compact model", [F32, COMPACT]),
+    let link = cutter.during(
+        "during a push of the compact model",
+        [F32, COMPACT],
         Duration::from_millis(40),
         &mut rng,
-        move |flag| compact(flag, link_back),
+        move |flag| compact(flag, link),
     );
-    drop(link_back);
-    at(
-        &mut cuts,
-        &mut qmp,
-        "after the compact push",
-        [COMPACT, COMPACT],
-    );
+    drop(link);
+    cutter.cut("after the compact push", [COMPACT, COMPACT]);
+    let cuts = cutter.cuts;
     qmp.quit().ok();
     drop(qemu);
 
     // Every cut boots a model the host knows, with its bits.
     let judging = Instant::now();
-    let mut tally: Vec<(&str, [usize; 3], usize)> = Vec::new();
+    let mut tally: Vec<(&str, [usize; 3])> = Vec::new();
     for c in &cuts {
         let which = judge(&elf, &c.memory, &known, c.allowed)
             .unwrap_or_else(|e| panic!("a power cut {}: {e}", c.when));
         let row = match tally.iter_mut().position(|r| r.0 == c.when) {
             Some(k) => k,
             None => {
-                tally.push((c.when, [0; 3], 0));
+                tally.push((c.when, [0; 3]));
                 tally.len() - 1
             }
         };
         tally[row].1[which] += 1;
-        tally[row].2 += 1;
         std::fs::remove_file(&c.memory).ok();
     }
-    for (when, booted, n) in &tally {
+    for (when, booted) in &tally {
+        let n: usize = booted.iter().sum();
         let names: Vec<String> = booted
             .iter()
             .zip(&known)
@@ -280,7 +277,7 @@ fn a_power_cut_at_random_moments_of_pushes_and_rollbacks_boots_the_old_or_the_ne
     let during_pushes: usize = tally
         .iter()
         .filter(|r| r.0.starts_with("during a push"))
-        .map(|r| r.2)
+        .map(|r| r.1.iter().sum::<usize>())
         .sum();
     assert!(
         during_pushes >= 5,
@@ -296,11 +293,7 @@ fn the_power_cut_judge_catches_planted_faults() {
         return;
     }
     let elf = common::serve_elf();
-    let known = [
-        Known::shipped("mnist.digits"),
-        Known::shipped("mnist-int8.digits"),
-        Known::shipped("compact.digits"),
-    ];
+    let known = shipped_models();
     let dir = tempfile::tempdir().unwrap();
     let (qemu, mut qmp, pts) =
         Qemu::start_pty_on(Board::Mps2An386, &elf, &[], &[], |_| {}).unwrap();
@@ -320,12 +313,12 @@ fn the_power_cut_judge_catches_planted_faults() {
     };
     // As flashed, the judge passes: the factory f32 model.
     let good = write("good.bin", &flashed);
-    assert_eq!(judge(&elf, &good, &known, [0, 1]), Ok(0));
+    assert_eq!(judge(&elf, &good, &known, [F32, INT8]), Ok(F32));
 
     let mut other = flashed.clone();
-    slot_image(&known[2].file, &mut other[slot_a.clone()], 960).unwrap();
+    slot_image(&known[COMPACT].file, &mut other[slot_a.clone()], 960).unwrap();
     let other = write("other.bin", &other);
-    let e = judge(&elf, &other, &known, [0, 1]).unwrap_err();
+    let e = judge(&elf, &other, &known, [F32, INT8]).unwrap_err();
     println!("planted: another model: {e}");
     assert!(
         e.contains("it runs compact.digits") && e.contains("neither mnist.digits nor"),
@@ -335,7 +328,7 @@ fn the_power_cut_judge_catches_planted_faults() {
     let mut blank = flashed;
     blank[slot_a].fill(0xFF);
     let blank = write("blank.bin", &blank);
-    let e = judge(&elf, &blank, &known, [0, 1]).unwrap_err();
+    let e = judge(&elf, &blank, &known, [F32, INT8]).unwrap_err();
     println!("planted: no model: {e}");
     assert!(e.contains("it runs no model"), "{e}");
 }
